@@ -1,0 +1,44 @@
+# The two commands of the README: `make run` and `make test`. Both install what they need.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 5000
+ARGS   ?=
+
+.PHONY: run test install install-test system-test-deps bench clean
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Mosu needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+# Chromium for the browser tests, from Debian (Playwright never downloads a browser here).
+system-test-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+run: install
+	$(BIN)/mosu up --demo --host $(HOST) --port $(PORT) $(ARGS)
+
+test: install-test system-test-deps
+	$(BIN)/python -m pytest -q $(ARGS)
+
+bench: install-test
+	$(BIN)/python bench/ingest_preview.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

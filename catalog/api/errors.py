@@ -1,0 +1,25 @@
+"""Typed errors -> CKAN error envelopes, in one place for the whole action API."""
+from __future__ import annotations
+
+import logging
+
+from catalog.errors import BadRequest, MosuError, ValidationError, http_status
+
+log = logging.getLogger("catalog.api")
+
+
+def error_body(exc: BaseException, request_id: str) -> tuple[int, dict]:
+    """The HTTP status and the CKAN ``error`` object for ``exc``.
+
+    Unknown errors are logged with the request id and never shown to the caller.
+    """
+    status, ckan_type = http_status(exc)
+    if status == 500:
+        log.exception("internal error in request %s", request_id, exc_info=exc)
+        return 500, {"__type": ckan_type, "message": f"Internal Server Error (request {request_id})"}
+    if isinstance(exc, BadRequest) and exc.message.startswith("Action name not known"):
+        ckan_type = "Bad request - Action Error"
+    error: dict = {"__type": ckan_type, "message": exc.message if isinstance(exc, MosuError) else str(exc)}
+    if isinstance(exc, ValidationError):
+        error.update(exc.field_errors)
+    return status, error

@@ -1,0 +1,274 @@
+"""The ``mosu`` command: run the platform, its workers, and manage users.
+
+This is an entry point, so it is the one place that reads settings from the
+environment (``MOSU_*``) and wires the parts together, including the ingest
+workers (imported only by ``mosu worker``).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import click
+
+from catalog.context import Actor, Context
+from catalog.errors import MosuError, StartupError
+from catalog.settings import Settings
+
+log = logging.getLogger("mosu")
+data_dir_option = click.option(
+    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Data directory (default ./.mosu, or MOSU_DATA_DIR).")
+
+
+def _settings(data_dir: Path | None) -> Settings:
+    return Settings.from_env(data_dir=data_dir)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"mosu: error: {message}", err=True)
+    sys.exit(1)
+
+
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("great_expectations", "urllib3", "waitress.queue"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _site_context(settings: Settings) -> Context:
+    from catalog.platform import Platform
+
+    return Context(platform=Platform.open(settings), actor=Actor.site())
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Mosu Open Data: an open data sharing platform with a CKAN-compatible catalog."""
+
+
+# -- mosu up --------------------------------------------------------------------------------
+
+def check_data_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise StartupError(f"cannot write the data directory {path}: {exc.strerror or exc}") from None
+
+
+def check_port(host: str, port: int) -> None:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+class _Stop(Exception):
+    """Raised in the main thread by SIGTERM/SIGINT to unwind and stop every child."""
+
+
+def _raise_stop(signum, _frame) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=5000, show_default=True, type=int, help="HTTP port.")
+@data_dir_option
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(0, 64),
+              help="Ingest worker processes to start.")
+@click.option("--demo", is_flag=True, help="Load the demo datasets shipped with Mosu.")
+def up(host: str, port: int, data_dir: Path | None, workers: int, demo: bool) -> None:
+    """Start the whole platform in the foreground: object store, catalog, workers, web server."""
+    settings = _settings(data_dir)
+    _logging(settings)
+    signal.signal(signal.SIGTERM, _raise_stop)
+    signal.signal(signal.SIGINT, _raise_stop)
+    seaweed = None
+    children: list[subprocess.Popen] = []
+    error: str | None = None
+    try:
+        check_data_dir(settings.data_dir)
+        check_port(host, port)
+        if not settings.s3_endpoint:
+            from catalog.seaweed import SeaweedServer
+
+            seaweed = SeaweedServer(settings.data_dir).start()
+            settings = settings.replace(s3_endpoint=seaweed.endpoint,
+                                        s3_access_key=seaweed.credentials.access_key,
+                                        s3_secret_key=seaweed.credentials.secret_key)
+        url = f"http://{host}:{port}"
+        settings = settings.replace(site_url=settings.site_url or url)
+        from catalog.api import create_app
+        from catalog.platform import Platform
+
+        platform = Platform.open(settings)
+        platform.store.ensure_bucket()
+        env = {**os.environ, **settings.to_env()}
+        for _ in range(workers):
+            children.append(subprocess.Popen(
+                [sys.executable, "-m", "catalog.cli", "worker", "--exit-with-parent"], env=env))
+        import waitress
+
+        server = waitress.create_server(create_app(platform=platform), host=host, port=port,
+                                        threads=8, ident="mosu")
+        if demo:
+            threading.Thread(target=_load_demo, args=(settings, url), daemon=True).start()
+        click.echo(f"Mosu is running at {url}/  (Ctrl-C to stop)", err=False)
+        sys.stdout.flush()
+        server.run()
+    except _Stop:
+        pass
+    except MosuError as exc:
+        error = exc.message
+    finally:
+        _stop_children(children, seaweed)
+    if error:
+        _fail(error)
+    click.echo("Mosu stopped.")
+
+
+def _stop_children(children: list[subprocess.Popen], seaweed) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    deadline = time.monotonic() + 15
+    for child in children:
+        try:
+            child.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+    children.clear()
+    if seaweed is not None:
+        seaweed.stop()
+
+
+def _load_demo(settings: Settings, url: str) -> None:
+    """Create the demo publisher and upload the demo datasets through the HTTP API."""
+    from catalog import demo
+    from catalog.actions import call
+
+    try:
+        ctx = _site_context(settings)
+        from catalog import lookup
+
+        with ctx.platform.read() as s:
+            exists = lookup.user(s, "demo") is not None
+        if not exists:
+            call(ctx, "user_create", {"name": "demo", "fullname": "Demo publisher"})
+        token = call(ctx, "api_token_create", {"user": "demo", "name": f"demo-load-{int(time.time())}"})["token"]
+        created = demo.load(url, token)
+        log.info("demo data: %d dataset(s) uploaded", len(created))
+    except Exception:
+        log.exception("could not load the demo datasets")
+
+
+# -- mosu worker ----------------------------------------------------------------------------
+
+@main.command()
+@data_dir_option
+@click.option("--concurrency", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Jobs processed at once in this process.")
+@click.option("--exit-with-parent", is_flag=True, hidden=True)
+def worker(data_dir: Path | None, concurrency: int, exit_with_parent: bool) -> None:
+    """Run ingest workers alone.
+
+    They need the catalog database and object storage: MOSU_DATABASE_URL and
+    MOSU_S3_* on another machine, or nothing beside a running ``mosu up`` on the
+    same data directory.
+    """
+    settings = _settings(data_dir)
+    _logging(settings)
+    if not settings.s3_endpoint:
+        from catalog.seaweed import running_endpoint
+
+        embedded = running_endpoint(settings.data_dir)
+        if embedded is not None:
+            endpoint, creds = embedded
+            settings = settings.replace(s3_endpoint=endpoint, s3_access_key=creds.access_key,
+                                        s3_secret_key=creds.secret_key)
+    if not (settings.s3_endpoint and settings.s3_access_key and settings.s3_secret_key):
+        _fail("mosu worker needs object storage: start 'mosu up' on this data directory, "
+              "or set MOSU_S3_ENDPOINT, MOSU_S3_ACCESS_KEY and MOSU_S3_SECRET_KEY")
+    from catalog.platform import Platform
+    from ingest.worker import run_workers
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if exit_with_parent:
+        parent = os.getppid()
+
+        def watch() -> None:
+            while not stop.wait(1.0):
+                if os.getppid() != parent:
+                    stop.set()
+        threading.Thread(target=watch, daemon=True).start()
+    try:
+        run_workers(Platform.open(settings), concurrency, stop)
+    except MosuError as exc:
+        _fail(exc.message)
+
+
+# -- mosu user ------------------------------------------------------------------------------
+
+@main.group()
+def user() -> None:
+    """Manage users and their API tokens."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--sysadmin", is_flag=True, help="Give the user every permission.")
+@click.option("--email", default=None, help="The user's e-mail address.")
+@data_dir_option
+def user_add(name: str, sysadmin: bool, email: str | None, data_dir: Path | None) -> None:
+    """Create user NAME."""
+    from catalog.actions import call
+
+    try:
+        result = call(_site_context(_settings(data_dir)), "user_create",
+                      {"name": name, "sysadmin": sysadmin, "email": email})
+    except MosuError as exc:
+        _fail(exc.message)
+    click.echo(f"created user {result['name']} ({result['id']})" + (" as sysadmin" if sysadmin else ""))
+
+
+@user.group("token")
+def user_token() -> None:
+    """API tokens."""
+
+
+@user_token.command("add")
+@click.argument("name")
+@click.argument("token_name")
+@data_dir_option
+def user_token_add(name: str, token_name: str, data_dir: Path | None) -> None:
+    """Create an API token TOKEN_NAME for user NAME; prints the token as the last line."""
+    from catalog.actions import call
+
+    try:
+        result = call(_site_context(_settings(data_dir)), "api_token_create", {"user": name, "name": token_name})
+    except MosuError as exc:
+        _fail(exc.message)
+    click.echo(f"API token {token_name!r} for {name} (shown once; keep it secret):")
+    click.echo(result["token"])
+
+
+if __name__ == "__main__":
+    main()

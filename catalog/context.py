@@ -1,0 +1,47 @@
+"""The frozen context every action receives: who is acting, on which platform."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from catalog.models import User
+from catalog.platform import Platform
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The caller, reduced to what authorization needs."""
+
+    id: str | None
+    name: str
+    sysadmin: bool = False
+
+    @classmethod
+    def of(cls, user: User) -> "Actor":
+        return cls(user.id, user.name, bool(user.sysadmin))
+
+    @classmethod
+    def site(cls) -> "Actor":
+        """The local operator (the ``mosu`` CLI on the server): acts as sysadmin."""
+        return cls(None, "site", True)
+
+
+@dataclass(frozen=True)
+class Context:
+    platform: Platform
+    actor: Actor | None = None
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    base_url: str = ""
+
+    @property
+    def site_url(self) -> str:
+        """Where clients reach this site: the configured URL, else the request's."""
+        return (self.platform.settings.site_url or self.base_url).rstrip("/")
+
+    @property
+    def settings(self):
+        return self.platform.settings
+
+    @property
+    def actor_name(self) -> str | None:
+        return self.actor.name if self.actor else None

@@ -1,0 +1,76 @@
+"""Turn catalog rows into CKAN-shaped dicts (pure: rows in, dicts out)."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from catalog.licenses import LICENSES
+from catalog.models import Organization, Package, Resource, ResourceVersion, User
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def organization(org: Organization, package_count: int | None = None) -> dict[str, Any]:
+    out = {
+        "id": org.id, "name": org.name, "title": org.title or org.name,
+        "display_name": org.title or org.name, "description": org.description,
+        "image_url": org.image_url, "created": iso(org.created), "state": org.state,
+        "type": "organization", "is_organization": True, "approval_status": "approved",
+    }
+    if package_count is not None:
+        out["package_count"] = package_count
+    return out
+
+
+def user(u: User, include_email: bool = False) -> dict[str, Any]:
+    out = {"id": u.id, "name": u.name, "fullname": u.fullname, "display_name": u.fullname or u.name,
+           "sysadmin": u.sysadmin, "state": u.state, "created": iso(u.created)}
+    if include_email:
+        out["email"] = u.email
+    return out
+
+
+def resource(res: Resource, version: ResourceVersion | None, site_url: str) -> dict[str, Any]:
+    """A CKAN resource dict plus Mosu's ingest fields.
+
+    ``datastore_active`` is true once a version is published: a failed later
+    upload leaves the earlier version readable.
+    """
+    out: dict[str, Any] = {
+        **(res.extras or {}),
+        "id": res.id, "package_id": res.package_id, "name": res.name,
+        "description": res.description, "format": res.format, "url": res.url,
+        "url_type": res.url_type, "mimetype": res.mimetype, "position": res.position,
+        "state": res.state, "created": iso(res.created), "last_modified": iso(res.last_modified),
+        "datastore_active": res.current_version_id is not None,
+        "ingest_status": res.ingest_status, "ingest_error": res.ingest_error,
+        "size": None, "hash": "", "version_id": res.current_version_id, "row_count": None,
+    }
+    if res.url_type == "upload":
+        out["url"] = f"{site_url}/dataset/{res.package_id}/resource/{res.id}/download"
+    if version is not None:
+        out.update(size=version.size, hash=f"sha256:{version.sha256}", row_count=version.row_count)
+    return out
+
+
+def package(pkg: Package, resources: list[dict[str, Any]]) -> dict[str, Any]:
+    lic = LICENSES.get(pkg.license_id)
+    return {
+        "id": pkg.id, "name": pkg.name, "title": pkg.title or pkg.name, "notes": pkg.notes,
+        "url": pkg.url, "version": pkg.version, "author": pkg.author,
+        "author_email": pkg.author_email, "maintainer": pkg.maintainer,
+        "maintainer_email": pkg.maintainer_email, "license_id": pkg.license_id,
+        "license_title": lic.title if lic else pkg.license_id,
+        "license_url": lic.url if lic else "", "isopen": bool(lic and lic.is_open),
+        "owner_org": pkg.owner_org,
+        "organization": organization(pkg.organization) if pkg.organization else None,
+        "private": pkg.private, "state": pkg.state, "type": pkg.type,
+        "tags": [{"name": t["name"], "display_name": t["name"], "state": "active"} for t in pkg.tags or []],
+        "num_tags": len(pkg.tags or []), "extras": list(pkg.extras or []), "groups": [],
+        "relationships_as_object": [], "relationships_as_subject": [],
+        "creator_user_id": pkg.creator_user_id,
+        "metadata_created": iso(pkg.metadata_created), "metadata_modified": iso(pkg.metadata_modified),
+        "resources": resources, "num_resources": len(resources),
+    }

@@ -1,0 +1,85 @@
+"""Typed errors raised anywhere in the platform.
+
+They carry what a user needs to know and nothing more; the HTTP layer
+(:mod:`catalog.api.errors`) and the web pages turn them into responses in one
+place. Anything that is not a :class:`MosuError` is an internal error: logged,
+never shown.
+"""
+from __future__ import annotations
+
+
+class MosuError(Exception):
+    """Base class of every error a user may see."""
+
+    message: str
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(MosuError):
+    """The object does not exist, or the caller may not know that it exists."""
+
+
+class NotAuthorized(MosuError):
+    """The caller may not do this."""
+
+
+class ValidationError(MosuError):
+    """Input was refused; ``field_errors`` maps a field name to its messages."""
+
+    def __init__(self, field_errors: dict[str, list[str]] | str, message: str | None = None) -> None:
+        if isinstance(field_errors, str):
+            field_errors = {"message": [field_errors]}
+        self.field_errors = field_errors
+        if message is None:
+            message = "; ".join(f"{k}: {' '.join(v)}" for k, v in field_errors.items())
+        super().__init__(message)
+
+
+class BadRequest(MosuError):
+    """The request itself could not be understood (bad JSON, unknown action)."""
+
+
+class PayloadTooLarge(MosuError):
+    """An upload exceeded a configured limit."""
+
+
+class QueryRejected(MosuError):
+    """A query was refused by the sandbox or stopped by a limit."""
+
+
+class IngestFailed(MosuError):
+    """A permanent ingest failure: the file itself is the problem; retrying will not help."""
+
+
+class QualityGateFailed(IngestFailed):
+    """Blocking expectations failed; the version is not published."""
+
+    def __init__(self, message: str, failures: list[dict] | None = None) -> None:
+        super().__init__(message)
+        self.failures = failures or []
+
+
+class StartupError(MosuError):
+    """The platform cannot start (port in use, unwritable directory, missing binary)."""
+
+
+# The HTTP status and CKAN error type of each error, in this one table.
+_HTTP: list[tuple[type[MosuError], int, str]] = [
+    (NotFound, 404, "Not Found Error"),
+    (NotAuthorized, 403, "Authorization Error"),
+    (ValidationError, 409, "Validation Error"),
+    (PayloadTooLarge, 413, "Validation Error"),
+    (QueryRejected, 400, "Validation Error"),
+    (BadRequest, 400, "Bad request - JSON Error"),
+]
+
+
+def http_status(exc: BaseException) -> tuple[int, str]:
+    """(HTTP status, CKAN ``__type``) for an error; anything unknown is a 500."""
+    for cls, status, ckan_type in _HTTP:
+        if isinstance(exc, cls):
+            return status, ckan_type
+    return 500, "Internal Server Error"

@@ -1,0 +1,185 @@
+"""Catalog tables (SQLAlchemy 2 ORM), portable between SQLite and PostgreSQL.
+
+Ids are UUID strings generated here, never taken from user input; object keys
+and paths are built from them (:mod:`catalog.keys`). Times are naive UTC, as
+CKAN renders them.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    email: Mapped[str | None] = mapped_column(String(255))
+    fullname: Mapped[str | None] = mapped_column(String(255))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    sysadmin: Mapped[bool] = mapped_column(Boolean, default=False)
+    state: Mapped[str] = mapped_column(String(20), default="active")
+    created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ApiToken(Base):
+    """An API token; only its SHA-256 is stored (tokens are 256-bit random)."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    expires: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    last_used: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    user: Mapped[User] = relationship()
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    title: Mapped[str] = mapped_column(String(255), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    image_url: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[str] = mapped_column(String(20), default="active")
+    created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Membership(Base):
+    """A user's capacity in an organization: ``admin``, ``editor`` or ``member``."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("organization_id", "user_id"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    capacity: Mapped[str] = mapped_column(String(20))
+
+
+class Package(Base):
+    """A dataset (CKAN calls it a package)."""
+
+    __tablename__ = "packages"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    title: Mapped[str] = mapped_column(String(255), default="")
+    notes: Mapped[str] = mapped_column(Text, default="")
+    url: Mapped[str] = mapped_column(Text, default="")
+    version: Mapped[str] = mapped_column(String(100), default="")
+    author: Mapped[str] = mapped_column(String(255), default="")
+    author_email: Mapped[str] = mapped_column(String(255), default="")
+    maintainer: Mapped[str] = mapped_column(String(255), default="")
+    maintainer_email: Mapped[str] = mapped_column(String(255), default="")
+    license_id: Mapped[str] = mapped_column(String(100), default="notspecified")
+    owner_org: Mapped[str | None] = mapped_column(ForeignKey("organizations.id"))
+    private: Mapped[bool] = mapped_column(Boolean, default=False)
+    state: Mapped[str] = mapped_column(String(20), default="active")
+    type: Mapped[str] = mapped_column(String(100), default="dataset")
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    extras: Mapped[list[Any]] = mapped_column(default=list)
+    creator_user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    metadata_created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    metadata_modified: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    organization: Mapped[Organization | None] = relationship()
+    resources: Mapped[list["Resource"]] = relationship(
+        back_populates="package", order_by="Resource.position"
+    )
+
+
+class Resource(Base):
+    """A file of a dataset; its published data is ``current_version``."""
+
+    __tablename__ = "resources"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    package_id: Mapped[str] = mapped_column(ForeignKey("packages.id"))
+    name: Mapped[str] = mapped_column(String(255), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    format: Mapped[str] = mapped_column(String(100), default="")
+    url: Mapped[str] = mapped_column(Text, default="")
+    url_type: Mapped[str | None] = mapped_column(String(50))
+    mimetype: Mapped[str | None] = mapped_column(String(255))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(20), default="active")
+    created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    last_modified: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    extras: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    ingest_status: Mapped[str | None] = mapped_column(String(20))
+    ingest_error: Mapped[str | None] = mapped_column(Text)
+    current_version_id: Mapped[str | None] = mapped_column(String(36))
+    package: Mapped[Package] = relationship(back_populates="resources")
+
+
+class ResourceVersion(Base):
+    """One immutable upload of a resource and, once ingested, its Parquet."""
+
+    __tablename__ = "resource_versions"
+    __table_args__ = (UniqueConstraint("resource_id", "number"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    resource_id: Mapped[str] = mapped_column(ForeignKey("resources.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    raw_key: Mapped[str] = mapped_column(Text)
+    original_filename: Mapped[str] = mapped_column(Text, default="")
+    parquet_key: Mapped[str | None] = mapped_column(Text)
+    row_count: Mapped[int | None] = mapped_column(BigInteger)
+    schema: Mapped[list[Any] | None] = mapped_column(JSON)
+    validation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    uploader_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    published: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class IngestJob(Base):
+    """A queued ingest of one version; claimed by a worker under a lease."""
+
+    __tablename__ = "ingest_jobs"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    resource_id: Mapped[str] = mapped_column(ForeignKey("resources.id"))
+    version_id: Mapped[str] = mapped_column(ForeignKey("resource_versions.id"))
+    state: Mapped[str] = mapped_column(String(20), default="queued", index=True)
+    stage: Mapped[str] = mapped_column(String(40), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker_id: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    not_before: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    error: Mapped[str | None] = mapped_column(Text)
+    created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AuditEvent(Base):
+    """One link of the tamper-evident audit chain (see :mod:`catalog.audit`)."""
+
+    __tablename__ = "audit_events"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(36), unique=True, default=new_id)
+    ts: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    actor: Mapped[str | None] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(100))
+    object_type: Mapped[str] = mapped_column(String(40))
+    object_id: Mapped[str | None] = mapped_column(String(36))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

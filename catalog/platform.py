@@ -1,0 +1,49 @@
+"""The running parts of the catalog core, wired once from :class:`Settings`.
+
+Workers, the CLI and the web app each open one :class:`Platform`; nothing here
+imports Flask.
+"""
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from catalog.db import init_schema, make_engine, session_factory
+from catalog.settings import Settings
+from catalog.storage import ObjectStore
+
+
+class Platform:
+    """Database sessions, object storage and the query service of one deployment."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = make_engine(settings.effective_database_url)
+        self.read: sessionmaker[Session] = session_factory(self.engine)
+        self.write: sessionmaker[Session] = session_factory(self.engine, write=True)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, settings: Settings) -> "Platform":
+        if settings.database_url is None:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        platform = cls(settings)
+        init_schema(platform.engine)
+        return platform
+
+    @cached_property
+    def store(self) -> ObjectStore:
+        return ObjectStore.from_settings(self.settings)
+
+    @cached_property
+    def query(self):
+        """The DuckDB query service (opened on first use: the CLI never needs it)."""
+        from catalog.query import QueryService
+
+        with self._lock:
+            return QueryService(self.store, self.settings)
+
+    def close(self) -> None:
+        self.engine.dispose()

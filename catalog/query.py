@@ -1,0 +1,136 @@
+"""DuckDB, opened only here: limits applied, the caller's tables registered, configuration locked.
+
+The base database disables external access and locks its configuration before
+any query runs, so no statement can read or write a file, attach a database,
+load an extension or change a setting. Parquet is read from object storage by
+pyarrow (ranged reads guided by a cached footer) and handed to DuckDB as a
+registered Arrow table on a per-call cursor: the cursor sees only what that
+call registered.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from catalog.settings import Settings
+from catalog.storage import ObjectStore
+
+_CACHE_SIZE = 1024
+
+# DuckDB type name (prefix) -> CKAN DataStore type.
+_CKAN_TYPES = (
+    ("TINYINT", "int"), ("SMALLINT", "int"), ("INTEGER", "int"), ("BIGINT", "int"),
+    ("HUGEINT", "int"), ("UTINYINT", "int"), ("USMALLINT", "int"), ("UINTEGER", "int"),
+    ("UBIGINT", "int"), ("FLOAT", "float"), ("DOUBLE", "float"), ("DECIMAL", "numeric"),
+    ("BOOLEAN", "bool"), ("DATE", "date"), ("TIMESTAMP WITH TIME ZONE", "timestamptz"),
+    ("TIMESTAMP", "timestamp"), ("TIME", "time"), ("VARCHAR", "text"), ("UUID", "text"),
+)
+
+
+def ckan_type(duckdb_type: str) -> str:
+    """Map a DuckDB column type to the CKAN DataStore type name (pure)."""
+    upper = duckdb_type.upper()
+    if upper.startswith(("STRUCT", "MAP", "UNION")) or upper.endswith("]"):  # nested and lists
+        return "json"
+    for prefix, name in _CKAN_TYPES:
+        if upper.startswith(prefix):
+            return name
+    return "text"
+
+
+def json_value(value: Any) -> Any:
+    """A DuckDB value as JSON: times as ISO 8601, decimals as strings (no precision lost)."""
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {k: json_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_value(v) for v in value]
+    if isinstance(value, float) and value != value:  # NaN is not JSON
+        return None
+    return value
+
+
+@dataclass(frozen=True)
+class Page:
+    fields: list[dict[str, str]]
+    records: list[dict[str, Any]]
+
+
+class QueryService:
+    """One locked DuckDB database per process; a fresh cursor per call."""
+
+    def __init__(self, store: ObjectStore, settings: Settings) -> None:
+        self._store = store
+        self._fs = store.arrow_filesystem()
+        self._db = duckdb.connect(":memory:", config={
+            "threads": settings.query_threads, "memory_limit": settings.query_memory_limit,
+        })
+        self._db.execute("SET enable_external_access = false")
+        self._db.execute("SET lock_configuration = true")
+        self._footers: OrderedDict[str, pq.FileMetaData] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _metadata(self, key: str) -> pq.FileMetaData:
+        """The Parquet footer of an object, read once per process (objects never change)."""
+        with self._lock:
+            meta = self._footers.get(key)
+            if meta is not None:
+                self._footers.move_to_end(key)
+                return meta
+        with self._fs.open_input_file(self._store.arrow_path(key)) as fh:
+            meta = pq.ParquetFile(fh).metadata
+        with self._lock:
+            self._footers[key] = meta
+            while len(self._footers) > _CACHE_SIZE:
+                self._footers.popitem(last=False)
+        return meta
+
+    def _rows(self, key: str, limit: int, offset: int) -> pa.Table:
+        """Only the row groups that hold rows ``offset .. offset+limit``, fetched by ranged reads.
+
+        A deep page costs the same as the first: the footer says where each row
+        group starts, so nothing before it is read.
+        """
+        meta = self._metadata(key)
+        groups, start, first_start = [], 0, None
+        for i in range(meta.num_row_groups):
+            n = meta.row_group(i).num_rows
+            if start + n > offset and start < offset + limit:
+                groups.append(i)
+                first_start = start if first_start is None else first_start
+            start += n
+        with self._fs.open_input_file(self._store.arrow_path(key)) as fh:
+            pf = pq.ParquetFile(fh, metadata=meta, pre_buffer=True)
+            if not groups:
+                return pf.schema_arrow.empty_table()
+            table = pf.read_row_groups(groups)
+        return table.slice(offset - first_start, limit)
+
+    def page(self, parquet_key: str, limit: int, offset: int) -> Page:
+        """Rows ``offset`` .. ``offset+limit`` of one Parquet object, in file order."""
+        rows = self._rows(parquet_key, limit, offset)
+        cur = self._db.cursor()
+        try:
+            cur.register("t", rows)
+            rel = cur.execute("SELECT * FROM t")
+            names = [d[0] for d in rel.description]
+            types = [str(d[1]) for d in rel.description]
+            rows = rel.fetchall()
+        finally:
+            cur.close()
+        fields = [{"id": n, "type": ckan_type(t)} for n, t in zip(names, types)]
+        records = [{n: json_value(v) for n, v in zip(names, row)} for row in rows]
+        return Page(fields, records)

@@ -1,0 +1,86 @@
+"""The one settings object of the platform.
+
+Entry points (the CLI) read it from ``MOSU_*`` environment variables with
+:meth:`Settings.from_env`; everything below them receives it as an argument, and
+tests build it directly.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of a Mosu deployment. Field docs live in README's table."""
+
+    data_dir: Path = Path(".mosu")
+    database_url: str | None = None
+    s3_endpoint: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    s3_bucket: str = "mosu"
+    s3_region: str = "us-east-1"
+    site_url: str | None = None
+    max_upload_bytes: int = 10 * GIB
+    job_lease_seconds: int = 60
+    job_max_attempts: int = 5
+    worker_poll_seconds: float = 0.5
+    query_memory_limit: str = "1GB"
+    query_threads: int = 2
+    parquet_row_group_rows: int = 16_384
+    log_level: str = "INFO"
+
+    @property
+    def effective_database_url(self) -> str:
+        """The SQLAlchemy URL: ``MOSU_DATABASE_URL`` or SQLite in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'catalog.sqlite').resolve()}"
+
+    def replace(self, **changes: object) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
+        """Build settings from ``MOSU_*`` variables; explicit overrides win."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get("MOSU_" + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _coerce(f.type, raw, f.name)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if "data_dir" in values:
+            values["data_dir"] = Path(values["data_dir"])  # type: ignore[arg-type]
+        return cls(**values)  # type: ignore[arg-type]
+
+    def to_env(self) -> dict[str, str]:
+        """The ``MOSU_*`` variables that reproduce these settings in a child process."""
+        out: dict[str, str] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            out["MOSU_" + f.name.upper()] = str(value)
+        return out
+
+
+def _coerce(type_name: object, raw: str, name: str) -> object:
+    text = str(type_name)
+    try:
+        if text.startswith("int"):
+            return int(raw)
+        if text.startswith("float"):
+            return float(raw)
+    except ValueError:
+        raise ValueError(f"MOSU_{name.upper()} must be a number, got {raw!r}") from None
+    if text.startswith("Path"):
+        return Path(raw)
+    return raw

@@ -1,0 +1,106 @@
+"""Pure input validation shared by the actions; every failure is a field error."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from catalog.errors import ValidationError
+
+NAME_RE = re.compile(r"^[a-z0-9_-]{2,100}$")
+USER_NAME_RE = re.compile(r"^[a-z0-9_-]{2,100}$")
+TRUE = {"true", "1", "yes", "on"}
+FALSE = {"false", "0", "no", "off", ""}
+
+
+class Errors:
+    """Collects field errors so one request reports all of them at once."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, list[str]] = {}
+
+    def add(self, field: str, message: str) -> None:
+        self.fields.setdefault(field, []).append(message)
+
+    def raise_if_any(self) -> None:
+        if self.fields:
+            raise ValidationError(self.fields)
+
+
+def name(value: Any, errors: Errors, field: str = "name") -> str:
+    """A CKAN URL name: 2-100 lowercase letters, digits, '-' and '_'."""
+    if not isinstance(value, str) or not value:
+        errors.add(field, "Missing value")
+        return ""
+    if not NAME_RE.match(value):
+        errors.add(field, "Must be purely lowercase alphanumeric (ascii) characters and these "
+                          "symbols: -_ (2 to 100 characters)")
+    return value
+
+
+def text(value: Any, errors: Errors, field: str, max_len: int = 100_000) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        errors.add(field, "Must be a string")
+        return ""
+    if len(value) > max_len:
+        errors.add(field, f"Must be at most {max_len} characters")
+    return value
+
+
+def boolean(value: Any, errors: Errors, field: str, default: bool = False) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in TRUE | FALSE:
+        return value.strip().lower() in TRUE
+    errors.add(field, "Must be true or false")
+    return default
+
+
+def integer(value: Any, field: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
+    """Parse an integer parameter (raises at once: such parameters stand alone)."""
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValidationError({field: ["Invalid integer"]}) from None
+    if number < minimum:
+        raise ValidationError({field: [f"Must be at least {minimum}"]})
+    if maximum is not None and number > maximum:
+        raise ValidationError({field: [f"Must be at most {maximum}"]})
+    return number
+
+
+def required_id(data: dict, field: str = "id") -> str:
+    value = data.get(field)
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError({field: ["Missing value"]})
+    return value.strip()
+
+
+def tags(value: Any, errors: Errors) -> list[dict]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        errors.add("tags", "Must be a list of {\"name\": ...} objects")
+        return []
+    out = []
+    for item in value:
+        tag = item.get("name") if isinstance(item, dict) else item
+        if not isinstance(tag, str) or not (1 < len(tag) <= 100):
+            errors.add("tags", f"Tag {tag!r} must be 2 to 100 characters")
+            continue
+        out.append({"name": tag})
+    return out
+
+
+def extras(value: Any, errors: Errors) -> list[dict]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(e, dict) and "key" in e for e in value):
+        errors.add("extras", "Must be a list of {\"key\": ..., \"value\": ...} objects")
+        return []
+    return [{"key": str(e["key"]), "value": e.get("value", "")} for e in value]

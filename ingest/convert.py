@@ -1,0 +1,59 @@
+"""Convert a delimited text file to Parquet with DuckDB, streaming (bounded memory)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+
+from catalog.errors import IngestFailed
+
+MAX_MESSAGE = 400
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+
+
+@dataclass(frozen=True)
+class Converted:
+    columns: list[Column]  # as sniffed from the source file
+    row_count: int
+    parquet_columns: list[Column]
+
+
+def _literal(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _clean(exc: Exception) -> str:
+    """DuckDB's message without the echo of raw input beyond a few hundred characters."""
+    first = str(exc).strip().splitlines()
+    text = " ".join(line.strip() for line in first[:3])
+    return text[:MAX_MESSAGE] + ("…" if len(text) > MAX_MESSAGE else "")
+
+
+def connect(work_dir: Path, memory_limit: str = "512MB", threads: int = 2) -> duckdb.DuckDBPyConnection:
+    """A private DuckDB for conversion: spills to ``work_dir``, never reaches the network."""
+    con = duckdb.connect(":memory:", config={"memory_limit": memory_limit, "threads": threads,
+                                             "temp_directory": str(work_dir / "duckdb-tmp")})
+    return con
+
+
+def csv_to_parquet(con: duckdb.DuckDBPyConnection, src: Path, dst: Path, row_group_rows: int) -> Converted:
+    """Sniff ``src`` (delimiter, header, types) and write it to ``dst`` as zstd Parquet."""
+    source = f"read_csv({_literal(src)}, auto_detect=true, sample_size=20480)"
+    try:
+        described = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
+        columns = [Column(row[0], row[1]) for row in described]
+        con.execute(f"COPY (SELECT * FROM {source}) TO {_literal(dst)} "
+                    f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {int(row_group_rows)})")
+    except duckdb.Error as exc:
+        raise IngestFailed(f"The file could not be read as a table: {_clean(exc)}") from None
+    meta = pq.ParquetFile(dst)
+    schema = meta.schema_arrow
+    return Converted(columns=columns, row_count=meta.metadata.num_rows,
+                     parquet_columns=[Column(f.name, str(f.type)) for f in schema])

@@ -1,0 +1,209 @@
+"""The ingest worker loop: claim, convert, validate, publish; never lose or half-publish.
+
+A job is held under a lease that a heartbeat thread renews. The raw upload is
+only ever read. Parquet goes to a staging key first, is validated, then copied
+to its immutable version key; one catalog transaction (guarded by the lease)
+then makes it current. A worker that crashes anywhere leaves the published
+state as it was, and the job is claimed again when its lease runs out.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import tempfile
+import threading
+import uuid
+from pathlib import Path
+
+from catalog import audit, jobs, keys
+from catalog.errors import IngestFailed, QualityGateFailed
+from catalog.models import Resource, ResourceVersion, utcnow
+from catalog.platform import Platform
+from ingest.convert import connect, csv_to_parquet
+from ingest.sniff import sniff
+from quality.validation import explain_failures, validate_table
+
+log = logging.getLogger("ingest.worker")
+HEAD_BYTES = 64 * 1024
+MAX_BACKOFF_SECONDS = 60.0
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class _Heartbeat(threading.Thread):
+    """Renews the lease every third of its length until stopped; notes a lost lease."""
+
+    def __init__(self, platform: Platform, claim: jobs.Claim) -> None:
+        super().__init__(daemon=True, name=f"heartbeat-{claim.job_id[:8]}")
+        self.platform, self.claim = platform, claim
+        self.stage: str | None = None
+        self.lost = False
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        lease = self.platform.settings.job_lease_seconds
+        while not self._stop_event.wait(max(1.0, lease / 3)):
+            try:
+                with self.platform.write.begin() as s:
+                    if not jobs.heartbeat(s, self.claim, lease, self.stage):
+                        self.lost = True
+                        return
+            except Exception:  # a database blip: try again at the next beat
+                log.warning("heartbeat failed for job %s", self.claim.job_id, exc_info=True)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+
+class Worker:
+    """One worker: processes jobs one at a time."""
+
+    def __init__(self, platform: Platform, name: str | None = None) -> None:
+        self.platform = platform
+        self.name = name or worker_name()
+
+    def run_once(self) -> bool:
+        """Claim and process one job; False when the queue had nothing to do."""
+        settings = self.platform.settings
+        with self.platform.read() as s:
+            if not jobs.pending(s):
+                return False
+        with self.platform.write.begin() as s:
+            claim = jobs.claim(s, self.name, settings.job_lease_seconds)
+            if claim is None:
+                return False
+            res = s.get(Resource, claim.resource_id)
+            res.ingest_status, res.ingest_error = "running", None
+        log.info("job %s: resource %s attempt %d", claim.job_id, claim.resource_id, claim.attempt)
+        beat = _Heartbeat(self.platform, claim)
+        beat.start()
+        try:
+            self._process(claim, beat)
+        except IngestFailed as exc:
+            self._fail(claim, exc)
+        except Exception as exc:  # transient (storage, database) or a bug: retry with back-off
+            self._retry(claim, exc)
+        finally:
+            beat.stop()
+        return True
+
+    def run_forever(self, stop: threading.Event) -> None:
+        poll = self.platform.settings.worker_poll_seconds
+        while not stop.is_set():
+            try:
+                busy = self.run_once()
+            except Exception:
+                log.exception("worker %s: could not claim a job", self.name)
+                busy = False
+            if not busy:
+                stop.wait(poll)
+
+    # -- the stages -------------------------------------------------------------------------
+
+    def _process(self, claim: jobs.Claim, beat: _Heartbeat) -> None:
+        platform, settings = self.platform, self.platform.settings
+        store = platform.store
+        with platform.read() as s:
+            version = s.get(ResourceVersion, claim.version_id)
+            raw_key = version.raw_key
+        with tempfile.TemporaryDirectory(prefix="mosu-ingest-") as tmp:
+            work = Path(tmp)
+            raw = work / "raw"
+            beat.stage = "downloading"
+            store.download(raw_key, str(raw))
+            with open(raw, "rb") as fh:
+                sniffed = sniff(fh.read(HEAD_BYTES))
+            beat.stage = "converting"
+            parquet = work / "data.parquet"
+            con = connect(work)
+            try:
+                converted = csv_to_parquet(con, raw, parquet, settings.parquet_row_group_rows)
+            finally:
+                con.close()
+            beat.stage = "validating"
+            report = validate_table(parquet, [c.name for c in converted.columns])
+            if not report["success"]:
+                raise QualityGateFailed(explain_failures(report), report["results"])
+            beat.stage = "publishing"
+            staging = keys.staging_parquet(claim.job_id, claim.attempt)
+            final = keys.version_parquet(claim.resource_id, claim.version_id)
+            store.put_file(staging, str(parquet), content_type="application/vnd.apache.parquet")
+            try:
+                store.copy(staging, final)
+            finally:
+                store.remove(staging)
+        if beat.lost:
+            log.warning("job %s: lease lost before publishing; leaving it to its new owner", claim.job_id)
+            return
+        self._publish(claim, converted, report, final, sniffed.encoding)
+
+    def _publish(self, claim, converted, report, parquet_key: str, encoding: str) -> None:
+        """The publish: one transaction, and only if this worker still owns the job."""
+        with self.platform.write.begin() as s:
+            if not jobs.finish(s, claim, "done"):
+                log.warning("job %s: lost to another worker; not publishing", claim.job_id)
+                return
+            version = s.get(ResourceVersion, claim.version_id)
+            res = s.get(Resource, claim.resource_id)
+            version.parquet_key = parquet_key
+            version.row_count = converted.row_count
+            version.schema = [{"id": c.name, "type": c.type} for c in converted.parquet_columns]
+            version.validation = {**report, "encoding": encoding}
+            version.status, version.published, version.error = "ready", utcnow(), None
+            res.current_version_id = version.id
+            res.ingest_status, res.ingest_error = "ready", None
+            res.last_modified = utcnow()
+            audit.record(s, f"worker:{self.name}", "resource_publish", "resource", res.id,
+                         {"version_id": version.id, "rows": converted.row_count})
+        log.info("job %s: published %d rows", claim.job_id, converted.row_count)
+
+    def _fail(self, claim: jobs.Claim, exc: IngestFailed) -> None:
+        """A permanent failure: record the reason; the raw upload and earlier versions stay."""
+        with self.platform.write.begin() as s:
+            if not jobs.finish(s, claim, "failed", exc.message):
+                return
+            version = s.get(ResourceVersion, claim.version_id)
+            res = s.get(Resource, claim.resource_id)
+            version.status, version.error = "failed", exc.message
+            if isinstance(exc, QualityGateFailed):
+                version.validation = {"success": False, "results": exc.failures}
+            res.ingest_status, res.ingest_error = "failed", exc.message
+            audit.record(s, f"worker:{self.name}", "resource_ingest_failed", "resource", res.id,
+                         {"version_id": version.id, "error": exc.message})
+        log.info("job %s: failed: %s", claim.job_id, exc.message)
+
+    def _retry(self, claim: jobs.Claim, exc: Exception) -> None:
+        settings = self.platform.settings
+        log.warning("job %s attempt %d: %s", claim.job_id, claim.attempt, exc, exc_info=True)
+        if claim.attempt >= settings.job_max_attempts:
+            self._fail(claim, IngestFailed(
+                f"Ingest failed after {claim.attempt} attempts because of an internal error; "
+                "the upload is kept and an administrator has the details."))
+            return
+        delay = min(MAX_BACKOFF_SECONDS, 2.0 ** claim.attempt)
+        try:
+            with self.platform.write.begin() as s:
+                if jobs.retry_later(s, claim, delay, type(exc).__name__):
+                    res = s.get(Resource, claim.resource_id)
+                    res.ingest_status = "queued"
+        except Exception:  # the database itself is away: the lease will expire and hand it back
+            log.warning("job %s: could not schedule a retry", claim.job_id, exc_info=True)
+
+
+def run_workers(platform: Platform, concurrency: int, stop: threading.Event) -> None:
+    """Run ``concurrency`` worker threads until ``stop`` is set."""
+    threads = [threading.Thread(target=Worker(platform).run_forever, args=(stop,), name=f"worker-{i}")
+               for i in range(concurrency)]
+    for t in threads:
+        t.start()
+    try:
+        while any(t.is_alive() for t in threads):
+            for t in threads:
+                t.join(timeout=0.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()

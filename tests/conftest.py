@@ -1,0 +1,147 @@
+"""Fixtures that start real services: SeaweedFS, the catalog on SQLite, and ``mosu up``.
+
+Nothing is mocked: tests talk HTTP to a real server process, which talks S3 to
+a real SeaweedFS on free loopback ports, and they check the real database and
+object store afterwards.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import ckanapi
+import pytest
+import requests
+
+from catalog.context import Actor, Context
+from catalog.platform import Platform
+from catalog.seaweed import SeaweedServer, free_port
+from catalog.settings import Settings
+
+MOSU = [sys.executable, "-m", "catalog.cli"]
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without any MOSU_* setting, so each test sets its own."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("MOSU_")}
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory) -> Iterator[SeaweedServer]:
+    """One real SeaweedFS for the session; each test module gets its own bucket."""
+    server = SeaweedServer(tmp_path_factory.mktemp("seaweed")).start()
+    yield server
+    server.stop()
+
+
+def s3_settings(s3: SeaweedServer, data_dir: Path, **changes) -> Settings:
+    return Settings(data_dir=data_dir, s3_endpoint=s3.endpoint, s3_access_key=s3.credentials.access_key,
+                    s3_secret_key=s3.credentials.secret_key, s3_bucket="t" + uuid.uuid4().hex[:12],
+                    **changes)
+
+
+@pytest.fixture
+def platform(s3, tmp_path) -> Iterator[Platform]:
+    """The catalog core on a fresh SQLite file and a fresh bucket."""
+    p = Platform.open(s3_settings(s3, tmp_path / "data"))
+    p.store.ensure_bucket()
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def site(platform) -> Context:
+    """Acting as the local operator (what the CLI does)."""
+    return Context(platform=platform, actor=Actor.site())
+
+
+@dataclass
+class RunningMosu:
+    """A ``mosu up`` process and what a test needs to talk to it and inspect it."""
+
+    url: str
+    settings: Settings
+    env: dict[str, str]
+    proc: subprocess.Popen
+    log: Path
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run([*MOSU, *args], env=self.env, capture_output=True, text=True,
+                              check=check, timeout=120)
+
+    def token(self, user: str, sysadmin: bool = False) -> str:
+        """Create ``user`` with the CLI (if new) and return a fresh API token, as a provider would."""
+        args = ["user", "add", user] + (["--sysadmin"] if sysadmin else [])
+        self.cli(*args, check=False)
+        out = self.cli("user", "token", "add", user, f"t-{uuid.uuid4().hex[:6]}").stdout
+        return out.strip().splitlines()[-1]
+
+    def ckan(self, token: str | None = None) -> ckanapi.RemoteCKAN:
+        return ckanapi.RemoteCKAN(self.url, apikey=token)
+
+    def inspect(self) -> Platform:
+        """The same database and object store, opened directly for assertions."""
+        return Platform.open(self.settings)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def start_mosu(data_dir: Path, env_extra: dict[str, str], settings: Settings,
+               args: tuple[str, ...] = ()) -> RunningMosu:
+    port = free_port()
+    env = {**clean_env(), "MOSU_DATA_DIR": str(data_dir), **env_extra}
+    log = data_dir.parent / f"mosu-{port}.log"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen([*MOSU, "up", "--port", str(port), *args], env=env, stdout=fh,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"mosu up exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            if requests.get(url + "/api/3/action/status_show", timeout=2).ok:
+                return RunningMosu(url, settings, env, proc, log)
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"mosu up did not answer in time:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def mosu(s3, tmp_path_factory) -> Iterator[RunningMosu]:
+    """``mosu up`` on the session's SeaweedFS (MOSU_S3_ENDPOINT), with a 2 MB upload limit."""
+    data_dir = tmp_path_factory.mktemp("mosu") / "data"
+    settings = s3_settings(s3, data_dir, max_upload_bytes=2 * 1024 * 1024)
+    env = {k: v for k, v in settings.to_env().items() if k != "MOSU_DATA_DIR"}
+    running = start_mosu(data_dir, env, settings)
+    yield running
+    running.stop()
+
+
+def wait_for_ingest(ckan: ckanapi.RemoteCKAN, resource_id: str, timeout: float = 90) -> dict:
+    """Poll ``resource_show`` until the ingest reaches ``ready`` or ``failed``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        res = ckan.action.resource_show(id=resource_id)
+        if res["ingest_status"] in ("ready", "failed"):
+            return res
+        time.sleep(0.25)
+    raise AssertionError(f"ingest of {resource_id} did not finish in {timeout} s: {res}")

@@ -1,0 +1,122 @@
+"""Pure logic: sniffing, keys, the audit chain, settings, type mapping, file names."""
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from pathlib import Path
+
+import pytest
+
+from catalog import audit, keys
+from catalog.errors import IngestFailed, ValidationError, http_status, NotFound, NotAuthorized, PayloadTooLarge
+from catalog.models import AuditEvent
+from catalog.query import ckan_type, json_value
+from catalog.settings import Settings
+from catalog.uploads import display_filename, format_from_filename
+from ingest.sniff import sniff
+from quality.validation import explain_failures
+
+ID = "6f1c1f8e-8d2a-4a53-9d55-0a7a8f6b1e2c"
+
+
+@pytest.mark.parametrize("head,fragment", [
+    (b"", "empty"),
+    (b"%PDF-1.7\n...", "PDF document"),
+    (b"PK\x03\x04rest", "ZIP archive"),
+    (b"\x1f\x8b\x08\x00", "gzip"),
+    (b"\xff\xfea\x00,\x00b\x00", "UTF-16"),
+    (b"a,b\n1,\x00\x002\n", "binary data"),
+    (b"caf\xe9,cr\xe8me\n1,2\n", "not valid UTF-8"),
+    (bytes(range(1, 32)) * 20, "does not look like text"),
+])
+def test_sniff_refuses_what_is_not_a_utf8_table(head, fragment):
+    with pytest.raises(IngestFailed) as err:
+        sniff(head)
+    assert fragment in err.value.message
+
+
+def test_sniff_accepts_utf8_with_and_without_bom():
+    assert sniff("名前,年\n李,30\n".encode()).format == "csv"
+    assert sniff(b"\xef\xbb\xbfa;b\n1;2\n").encoding == "utf-8"
+
+
+def test_keys_come_from_ids_only():
+    assert keys.raw_upload(ID, ID) == f"raw/{ID}/{ID}"
+    assert keys.version_parquet(ID, ID) == f"parquet/{ID}/{ID}.parquet"
+    assert keys.staging_parquet(ID, 2) == f"staging/{ID}/2.parquet"
+    for hostile in ("../etc", "a/b", "", "x" * 36):
+        with pytest.raises(ValueError):
+            keys.raw_upload(hostile, ID)
+
+
+def _chain(n: int) -> list[AuditEvent]:
+    events, prev = [], audit.GENESIS
+    for i in range(n):
+        ev = AuditEvent(seq=i + 1, id=f"id{i}", ts=dt.datetime(2026, 1, 1, 0, 0, i), actor="alice",
+                        action="datastore_search", object_type="resource", object_id=ID, detail={"n": i})
+        ev.prev_hash = prev
+        ev.hash = audit.event_hash(prev, audit._fields(ev))
+        prev = ev.hash
+        events.append(ev)
+    return events
+
+
+def test_audit_chain_verifies_and_detects_tampering():
+    events = _chain(5)
+    assert audit.verify(events) == (True, None)
+    events[2].detail = {"n": 99}
+    assert audit.verify(events) == (False, 3)
+    events = _chain(5)
+    del events[1]
+    assert audit.verify(events) == (False, 3)
+    events = _chain(5)
+    events[3].actor = "mallory"
+    events[3].hash = audit.event_hash(events[3].prev_hash, audit._fields(events[3]))
+    assert audit.verify(events) == (False, 5), "re-hashing one event breaks the next link"
+
+
+def test_settings_from_env_and_back():
+    s = Settings.from_env({"MOSU_DATA_DIR": "/srv/mosu", "MOSU_MAX_UPLOAD_BYTES": "1234",
+                           "MOSU_S3_ENDPOINT": "http://127.0.0.1:9000", "OTHER": "x"})
+    assert s.data_dir == Path("/srv/mosu") and s.max_upload_bytes == 1234
+    assert s.effective_database_url == "sqlite:////srv/mosu/catalog.sqlite"
+    assert Settings.from_env(s.to_env()) == s
+    assert Settings.from_env({"MOSU_DATABASE_URL": "postgresql://x/y"}).effective_database_url == "postgresql://x/y"
+    with pytest.raises(ValueError, match="MOSU_JOB_LEASE_SECONDS must be a number"):
+        Settings.from_env({"MOSU_JOB_LEASE_SECONDS": "soon"})
+
+
+def test_ckan_types_and_json_values():
+    assert [ckan_type(t) for t in ("BIGINT", "DOUBLE", "DECIMAL(10,2)", "VARCHAR", "DATE",
+                                   "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "BOOLEAN", "INTEGER[]")] == \
+        ["int", "float", "numeric", "text", "date", "timestamp", "timestamptz", "bool", "json"]
+    assert json_value(dt.date(2024, 2, 29)) == "2024-02-29"
+    assert json_value(decimal.Decimal("1.10")) == "1.10"
+    assert json_value(float("nan")) is None
+    assert json_value({"a": [dt.datetime(2024, 1, 1, 12)]}) == {"a": ["2024-01-01T12:00:00"]}
+
+
+def test_client_file_names_are_reduced_to_labels():
+    assert display_filename("../../etc/passwd") == "passwd"
+    assert display_filename("C:\\Users\\me\\data.csv") == "data.csv"
+    assert display_filename("a\x00b\nc.csv") == "abc.csv"
+    assert format_from_filename("export.CSV.gz") == "CSV"
+    assert format_from_filename("noext") == ""
+
+
+def test_errors_map_to_ckan_types_in_one_table():
+    assert http_status(NotFound("x")) == (404, "Not Found Error")
+    assert http_status(NotAuthorized("x")) == (403, "Authorization Error")
+    assert http_status(ValidationError({"name": ["bad"]})) == (409, "Validation Error")
+    assert http_status(PayloadTooLarge("x"))[0] == 413
+    assert http_status(KeyError("boom")) == (500, "Internal Server Error")
+
+
+def test_quality_failures_are_explained_in_plain_words():
+    report = {"results": [
+        {"type": "expect_table_row_count_to_be_between", "success": False, "observed_value": 0, "kwargs": {}},
+        {"type": "expect_table_columns_to_match_ordered_list", "success": False, "observed_value": ["a"],
+         "kwargs": {"column_list": ["a", "b"]}},
+    ]}
+    text = explain_failures(report)
+    assert "no data rows" in text and "['a', 'b']" in text

@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Any, Iterable
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from catalog.models import AuditEvent, new_id, utcnow
@@ -33,6 +33,10 @@ def _fields(ev: AuditEvent) -> dict[str, Any]:
 def record(session: Session, actor: str | None, action: str, object_type: str,
            object_id: str | None, detail: dict[str, Any] | None = None) -> AuditEvent:
     """Append one event. Call inside a writing session (it serialises on the last link)."""
+    if session.get_bind().dialect.name == "postgresql":
+        # SQLite writers are serialised by BEGIN IMMEDIATE; on PostgreSQL take a lock so two
+        # transactions never link to the same predecessor and fork the chain.
+        session.execute(text("SELECT pg_advisory_xact_lock(7208311)"))
     last = session.scalar(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1))
     prev = last.hash if last is not None else GENESIS
     ev = AuditEvent(id=new_id(), ts=utcnow(), actor=actor, action=action,

@@ -10,7 +10,6 @@ import logging
 import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -21,6 +20,7 @@ import click
 from catalog.context import Actor, Context
 from catalog.errors import MosuError, StartupError
 from catalog.settings import Settings
+from catalog.supervisor import WorkerProcesses
 
 log = logging.getLogger("mosu")
 data_dir_option = click.option(
@@ -97,7 +97,7 @@ def up(host: str, port: int, data_dir: Path | None, workers: int, demo: bool) ->
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
     seaweed = None
-    children: list[subprocess.Popen] = []
+    workers_procs: WorkerProcesses | None = None
     error: str | None = None
     try:
         check_data_dir(settings.data_dir)
@@ -105,21 +105,17 @@ def up(host: str, port: int, data_dir: Path | None, workers: int, demo: bool) ->
         if not settings.s3_endpoint:
             from catalog.seaweed import SeaweedServer
 
-            seaweed = SeaweedServer(settings.data_dir).start()
+            seaweed = SeaweedServer(settings.data_dir, binary=settings.weed_binary).start()
             settings = settings.replace(s3_endpoint=seaweed.endpoint,
                                         s3_access_key=seaweed.credentials.access_key,
                                         s3_secret_key=seaweed.credentials.secret_key)
         url = f"http://{host}:{port}"
-        settings = settings.replace(site_url=settings.site_url or url)
         from catalog.api import create_app
         from catalog.platform import Platform
 
         platform = Platform.open(settings)
         platform.store.ensure_bucket()
-        env = {**os.environ, **settings.to_env()}
-        for _ in range(workers):
-            children.append(subprocess.Popen(
-                [sys.executable, "-m", "catalog.cli", "worker", "--exit-with-parent"], env=env))
+        workers_procs = WorkerProcesses(workers, {**os.environ, **settings.to_env()}).start()
         import waitress
 
         server = waitress.create_server(create_app(platform=platform), host=host, port=port,
@@ -134,28 +130,15 @@ def up(host: str, port: int, data_dir: Path | None, workers: int, demo: bool) ->
     except MosuError as exc:
         error = exc.message
     finally:
-        _stop_children(children, seaweed)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if workers_procs is not None:
+            workers_procs.stop()
+        if seaweed is not None:
+            seaweed.stop()
     if error:
         _fail(error)
     click.echo("Mosu stopped.")
-
-
-def _stop_children(children: list[subprocess.Popen], seaweed) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    for child in children:
-        if child.poll() is None:
-            child.terminate()
-    deadline = time.monotonic() + 15
-    for child in children:
-        try:
-            child.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-    children.clear()
-    if seaweed is not None:
-        seaweed.stop()
 
 
 def _load_demo(settings: Settings, url: str) -> None:

@@ -24,6 +24,7 @@ class Platform:
         self.read: sessionmaker[Session] = session_factory(self.engine)
         self.write: sessionmaker[Session] = session_factory(self.engine, write=True)
         self._lock = threading.Lock()
+        self._query = None
 
     @classmethod
     def open(cls, settings: Settings) -> "Platform":
@@ -37,13 +38,16 @@ class Platform:
     def store(self) -> ObjectStore:
         return ObjectStore.from_settings(self.settings)
 
-    @cached_property
+    @property
     def query(self):
-        """The DuckDB query service (opened on first use: the CLI never needs it)."""
-        from catalog.query import QueryService
+        """The DuckDB query service, opened once on first use (the CLI and workers never need it)."""
+        if self._query is None:
+            with self._lock:
+                if self._query is None:
+                    from catalog.query import QueryService
 
-        with self._lock:
-            return QueryService(self.store, self.settings)
+                    self._query = QueryService(self.store, self.settings)
+        return self._query
 
     def close(self) -> None:
         self.engine.dispose()

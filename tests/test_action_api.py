@@ -3,8 +3,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import ckanapi
 import pytest
@@ -230,3 +235,36 @@ def test_every_write_is_audited_in_a_verifiable_chain(mosu, admin, dataset):
     created = [e for e in events if e.action == "package_create" and e.object_id == dataset["id"]]
     assert created and created[0].actor == "site-admin"
     assert json.dumps(created[0].detail)
+
+
+def _children(pid: int) -> list[tuple[int, str]]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append((int(entry.name), cmd))
+    return found
+
+
+def test_a_killed_worker_is_replaced_and_ingest_goes_on(mosu, admin, dataset):
+    workers = [pid for pid, cmd in _children(mosu.proc.pid) if "catalog.cli worker" in cmd]
+    assert len(workers) == 1
+    os.kill(workers[0], signal.SIGKILL)
+    res = upload(admin, dataset, b"k,v\na,1\nb,2\n")
+    assert wait_for_ingest(admin, res["id"])["ingest_status"] == "ready"
+    replacement = [pid for pid, cmd in _children(mosu.proc.pid) if "catalog.cli worker" in cmd]
+    assert len(replacement) == 1 and replacement != workers
+
+
+def test_the_web_process_never_imports_great_expectations(tmp_path):
+    code = ("import sys; from catalog.api import create_app; from catalog.settings import Settings; "
+            f"app = create_app(Settings(data_dir=__import__('pathlib').Path({str(tmp_path)!r}))); "
+            "app.test_client().get('/api/3/action/status_show'); "
+            "print('great_expectations' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "False"

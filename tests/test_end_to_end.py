@@ -34,6 +34,10 @@ def _weed_processes(data_dir: Path) -> list[int]:
 def test_fresh_platform_upload_to_preview(tmp_path):
     """mosu up (embedded SeaweedFS) -> CLI user+token -> ckanapi org, dataset, upload -> rows back."""
     data_dir = tmp_path / "mosu"
+    before = subprocess.run([*MOSU, "user", "add", "alice", "--sysadmin", "--email", "alice@example.org"],
+                            capture_output=True, text=True, timeout=60,
+                            env={**clean_env(), "MOSU_DATA_DIR": str(data_dir)})
+    assert before.returncode == 0, before.stderr  # the CLI works before the platform ever ran
     running = start_mosu(data_dir, {}, Settings(data_dir=data_dir))
     try:
         creds = json.loads((data_dir / "s3" / "s3.json").read_text())
@@ -41,7 +45,7 @@ def test_fresh_platform_upload_to_preview(tmp_path):
         assert creds["identities"][0]["credentials"][0]["secretKey"]
         assert _weed_processes(data_dir), "mosu up should run its own SeaweedFS"
 
-        token = running.token("alice", sysadmin=True)
+        token = running.token("alice")
         assert token.startswith("mosu_")
         ckan = running.ckan(token)
         org = ckan.action.organization_create(name="swiss-stats", title="Swiss statistics")
@@ -114,6 +118,15 @@ def test_up_refuses_an_unwritable_data_dir(tmp_path):
     assert out.returncode == 1
     assert out.stderr.startswith("mosu: error: cannot write the data directory")
     assert out.stderr.strip().count("\n") == 0 and "Traceback" not in out.stderr
+
+
+def test_up_refuses_a_missing_seaweedfs_binary(tmp_path):
+    env = {**clean_env(), "MOSU_WEED_BINARY": str(tmp_path / "no-such-weed")}
+    out = subprocess.run([*MOSU, "up", "--port", str(free_port()), "--data-dir", str(tmp_path / "d")],
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 1
+    missing = tmp_path / "no-such-weed"
+    assert out.stderr.strip() == f"mosu: error: SeaweedFS binary not found or not executable: {missing}"
 
 
 def test_worker_without_object_storage_explains(tmp_path):

@@ -1,9 +1,10 @@
 """Authorization, after CKAN's model: checked first in every action.
 
-Anonymous callers read public active datasets; organization members read their
-organization's private datasets; editors and admins create and edit them;
-sysadmins do everything. Unknown or hidden objects answer Not Found, so a
-private dataset's existence does not leak.
+Anonymous callers read public active datasets. Organization members read their
+organization's private datasets; editors and admins also create and edit them;
+admins manage members. Dataset collaborators get the capacity they were given
+(``editor`` edits, ``member`` reads). Sysadmins do everything. A dataset the
+caller may not read answers Not Found, so its existence does not leak.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from catalog.context import Actor
 from catalog.errors import NotAuthorized, NotFound
-from catalog.models import Membership, Package
+from catalog.models import Collaborator, Group, Member, Package
 
 EDIT_CAPACITIES = frozenset({"admin", "editor"})
 READ_CAPACITIES = frozenset({"admin", "editor", "member"})
@@ -30,29 +31,42 @@ def require_sysadmin(actor: Actor | None, what: str) -> Actor:
     return actor
 
 
-def capacity(session: Session, actor: Actor | None, organization_id: str | None) -> str | None:
-    """The actor's role in an organization, or None."""
-    if actor is None or actor.id is None or organization_id is None:
+def is_sysadmin(actor: Actor | None) -> bool:
+    return actor is not None and actor.sysadmin
+
+
+def capacity(session: Session, actor: Actor | None, group_id: str | None) -> str | None:
+    """The actor's role in a group or organization, or None."""
+    if actor is None or actor.id is None or group_id is None:
         return None
-    return session.scalar(select(Membership.capacity).where(
-        Membership.organization_id == organization_id, Membership.user_id == actor.id))
+    return session.scalar(select(Member.capacity).where(
+        Member.group_id == group_id, Member.table_name == "user", Member.table_id == actor.id))
 
 
-def can_read_package(session: Session, actor: Actor | None, pkg: Package) -> bool:
-    if actor is not None and actor.sysadmin:
-        return True
-    cap = capacity(session, actor, pkg.owner_org)
-    if pkg.state == "active" and not pkg.private:
-        return True
-    if pkg.state == "deleted":
-        return cap in EDIT_CAPACITIES
-    return cap in READ_CAPACITIES
+def collaborator_capacity(session: Session, actor: Actor | None, package_id: str) -> str | None:
+    if actor is None or actor.id is None:
+        return None
+    return session.scalar(select(Collaborator.capacity).where(
+        Collaborator.package_id == package_id, Collaborator.user_id == actor.id))
 
 
 def can_edit_package(session: Session, actor: Actor | None, pkg: Package) -> bool:
     if actor is None:
         return False
-    return actor.sysadmin or capacity(session, actor, pkg.owner_org) in EDIT_CAPACITIES
+    if actor.sysadmin or capacity(session, actor, pkg.owner_org) in EDIT_CAPACITIES:
+        return True
+    return collaborator_capacity(session, actor, pkg.id) in EDIT_CAPACITIES
+
+
+def can_read_package(session: Session, actor: Actor | None, pkg: Package) -> bool:
+    if is_sysadmin(actor):
+        return True
+    if pkg.state == "active" and not pkg.private:
+        return True
+    if pkg.state != "active":  # deleted or draft: only those who may edit it
+        return can_edit_package(session, actor, pkg)
+    return (capacity(session, actor, pkg.owner_org) in READ_CAPACITIES
+            or collaborator_capacity(session, actor, pkg.id) is not None)
 
 
 def require_read_package(session: Session, actor: Actor | None, pkg: Package | None) -> Package:
@@ -62,7 +76,7 @@ def require_read_package(session: Session, actor: Actor | None, pkg: Package | N
     return pkg
 
 
-def require_edit_package(session: Session, actor: Actor | None, pkg: Package) -> Package:
+def require_edit_package(session: Session, actor: Actor | None, pkg: Package | None) -> Package:
     require_read_package(session, actor, pkg)
     if not can_edit_package(session, actor, pkg):
         raise NotAuthorized(f"Access denied: you may not edit dataset {pkg.name}")
@@ -76,3 +90,33 @@ def require_create_in_org(session: Session, actor: Actor | None, organization_id
     if capacity(session, actor, organization_id) not in EDIT_CAPACITIES:
         raise NotAuthorized("Access denied: you must be an editor or admin of the organization "
                             "to create datasets in it")
+
+
+def require_group_admin(session: Session, actor: Actor | None, group: Group, what: str) -> None:
+    """Only the group's (or organization's) admins and sysadmins change it or its members."""
+    require_user(actor, what)
+    if not actor.sysadmin and capacity(session, actor, group.id) != "admin":  # type: ignore[union-attr]
+        raise NotAuthorized(f"Access denied: only an admin of {group.name} may {what}")
+
+
+def require_group_member(session: Session, actor: Actor | None, group: Group, what: str) -> None:
+    """Any member of a group (and sysadmins) may add datasets to it, as in CKAN."""
+    require_user(actor, what)
+    if not actor.sysadmin and capacity(session, actor, group.id) is None:  # type: ignore[union-attr]
+        raise NotAuthorized(f"Access denied: you are not a member of {group.name}")
+
+
+def visible_packages(actor: Actor | None, include_private: bool = True):
+    """A WHERE clause selecting the active datasets ``actor`` may read.
+
+    With ``include_private=False`` only public ones (``package_search``'s default).
+    """
+    active = Package.state == "active"
+    if is_sysadmin(actor):
+        return active if include_private else active & Package.private.is_(False)
+    public = active & Package.private.is_(False)
+    if actor is None or actor.id is None or not include_private:
+        return public
+    member_orgs = select(Member.group_id).where(Member.table_name == "user", Member.table_id == actor.id)
+    shared = select(Collaborator.package_id).where(Collaborator.user_id == actor.id)
+    return public | (active & (Package.owner_org.in_(member_orgs) | Package.id.in_(shared)))

@@ -1,10 +1,12 @@
 """Database engine and sessions for the catalog (SQLite by default, PostgreSQL by URL)."""
 from __future__ import annotations
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, insert, inspect, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from catalog.models import Base
+from catalog.errors import StartupError
+from catalog.models import Base, Counter, SchemaInfo
 
 
 def make_engine(url: str) -> Engine:
@@ -31,9 +33,35 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+SCHEMA_VERSION = 2
+
+
 def init_schema(engine: Engine) -> None:
-    """Create missing tables (idempotent). Migrations come with the first schema change."""
+    """Create the tables of a new database, or check that an existing one has this schema.
+
+    A database from another schema version is refused with a clear message
+    rather than used half-compatibly (migrations will upgrade it once released).
+    """
+    tables = set(inspect(engine).get_table_names())
+    if tables and "schema_info" not in tables:
+        found: int | None = 1
+    elif tables:
+        with engine.connect() as conn:
+            found = conn.execute(select(SchemaInfo.version)).scalar()
+    else:
+        found = None
+    if found is not None and found != SCHEMA_VERSION:
+        raise StartupError(f"the catalog database {engine.url.render_as_string(hide_password=True)} has "
+                           f"schema version {found}, this Mosu needs {SCHEMA_VERSION}: use a new data "
+                           "directory (or MOSU_DATABASE_URL)")
     Base.metadata.create_all(engine)
+    if found is None:
+        try:
+            with engine.begin() as conn:
+                conn.execute(insert(SchemaInfo).values(id=1, version=SCHEMA_VERSION))
+                conn.execute(insert(Counter).values(name="search", value=0))
+        except IntegrityError:  # another process initialised it at the same moment
+            pass
 
 
 def session_factory(engine: Engine, *, write: bool = False) -> sessionmaker[Session]:

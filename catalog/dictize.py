@@ -5,28 +5,37 @@ import datetime as dt
 from typing import Any
 
 from catalog.licenses import LICENSES
-from catalog.models import Organization, Package, Resource, ResourceVersion, User
+from catalog.models import Group, Package, Resource, ResourceVersion, User
 
 
 def iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def organization(org: Organization, package_count: int | None = None) -> dict[str, Any]:
+def group(g: Group, package_count: int | None = None) -> dict[str, Any]:
+    """A CKAN group or organization dict (without members and datasets)."""
     out = {
-        "id": org.id, "name": org.name, "title": org.title or org.name,
-        "display_name": org.title or org.name, "description": org.description,
-        "image_url": org.image_url, "created": iso(org.created), "state": org.state,
-        "type": "organization", "is_organization": True, "approval_status": "approved",
+        "id": g.id, "name": g.name, "title": g.title or g.name, "display_name": g.title or g.name,
+        "description": g.description, "image_url": g.image_url, "image_display_url": g.image_url,
+        "created": iso(g.created), "state": g.state, "type": g.type,
+        "is_organization": g.is_organization, "approval_status": "approved",
+        "extras": list(g.extras or []),
     }
     if package_count is not None:
         out["package_count"] = package_count
     return out
 
 
+def group_brief(g: Group) -> dict[str, Any]:
+    """The short group dict CKAN embeds in a dataset's ``groups``."""
+    return {"id": g.id, "name": g.name, "title": g.title or g.name, "display_name": g.title or g.name,
+            "description": g.description, "image_display_url": g.image_url}
+
+
 def user(u: User, include_email: bool = False) -> dict[str, Any]:
     out = {"id": u.id, "name": u.name, "fullname": u.fullname, "display_name": u.fullname or u.name,
-           "sysadmin": u.sysadmin, "state": u.state, "created": iso(u.created)}
+           "about": u.about, "image_url": u.image_url, "sysadmin": u.sysadmin, "state": u.state,
+           "created": iso(u.created)}
     if include_email:
         out["email"] = u.email
     return out
@@ -55,7 +64,7 @@ def resource(res: Resource, version: ResourceVersion | None, site_url: str) -> d
     return out
 
 
-def package(pkg: Package, resources: list[dict[str, Any]]) -> dict[str, Any]:
+def package(pkg: Package, resources: list[dict[str, Any]], groups: list[Group] | None = None) -> dict[str, Any]:
     lic = LICENSES.get(pkg.license_id)
     return {
         "id": pkg.id, "name": pkg.name, "title": pkg.title or pkg.name, "notes": pkg.notes,
@@ -65,10 +74,12 @@ def package(pkg: Package, resources: list[dict[str, Any]]) -> dict[str, Any]:
         "license_title": lic.title if lic else pkg.license_id,
         "license_url": lic.url if lic else "", "isopen": bool(lic and lic.is_open),
         "owner_org": pkg.owner_org,
-        "organization": organization(pkg.organization) if pkg.organization else None,
+        "organization": group(pkg.organization) if pkg.organization else None,
         "private": pkg.private, "state": pkg.state, "type": pkg.type,
-        "tags": [{"name": t["name"], "display_name": t["name"], "state": "active"} for t in pkg.tags or []],
-        "num_tags": len(pkg.tags or []), "extras": list(pkg.extras or []), "groups": [],
+        "tags": [{"name": t, "display_name": t, "state": "active", "vocabulary_id": None}
+                 for t in pkg.tag_names],
+        "num_tags": len(pkg.tag_rows), "extras": list(pkg.extras or []),
+        "groups": [group_brief(g) for g in groups or []],
         "relationships_as_object": [], "relationships_as_subject": [],
         "creator_user_id": pkg.creator_user_id,
         "metadata_created": iso(pkg.metadata_created), "metadata_modified": iso(pkg.metadata_modified),

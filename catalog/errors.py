@@ -62,6 +62,10 @@ class QualityGateFailed(IngestFailed):
         self.failures = failures or []
 
 
+class SearchQueryError(MosuError):
+    """A search query (``q``, ``fq``, ``sort``) could not be parsed."""
+
+
 class StartupError(MosuError):
     """The platform cannot start (port in use, unwritable directory, missing binary)."""
 
@@ -73,6 +77,7 @@ _HTTP: list[tuple[type[MosuError], int, str]] = [
     (ValidationError, 409, "Validation Error"),
     (PayloadTooLarge, 413, "Validation Error"),
     (QueryRejected, 400, "Validation Error"),
+    (SearchQueryError, 400, "Search Query Error"),
     (BadRequest, 400, "Bad request - JSON Error"),
 ]
 

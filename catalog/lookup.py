@@ -6,9 +6,9 @@ from typing import TypeVar
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from catalog.models import Organization, Package, Resource, User
+from catalog.models import Group, Package, Resource, User
 
-T = TypeVar("T", Organization, Package, User)
+T = TypeVar("T", Group, Package, User)
 
 
 def by_id_or_name(session: Session, model: type[T], key: str) -> T | None:
@@ -19,9 +19,19 @@ def package(session: Session, key: str) -> Package | None:
     return by_id_or_name(session, Package, key)
 
 
-def organization(session: Session, key: str) -> Organization | None:
-    org = by_id_or_name(session, Organization, key)
-    return org if org is not None and org.state == "active" else None
+def group(session: Session, key: str, is_organization: bool | None = None,
+          include_deleted: bool = False) -> Group | None:
+    """An active group or organization (``is_organization`` None accepts either)."""
+    found = by_id_or_name(session, Group, key)
+    if found is None or (found.state != "active" and not include_deleted):
+        return None
+    if is_organization is not None and found.is_organization != is_organization:
+        return None
+    return found
+
+
+def organization(session: Session, key: str) -> Group | None:
+    return group(session, key, is_organization=True)
 
 
 def user(session: Session, key: str) -> User | None:

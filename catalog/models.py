@@ -32,6 +32,8 @@ class User(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     email: Mapped[str | None] = mapped_column(String(255))
     fullname: Mapped[str | None] = mapped_column(String(255))
+    about: Mapped[str] = mapped_column(Text, default="")
+    image_url: Mapped[str] = mapped_column(Text, default="")
     password_hash: Mapped[str | None] = mapped_column(String(255))
     sysadmin: Mapped[bool] = mapped_column(Boolean, default=False)
     state: Mapped[str] = mapped_column(String(20), default="active")
@@ -53,26 +55,69 @@ class ApiToken(Base):
     user: Mapped[User] = relationship()
 
 
-class Organization(Base):
-    __tablename__ = "organizations"
+class Group(Base):
+    """An organization (``is_organization``) or a group; CKAN keeps both in one table too."""
+
+    __tablename__ = "groups"
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     title: Mapped[str] = mapped_column(String(255), default="")
     description: Mapped[str] = mapped_column(Text, default="")
     image_url: Mapped[str] = mapped_column(Text, default="")
+    is_organization: Mapped[bool] = mapped_column(Boolean, default=False)
     state: Mapped[str] = mapped_column(String(20), default="active")
+    extras: Mapped[list[Any]] = mapped_column(default=list)
     created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
+    @property
+    def type(self) -> str:
+        return "organization" if self.is_organization else "group"
 
-class Membership(Base):
-    """A user's capacity in an organization: ``admin``, ``editor`` or ``member``."""
 
-    __tablename__ = "memberships"
-    __table_args__ = (UniqueConstraint("organization_id", "user_id"),)
+class Member(Base):
+    """A user's capacity in a group or organization, or a dataset's membership of a group.
+
+    ``table_name`` is ``user`` (capacity ``admin``/``editor``/``member``) or
+    ``package`` (datasets in a group; organizations own datasets via ``owner_org``).
+    """
+
+    __tablename__ = "members"
+    __table_args__ = (UniqueConstraint("group_id", "table_name", "table_id"),)
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    group_id: Mapped[str] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), index=True)
+    table_name: Mapped[str] = mapped_column(String(20))
+    table_id: Mapped[str] = mapped_column(String(36), index=True)
     capacity: Mapped[str] = mapped_column(String(20))
+
+
+class Collaborator(Base):
+    """A user given ``editor`` or ``member`` capacity on one dataset."""
+
+    __tablename__ = "package_collaborators"
+    package_id: Mapped[str] = mapped_column(ForeignKey("packages.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    capacity: Mapped[str] = mapped_column(String(20))
+    modified: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class PackageTag(Base):
+    __tablename__ = "package_tags"
+    package_id: Mapped[str] = mapped_column(ForeignKey("packages.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), primary_key=True, index=True)
+
+
+class Activity(Base):
+    """CKAN's activity stream: who changed what, with a snapshot of the object."""
+
+    __tablename__ = "activities"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    timestamp: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    user_id: Mapped[str | None] = mapped_column(String(36))
+    object_id: Mapped[str] = mapped_column(String(36), index=True)
+    group_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    private: Mapped[bool] = mapped_column(Boolean, default=False)
+    activity_type: Mapped[str] = mapped_column(String(50))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 class Package(Base):
@@ -90,19 +135,23 @@ class Package(Base):
     maintainer: Mapped[str] = mapped_column(String(255), default="")
     maintainer_email: Mapped[str] = mapped_column(String(255), default="")
     license_id: Mapped[str] = mapped_column(String(100), default="notspecified")
-    owner_org: Mapped[str | None] = mapped_column(ForeignKey("organizations.id"))
+    owner_org: Mapped[str | None] = mapped_column(ForeignKey("groups.id"), index=True)
     private: Mapped[bool] = mapped_column(Boolean, default=False)
     state: Mapped[str] = mapped_column(String(20), default="active")
     type: Mapped[str] = mapped_column(String(100), default="dataset")
-    tags: Mapped[list[Any]] = mapped_column(default=list)
     extras: Mapped[list[Any]] = mapped_column(default=list)
     creator_user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
     metadata_created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     metadata_modified: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
-    organization: Mapped[Organization | None] = relationship()
+    organization: Mapped[Group | None] = relationship()
     resources: Mapped[list["Resource"]] = relationship(
-        back_populates="package", order_by="Resource.position"
+        back_populates="package", order_by="Resource.position", cascade="all, delete-orphan"
     )
+    tag_rows: Mapped[list[PackageTag]] = relationship(cascade="all, delete-orphan", order_by="PackageTag.name")
+
+    @property
+    def tag_names(self) -> list[str]:
+        return [t.name for t in self.tag_rows]
 
 
 class Resource(Base):
@@ -110,7 +159,7 @@ class Resource(Base):
 
     __tablename__ = "resources"
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    package_id: Mapped[str] = mapped_column(ForeignKey("packages.id"))
+    package_id: Mapped[str] = mapped_column(ForeignKey("packages.id"), index=True)
     name: Mapped[str] = mapped_column(String(255), default="")
     description: Mapped[str] = mapped_column(Text, default="")
     format: Mapped[str] = mapped_column(String(100), default="")
@@ -167,6 +216,30 @@ class IngestJob(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Counter(Base):
+    """Named sequences shared by all processes (e.g. ``search``: the catalog's change number)."""
+
+    __tablename__ = "counters"
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class SearchChange(Base):
+    """A dataset whose search entry must be refreshed (or dropped) as of change number ``seq``."""
+
+    __tablename__ = "search_changes"
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    package_id: Mapped[str] = mapped_column(String(36), index=True)
+
+
+class SchemaInfo(Base):
+    """One row: the schema version this database was created with."""
+
+    __tablename__ = "schema_info"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
 
 
 class AuditEvent(Base):

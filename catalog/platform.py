@@ -25,6 +25,7 @@ class Platform:
         self.write: sessionmaker[Session] = session_factory(self.engine, write=True)
         self._lock = threading.Lock()
         self._query = None
+        self._search = None
 
     @classmethod
     def open(cls, settings: Settings) -> "Platform":
@@ -48,6 +49,17 @@ class Platform:
 
                     self._query = QueryService(self.store, self.settings)
         return self._query
+
+    @property
+    def search(self):
+        """This process's search index service (built on first use from the catalog)."""
+        if self._search is None:
+            with self._lock:
+                if self._search is None:
+                    from catalog.search.service import SearchService
+
+                    self._search = SearchService(self)
+        return self._search
 
     def close(self) -> None:
         self.engine.dispose()

@@ -20,6 +20,7 @@ from catalog import audit, jobs, keys
 from catalog.errors import IngestFailed, QualityGateFailed
 from catalog.models import Resource, ResourceVersion, utcnow
 from catalog.platform import Platform
+from catalog.search import changes
 from ingest.convert import connect, csv_to_parquet
 from ingest.sniff import sniff
 from quality.validation import explain_failures, validate_table
@@ -158,6 +159,7 @@ class Worker:
             res.last_modified = utcnow()
             audit.record(s, f"worker:{self.name}", "resource_publish", "resource", res.id,
                          {"version_id": version.id, "rows": converted.row_count})
+            changes.mark(s, res.package_id)
         log.info("job %s: published %d rows", claim.job_id, converted.row_count)
 
     def _fail(self, claim: jobs.Claim, exc: IngestFailed) -> None:
@@ -173,6 +175,7 @@ class Worker:
             res.ingest_status, res.ingest_error = "failed", exc.message
             audit.record(s, f"worker:{self.name}", "resource_ingest_failed", "resource", res.id,
                          {"version_id": version.id, "error": exc.message})
+            changes.mark(s, res.package_id)
         log.info("job %s: failed: %s", claim.job_id, exc.message)
 
     def _retry(self, claim: jobs.Claim, exc: Exception) -> None:

@@ -101,7 +101,8 @@ def test_private_dataset_is_invisible_to_others(mosu, admin, org):
         assert "secret-ds" not in ckan.action.package_list()
         with pytest.raises(ckanapi.NotFound):
             ckan.action.package_show(id="secret-ds")
-    assert "secret-ds" in admin.action.package_list()
+    assert "secret-ds" not in admin.action.package_list(), "package_list lists public datasets, as in CKAN"
+    assert "secret-ds" in admin.action.package_list(include_private=True)
 
 
 def test_editor_creates_datasets_in_own_organization(mosu):

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from catalog import jobs
-from catalog.models import Organization, Package, Resource, ResourceVersion
+from catalog.models import Group, Package, Resource, ResourceVersion
 from catalog.platform import Platform
 from catalog.settings import Settings
 
@@ -21,7 +21,7 @@ def catalog_db(tmp_path):
 
 def _queue(platform: Platform, n: int) -> list[str]:
     with platform.write.begin() as s:
-        org = Organization(name="o")
+        org = Group(name="o", is_organization=True)
         s.add(org)
         s.flush()
         pkg = Package(name="p", owner_org=org.id)

@@ -1,108 +1,412 @@
-"""Datasets (CKAN packages)."""
+"""Datasets (CKAN packages): create, read, update, patch, delete, purge, collaborators, activity."""
 from __future__ import annotations
 
+import logging
+import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from catalog import audit, authz, dictize, lookup, validate
+from catalog import activity, audit, authz, dictize, lookup, validate
 from catalog.actions import action
-from catalog.context import Actor, Context
+from catalog.context import Context
+from catalog.errors import NotFound, ValidationError
 from catalog.licenses import LICENSES
-from catalog.models import Membership, Package, Resource, ResourceVersion, utcnow
+from catalog.models import (Activity, Collaborator, Group, IngestJob, Member, Package, PackageTag,
+                            Resource, ResourceVersion, utcnow)
+from catalog.search import changes
+
+log = logging.getLogger(__name__)
+
+TEXT_FIELDS = {"title": 255, "notes": 100_000, "url": 2000, "version": 100, "author": 255,
+               "author_email": 255, "maintainer": 255, "maintainer_email": 255}
+# Keys of a CKAN dataset dict that are derived or read-only: accepted on input (ckanapi sends
+# package_show output back) and ignored.
+DERIVED = {"organization", "num_resources", "num_tags", "metadata_created", "metadata_modified",
+           "creator_user_id", "isopen", "license_title", "license_url", "relationships_as_object",
+           "relationships_as_subject", "tracking_summary", "quality_score"}
+CORE = {"id", "name", "type", "owner_org", "private", "state", "license_id", "tags", "extras",
+        "groups", "resources", *TEXT_FIELDS, *DERIVED}
+RESOURCE_TEXT = {"name": 2000, "description": 100_000, "format": 100, "url": 4000, "mimetype": 255}
+RESOURCE_READONLY = {"id", "package_id", "position", "state", "created", "last_modified",
+                     "datastore_active", "ingest_status", "ingest_error", "version_id", "row_count",
+                     "url_type", "upload", "metadata_modified", "cache_last_updated"}
+ACTIVITY_LIMIT_DEFAULT, ACTIVITY_LIMIT_MAX = 31, 100
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+def package_groups(s: Session, package_id: str) -> list[Group]:
+    return list(s.scalars(select(Group).join(Member, Member.group_id == Group.id).where(
+        Member.table_name == "package", Member.table_id == package_id, Group.state == "active",
+        Group.is_organization.is_(False)).order_by(Group.name)))
 
 
 def package_dict(s: Session, pkg: Package, site_url: str) -> dict[str, Any]:
-    """The full CKAN dict of a package with its active resources."""
+    """The full CKAN dict of a package with its active resources and groups."""
     resources = [r for r in pkg.resources if r.state == "active"]
     version_ids = [r.current_version_id for r in resources if r.current_version_id]
     versions = {v.id: v for v in s.scalars(select(ResourceVersion).where(ResourceVersion.id.in_(version_ids)))} \
         if version_ids else {}
     return dictize.package(pkg, [dictize.resource(r, versions.get(r.current_version_id or ""), site_url)
-                                 for r in resources])
+                                 for r in resources], package_groups(s, pkg.id))
 
 
-def visible_packages(actor: Actor | None):
-    """A WHERE clause selecting the active packages ``actor`` may read."""
-    if actor is not None and actor.sysadmin:
-        return Package.state == "active"
-    public = (Package.state == "active") & Package.private.is_(False)
-    if actor is None or actor.id is None:
-        return public
-    member_orgs = select(Membership.organization_id).where(Membership.user_id == actor.id)
-    return public | ((Package.state == "active") & Package.owner_org.in_(member_orgs))
+def _find(s: Session, ctx: Context, data: dict[str, Any]) -> Package:
+    return authz.require_read_package(s, ctx.actor, lookup.package(s, validate.required_id(data)))
+
+
+# -- writing ---------------------------------------------------------------------------------
+
+def _valid_new_id(s: Session, model, value: Any, errors: validate.Errors, field: str = "id") -> str | None:
+    """A caller-chosen id (ckanapi load keeps ids across sites): a free UUID, or an error."""
+    if value in (None, ""):
+        return None
+    try:
+        value = str(uuid.UUID(str(value)))
+    except ValueError:
+        errors.add(field, "Must be a UUID")
+        return None
+    if s.get(model, value) is not None:
+        errors.add(field, "That id is already in use")
+        return None
+    return value
+
+
+def _apply_fields(s: Session, ctx: Context, pkg: Package, data: dict[str, Any], errors: validate.Errors) -> None:
+    """Set every dataset field from ``data`` (a full dict: missing fields are reset, as CKAN does)."""
+    name = validate.name(data.get("name"), errors)
+    if name and name != pkg.name:
+        other = lookup.package(s, name)
+        if other is not None and other.id != pkg.id:
+            errors.add("name", "That URL is already in use.")
+    pkg.name = name
+    for field, max_len in TEXT_FIELDS.items():
+        setattr(pkg, field, validate.text(data.get(field), errors, field, max_len))
+    license_id = validate.text(data.get("license_id"), errors, "license_id", 100) or "notspecified"
+    if license_id not in LICENSES:
+        errors.add("license_id", f"Unknown licence: {license_id}")
+    pkg.license_id = license_id
+    pkg.private = validate.boolean(data.get("private"), errors, "private")
+    state = data.get("state") or "active"
+    if state not in ("active", "draft", "deleted"):
+        errors.add("state", "Must be active, draft or deleted")
+    pkg.state = state
+    pkg.type = validate.text(data.get("type"), errors, "type", 100) or "dataset"
+    extras = validate.extras(data.get("extras"), errors)
+    for extra in extras:
+        if extra["key"] in CORE:
+            errors.add("extras", f"There is a schema field with the same name: {extra['key']}")
+    for key, value in data.items():  # unknown top-level keys are kept as extras, as CKAN's plugins do
+        if key not in CORE and not key.startswith("_") and isinstance(value, (str, int, float, bool)):
+            extras.append({"key": key, "value": str(value)})
+    pkg.extras = extras
+    tags = sorted({t["name"] for t in validate.tags(data.get("tags"), errors)})
+    existing = {t.name: t for t in pkg.tag_rows}  # reuse rows: same primary key, no delete+insert
+    pkg.tag_rows = [existing.get(t) or PackageTag(package_id=pkg.id, name=t) for t in tags]
+
+
+def _apply_groups(s: Session, ctx: Context, pkg: Package, value: Any, errors: validate.Errors) -> None:
+    """Set the dataset's groups; groups the caller may not manage stay as they were (CKAN's rule)."""
+    if value is None:
+        value = []
+    if not isinstance(value, list):
+        errors.add("groups", "Must be a list of {\"name\": ...} objects")
+        return
+    wanted: dict[str, Group] = {}
+    for item in value:
+        key = item.get("id") or item.get("name") if isinstance(item, dict) else item
+        grp = lookup.group(s, str(key), is_organization=False) if key else None
+        if grp is None:
+            errors.add("groups", f"Group {key!r} does not exist")
+            continue
+        wanted[grp.id] = grp
+    current = {m.group_id: m for m in s.scalars(select(Member).where(
+        Member.table_name == "package", Member.table_id == pkg.id))}
+
+    def may_manage(group_id: str) -> bool:
+        return authz.is_sysadmin(ctx.actor) or authz.capacity(s, ctx.actor, group_id) is not None
+
+    for group_id in wanted.keys() - current.keys():
+        if may_manage(group_id):
+            s.add(Member(group_id=group_id, table_name="package", table_id=pkg.id, capacity="public"))
+    for group_id in current.keys() - wanted.keys():
+        if may_manage(group_id):
+            s.delete(current[group_id])
+
+
+def apply_resource_fields(res: Resource, data: dict[str, Any], errors: validate.Errors, replace: bool) -> None:
+    """Resource metadata from ``data``; unknown keys become resource extras, as in CKAN."""
+    for field, max_len in RESOURCE_TEXT.items():
+        if replace or field in data:
+            value = validate.text(data.get(field), errors, field, max_len)
+            if field == "url" and res.url_type == "upload":
+                continue  # an uploaded file's URL is ours to build
+            setattr(res, field, value if field != "mimetype" else (value or None))
+    extras = {} if replace else dict(res.extras or {})
+    for key, value in data.items():
+        if key in RESOURCE_TEXT or key in RESOURCE_READONLY or key.startswith("_"):
+            continue
+        if value is None:
+            extras.pop(key, None)
+        elif isinstance(value, (str, int, float, bool, list, dict)):
+            extras[key] = value
+    res.extras = extras
+    res.last_modified = utcnow()
+
+
+def _apply_resources(s: Session, pkg: Package, value: Any, errors: validate.Errors) -> None:
+    """Replace the resource list: listed ids are updated, new ones created, the rest deleted."""
+    if value is None:
+        value = []
+    if not isinstance(value, list) or not all(isinstance(r, dict) for r in value):
+        errors.add("resources", "Must be a list of resource objects")
+        return
+    existing = {r.id: r for r in pkg.resources if r.state == "active"}
+    kept: set[str] = set()
+    for position, rdata in enumerate(value):
+        res = existing.get(str(rdata.get("id") or ""))
+        if res is None:
+            rid = _valid_new_id(s, Resource, rdata.get("id"), errors, "resources")
+            res = Resource(package_id=pkg.id, created=utcnow())
+            if rid:
+                res.id = rid
+            pkg.resources.append(res)
+        kept.add(res.id)
+        res.position = position
+        apply_resource_fields(res, rdata, errors, replace=True)
+    for rid, res in existing.items():
+        if rid not in kept:
+            res.state = "deleted"
+
+
+def _record_change(s: Session, ctx: Context, pkg: Package, verb: str) -> dict[str, Any]:
+    """Activity, audit event and search mark for a dataset change; returns the new dict."""
+    s.flush()
+    s.refresh(pkg)
+    pkg_dict = package_dict(s, pkg, ctx.site_url)
+    activity.record(s, ctx.actor, f"{verb} package", pkg.id, {"package": pkg_dict},
+                    group_id=pkg.owner_org, private=pkg.private)
+    audit.record(s, ctx.actor_name, f"package_{activity.AUDIT_VERBS[verb]}", "package", pkg.id, {"name": pkg.name})
+    changes.mark(s, pkg.id)
+    return pkg_dict
+
+
+def _owner(s: Session, ctx: Context, key: Any, errors: validate.Errors) -> Group | None:
+    org = lookup.organization(s, str(key)) if key else None
+    if org is None:
+        errors.add("owner_org", "An organization must be provided" if not key else "Organization does not exist")
+    return org
 
 
 @action
 def package_create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     """Create a dataset in ``owner_org``. Fields as in CKAN: ``name``, ``title``, ``notes``,
-    ``license_id``, ``private``, ``tags``, ``extras``, ``url``, ``version``, ``author``...;
-    ``resources`` may list resources without uploads."""
+    ``license_id``, ``private``, ``tags``, ``extras``, ``groups``, ``url``, ``version``,
+    ``author``..., and ``resources`` (links; files come through ``resource_create``).
+    Sysadmins may set ``id`` (as ``ckanapi load`` does)."""
     authz.require_user(ctx.actor, "create a dataset")
     errors = validate.Errors()
-    name = validate.name(data.get("name"), errors)
-    fields = {f: validate.text(data.get(f), errors, f, 255 if f != "notes" else 100_000)
-              for f in ("title", "notes", "url", "version", "author", "author_email",
-                        "maintainer", "maintainer_email")}
-    license_id = validate.text(data.get("license_id"), errors, "license_id", 100) or "notspecified"
-    if license_id not in LICENSES:
-        errors.add("license_id", f"Unknown licence: {license_id}")
-    private = validate.boolean(data.get("private"), errors, "private")
-    tags = validate.tags(data.get("tags"), errors)
-    extras = validate.extras(data.get("extras"), errors)
-    owner_key = data.get("owner_org")
     with ctx.platform.write.begin() as s:
-        org = lookup.organization(s, owner_key) if isinstance(owner_key, str) and owner_key else None
+        org = _owner(s, ctx, data.get("owner_org"), errors)
         if org is None:
-            errors.add("owner_org", "An organization must be provided" if not owner_key
-                       else "Organization does not exist")
             errors.raise_if_any()
         authz.require_create_in_org(s, ctx.actor, org.id)
-        if name and lookup.package(s, name) is not None:
-            errors.add("name", "That URL is already in use.")
-        errors.raise_if_any()
         now = utcnow()
-        pkg = Package(name=name, license_id=license_id, owner_org=org.id, private=private, tags=tags,
-                      extras=extras, creator_user_id=ctx.actor.id, metadata_created=now,
-                      metadata_modified=now, **fields)
+        pkg = Package(owner_org=org.id, creator_user_id=ctx.actor.id, metadata_created=now,
+                      metadata_modified=now, resources=[])
+        if authz.is_sysadmin(ctx.actor):
+            pkg.id = _valid_new_id(s, Package, data.get("id"), errors) or pkg.id
+        if pkg.id is None:
+            pkg.id = str(uuid.uuid4())
+        _apply_fields(s, ctx, pkg, data, errors)
+        errors.raise_if_any()
         s.add(pkg)
         s.flush()
-        for position, rdata in enumerate(data.get("resources") or []):
-            if isinstance(rdata, dict):
-                s.add(Resource(package_id=pkg.id, position=position, name=str(rdata.get("name") or ""),
-                               description=str(rdata.get("description") or ""),
-                               format=str(rdata.get("format") or ""), url=str(rdata.get("url") or "")))
-        s.flush()
-        s.refresh(pkg)
-        audit.record(s, ctx.actor_name, "package_create", "package", pkg.id, {"name": name})
-        return package_dict(s, pkg, ctx.site_url)
+        _apply_resources(s, pkg, data.get("resources"), errors)
+        _apply_groups(s, ctx, pkg, data.get("groups"), errors)
+        errors.raise_if_any()
+        return _record_change(s, ctx, pkg, "new")
+
+
+def _update(ctx: Context, data: dict[str, Any], verb: str = "changed") -> dict[str, Any]:
+    errors = validate.Errors()
+    with ctx.platform.write.begin() as s:
+        pkg = authz.require_edit_package(s, ctx.actor, lookup.package(s, validate.required_id(data)))
+        if data.get("owner_org") and data["owner_org"] not in (pkg.owner_org, getattr(pkg.organization, "name", None)):
+            org = _owner(s, ctx, data["owner_org"], errors)
+            errors.raise_if_any()
+            authz.require_create_in_org(s, ctx.actor, org.id)
+            pkg.owner_org = org.id
+        data = {**data, "name": data.get("name") or pkg.name}
+        _apply_fields(s, ctx, pkg, data, errors)
+        _apply_resources(s, pkg, data.get("resources"), errors)
+        _apply_groups(s, ctx, pkg, data.get("groups"), errors)
+        errors.raise_if_any()
+        pkg.metadata_modified = utcnow()
+        return _record_change(s, ctx, pkg, verb)
+
+
+@action
+def package_update(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """Replace a dataset (``id`` or name) with the given dict: fields left out are reset and
+    resources left out are deleted. Call ``package_show``, change the result, send it back."""
+    return _update(ctx, data)
+
+
+@action
+def package_patch(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """Change only the given fields of dataset ``id``; everything else stays as it is."""
+    with ctx.platform.read() as s:
+        pkg = authz.require_edit_package(s, ctx.actor, lookup.package(s, validate.required_id(data)))
+        current = package_dict(s, pkg, ctx.site_url)
+    patched = {**current, **{k: v for k, v in data.items() if k != "id"}, "id": current["id"]}
+    return _update(ctx, patched)
+
+
+@action
+def package_delete(ctx: Context, data: dict[str, Any]) -> None:
+    """Delete dataset ``id`` (soft: its state becomes ``deleted``; editors still see it)."""
+    with ctx.platform.write.begin() as s:
+        pkg = authz.require_edit_package(s, ctx.actor, lookup.package(s, validate.required_id(data)))
+        pkg.state = "deleted"
+        pkg.metadata_modified = utcnow()
+        _record_change(s, ctx, pkg, "deleted")
+    return None
+
+
+@action
+def dataset_purge(ctx: Context, data: dict[str, Any]) -> None:
+    """Remove dataset ``id`` for good, with its resources, versions and stored files (sysadmins only)."""
+    authz.require_sysadmin(ctx.actor, "purge datasets")
+    with ctx.platform.write.begin() as s:
+        pkg = lookup.package(s, validate.required_id(data))
+        if pkg is None:
+            raise NotFound("Dataset not found")
+        resource_ids = [r.id for r in pkg.resources]
+        versions = list(s.scalars(select(ResourceVersion).where(ResourceVersion.resource_id.in_(resource_ids))))
+        keys = [k for v in versions for k in (v.raw_key, v.parquet_key) if k]
+        s.execute(delete(IngestJob).where(IngestJob.resource_id.in_(resource_ids)))
+        s.execute(delete(ResourceVersion).where(ResourceVersion.resource_id.in_(resource_ids)))
+        s.execute(delete(Member).where(Member.table_name == "package", Member.table_id == pkg.id))
+        s.execute(delete(Collaborator).where(Collaborator.package_id == pkg.id))
+        audit.record(s, ctx.actor_name, "dataset_purge", "package", pkg.id,
+                     {"name": pkg.name, "resources": resource_ids, "objects": len(keys)})
+        changes.mark(s, pkg.id)
+        s.delete(pkg)
+    for key in keys:  # after the commit: a failed delete leaves an orphan object, never a dangling row
+        try:
+            ctx.platform.store.remove(key)
+        except Exception:
+            log.warning("purge: could not remove object %s", key, exc_info=True)
+    return None
 
 
 @action
 def package_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
-    """Return a dataset by ``id`` or name, with its resources."""
+    """Return a dataset by ``id`` or name, with its resources and groups."""
     with ctx.platform.read() as s:
-        pkg = authz.require_read_package(s, ctx.actor, lookup.package(s, validate.required_id(data)))
-        return package_dict(s, pkg, ctx.site_url)
+        return package_dict(s, _find(s, ctx, data), ctx.site_url)
 
 
 @action
 def package_list(ctx: Context, data: dict[str, Any]) -> list[str]:
-    """Names of the active datasets visible to the caller; ``limit``/``offset`` page it."""
-    limit = validate.integer(data.get("limit"), "limit", 1_000_000, 0)
+    """Names of the site's public active datasets (``limit``, ``offset``). With
+    ``include_private=true``, also the private ones the caller may read."""
+    errors = validate.Errors()
+    include_private = validate.boolean(data.get("include_private"), errors, "include_private")
+    errors.raise_if_any()
+    limit = validate.integer(data.get("limit"), "limit", 10_000_000, 0)
     offset = validate.integer(data.get("offset"), "offset", 0)
     with ctx.platform.read() as s:
-        return list(s.scalars(select(Package.name).where(visible_packages(ctx.actor))
+        return list(s.scalars(select(Package.name).where(authz.visible_packages(ctx.actor, include_private))
                               .order_by(Package.name).limit(limit).offset(offset)))
 
 
 @action
 def current_package_list_with_resources(ctx: Context, data: dict[str, Any]) -> list[dict[str, Any]]:
-    """Visible datasets with their resources, most recently modified first (``limit``, ``offset``)."""
-    limit = validate.integer(data.get("limit"), "limit", 100, 0, 1000)
+    """Public datasets with their resources, most recently modified first (``limit``, ``offset``)."""
+    limit = validate.integer(data.get("limit"), "limit", 10, 0, 1000)
     offset = validate.integer(data.get("offset"), "offset", 0)
     with ctx.platform.read() as s:
-        pkgs = s.scalars(select(Package).where(visible_packages(ctx.actor))
+        pkgs = s.scalars(select(Package).where(authz.visible_packages(ctx.actor, include_private=False))
                          .order_by(Package.metadata_modified.desc()).limit(limit).offset(offset)).all()
         return [package_dict(s, p, ctx.site_url) for p in pkgs]
+
+
+# -- collaborators ---------------------------------------------------------------------------
+
+COLLABORATOR_CAPACITIES = ("editor", "member")
+
+
+def _manage_collaborators(s: Session, ctx: Context, data: dict[str, Any]) -> Package:
+    pkg = authz.require_read_package(s, ctx.actor, lookup.package(s, validate.required_id(data)))
+    if not (authz.is_sysadmin(ctx.actor) or authz.capacity(s, ctx.actor, pkg.owner_org) == "admin"):
+        authz.require_sysadmin(ctx.actor, f"manage the collaborators of {pkg.name} (organization admins may)")
+    return pkg
+
+
+def _collaborator_dict(c: Collaborator) -> dict[str, Any]:
+    return {"package_id": c.package_id, "user_id": c.user_id, "capacity": c.capacity,
+            "modified": c.modified.isoformat()}
+
+
+@action
+def package_collaborator_create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """Give ``user_id`` (id or name) the ``capacity`` ``editor`` or ``member`` on dataset ``id``."""
+    capacity = data.get("capacity")
+    with ctx.platform.write.begin() as s:
+        pkg = _manage_collaborators(s, ctx, data)
+        if capacity not in COLLABORATOR_CAPACITIES:
+            raise ValidationError({"capacity": [f"Must be one of {', '.join(COLLABORATOR_CAPACITIES)}"]})
+        user = lookup.user(s, validate.required_id(data, "user_id"))
+        if user is None or user.state != "active":
+            raise NotFound("User not found")
+        row = s.get(Collaborator, (pkg.id, user.id)) or Collaborator(package_id=pkg.id, user_id=user.id)
+        row.capacity, row.modified = capacity, utcnow()
+        s.add(row)
+        audit.record(s, ctx.actor_name, "package_collaborator_create", "package", pkg.id,
+                     {"user_id": user.id, "capacity": capacity})
+        changes.mark(s, pkg.id)
+        s.flush()
+        return _collaborator_dict(row)
+
+
+@action
+def package_collaborator_list(ctx: Context, data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The collaborators of dataset ``id`` (optionally only one ``capacity``)."""
+    with ctx.platform.read() as s:
+        pkg = _manage_collaborators(s, ctx, data)
+        query = select(Collaborator).where(Collaborator.package_id == pkg.id)
+        if data.get("capacity"):
+            query = query.where(Collaborator.capacity == data["capacity"])
+        return [_collaborator_dict(c) for c in s.scalars(query.order_by(Collaborator.modified))]
+
+
+@action
+def package_collaborator_delete(ctx: Context, data: dict[str, Any]) -> None:
+    """Remove collaborator ``user_id`` from dataset ``id``."""
+    with ctx.platform.write.begin() as s:
+        pkg = _manage_collaborators(s, ctx, data)
+        user = lookup.user(s, validate.required_id(data, "user_id"))
+        row = s.get(Collaborator, (pkg.id, user.id)) if user else None
+        if row is None:
+            raise NotFound("User is not a collaborator on this dataset")
+        s.delete(row)
+        audit.record(s, ctx.actor_name, "package_collaborator_delete", "package", pkg.id, {"user_id": user.id})
+        changes.mark(s, pkg.id)
+    return None
+
+
+@action
+def package_activity_list(ctx: Context, data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The activity stream of dataset ``id``, newest first (``offset``, ``limit`` default 31, max 100;
+    ``activity_types`` / ``exclude_activity_types`` filter it)."""
+    limit = validate.integer(data.get("limit"), "limit", ACTIVITY_LIMIT_DEFAULT, 0, ACTIVITY_LIMIT_MAX)
+    offset = validate.integer(data.get("offset"), "offset", 0)
+    with ctx.platform.read() as s:
+        pkg = _find(s, ctx, data)
+        query = activity.filtered(select(Activity).where(Activity.object_id == pkg.id), data)
+        return [activity.as_dict(a) for a in s.scalars(query.offset(offset).limit(limit))]
+

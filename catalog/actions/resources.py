@@ -1,22 +1,28 @@
-"""Resources: the files of a dataset, and their uploads into the ingest queue."""
+"""Resources: the files and links of a dataset, and their uploads into the ingest queue."""
 from __future__ import annotations
 
 import datetime as dt
 import logging
 from typing import Any
 
-from catalog import audit, authz, dictize, jobs, keys, lookup, validate
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from catalog import activity, audit, authz, dictize, jobs, keys, lookup, validate
 from catalog.actions import action
+from catalog.actions.packages import apply_resource_fields, package_dict
 from catalog.context import Context
 from catalog.errors import NotFound, ValidationError
 from catalog.models import Package, Resource, ResourceVersion, new_id, utcnow
+from catalog.search import changes
+from catalog.storage import StoredObject
 from catalog.uploads import Upload, format_from_filename
 
 log = logging.getLogger(__name__)
 DOWNLOAD_URL_SECONDS = 300
 
 
-def _resource_and_package(s, ctx: Context, resource_id: str) -> tuple[Resource, Package]:
+def _resource_and_package(s: Session, ctx: Context, resource_id: str) -> tuple[Resource, Package]:
     res = lookup.resource(s, resource_id)
     if res is None:
         raise NotFound("Resource not found")
@@ -24,9 +30,62 @@ def _resource_and_package(s, ctx: Context, resource_id: str) -> tuple[Resource, 
     return res, pkg
 
 
-def resource_dict(s, ctx: Context, res: Resource) -> dict[str, Any]:
+def resource_dict(s: Session, ctx: Context, res: Resource) -> dict[str, Any]:
     version = s.get(ResourceVersion, res.current_version_id) if res.current_version_id else None
     return dictize.resource(res, version, ctx.site_url)
+
+
+def _upload_of(data: dict[str, Any]) -> Upload | None:
+    upload = data.get("upload")
+    if upload in (None, ""):
+        return None
+    if not isinstance(upload, Upload):
+        raise ValidationError({"upload": ["Must be a file sent as multipart/form-data"]})
+    return upload
+
+
+def _store_upload(ctx: Context, resource_id: str, upload: Upload) -> tuple[str, StoredObject]:
+    """Stream the upload to its raw key (outside any transaction: it may take minutes)."""
+    version_id = new_id()
+    stored = ctx.platform.store.put_stream(keys.raw_upload(resource_id, version_id), upload.stream,
+                                           ctx.settings.max_upload_bytes)
+    return version_id, stored
+
+
+def _discard(ctx: Context, stored: StoredObject | None) -> None:
+    if stored is None:
+        return
+    try:
+        ctx.platform.store.remove(stored.key)
+    except Exception:  # pragma: no cover - best effort: nothing refers to it
+        log.warning("could not remove unreferenced upload %s", stored.key)
+
+
+def _add_version(s: Session, ctx: Context, res: Resource, version_id: str, stored: StoredObject,
+                 upload: Upload) -> bool:
+    """Record a new version and queue its ingest; False when the bytes equal the current version."""
+    current = s.get(ResourceVersion, res.current_version_id) if res.current_version_id else None
+    if current is not None and current.sha256 == stored.sha256 and current.size == stored.size:
+        return False
+    number = (s.scalar(select(func.max(ResourceVersion.number)).where(ResourceVersion.resource_id == res.id))
+              or 0) + 1
+    s.add(ResourceVersion(id=version_id, resource_id=res.id, number=number, sha256=stored.sha256,
+                          size=stored.size, raw_key=stored.key, original_filename=upload.display_name,
+                          uploader_id=ctx.actor.id if ctx.actor else None))
+    s.flush()
+    jobs.enqueue(s, res.id, version_id)
+    res.url_type, res.url = "upload", ""
+    res.ingest_status, res.ingest_error = "queued", None
+    return True
+
+
+def _changed(s: Session, ctx: Context, res: Resource, pkg: Package, verb: str, detail: dict) -> None:
+    pkg.metadata_modified = utcnow()
+    s.flush()
+    activity.record(s, ctx.actor, "changed package", pkg.id, {"package": package_dict(s, pkg, ctx.site_url)},
+                    group_id=pkg.owner_org, private=pkg.private)
+    audit.record(s, ctx.actor_name, f"resource_{verb}", "resource", res.id, {"package_id": pkg.id, **detail})
+    changes.mark(s, pkg.id)
 
 
 @action
@@ -37,56 +96,88 @@ def resource_create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     for ingest in one transaction; ``ingest_status`` follows its progress.
     """
     authz.require_user(ctx.actor, "add resources")
-    package_key = validate.required_id(data, "package_id")
     with ctx.platform.read() as s:
-        pkg = lookup.package(s, package_key)
-        authz.require_edit_package(s, ctx.actor, pkg)
+        pkg = authz.require_edit_package(s, ctx.actor, lookup.package(s, validate.required_id(data, "package_id")))
         package_id = pkg.id
-    errors = validate.Errors()
-    upload = data.get("upload")
-    if upload is not None and not isinstance(upload, Upload):
-        errors.add("upload", "Must be a file sent as multipart/form-data")
-    fields = {f: validate.text(data.get(f), errors, f, 2000 if f != "description" else 100_000)
-              for f in ("name", "description", "format", "url", "mimetype")}
-    errors.raise_if_any()
-
-    resource_id, version_id = new_id(), new_id()
-    stored = None
-    if upload is not None:
-        raw_key = keys.raw_upload(resource_id, version_id)
-        stored = ctx.platform.store.put_stream(raw_key, upload.stream, ctx.settings.max_upload_bytes)
-        fields["name"] = fields["name"] or upload.display_name
-        fields["format"] = fields["format"] or format_from_filename(upload.filename)
-        fields["url"] = ""
+    upload = _upload_of(data)
+    resource_id = new_id()
+    version_id, stored = _store_upload(ctx, resource_id, upload) if upload else (None, None)
     try:
         with ctx.platform.write.begin() as s:
             pkg = authz.require_edit_package(s, ctx.actor, s.get(Package, package_id))
-            position = len([r for r in pkg.resources if r.state == "active"])
             now = utcnow()
-            res = Resource(id=resource_id, package_id=pkg.id, position=position, created=now,
-                           last_modified=now, **fields)
+            res = Resource(id=resource_id, package_id=pkg.id, created=now, extras={},
+                           position=len([r for r in pkg.resources if r.state == "active"]))
+            errors = validate.Errors()
+            apply_resource_fields(res, data, errors, replace=True)
+            errors.raise_if_any()
             s.add(res)
-            detail: dict[str, Any] = {"package_id": pkg.id}
-            if stored is not None:
-                res.url_type = "upload"
-                res.ingest_status = "queued"
-                s.add(ResourceVersion(id=version_id, resource_id=res.id, number=1, sha256=stored.sha256,
-                                      size=stored.size, raw_key=stored.key,
-                                      original_filename=upload.display_name, uploader_id=ctx.actor.id))
-                s.flush()
-                jobs.enqueue(s, res.id, version_id)
-                detail.update(version_id=version_id, size=stored.size, sha256=stored.sha256)
-            pkg.metadata_modified = now
-            audit.record(s, ctx.actor_name, "resource_create", "resource", res.id, detail)
             s.flush()
+            detail: dict[str, Any] = {}
+            if upload is not None:
+                res.name = res.name or upload.display_name
+                res.format = res.format or format_from_filename(upload.filename)
+                _add_version(s, ctx, res, version_id, stored, upload)
+                detail.update(version_id=version_id, size=stored.size, sha256=stored.sha256)
+            _changed(s, ctx, res, pkg, "create", detail)
             return resource_dict(s, ctx, res)
     except Exception:
-        if stored is not None:  # nothing refers to it: do not leave an orphan behind
-            try:
-                ctx.platform.store.remove(stored.key)
-            except Exception:  # pragma: no cover - best effort
-                log.warning("could not remove orphan upload %s", stored.key)
+        _discard(ctx, stored)
         raise
+
+
+def _update(ctx: Context, data: dict[str, Any], replace: bool) -> dict[str, Any]:
+    resource_id = validate.required_id(data)
+    with ctx.platform.read() as s:
+        res, pkg = _resource_and_package(s, ctx, resource_id)
+        authz.require_edit_package(s, ctx.actor, pkg)
+    upload = _upload_of(data)
+    version_id, stored = _store_upload(ctx, resource_id, upload) if upload else (None, None)
+    try:
+        with ctx.platform.write.begin() as s:
+            res, pkg = _resource_and_package(s, ctx, resource_id)
+            authz.require_edit_package(s, ctx.actor, pkg)
+            errors = validate.Errors()
+            apply_resource_fields(res, data, errors, replace=replace)
+            errors.raise_if_any()
+            detail: dict[str, Any] = {}
+            if upload is not None:
+                if _add_version(s, ctx, res, version_id, stored, upload):
+                    detail.update(version_id=version_id, size=stored.size, sha256=stored.sha256)
+                else:
+                    detail["unchanged_upload"] = stored.sha256
+            _changed(s, ctx, res, pkg, "update", detail)
+            result = resource_dict(s, ctx, res)
+    except Exception:
+        _discard(ctx, stored)
+        raise
+    if upload is not None and "unchanged_upload" in detail:
+        _discard(ctx, stored)  # identical bytes: the current version already holds them
+    return result
+
+
+@action
+def resource_update(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """Replace the metadata of resource ``id`` (fields left out are cleared). With a multipart
+    ``upload`` the file becomes a new version (identical bytes make none)."""
+    return _update(ctx, data, replace=True)
+
+
+@action
+def resource_patch(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """Change only the given fields of resource ``id``; an ``upload`` makes a new version."""
+    return _update(ctx, data, replace=False)
+
+
+@action
+def resource_delete(ctx: Context, data: dict[str, Any]) -> None:
+    """Delete resource ``id`` (soft: its stored versions are kept)."""
+    with ctx.platform.write.begin() as s:
+        res, pkg = _resource_and_package(s, ctx, validate.required_id(data))
+        authz.require_edit_package(s, ctx.actor, pkg)
+        res.state = "deleted"
+        _changed(s, ctx, res, pkg, "delete", {})
+    return None
 
 
 @action
@@ -95,6 +186,17 @@ def resource_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     with ctx.platform.read() as s:
         res, _ = _resource_and_package(s, ctx, validate.required_id(data))
         return resource_dict(s, ctx, res)
+
+
+@action
+def resource_view_list(ctx: Context, data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The views of resource ``id``: a table view once its data is in the datastore."""
+    with ctx.platform.read() as s:
+        res, pkg = _resource_and_package(s, ctx, validate.required_id(data))
+        if res.current_version_id is None:
+            return []
+        return [{"id": f"{res.id}-table", "resource_id": res.id, "package_id": pkg.id,
+                 "view_type": "datatables_view", "title": "Table", "description": "", "filterable": True}]
 
 
 @action

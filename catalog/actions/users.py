@@ -1,50 +1,205 @@
 """Users and API tokens."""
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from catalog import audit, authz, dictize, lookup, tokens, validate
+from sqlalchemy import func, or_, select
+
+from catalog import audit, authz, dictize, lookup, passwords, tokens, validate
 from catalog.actions import action
+from catalog.actions.packages import package_dict
 from catalog.context import Context
-from catalog.errors import NotFound
-from catalog.models import User
+from catalog.errors import NotFound, ValidationError
+from catalog.models import ApiToken, Package, User, utcnow
+
+TOKEN_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
+
+
+def _password(value: Any, errors: validate.Errors) -> str | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or len(value) < passwords.MIN_LENGTH:
+        errors.add("password", f"Your password must be {passwords.MIN_LENGTH} characters or longer")
+        return None
+    return passwords.hash_password(value)
+
+
+def _get_user(s, key: str) -> User:
+    user = lookup.user(s, key)
+    if user is None or user.state == "deleted":
+        raise NotFound("User not found")
+    return user
+
+
+def _may_see_private(ctx: Context, user: User) -> bool:
+    return authz.is_sysadmin(ctx.actor) or (ctx.actor is not None and ctx.actor.id == user.id)
 
 
 @action
 def user_create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
-    """Create a user (sysadmins only). Fields: ``name``, ``email``, ``fullname``, ``sysadmin``."""
+    """Create a user (sysadmins only). Fields: ``name``, ``email``, ``password`` (hashed with
+    argon2, at least 8 characters), ``fullname``, ``about``, ``sysadmin``. Sysadmins may set ``id``."""
     authz.require_sysadmin(ctx.actor, "create users")
     errors = validate.Errors()
     name = validate.name(data.get("name"), errors)
-    email = validate.text(data.get("email"), errors, "email", 255) or None
-    fullname = validate.text(data.get("fullname"), errors, "fullname", 255) or None
+    fields = {f: validate.text(data.get(f), errors, f, 255 if f != "about" else 10_000)
+              for f in ("email", "fullname", "about", "image_url")}
     sysadmin = validate.boolean(data.get("sysadmin"), errors, "sysadmin")
+    password_hash = _password(data.get("password"), errors)
     with ctx.platform.write.begin() as s:
         if name and lookup.user(s, name) is not None:
             errors.add("name", "That login name is not available.")
         errors.raise_if_any()
-        u = User(name=name, email=email, fullname=fullname, sysadmin=sysadmin)
-        s.add(u)
+        user = User(name=name, email=fields["email"] or None, fullname=fields["fullname"] or None,
+                    about=fields["about"], image_url=fields["image_url"], sysadmin=sysadmin,
+                    password_hash=password_hash)
+        if data.get("id") and lookup.user(s, str(data["id"])) is None:
+            user.id = str(data["id"])
+        s.add(user)
         s.flush()
-        audit.record(s, ctx.actor_name, "user_create", "user", u.id, {"name": name, "sysadmin": sysadmin})
-        return dictize.user(u, include_email=True)
+        audit.record(s, ctx.actor_name, "user_create", "user", user.id, {"name": name, "sysadmin": sysadmin})
+        return dictize.user(user, include_email=True)
+
+
+@action
+def user_update(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """Update user ``id`` (themselves or a sysadmin): ``email``, ``fullname``, ``about``,
+    ``image_url``, ``password`` (changing one's own needs ``old_password``); ``sysadmin`` by sysadmins."""
+    actor = authz.require_user(ctx.actor, "update a user")
+    errors = validate.Errors()
+    with ctx.platform.write.begin() as s:
+        user = _get_user(s, validate.required_id(data))
+        if not actor.sysadmin and actor.id != user.id:
+            authz.require_sysadmin(actor, "update other users")
+        for field in ("email", "fullname", "about", "image_url"):
+            if field in data:
+                value = validate.text(data.get(field), errors, field, 255 if field != "about" else 10_000)
+                setattr(user, field, value or (None if field in ("email", "fullname") else ""))
+        if data.get("password"):
+            if not actor.sysadmin and not passwords.check_password(user.password_hash,
+                                                                    str(data.get("old_password") or "")):
+                errors.add("old_password", "Old password is incorrect")
+            user.password_hash = _password(data["password"], errors) or user.password_hash
+        if "sysadmin" in data:
+            wanted = validate.boolean(data.get("sysadmin"), errors, "sysadmin")
+            if wanted != user.sysadmin:
+                authz.require_sysadmin(actor, "change sysadmin rights")
+                user.sysadmin = wanted
+        errors.raise_if_any()
+        audit.record(s, ctx.actor_name, "user_update", "user", user.id,
+                     {"fields": sorted(k for k in data if k not in ("password", "old_password"))})
+        return dictize.user(user, include_email=True)
+
+
+@action
+def user_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """Return user ``id`` (e-mail only to themselves and sysadmins); ``include_datasets`` adds
+    the datasets they created that the caller may read."""
+    errors = validate.Errors()
+    include_datasets = validate.boolean(data.get("include_datasets"), errors, "include_datasets")
+    errors.raise_if_any()
+    with ctx.platform.read() as s:
+        user = _get_user(s, validate.required_id(data))
+        out = dictize.user(user, include_email=_may_see_private(ctx, user))
+        visible = authz.visible_packages(ctx.actor)
+        out["number_created_packages"] = s.scalar(select(func.count()).select_from(Package).where(
+            Package.creator_user_id == user.id, visible)) or 0
+        if include_datasets:
+            pkgs = s.scalars(select(Package).where(Package.creator_user_id == user.id, visible)
+                             .order_by(Package.metadata_modified.desc()).limit(1000))
+            out["datasets"] = [package_dict(s, p, ctx.site_url) for p in pkgs]
+        return out
+
+
+@action
+def user_list(ctx: Context, data: dict[str, Any]) -> list[Any]:
+    """Active users (``q`` filters by name, full name or e-mail; ``order_by`` name default;
+    ``limit``, ``offset``); with ``all_fields=false``, names only."""
+    errors = validate.Errors()
+    all_fields = validate.boolean(data.get("all_fields"), errors, "all_fields", True)
+    errors.raise_if_any()
+    limit = validate.integer(data.get("limit"), "limit", 1000, 0, 10_000)
+    offset = validate.integer(data.get("offset"), "offset", 0)
+    with ctx.platform.read() as s:
+        query = select(User).where(User.state == "active")
+        if data.get("q"):
+            like = f"%{data['q']}%"
+            query = query.where(or_(User.name.ilike(like), User.fullname.ilike(like), User.email.ilike(like)))
+        order = {"created": User.created, "fullname": User.fullname}.get(str(data.get("order_by")), User.name)
+        users = s.scalars(query.order_by(order, User.name).limit(limit).offset(offset)).all()
+        if not all_fields:
+            return [u.name for u in users]
+        return [dictize.user(u, include_email=authz.is_sysadmin(ctx.actor)) for u in users]
+
+
+# -- API tokens ------------------------------------------------------------------------------
+
+def _token_owner(s, ctx: Context, key: str | None) -> User:
+    actor = authz.require_user(ctx.actor, "manage API tokens")
+    user = _get_user(s, key) if key else (s.get(User, actor.id) if actor.id else None)
+    if user is None:
+        raise NotFound("User not found")
+    if not actor.sysadmin and actor.id != user.id:
+        authz.require_sysadmin(actor, "manage other users' tokens")
+    return user
+
+
+def _token_dict(t: ApiToken) -> dict[str, Any]:
+    return {"id": t.id, "name": t.name, "user_id": t.user_id, "created_at": t.created.isoformat(),
+            "last_access": t.last_used.isoformat() if t.last_used else None,
+            "expires_at": t.expires.isoformat() if t.expires else None}
 
 
 @action
 def api_token_create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
-    """Create an API token for ``user`` named ``name``; returns ``{"token": ...}`` once."""
-    actor = authz.require_user(ctx.actor, "create API tokens")
+    """Create an API token ``name`` for ``user``; ``expires_in`` with ``unit`` (second, minute,
+    hour, day, week; default day) sets an expiry. Returns ``{"token": ...}``: shown only once."""
     errors = validate.Errors()
     token_name = validate.text(data.get("name"), errors, "name", 200)
     if not token_name:
         errors.add("name", "Missing value")
+    expires = None
+    if data.get("expires_in") not in (None, ""):
+        amount = validate.integer(data.get("expires_in"), "expires_in", 0, 1)
+        unit = str(data.get("unit") or "day").rstrip("s")
+        if unit not in TOKEN_UNITS and not str(data.get("unit", "")).isdigit():
+            errors.add("unit", f"Must be one of {', '.join(TOKEN_UNITS)}")
+        seconds = int(data["unit"]) if str(data.get("unit", "")).isdigit() else TOKEN_UNITS.get(unit, 86400)
+        expires = utcnow() + dt.timedelta(seconds=amount * seconds)
     errors.raise_if_any()
     with ctx.platform.write.begin() as s:
-        u = lookup.user(s, validate.required_id(data, "user"))
-        if u is None or u.state != "active":
-            raise NotFound("User not found")
-        if not actor.sysadmin and actor.id != u.id:
-            authz.require_sysadmin(actor, "create tokens for other users")
-        row, clear = tokens.issue(s, u, token_name)
-        audit.record(s, ctx.actor_name, "api_token_create", "user", u.id, {"token_id": row.id, "name": token_name})
+        user = _token_owner(s, ctx, str(data.get("user") or data.get("user_id") or "") or None)
+        row, clear = tokens.issue(s, user, token_name)
+        row.expires = expires
+        audit.record(s, ctx.actor_name, "api_token_create", "user", user.id,
+                     {"token_id": row.id, "name": token_name, "expires": expires.isoformat() if expires else None})
         return {"token": clear}
+
+
+@action
+def api_token_list(ctx: Context, data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The active API tokens of ``user_id`` (or ``user``; default the caller), without secrets."""
+    with ctx.platform.read() as s:
+        user = _token_owner(s, ctx, str(data.get("user_id") or data.get("user") or "") or None)
+        rows = s.scalars(select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked.is_(False))
+                         .order_by(ApiToken.created))
+        return [_token_dict(t) for t in rows]
+
+
+@action
+def api_token_revoke(ctx: Context, data: dict[str, Any]) -> None:
+    """Revoke a token by its ``jti`` (id) or by the ``token`` itself; refused from the next request."""
+    actor = authz.require_user(ctx.actor, "revoke API tokens")
+    with ctx.platform.write.begin() as s:
+        if data.get("token"):
+            row = s.scalar(select(ApiToken).where(ApiToken.token_hash == tokens.digest(str(data["token"]))))
+        elif data.get("jti") or data.get("id"):
+            row = s.get(ApiToken, str(data.get("jti") or data.get("id")))
+        else:
+            raise ValidationError({"jti": ["Give the token's jti (id) or the token"]})
+        if row is None or (not actor.sysadmin and row.user_id != actor.id):
+            raise NotFound("API token not found")
+        row.revoked = True
+        audit.record(s, ctx.actor_name, "api_token_revoke", "user", row.user_id, {"token_id": row.id})
+    return None

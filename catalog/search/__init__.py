@@ -1,0 +1,1 @@
+"""Dataset search: a query parser (Solr/CKAN syntax), the change log, and the index."""

@@ -37,14 +37,13 @@ def record(session: Session, actor: str | None, action: str, object_type: str,
         # SQLite writers are serialised by BEGIN IMMEDIATE; on PostgreSQL take a lock so two
         # transactions never link to the same predecessor and fork the chain.
         session.execute(text("SELECT pg_advisory_xact_lock(7208311)"))
-    last = session.scalar(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1))
-    prev = last.hash if last is not None else GENESIS
+    prev = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)) or GENESIS
     ev = AuditEvent(id=new_id(), ts=utcnow(), actor=actor, action=action,
                     object_type=object_type, object_id=object_id, detail=detail or {})
     ev.prev_hash = prev
     ev.hash = event_hash(prev, _fields(ev))
     session.add(ev)
-    session.flush()
+    session.flush()  # a second event in the same transaction must link to this one
     return ev
 
 

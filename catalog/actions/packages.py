@@ -43,14 +43,14 @@ def package_groups(s: Session, package_id: str) -> list[Group]:
         Group.is_organization.is_(False)).order_by(Group.name)))
 
 
-def package_dict(s: Session, pkg: Package, site_url: str) -> dict[str, Any]:
-    """The full CKAN dict of a package with its active resources and groups."""
+def package_dict(s: Session, pkg: Package, site_url: str, groups: list[Group] | None = None) -> dict[str, Any]:
+    """The full CKAN dict of a package with its active resources and groups (looked up unless given)."""
     resources = [r for r in pkg.resources if r.state == "active"]
     version_ids = [r.current_version_id for r in resources if r.current_version_id]
     versions = {v.id: v for v in s.scalars(select(ResourceVersion).where(ResourceVersion.id.in_(version_ids)))} \
         if version_ids else {}
     return dictize.package(pkg, [dictize.resource(r, versions.get(r.current_version_id or ""), site_url)
-                                 for r in resources], package_groups(s, pkg.id))
+                                 for r in resources], package_groups(s, pkg.id) if groups is None else groups)
 
 
 def _find(s: Session, ctx: Context, data: dict[str, Any]) -> Package:
@@ -107,12 +107,15 @@ def _apply_fields(s: Session, ctx: Context, pkg: Package, data: dict[str, Any], 
     pkg.tag_rows = [existing.get(t) or PackageTag(package_id=pkg.id, name=t) for t in tags]
 
 
-def _apply_groups(s: Session, ctx: Context, pkg: Package, value: Any, errors: validate.Errors) -> None:
+def _apply_groups(s: Session, ctx: Context, pkg: Package, value: Any, errors: validate.Errors,
+                  new: bool = False) -> None:
     """Set the dataset's groups; groups the caller may not manage stay as they were (CKAN's rule)."""
     if value is None:
         value = []
     if not isinstance(value, list):
         errors.add("groups", "Must be a list of {\"name\": ...} objects")
+        return
+    if new and not value:
         return
     wanted: dict[str, Group] = {}
     for item in value:
@@ -181,15 +184,17 @@ def _apply_resources(s: Session, pkg: Package, value: Any, errors: validate.Erro
             res.state = "deleted"
 
 
-def _record_change(s: Session, ctx: Context, pkg: Package, verb: str) -> dict[str, Any]:
+def _record_change(s: Session, ctx: Context, pkg: Package, verb: str,
+                   groups: list[Group] | None = None) -> dict[str, Any]:
     """Activity, audit event and search mark for a dataset change; returns the new dict."""
     s.flush()
-    s.refresh(pkg)
-    pkg_dict = package_dict(s, pkg, ctx.site_url)
-    activity.record(s, ctx.actor, f"{verb} package", pkg.id, {"package": pkg_dict},
-                    group_id=pkg.owner_org, private=pkg.private)
-    audit.record(s, ctx.actor_name, f"package_{activity.AUDIT_VERBS[verb]}", "package", pkg.id, {"name": pkg.name})
-    changes.mark(s, pkg.id)
+    with s.no_autoflush:  # one flush at commit instead of one per statement below
+        pkg_dict = package_dict(s, pkg, ctx.site_url, groups)
+        activity.record(s, ctx.actor, f"{verb} package", pkg.id, {"package": pkg_dict},
+                        group_id=pkg.owner_org, private=pkg.private)
+        audit.record(s, ctx.actor_name, f"package_{activity.AUDIT_VERBS[verb]}", "package", pkg.id,
+                     {"name": pkg.name})
+        changes.mark(s, pkg.id)
     return pkg_dict
 
 
@@ -225,9 +230,9 @@ def package_create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
         s.add(pkg)
         s.flush()
         _apply_resources(s, pkg, data.get("resources"), errors)
-        _apply_groups(s, ctx, pkg, data.get("groups"), errors)
+        _apply_groups(s, ctx, pkg, data.get("groups"), errors, new=True)
         errors.raise_if_any()
-        return _record_change(s, ctx, pkg, "new")
+        return _record_change(s, ctx, pkg, "new", groups=None if data.get("groups") else [])
 
 
 def _update(ctx: Context, data: dict[str, Any], verb: str = "changed") -> dict[str, Any]:

@@ -22,11 +22,13 @@ def _list_param(value: Any, field: str) -> list[str]:
         return []
     if isinstance(value, str):
         text = value.strip()
-        if text.startswith("["):
+        if text.startswith(("[", "{")):
             try:
                 value = json.loads(text)
             except ValueError:
                 raise SearchQueryError(f"{field} must be a JSON list") from None
+            if not isinstance(value, list):
+                raise SearchQueryError(f"{field} must be a JSON list")
         else:
             return [text]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):

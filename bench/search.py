@@ -161,6 +161,9 @@ def main() -> None:
                 http.append((time.perf_counter() - t) * 1000)
                 assert body["success"], body
                 counts.append(body["result"]["count"])
+            rss = next(int(line.split()[1]) for line in Path(f"/proc/{mosu.proc.pid}/status").read_text().splitlines()
+                       if line.startswith("VmRSS")) / 1024
+            print(f"web process RSS with the index loaded: {rss:.0f} MB")
         finally:
             mosu.stop()
     (h50, h95), (b50, b95) = pcts(http), pcts(bare)

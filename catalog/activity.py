@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select
+from sqlalchemy import Select, insert
 from sqlalchemy.orm import Session
 
 from catalog.context import Actor
-from catalog.models import Activity, utcnow
+from catalog.models import Activity, new_id, utcnow
 
 
 # Activity verbs (CKAN's "new package") and the action names the audit log uses for them.
@@ -15,16 +15,15 @@ AUDIT_VERBS = {"new": "create", "changed": "update", "deleted": "delete"}
 
 
 def record(session: Session, actor: Actor | None, activity_type: str, object_id: str,
-           data: dict[str, Any], group_id: str | None = None, private: bool = False) -> Activity:
+           data: dict[str, Any], group_id: str | None = None, private: bool = False) -> None:
     """Append an activity such as ``new package`` with a snapshot of the object in ``data``.
 
     ``private`` marks activities of private datasets: they are shown only to
     callers who may read the dataset, so they never leak through a public stream.
     """
-    act = Activity(timestamp=utcnow(), user_id=actor.id if actor else None, object_id=object_id,
-                   group_id=group_id, private=private, activity_type=activity_type, data=data)
-    session.add(act)
-    return act
+    session.connection().execute(insert(Activity).values(
+        id=new_id(), timestamp=utcnow(), user_id=actor.id if actor else None, object_id=object_id,
+        group_id=group_id, private=private, activity_type=activity_type, data=data))
 
 
 def as_dict(act: Activity) -> dict[str, Any]:

@@ -246,9 +246,12 @@ def corpus(people):
     root = people["root"]
     root.action.organization_create(name="river-agency", title="River Agency")
     docs = [
-        ("river-levels", "River levels", "Daily water levels of the Yangtze river", ["water", "rivers"], "CSV", "cc-by"),
-        ("rainfall", "Rainfall totals", "Monthly rainfall near the river delta", ["water", "weather"], "CSV", "odc-odbl"),
-        ("bridge-census", "Bridge census", "Every bridge over a river, with its length", ["transport"], "JSON", "cc-by"),
+        ("river-levels", "River levels", "Daily water levels of the Yangtze river", ["water", "rivers"],
+         "CSV", "cc-by"),
+        ("rainfall", "Rainfall totals", "Monthly rainfall near the river delta", ["water", "weather"],
+         "CSV", "odc-odbl"),
+        ("bridge-census", "Bridge census", "Every bridge over a river, with its length", ["transport"],
+         "JSON", "cc-by"),
         ("air-quality", "Air quality", "PM2.5 readings from city stations", ["air", "weather"], "XLSX", "cc-zero"),
     ]
     for name, title, notes, tags, fmt, lic in docs:
@@ -274,7 +277,8 @@ def test_search_ranks_and_filters(people, corpus):
     assert set(_names(s(q="title:rainfall OR title:bridge"))) == {"rainfall", "bridge-census"}
     assert _names(s(q="water AND NOT tags:rivers")) == ["rainfall"]
     assert set(_names(s(fq="res_format:CSV"))) == {"river-levels", "rainfall"}
-    assert set(_names(s(fq_list=["organization:river-agency", "license_id:cc-by"]))) == {"river-levels", "bridge-census"}
+    assert set(_names(s(fq_list=["organization:river-agency", "license_id:cc-by"]))) == \
+        {"river-levels", "bridge-census"}
     assert "river-levels" not in _names(s(fq="-organization:river-agency", rows=1000))
     assert s(fq="metadata_modified:[2000-01-01T00:00:00Z TO *]", rows=0)["count"] >= 4
     assert s(fq="metadata_modified:[* TO 2000-01-01T00:00:00Z]")["count"] == 0

@@ -78,8 +78,8 @@ def _apply_fields(s: Session, ctx: Context, pkg: Package, data: dict[str, Any], 
     """Set every dataset field from ``data`` (a full dict: missing fields are reset, as CKAN does)."""
     name = validate.name(data.get("name"), errors)
     if name and name != pkg.name:
-        other = lookup.package(s, name)
-        if other is not None and other.id != pkg.id:
+        other = s.scalar(select(Package.id).where(Package.name == name))
+        if other is not None and other != pkg.id:
             errors.add("name", "That URL is already in use.")
     pkg.name = name
     for field, max_len in TEXT_FIELDS.items():

@@ -7,7 +7,7 @@ catches up by reading the changes after the last number it has seen.
 """
 from __future__ import annotations
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from catalog.models import Counter, SearchChange
@@ -18,15 +18,15 @@ KEEP, PRUNE_EVERY = 100_000, 1000
 
 def mark(session: Session, package_id: str) -> int:
     """Record that ``package_id`` changed (created, edited, deleted or purged)."""
-    seq = session.execute(update(Counter).where(Counter.name == COUNTER)
-                          .values(value=Counter.value + 1).returning(Counter.value)).scalar()
-    if seq is None:
-        session.add(Counter(name=COUNTER, value=1))
-        session.flush()
+    conn = session.connection()
+    seq = conn.execute(update(Counter).where(Counter.name == COUNTER)
+                       .values(value=Counter.value + 1).returning(Counter.value)).scalar()
+    if seq is None:  # created with the schema; only a hand-made database lacks it
+        conn.execute(insert(Counter).values(name=COUNTER, value=1))
         seq = 1
-    session.add(SearchChange(seq=seq, package_id=package_id))
+    conn.execute(insert(SearchChange).values(seq=seq, package_id=package_id))
     if seq % PRUNE_EVERY == 0:  # an index further behind than KEEP rebuilds from scratch
-        session.execute(delete(SearchChange).where(SearchChange.seq <= seq - KEEP))
+        conn.execute(delete(SearchChange).where(SearchChange.seq <= seq - KEEP))
     return seq
 
 

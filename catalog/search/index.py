@@ -17,6 +17,7 @@ import json
 import math
 import threading
 from array import array
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -174,18 +175,27 @@ class SearchIndex:
         }
         tag_tokens = parse.tokenize(" ".join(doc.tags))
         org_tokens = parse.tokenize(f"{doc.org_name or ''} {doc.org_title or ''}")
+        # Term frequencies per document first (C-speed Counter), then one posting per term.
+        tf: Counter[str] = Counter()
         length = 0
         for name, tokens in fields.items():
+            counted = Counter(tokens)
             weight = TITLE_WEIGHT if name == "title" else 1
-            for tok in tokens:
-                self._post(tok, slot, weight)
-                self._post(f"{name}\x00{tok}", slot, 1)
+            for tok, n in counted.items():
+                tf[tok] += n * weight
+                tf[f"{name}\x00{tok}"] += n
             length += len(tokens) * weight
         for tok in tag_tokens:
-            self._post(tok, slot, TAG_WEIGHT)
-        for tok in org_tokens:
-            self._post(tok, slot, 1)
+            tf[tok] += TAG_WEIGHT
+        tf.update(org_tokens)
         length += len(tag_tokens) * TAG_WEIGHT + len(org_tokens)
+        postings = self.postings
+        for key, n in tf.items():
+            entry = postings.get(key)
+            if entry is None:
+                entry = postings[key] = (array("i"), array("f"))
+            entry[0].append(slot)
+            entry[1].append(n)
         every = [*fields["title"], *fields["notes"], *tag_tokens, *org_tokens, *fields["res_name"],
                  *fields["res_description"], *fields["author"], *fields["maintainer"], *fields["extras"]]
         self.text.append(" " + " ".join(every) + " ")

@@ -25,8 +25,11 @@ _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-
 
 def tokenize(text: str) -> list[str]:
     """Lower-case word tokens; CJK runs become single characters (no spaces to split on)."""
+    words = _TOKEN_RE.findall(text.lower())
+    if not _CJK.search(text):
+        return words
     out: list[str] = []
-    for tok in _TOKEN_RE.findall(text.lower()):
+    for tok in words:
         if _CJK.search(tok):
             out.extend(ch for ch in tok)
         else:

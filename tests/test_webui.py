@@ -61,6 +61,23 @@ def test_home_page_lists_the_datasets(demo_site, browser):
     page.close()
 
 
+def test_search_box_and_facets_narrow_the_catalog(demo_site, browser):
+    page = browser.new_page()
+    page.goto(demo_site.url + "/")
+    page.fill("form.search input[name=q]", "weather")
+    page.click("form.search button")
+    page.wait_for_selector("text=for “weather”")
+    assert page.locator(".dataset-item strong").all_inner_texts() == ["Seattle daily weather, 2012-2015"]
+    page.goto(demo_site.url + "/")
+    assert "3 datasets" in page.locator(".results h1").inner_text()
+    page.click(".facet[data-facet=tags] >> text=energy")
+    page.wait_for_selector(".facet li.active")
+    assert page.locator(".dataset-item strong").all_inner_texts() == [
+        "Iowa net electricity generation by source, 2001-2017"]
+    assert "1 dataset" in page.locator(".results h1").inner_text()
+    page.close()
+
+
 def test_dataset_page_shows_metadata_status_and_first_rows(demo_site, browser):
     page = browser.new_page()
     page.goto(demo_site.url + "/")

@@ -28,11 +28,38 @@ def _error_page(exc: MosuError):
     return render_template("error.html", status=status, title=title, message=exc.message), status
 
 
+FACETS = ("organization", "tags", "res_format", "license_id")
+FACET_TITLES = {"organization": "Publishers", "tags": "Tags", "res_format": "Formats", "license_id": "Licences"}
+PAGE_ROWS = 20
+
+
+def _quoted(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@bp.app_template_global()
+def facet_args(chosen: list[tuple[str, str]], add: tuple[str, str] | None = None,
+               remove: tuple[str, str] | None = None) -> dict[str, list[str]]:
+    """Query arguments for the current facet selection, with one value added or removed."""
+    pairs = [p for p in chosen if p != remove] + ([add] if add else [])
+    out: dict[str, list[str]] = {}
+    for field, value in pairs:
+        out.setdefault(field, []).append(value)
+    return out
+
+
 @bp.route("/")
 def home():
-    ctx = _ctx()
-    datasets = call(ctx, "current_package_list_with_resources", {"limit": 100})
-    return render_template("home.html", datasets=datasets)
+    """The catalog: full-text search with facets (Solr syntax works in the box too)."""
+    q = request.args.get("q", "").strip()
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    chosen = [(f, v) for f in FACETS for v in request.args.getlist(f)]
+    result = call(_ctx(), "package_search", {
+        "q": q or "*:*", "fq_list": [f"{f}:{_quoted(v)}" for f, v in chosen],
+        "facet.field": list(FACETS), "facet.limit": 8, "rows": PAGE_ROWS, "start": (page - 1) * PAGE_ROWS,
+        "sort": "score desc, metadata_modified desc" if q else "metadata_modified desc"})
+    return render_template("home.html", result=result, q=q, chosen=chosen, page=page, rows=PAGE_ROWS,
+                           facet_titles=FACET_TITLES)
 
 
 @bp.route("/dataset/<dataset_id>")

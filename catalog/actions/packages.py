@@ -5,7 +5,7 @@ import logging
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from catalog import activity, audit, authz, dictize, lookup, validate
@@ -43,8 +43,9 @@ def package_groups(s: Session, package_id: str) -> list[Group]:
         Group.is_organization.is_(False)).order_by(Group.name)))
 
 
-def package_dict(s: Session, pkg: Package, site_url: str, groups: list[Group] | None = None) -> dict[str, Any]:
-    """The full CKAN dict of a package with its active resources and groups (looked up unless given)."""
+def package_dict(s: Session | None, pkg: Package, site_url: str, groups: list[Group] | None = None) -> dict[str, Any]:
+    """The full CKAN dict of a package with its active resources and groups (looked up unless given;
+    with no session, ``groups`` must be given and no resource may have a version yet)."""
     resources = [r for r in pkg.resources if r.state == "active"]
     version_ids = [r.current_version_id for r in resources if r.current_version_id]
     versions = {v.id: v for v in s.scalars(select(ResourceVersion).where(ResourceVersion.id.in_(version_ids)))} \
@@ -172,9 +173,8 @@ def _apply_resources(s: Session, pkg: Package, value: Any, errors: validate.Erro
         res = existing.get(str(rdata.get("id") or ""))
         if res is None:
             rid = _valid_new_id(s, Resource, rdata.get("id"), errors, "resources")
-            res = Resource(package_id=pkg.id, created=utcnow())
-            if rid:
-                res.id = rid
+            res = Resource(id=rid or str(uuid.uuid4()), package_id=pkg.id, created=utcnow(), state="active",
+                           url_type=None, ingest_status=None, ingest_error=None, current_version_id=None)
             pkg.resources.append(res)
         kept.add(res.id)
         res.position = position
@@ -185,11 +185,12 @@ def _apply_resources(s: Session, pkg: Package, value: Any, errors: validate.Erro
 
 
 def _record_change(s: Session, ctx: Context, pkg: Package, verb: str,
-                   groups: list[Group] | None = None) -> dict[str, Any]:
+                   pkg_dict: dict[str, Any] | None = None) -> dict[str, Any]:
     """Activity, audit event and search mark for a dataset change; returns the new dict."""
     s.flush()
     with s.no_autoflush:  # one flush at commit instead of one per statement below
-        pkg_dict = package_dict(s, pkg, ctx.site_url, groups)
+        if pkg_dict is None:
+            pkg_dict = package_dict(s, pkg, ctx.site_url)
         activity.record(s, ctx.actor, f"{verb} package", pkg.id, {"package": pkg_dict},
                         group_id=pkg.owner_org, private=pkg.private)
         audit.record(s, ctx.actor_name, f"package_{activity.AUDIT_VERBS[verb]}", "package", pkg.id,
@@ -213,26 +214,43 @@ def package_create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     Sysadmins may set ``id`` (as ``ckanapi load`` does)."""
     authz.require_user(ctx.actor, "create a dataset")
     errors = validate.Errors()
-    with ctx.platform.write.begin() as s:
+    # Validate and build the whole dataset, and its dict, before taking the write lock: the
+    # lock is then held only for the inserts, so concurrent writers (ckanapi load -p N) overlap.
+    with ctx.platform.read() as s:
         org = _owner(s, ctx, data.get("owner_org"), errors)
         if org is None:
             errors.raise_if_any()
         authz.require_create_in_org(s, ctx.actor, org.id)
         now = utcnow()
         pkg = Package(owner_org=org.id, creator_user_id=ctx.actor.id, metadata_created=now,
-                      metadata_modified=now, resources=[])
-        if authz.is_sysadmin(ctx.actor):
-            pkg.id = _valid_new_id(s, Package, data.get("id"), errors) or pkg.id
-        if pkg.id is None:
-            pkg.id = str(uuid.uuid4())
+                      metadata_modified=now, resources=[], organization=org)
+        pkg.id = (_valid_new_id(s, Package, data.get("id"), errors) if authz.is_sysadmin(ctx.actor) else None) \
+            or str(uuid.uuid4())
         _apply_fields(s, ctx, pkg, data, errors)
-        errors.raise_if_any()
-        s.add(pkg)
-        s.flush()
         _apply_resources(s, pkg, data.get("resources"), errors)
-        _apply_groups(s, ctx, pkg, data.get("groups"), errors, new=True)
         errors.raise_if_any()
-        return _record_change(s, ctx, pkg, "new", groups=None if data.get("groups") else [])
+        s.expunge(org)
+    pkg_dict = None if data.get("groups") else package_dict(None, pkg, ctx.site_url, groups=[])
+    with ctx.platform.write.begin() as s:
+        authz.require_create_in_org(s, ctx.actor, org.id)  # again: membership may have changed
+        if s.scalar(select(Package.id).where((Package.name == pkg.name) | (Package.id == pkg.id))):
+            raise ValidationError({"name": ["That URL is already in use."]})
+        conn = s.connection()
+        conn.execute(insert(Package), [_row(Package, pkg)])
+        if pkg.tag_rows:
+            conn.execute(insert(PackageTag), [_row(PackageTag, t) for t in pkg.tag_rows])
+        if pkg.resources:
+            conn.execute(insert(Resource), [_row(Resource, r) for r in pkg.resources])
+        if pkg_dict is None:  # groups need the rows in place (rare on create)
+            pkg = s.get(Package, pkg.id)
+            _apply_groups(s, ctx, pkg, data.get("groups"), errors, new=True)
+            errors.raise_if_any()
+        return _record_change(s, ctx, pkg, "new", pkg_dict=pkg_dict)
+
+
+def _row(model, obj) -> dict[str, Any]:
+    """The column values of a fully built (never flushed) object, for a Core INSERT."""
+    return {c.key: getattr(obj, c.key) for c in model.__table__.columns}
 
 
 def _update(ctx: Context, data: dict[str, Any], verb: str = "changed") -> dict[str, Any]:

@@ -1,6 +1,10 @@
 """Database engine and sessions for the catalog (SQLite by default, PostgreSQL by URL)."""
 from __future__ import annotations
 
+import fcntl
+import os
+import time
+
 from sqlalchemy import Engine, create_engine, event, insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,13 +30,48 @@ def make_engine(url: str) -> Engine:
             # SQLAlchemy emits BEGIN itself (below), so pysqlite must not.
             dbapi_conn.isolation_level = None
 
+        lock_path = f"{engine.url.database}.writelock" if engine.url.database not in (None, "", ":memory:") else None
+
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn) -> None:  # pragma: no cover - trivial
             immediate = conn.get_execution_options().get("sqlite_immediate", False)
+            if immediate and lock_path:
+                _writer_lock(conn.connection._connection_record.info, lock_path)
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        @event.listens_for(engine.pool, "checkin")
+        def _release(_dbapi_conn, record) -> None:  # pragma: no cover - trivial
+            fd = record.info.get("writelock_fd") if record is not None else None
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_UN)
 
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+WRITER_WAIT_SECONDS = 30
+
+
+def _writer_lock(info: dict, path: str) -> None:
+    """Queue writers on a file lock before BEGIN IMMEDIATE.
+
+    SQLite's own busy handler backs off with sleeps of up to 100 ms, so two
+    writing processes hand the lock back and forth slowly; polling a ``flock``
+    every half millisecond gives the lock to the next writer almost as soon as it
+    is released (when the connection returns to the pool, after commit or rollback).
+    """
+    fd = info.get("writelock_fd")
+    if fd is None:
+        fd = info["writelock_fd"] = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    deadline = time.monotonic() + WRITER_WAIT_SECONDS
+    while True:  # a short fixed poll rather than a blocking call: a stuck writer times out, never hangs
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"waited {WRITER_WAIT_SECONDS} s for the catalog's write lock") from None
+            time.sleep(0.0005)
 
 
 SCHEMA_VERSION = 2

@@ -29,6 +29,8 @@ class Settings:
     weed_binary: str | None = None
     site_url: str | None = None
     max_upload_bytes: int = 10 * GIB
+    max_unpacked_bytes: int = 50 * GIB
+    max_unpack_ratio: int = 200
     job_lease_seconds: int = 60
     job_max_attempts: int = 5
     worker_poll_seconds: float = 0.5

@@ -43,9 +43,37 @@ def connect(work_dir: Path, memory_limit: str = "512MB", threads: int = 2) -> du
     return con
 
 
+READERS = {
+    "csv": "read_csv({path}, auto_detect=true, sample_size=20480)",
+    "json": "read_json({path}, format='auto', sample_size=20480)",
+    "parquet": "read_parquet({path})",
+}
+
+
 def csv_to_parquet(con: duckdb.DuckDBPyConnection, src: Path, dst: Path, row_group_rows: int) -> Converted:
     """Sniff ``src`` (delimiter, header, types) and write it to ``dst`` as zstd Parquet."""
-    source = f"read_csv({_literal(src)}, auto_detect=true, sample_size=20480)"
+    return to_parquet(con, "csv", src, dst, row_group_rows)
+
+
+def to_parquet(con: duckdb.DuckDBPyConnection, fmt: str, src: Path, dst: Path, row_group_rows: int) -> Converted:
+    """Read ``src`` as ``fmt`` (csv, json, parquet, arrow) and write it to ``dst`` as zstd Parquet.
+
+    Nested JSON values stay structs and lists; Parquet is rewritten with the
+    platform's compression and row-group size.
+    """
+    if fmt == "arrow":
+        import pyarrow.ipc as ipc
+
+        import pyarrow as pa
+
+        try:  # memory-mapped: the table's buffers stay in the page cache, not on the heap
+            table = ipc.open_file(pa.memory_map(str(src))).read_all()
+        except Exception as exc:  # noqa: BLE001 - any Arrow error means an unreadable file
+            raise IngestFailed(f"The Arrow file could not be read: {_clean(exc)}") from None
+        con.register("arrow_upload", table)
+        source = "arrow_upload"
+    else:
+        source = READERS[fmt].format(path=_literal(src))
     try:
         described = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
         columns = [Column(row[0], row[1]) for row in described]

@@ -21,12 +21,11 @@ from catalog.errors import IngestFailed, QualityGateFailed
 from catalog.models import Resource, ResourceVersion, utcnow
 from catalog.platform import Platform
 from catalog.search import changes
-from ingest.convert import connect, csv_to_parquet
-from ingest.sniff import sniff
+from ingest.convert import connect, to_parquet
+from ingest.prepare import prepare
 from quality.validation import explain_failures, validate_table
 
 log = logging.getLogger("ingest.worker")
-HEAD_BYTES = 64 * 1024
 MAX_BACKOFF_SECONDS = 60.0
 
 
@@ -110,18 +109,20 @@ class Worker:
         with platform.read() as s:
             version = s.get(ResourceVersion, claim.version_id)
             raw_key = version.raw_key
+            encoding = (s.get(Resource, claim.resource_id).extras or {}).get("encoding") or None
         with tempfile.TemporaryDirectory(prefix="mosu-ingest-") as tmp:
             work = Path(tmp)
             raw = work / "raw"
             beat.stage = "downloading"
             store.download(raw_key, str(raw))
-            with open(raw, "rb") as fh:
-                sniffed = sniff(fh.read(HEAD_BYTES))
+            beat.stage = "unpacking"
+            prepared = prepare(raw, work, settings, encoding)
             beat.stage = "converting"
             parquet = work / "data.parquet"
             con = connect(work)
             try:
-                converted = csv_to_parquet(con, raw, parquet, settings.parquet_row_group_rows)
+                converted = to_parquet(con, prepared.format, prepared.path, parquet,
+                                       settings.parquet_row_group_rows)
             finally:
                 con.close()
             beat.stage = "validating"
@@ -139,9 +140,9 @@ class Worker:
         if beat.lost:
             log.warning("job %s: lease lost before publishing; leaving it to its new owner", claim.job_id)
             return
-        self._publish(claim, converted, report, final, sniffed.encoding)
+        self._publish(claim, converted, report, final, prepared)
 
-    def _publish(self, claim, converted, report, parquet_key: str, encoding: str) -> None:
+    def _publish(self, claim, converted, report, parquet_key: str, prepared) -> None:
         """The publish: one transaction, and only if this worker still owns the job."""
         with self.platform.write.begin() as s:
             if not jobs.finish(s, claim, "done"):
@@ -152,7 +153,8 @@ class Worker:
             version.parquet_key = parquet_key
             version.row_count = converted.row_count
             version.schema = [{"id": c.name, "type": c.type} for c in converted.parquet_columns]
-            version.validation = {**report, "encoding": encoding}
+            version.validation = {**report, "source": {"format": prepared.format, "encoding": prepared.encoding,
+                                                       "compression": prepared.compression}}
             version.status, version.published, version.error = "ready", utcnow(), None
             res.current_version_id = version.id
             res.ingest_status, res.ingest_error = "ready", None

@@ -161,7 +161,7 @@ def test_non_tabular_upload_fails_clearly_and_keeps_the_raw_file(mosu, admin, da
     res = upload(admin, dataset, PNG, "photo.csv")
     done = wait_for_ingest(admin, res["id"])
     assert done["ingest_status"] == "failed"
-    assert "PNG image" in done["ingest_error"] and "not a delimited text table" in done["ingest_error"]
+    assert "PNG image" in done["ingest_error"] and "not a table Mosu can read" in done["ingest_error"]
     assert done["datastore_active"] is False
     with pytest.raises(ckanapi.NotFound):
         admin.action.datastore_search(resource_id=res["id"])
@@ -178,7 +178,7 @@ def test_non_tabular_upload_fails_clearly_and_keeps_the_raw_file(mosu, admin, da
 @pytest.mark.parametrize("content,expected", [
     (b"", "The file is empty"),
     (b"name,age\n", "no data rows"),
-    (b"caf\xe9,na\xefve\n1,2\n" * 50, "not valid UTF-8"),
+    (b"a,b\n\x00\x01\x02,3\n" * 50, "binary data (NUL bytes)"),
 ])
 def test_bad_tables_fail_with_a_specific_message(admin, dataset, content, expected):
     done = wait_for_ingest(admin, upload(admin, dataset, content)["id"])

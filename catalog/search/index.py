@@ -16,6 +16,7 @@ import datetime as dt
 import json
 import math
 import threading
+import zlib
 from array import array
 from collections import Counter
 from dataclasses import dataclass, field
@@ -112,7 +113,7 @@ class SearchIndex:
         self.seq = -1  # the catalog change number the index reflects
         self.slot_of: dict[str, int] = {}
         self.ids: list[str] = []
-        self.dicts: list[str] = []
+        self.dicts: list[bytes] = []   # zlib-compressed JSON: a fifth of the memory, ~20 µs to read
         self.text: list[str] = []      # " token token ... " for phrase checks
         self.titles: list[str] = []
         self.names: list[str] = []
@@ -144,7 +145,7 @@ class SearchIndex:
         slot = self.slot_of.pop(package_id, None)
         if slot is not None and self._cols["alive"][slot]:
             self._cols["alive"][slot] = False
-            self.dicts[slot] = ""
+            self.dicts[slot] = b""
             self.text[slot] = self.title_text[slot] = ""
             self.dead += 1
 
@@ -163,7 +164,7 @@ class SearchIndex:
         slot = len(self.ids)
         self.slot_of[doc.id] = slot
         self.ids.append(doc.id)
-        self.dicts.append(json.dumps(doc.dict, separators=(",", ":")))
+        self.dicts.append(zlib.compress(json.dumps(doc.dict, separators=(",", ":")).encode(), 1))
         self.names.append(doc.name)
         self.titles.append(doc.title.lower())
         fields = {
@@ -349,7 +350,7 @@ class SearchIndex:
             page = order[req.start:req.start + req.rows]
             facets, search_facets = self._facets(hits, req)
             return SearchResult(count=count, ids=[self.ids[s] for s in page],
-                                dicts=[json.loads(self.dicts[s]) for s in page],
+                                dicts=[json.loads(zlib.decompress(self.dicts[s])) for s in page],
                                 facets=facets, search_facets=search_facets)
 
     def _order(self, hits: np.ndarray, scores: np.ndarray, sort: list[tuple[str, bool]], need: int) -> np.ndarray:

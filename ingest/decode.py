@@ -1,0 +1,105 @@
+"""Unpack compressed uploads and re-encode text to UTF-8, streaming, with limits.
+
+Government and enterprise exports arrive as GBK/GB18030, Big5, Shift-JIS,
+Windows-1252 or UTF-16; DuckDB reads UTF-8. The encoding is taken from a BOM,
+then from a strict UTF-8 check of the head, then from charset detection over a
+short list of candidates; a provider can override it. Decoding is incremental,
+so memory stays flat, and a bad byte is reported with its line number.
+"""
+from __future__ import annotations
+
+import bz2
+import codecs
+import lzma
+from pathlib import Path
+from typing import BinaryIO
+
+import pyarrow as pa
+
+from catalog.errors import IngestFailed
+
+CHUNK = 1 << 20
+# Candidates for detection: the encodings the platform promises, in a preferred order.
+CANDIDATES = ("gb18030", "big5", "shift_jis", "euc_jp", "euc_kr", "cp1252")
+ALIASES = {"gbk": "gb18030", "gb2312": "gb18030", "cp936": "gb18030", "hz": "gb18030",
+           "big5hkscs": "big5", "cp950": "big5", "cp932": "shift_jis", "shift-jis": "shift_jis",
+           "latin-1": "cp1252", "latin1": "cp1252", "iso-8859-1": "cp1252", "windows-1252": "cp1252",
+           "utf8": "utf-8", "utf-8-sig": "utf-8-sig"}
+
+
+def normalise(name: str) -> str:
+    """A codec name Python knows, with the usual aliases folded onto their supersets."""
+    key = name.strip().lower().replace("_", "-")
+    key = ALIASES.get(key, key)
+    try:
+        return codecs.lookup(key).name
+    except LookupError:
+        raise IngestFailed(f"Unknown text encoding {name!r}") from None
+
+
+def detect_encoding(head: bytes) -> str:
+    """Pure: the encoding of a text file from its first bytes."""
+    if head.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    try:
+        head.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(head) - 3 and exc.reason == "unexpected end of data":
+            return "utf-8"  # a character cut at the end of the sample
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(head, cp_isolation=list(CANDIDATES)).best()
+    return normalise(best.encoding) if best is not None else "cp1252"
+
+
+def unpack(src: Path, dst: Path, compression: str, max_bytes: int, max_ratio: int) -> int:
+    """Decompress ``src`` into ``dst``; stops a bomb by size and ratio before it fills the disk."""
+    packed = max(1, src.stat().st_size)
+    written = 0
+    opener = {"bz2": bz2.open, "xz": lzma.open}.get(compression)
+    try:
+        source: BinaryIO
+        if opener is not None:
+            source = opener(src, "rb")
+        else:
+            source = pa.CompressedInputStream(pa.OSFile(str(src), "rb"), compression)
+        with source, open(dst, "wb") as out:
+            while True:
+                chunk = source.read(CHUNK)
+                if not chunk:
+                    break
+                written += len(chunk)
+                if written > max_bytes or written > packed * max_ratio:
+                    raise IngestFailed(
+                        f"The {compression} file unpacks to more than "
+                        f"{min(max_bytes, packed * max_ratio):,} bytes (limit: {max_bytes:,} bytes or "
+                        f"{max_ratio}x the upload); it was refused as a possible decompression bomb.")
+                out.write(chunk)
+    except IngestFailed:
+        raise
+    except (OSError, EOFError, lzma.LZMAError, ValueError, pa.ArrowException) as exc:
+        raise IngestFailed(f"The {compression} file is damaged or truncated: {str(exc)[:200]}") from None
+    return written
+
+
+def to_utf8(src: Path, dst: Path, encoding: str) -> None:
+    """Re-encode ``src`` to UTF-8 in ``dst``; a byte that does not decode names its line."""
+    decoder = codecs.getincrementaldecoder(encoding)("strict")
+    line = 1
+    with open(src, "rb") as fin, open(dst, "w", encoding="utf-8", newline="") as fout:
+        while True:
+            chunk = fin.read(CHUNK)
+            try:
+                text = decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                start = min(max(0, exc.start), len(chunk))
+                line += chunk[:start].count(b"\n")
+                raise IngestFailed(f"Line {line} is not valid {encoding} text; set the resource's "
+                                   "encoding if it was detected wrongly.") from None
+            fout.write(text)
+            line += text.count("\n")
+            if not chunk:
+                break

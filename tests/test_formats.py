@@ -1,0 +1,141 @@
+"""Real files in every supported format, encoding and compression, ingested by a running Mosu."""
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import json
+import lzma
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import wait_for_ingest
+
+CITIES_ZH = [("上海", 24870895, "中国最大的城市，位于长江入海口"), ("北京", 21893095, "首都，政治和文化中心"),
+             ("广州", 18676605, "华南地区的商业中心"), ("深圳", 17560061, "靠近香港的科技城市"),
+             ("重庆", 32054159, "西南地区的山城"), ("成都", 20937757, "四川省的省会")] * 3
+CITIES_TW = [("臺北", 2646204, "臺灣的首都與最大都市"), ("高雄", 2773533, "南部的港口城市"),
+             ("臺中", 2820787, "中部的工業與文化城市")] * 5
+CITIES_JA = [("東京", 13960000, "日本の首都で最大の都市"), ("大阪", 2750000, "関西地方の中心都市"),
+             ("名古屋", 2330000, "中部地方の工業都市")] * 5
+
+
+def _csv(rows, header=("city", "population", "note"), sep=",") -> str:
+    return sep.join(header) + "\n" + "".join(sep.join(str(v) for v in r) + "\n" for r in rows)
+
+
+@pytest.fixture(scope="module")
+def ckan(mosu):
+    admin = mosu.ckan(mosu.token("formats", sysadmin=True))
+    admin.action.organization_create(name="formats-org")
+    admin.action.package_create(name="formats", owner_org="formats-org")
+    return admin
+
+
+def ingest(ckan, content: bytes, filename: str, **fields) -> dict:
+    res = ckan.action.resource_create(package_id="formats", upload=(filename, io.BytesIO(content)), **fields)
+    return wait_for_ingest(ckan, res["id"])
+
+
+def rows(ckan, res: dict, limit: int = 100) -> list[dict]:
+    assert res["ingest_status"] == "ready", res["ingest_error"]
+    return ckan.action.datastore_search(resource_id=res["id"], limit=limit)["records"]
+
+
+@pytest.mark.parametrize("encoding,cities", [
+    ("gbk", CITIES_ZH), ("gb18030", CITIES_ZH), ("big5", CITIES_TW), ("shift_jis", CITIES_JA),
+])
+def test_east_asian_encodings_are_detected(ckan, encoding, cities):
+    res = ingest(ckan, _csv(cities).encode(encoding), f"cities-{encoding}.csv")
+    got = rows(ckan, res)
+    assert [(r["city"], r["population"], r["note"]) for r in got[:3]] == [tuple(c) for c in cities[:3]]
+
+
+def test_windows_1252_and_utf16_and_bom(ckan):
+    latin = _csv([("José", "São Paulo", "café crème")] * 10, header=("name", "city", "order"))
+    assert rows(ckan, ingest(ckan, latin.encode("cp1252"), "latin.csv"))[0]["city"] == "São Paulo"
+    utf16 = ingest(ckan, _csv(CITIES_ZH).encode("utf-16"), "utf16.csv")
+    assert rows(ckan, utf16)[0]["city"] == "上海"
+    bom = ingest(ckan, b"\xef\xbb\xbf" + _csv(CITIES_JA, sep=";").encode(), "bom.csv")
+    assert list(rows(ckan, bom)[0])[1] == "city", "the BOM does not end up in the first column name"
+
+
+def test_provider_encoding_override_and_a_wrong_one(ckan):
+    res = ingest(ckan, _csv(CITIES_ZH).encode("gb18030"), "declared.csv", encoding="GBK")
+    assert rows(ckan, res)[1]["city"] == "北京"
+    wrong = ingest(ckan, ("a,b\nJosé,1\n").encode("cp1252"), "wrong.csv", encoding="utf-8")
+    assert wrong["ingest_status"] == "failed"
+    assert "Line: 2" in wrong["ingest_error"] and "not utf-8 encoded" in wrong["ingest_error"]
+    big5_as_gbk = ingest(ckan, b"a,b\n\xff\xfe,1\n", "bad-bytes.csv", encoding="gb18030")
+    assert big5_as_gbk["ingest_status"] == "failed"
+    assert "Line 2 is not valid gb18030 text" in big5_as_gbk["ingest_error"]
+
+
+@pytest.mark.parametrize("sep", ["\t", "|", ";"])
+def test_delimiters(ckan, sep):
+    res = ingest(ckan, _csv(CITIES_JA, sep=sep).encode(), "d.txt")
+    assert rows(ckan, res)[0] == {"_id": 1, "city": "東京", "population": 13960000, "note": "日本の首都で最大の都市"}
+
+
+def test_quoted_fields_with_embedded_newlines(ckan):
+    text = 'id,comment\n1,"first line\nsecond line"\n2,"a ""quoted"" word, and a comma"\n'
+    got = rows(ckan, ingest(ckan, text.encode(), "quoted.csv"))
+    assert got[0]["comment"] == "first line\nsecond line"
+    assert got[1]["comment"] == 'a "quoted" word, and a comma'
+
+
+def test_json_array_and_json_lines_keep_nesting(ckan):
+    records = [{"id": i, "name": f"station {i}", "location": {"lat": 31.2 + i, "lon": 121.5},
+                "readings": [i, i + 1]} for i in range(5)]
+    arr = ingest(ckan, json.dumps(records).encode(), "stations.json")
+    got = rows(ckan, arr)
+    assert got[2]["location"] == {"lat": 33.2, "lon": 121.5} and got[2]["readings"] == [2, 3]
+    fields = {f["id"]: f["type"] for f in ckan.action.datastore_search(resource_id=arr["id"])["fields"]}
+    assert fields["location"] == "json" and fields["id"] == "int"
+    lines = ingest(ckan, "".join(json.dumps(r) + "\n" for r in records).encode(), "stations.jsonl")
+    assert rows(ckan, lines)[4]["name"] == "station 4"
+
+
+def test_parquet_and_arrow_are_rewritten(mosu, ckan):
+    table = pa.table({"k": list(range(1000)), "v": [f"value {i}" for i in range(1000)]})
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="snappy", row_group_size=1000)
+    res = ingest(ckan, buf.getvalue(), "data.parquet")
+    assert res["row_count"] == 1000 and rows(ckan, res, 1)[0]["v"] == "value 0"
+    sink = io.BytesIO()
+    with ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    arrow = ingest(ckan, sink.getvalue(), "data.arrow")
+    assert arrow["row_count"] == 1000
+
+
+@pytest.mark.parametrize("name,compress", [
+    ("gz", gzip.compress), ("bz2", bz2.compress), ("xz", lzma.compress),
+    ("zst", lambda b: _zstd(b)),
+])
+def test_compressed_uploads(ckan, name, compress):
+    res = ingest(ckan, compress(_csv(CITIES_ZH).encode("gbk")), f"cities.csv.{name}")
+    got = rows(ckan, res)
+    assert len(got) == len(CITIES_ZH) and got[0]["city"] == "上海"
+
+
+def _zstd(data: bytes) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.CompressedOutputStream(sink, "zstd") as out:
+        out.write(data)
+    return sink.getvalue().to_pybytes()
+
+
+def test_decompression_bomb_is_refused_early(ckan):
+    bomb = gzip.compress(b"0" * (30 * 1024 * 1024))  # 30 MB of zeros in ~30 KB
+    res = ingest(ckan, bomb, "bomb.csv.gz")
+    assert res["ingest_status"] == "failed"
+    assert "decompression bomb" in res["ingest_error"]
+
+
+def test_damaged_compressed_file(ckan):
+    res = ingest(ckan, gzip.compress(_csv(CITIES_ZH).encode())[:-40], "cut.csv.gz")
+    assert res["ingest_status"] == "failed" and "damaged or truncated" in res["ingest_error"]

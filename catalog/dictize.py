@@ -85,3 +85,11 @@ def package(pkg: Package, resources: list[dict[str, Any]], groups: list[Group] |
         "metadata_created": iso(pkg.metadata_created), "metadata_modified": iso(pkg.metadata_modified),
         "resources": resources, "num_resources": len(resources),
     }
+
+
+def version(v: ResourceVersion, current_id: str | None) -> dict[str, Any]:
+    """One immutable upload of a resource (``resource_version_list``)."""
+    return {"id": v.id, "resource_id": v.resource_id, "number": v.number, "status": v.status,
+            "current": v.id == current_id, "sha256": v.sha256, "size": v.size, "row_count": v.row_count,
+            "schema": v.schema, "original_filename": v.original_filename, "uploader_id": v.uploader_id,
+            "created": iso(v.created), "published": iso(v.published), "error": v.error}

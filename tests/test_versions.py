@@ -1,0 +1,60 @@
+"""Every upload is an immutable version; a failed one never changes what researchers see."""
+from __future__ import annotations
+
+import io
+
+import ckanapi
+import pytest
+
+from tests.conftest import wait_for_ingest
+
+
+@pytest.fixture(scope="module")
+def ckan(mosu):
+    admin = mosu.ckan(mosu.token("versions", sysadmin=True))
+    admin.action.organization_create(name="versions-org")
+    admin.action.package_create(name="versioned", owner_org="versions-org")
+    return admin
+
+
+def _upload(ckan, content: bytes, resource_id: str | None = None) -> dict:
+    if resource_id is None:
+        res = ckan.action.resource_create(package_id="versioned", upload=("v.csv", io.BytesIO(content)))
+    else:
+        res = ckan.action.resource_patch(id=resource_id, upload=("v.csv", io.BytesIO(content)))
+    return wait_for_ingest(ckan, res["id"])
+
+
+def test_versions_accumulate_and_stay_readable(mosu, ckan):
+    v1 = _upload(ckan, b"year,value\n2020,1\n2021,2\n")
+    rid = v1["id"]
+    v2 = _upload(ckan, b"year,value\n2020,1\n2021,2\n2022,3\n", rid)
+    assert v2["ingest_status"] == "ready" and v2["row_count"] == 3
+    same = _upload(ckan, b"year,value\n2020,1\n2021,2\n2022,3\n", rid)
+    assert same["version_id"] == v2["version_id"], "identical bytes make no new version"
+    broken = _upload(ckan, b"%PDF-1.4 not a table", rid)
+    assert broken["ingest_status"] == "failed" and "PDF" in broken["ingest_error"]
+    assert broken["datastore_active"] is True and broken["version_id"] == v2["version_id"]
+
+    versions = ckan.action.resource_version_list(id=rid)
+    assert [(v["number"], v["status"], v["current"]) for v in versions] == \
+        [(3, "failed", False), (2, "ready", True), (1, "ready", False)]
+    assert versions[1]["row_count"] == 3 and len(versions[1]["sha256"]) == 64
+
+    anon = mosu.ckan()
+    assert anon.action.datastore_search(resource_id=rid)["total"] == 3, "the failed upload changed nothing"
+    old = anon.action.datastore_search(resource_id=rid, version=1)
+    assert old["total"] == 2 and old["version"] == 1 and "version=1" in old["_links"]["next"]
+    with pytest.raises(ckanapi.ValidationError):
+        anon.action.datastore_search(resource_id=rid, version=3)
+    with pytest.raises(ckanapi.NotFound):
+        anon.action.datastore_search(resource_id=rid, version=9)
+
+    platform = mosu.inspect()
+    from sqlalchemy import select
+
+    from catalog.models import ResourceVersion
+
+    with platform.read() as s:
+        raw_keys = list(s.scalars(select(ResourceVersion.raw_key).where(ResourceVersion.resource_id == rid)))
+    assert len(raw_keys) == 3 and all(platform.store.exists(k) for k in raw_keys), "every raw upload is kept"

@@ -55,13 +55,20 @@ def csv_to_parquet(con: duckdb.DuckDBPyConnection, src: Path, dst: Path, row_gro
     return to_parquet(con, "csv", src, dst, row_group_rows)
 
 
-def to_parquet(con: duckdb.DuckDBPyConnection, fmt: str, src: Path, dst: Path, row_group_rows: int) -> Converted:
-    """Read ``src`` as ``fmt`` (csv, json, parquet, arrow) and write it to ``dst`` as zstd Parquet.
+def to_parquet(con: duckdb.DuckDBPyConnection, fmt: str, src: Path, dst: Path, row_group_rows: int,
+               sheet: str | None = None) -> Converted:
+    """Read ``src`` as ``fmt`` (csv, json, excel, parquet, arrow) and write it to ``dst`` as zstd Parquet.
 
     Nested JSON values stay structs and lists; Parquet is rewritten with the
-    platform's compression and row-group size.
+    platform's compression and row-group size; ``sheet`` picks a workbook's sheet.
     """
-    if fmt == "arrow":
+    if fmt == "excel":
+        from ingest.excel import read_sheet
+
+        table, _, _ = read_sheet(src, sheet)
+        con.register("excel_upload", table)
+        source = "excel_upload"
+    elif fmt == "arrow":
         import pyarrow.ipc as ipc
 
         import pyarrow as pa

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from catalog.errors import IngestFailed
 from catalog.settings import Settings
+from ingest import excel
 from ingest.decode import detect_encoding, normalise, to_utf8, unpack
 from ingest.sniff import sniff
 
@@ -14,7 +15,7 @@ HEAD_BYTES = 64 * 1024
 
 @dataclass(frozen=True)
 class Prepared:
-    format: str            # csv, json, parquet or arrow
+    format: str            # csv, json, excel, parquet or arrow
     path: Path             # the file to convert
     encoding: str | None   # the source text encoding, for text formats
     compression: str | None
@@ -37,6 +38,14 @@ def prepare(raw: Path, work: Path, settings: Settings, encoding: str | None = No
         sniffed = sniff(head)
         if sniffed.format == "compressed":
             raise IngestFailed("The file is compressed twice; upload it compressed once.")
+    if sniffed.format == "zip":
+        if not excel.is_workbook(path):
+            raise IngestFailed("This is a ZIP archive, not a workbook. Archives of several tables are not "
+                               "read yet: upload each table on its own (gzip-compressed if you like).")
+        excel.check_container(path, settings.max_unpacked_bytes, settings.max_unpack_ratio)
+        return Prepared("excel", path, None, compression)
+    if sniffed.format == "xls":
+        return Prepared("excel", path, None, compression)
     if sniffed.format not in ("csv", "json"):
         return Prepared(sniffed.format, path, None, compression)
     source_encoding = normalise(encoding) if encoding else detect_encoding(head)

@@ -16,6 +16,8 @@ COMPRESSIONS: tuple[tuple[bytes, str], ...] = (
 BINARY_TABLES: tuple[tuple[bytes, str], ...] = (
     (b"PAR1", "parquet"),
     (b"ARROW1", "arrow"),
+    (b"PK\x03\x04", "zip"),  # .xlsx/.ods workbooks (checked further before reading)
+    (b"\xd0\xcf\x11\xe0", "xls"),  # legacy Excel
 )
 # Files that are not (yet) tables, with a name a provider knows.
 NOT_TABLES: tuple[tuple[bytes, str], ...] = (
@@ -23,16 +25,14 @@ NOT_TABLES: tuple[tuple[bytes, str], ...] = (
     (b"\x89PNG\r\n\x1a\n", "a PNG image"),
     (b"\xff\xd8\xff", "a JPEG image"),
     (b"GIF8", "a GIF image"),
-    (b"PK\x03\x04", "a ZIP archive (or an Office document)"),
     (b"\x7fELF", "an executable program"),
-    (b"\xd0\xcf\x11\xe0", "a legacy Office document"),
 )
 BOMS = {b"\xef\xbb\xbf": "utf-8-sig", b"\xff\xfe": "utf-16", b"\xfe\xff": "utf-16"}
 
 
 @dataclass(frozen=True)
 class Sniffed:
-    format: str  # "compressed", "parquet", "arrow", "json" or "csv"
+    format: str  # "compressed", "zip", "xls", "parquet", "arrow", "json" or "csv"
     compression: str | None = None
 
 
@@ -49,7 +49,7 @@ def sniff(head: bytes) -> Sniffed:
     for magic, what in NOT_TABLES:
         if head.startswith(magic):
             raise IngestFailed(f"This file is {what}, not a table Mosu can read (CSV, TSV, JSON, JSON "
-                               "lines, Parquet or Arrow, optionally gzip, bzip2, xz or zstd compressed).")
+                               "lines, Excel, Parquet or Arrow, optionally gzip, bzip2, xz or zstd compressed).")
     bom = next((b for b in BOMS if head.startswith(b)), None)
     if bom is None and b"\x00" in head:
         raise IngestFailed("This file contains binary data (NUL bytes), not a delimited text table. "

@@ -109,7 +109,8 @@ class Worker:
         with platform.read() as s:
             version = s.get(ResourceVersion, claim.version_id)
             raw_key = version.raw_key
-            encoding = (s.get(Resource, claim.resource_id).extras or {}).get("encoding") or None
+            options = s.get(Resource, claim.resource_id).extras or {}
+            encoding, sheet = options.get("encoding") or None, options.get("sheet")
         with tempfile.TemporaryDirectory(prefix="mosu-ingest-") as tmp:
             work = Path(tmp)
             raw = work / "raw"
@@ -122,7 +123,7 @@ class Worker:
             con = connect(work)
             try:
                 converted = to_parquet(con, prepared.format, prepared.path, parquet,
-                                       settings.parquet_row_group_rows)
+                                       settings.parquet_row_group_rows, sheet=sheet)
             finally:
                 con.close()
             beat.stage = "validating"

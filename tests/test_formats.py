@@ -139,3 +139,67 @@ def test_decompression_bomb_is_refused_early(ckan):
 def test_damaged_compressed_file(ckan):
     res = ingest(ckan, gzip.compress(_csv(CITIES_ZH).encode())[:-40], "cut.csv.gz")
     assert res["ingest_status"] == "failed" and "damaged or truncated" in res["ingest_error"]
+
+
+def _workbook(sheets: dict[str, list[list]]) -> bytes:
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    wb.remove(wb.active)
+    for name, rows_ in sheets.items():
+        ws = wb.create_sheet(name)
+        for row in rows_:
+            ws.append(row)
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+def test_excel_sheets_types_and_choice(ckan):
+    import datetime as dt
+
+    book = _workbook({
+        "人口": [["城市", "人口", "统计日期"], ["上海", 24870895, dt.date(2020, 11, 1)],
+                 ["北京", 21893095, dt.date(2020, 11, 1)]],
+        "notes": [["id", "text", "mixed"], [1, "first", 3], [2, "second", "n/a"], [3, None, 4.5]],
+    })
+    first = ingest(ckan, book, "census.xlsx")
+    got = rows(ckan, first)
+    assert got[0]["城市"] == "上海" and got[0]["人口"] == 24870895
+    assert got[0]["统计日期"].startswith("2020-11-01")
+    second = ingest(ckan, book, "census-notes.xlsx", sheet="notes")
+    got = rows(ckan, second)
+    assert [r["mixed"] for r in got] == ["3", "n/a", "4.5"], "a column with text in it stays text, nothing lost"
+    assert got[2]["text"] is None
+    missing = ingest(ckan, book, "census-x.xlsx", sheet="nope")
+    assert missing["ingest_status"] == "failed" and "the sheets are: 人口, notes" in missing["ingest_error"]
+
+
+def _zip(entries: dict[str, bytes]) -> bytes:
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_hostile_workbooks_are_refused(ckan):
+    import zipfile
+
+    book = _workbook({"s": [["a"], [1]]})
+    with zipfile.ZipFile(io.BytesIO(book)) as zf:
+        parts = {n: zf.read(n) for n in zf.namelist()}
+    bomb = _zip({**parts, "xl/media/padding.bin": b"\0" * (40 * 1024 * 1024)})
+    res = ingest(ckan, bomb, "bomb.xlsx")
+    assert res["ingest_status"] == "failed" and "ZIP bomb" in res["ingest_error"]
+    external = _zip({**parts, "xl/externalLinks/externalLink1.xml": b"<externalLink/>"})
+    res = ingest(ckan, external, "linked.xlsx")
+    assert res["ingest_status"] == "failed" and "external references" in res["ingest_error"]
+    escape = _zip({**parts, "../../etc/evil.xml": b"x"})
+    res = ingest(ckan, escape, "escape.xlsx")
+    assert res["ingest_status"] == "failed" and "unsafe path" in res["ingest_error"]
+    plain = _zip({"a.csv": b"a\n1\n", "b.csv": b"b\n2\n"})
+    res = ingest(ckan, plain, "tables.zip")
+    assert res["ingest_status"] == "failed" and "not a workbook" in res["ingest_error"]

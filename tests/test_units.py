@@ -22,7 +22,7 @@ ID = "6f1c1f8e-8d2a-4a53-9d55-0a7a8f6b1e2c"
 @pytest.mark.parametrize("head,fragment", [
     (b"", "empty"),
     (b"%PDF-1.7\n...", "PDF document"),
-    (b"PK\x03\x04rest", "ZIP archive"),
+    (b"GIF89a....", "GIF image"),
     (b"a,b\n1,\x00\x002\n", "binary data"),
     (bytes(range(1, 32)) * 20, "does not look like text"),
 ])
@@ -42,6 +42,8 @@ def test_sniff_refuses_what_is_not_a_table(head, fragment):
     (b"\x28\xb5\x2f\xfd....", ("compressed", "zstd")),
     (b"PAR1....", ("parquet", None)),
     (b"ARROW1\x00\x00", ("arrow", None)),
+    (b"PK\x03\x04rest", ("zip", None)),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1", ("xls", None)),
 ])
 def test_sniff_recognises_tables(head, expected):
     got = sniff(head)

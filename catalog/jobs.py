@@ -75,6 +75,13 @@ def heartbeat(session: Session, claim: Claim, lease_seconds: int, stage: str | N
     return result.rowcount == 1
 
 
+def report(session: Session, claim: Claim, stage: str, progress: dict) -> bool:
+    """Record the stage the job is in and what it has done so far (shown to providers at once)."""
+    result = session.execute(update(IngestJob).where(*owned(claim))
+                             .values(stage=stage, progress=progress, updated=utcnow()))
+    return result.rowcount == 1
+
+
 def owned(claim: Claim) -> tuple:
     """The WHERE clause that says this worker still holds this attempt of the job."""
     return (IngestJob.id == claim.job_id, IngestJob.state == "running",

@@ -209,6 +209,7 @@ class IngestJob(Base):
     version_id: Mapped[str] = mapped_column(ForeignKey("resource_versions.id"))
     state: Mapped[str] = mapped_column(String(20), default="queued", index=True)
     stage: Mapped[str] = mapped_column(String(40), default="queued")
+    progress: Mapped[dict[str, Any]] = mapped_column(default=dict)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     worker_id: Mapped[str | None] = mapped_column(String(100))
     lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime)

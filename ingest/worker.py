@@ -103,22 +103,35 @@ class Worker:
 
     # -- the stages -------------------------------------------------------------------------
 
+    def _stage(self, claim: jobs.Claim, beat: _Heartbeat, stage: str, progress: dict) -> None:
+        """Enter a stage: written at once (not at the next heartbeat) so providers see it live."""
+        beat.stage = stage
+        try:
+            with self.platform.write.begin() as s:
+                jobs.report(s, claim, stage, progress)
+        except Exception:  # progress is best effort; the heartbeat carries the stage too
+            log.warning("job %s: could not record stage %s", claim.job_id, stage, exc_info=True)
+
     def _process(self, claim: jobs.Claim, beat: _Heartbeat) -> None:
         platform, settings = self.platform, self.platform.settings
         store = platform.store
         with platform.read() as s:
             version = s.get(ResourceVersion, claim.version_id)
             raw_key = version.raw_key
+            progress = {"bytes_total": version.size}
             options = s.get(Resource, claim.resource_id).extras or {}
             encoding, sheet = options.get("encoding") or None, options.get("sheet")
         with tempfile.TemporaryDirectory(prefix="mosu-ingest-") as tmp:
             work = Path(tmp)
             raw = work / "raw"
-            beat.stage = "downloading"
+            self._stage(claim, beat, "downloading", progress)
             store.download(raw_key, str(raw))
-            beat.stage = "unpacking"
+            progress["bytes_read"] = raw.stat().st_size
+            self._stage(claim, beat, "unpacking", progress)
             prepared = prepare(raw, work, settings, encoding)
-            beat.stage = "converting"
+            progress.update(format=prepared.format, encoding=prepared.encoding,
+                            bytes_unpacked=prepared.path.stat().st_size)
+            self._stage(claim, beat, "converting", progress)
             parquet = work / "data.parquet"
             con = connect(work)
             try:
@@ -126,11 +139,12 @@ class Worker:
                                        settings.parquet_row_group_rows, sheet=sheet)
             finally:
                 con.close()
-            beat.stage = "validating"
+            progress["rows"] = converted.row_count
+            self._stage(claim, beat, "validating", progress)
             report = validate_table(parquet, [c.name for c in converted.columns])
             if not report["success"]:
                 raise QualityGateFailed(explain_failures(report), report["results"])
-            beat.stage = "publishing"
+            self._stage(claim, beat, "publishing", progress)
             staging = keys.staging_parquet(claim.job_id, claim.attempt)
             final = keys.version_parquet(claim.resource_id, claim.version_id)
             store.put_file(staging, str(parquet), content_type="application/vnd.apache.parquet")

@@ -58,3 +58,18 @@ def test_versions_accumulate_and_stay_readable(mosu, ckan):
     with platform.read() as s:
         raw_keys = list(s.scalars(select(ResourceVersion.raw_key).where(ResourceVersion.resource_id == rid)))
     assert len(raw_keys) == 3 and all(platform.store.exists(k) for k in raw_keys), "every raw upload is kept"
+
+
+def test_ingest_status_shows_stage_and_progress(mosu, ckan):
+    content = b"n,square\n" + b"".join(f"{i},{i * i}\n".encode() for i in range(5000))
+    done = _upload(ckan, content)
+    status = mosu.ckan().action.ingest_status_show(id=done["id"])
+    assert status["state"] == "done" and status["stage"] == "done" and status["attempts"] == 1
+    assert status["progress"]["bytes_total"] == len(content) == status["progress"]["bytes_read"]
+    assert status["progress"]["rows"] == 5000 and status["progress"]["format"] == "csv"
+    failed = _upload(ckan, b"")
+    status = mosu.ckan().action.ingest_status_show(id=failed["id"])
+    assert status["state"] == "failed" and "empty" in status["error"]
+    link = ckan.action.resource_create(package_id="versioned", url="https://example.org/x.csv")
+    with pytest.raises(ckanapi.NotFound):
+        ckan.action.ingest_status_show(id=link["id"])

@@ -13,7 +13,7 @@ from catalog.actions import action
 from catalog.actions.packages import apply_resource_fields, package_dict
 from catalog.context import Context
 from catalog.errors import NotFound, ValidationError
-from catalog.models import Package, Resource, ResourceVersion, new_id, utcnow
+from catalog.models import IngestJob, Package, Resource, ResourceVersion, new_id, utcnow
 from catalog.search import changes
 from catalog.storage import StoredObject
 from catalog.uploads import Upload, format_from_filename
@@ -186,6 +186,24 @@ def resource_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     with ctx.platform.read() as s:
         res, _ = _resource_and_package(s, ctx, validate.required_id(data))
         return resource_dict(s, ctx, res)
+
+
+@action
+def ingest_status_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """The ingest job of resource ``id``'s latest upload: ``state`` (queued, running, done,
+    failed), ``stage``, ``attempts``, ``progress`` (bytes, rows, format, encoding), ``error``."""
+    with ctx.platform.read() as s:
+        res, _ = _resource_and_package(s, ctx, validate.required_id(data))
+        job = s.scalar(select(IngestJob).where(IngestJob.resource_id == res.id)
+                       .order_by(IngestJob.created.desc()).limit(1))
+        if job is None:
+            raise NotFound("This resource has no upload to ingest")
+        version = s.get(ResourceVersion, job.version_id)
+        return {"resource_id": res.id, "job_id": job.id, "version_id": job.version_id,
+                "version": version.number if version else None, "state": job.state, "stage": job.stage,
+                "attempts": job.attempts, "progress": job.progress or {}, "error": job.error,
+                "ingest_status": res.ingest_status, "created": dictize.iso(job.created),
+                "updated": dictize.iso(job.updated)}
 
 
 @action

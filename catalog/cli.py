@@ -210,6 +210,54 @@ def worker(data_dir: Path | None, concurrency: int, exit_with_parent: bool) -> N
         _fail(exc.message)
 
 
+# -- mosu push ------------------------------------------------------------------------------
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dataset", required=True, help="Dataset name or id to upload into.")
+@click.option("--resource", default=None, help="Resource name or id: a new version of it, or a new resource.")
+@click.option("--url", default=None, help="Mosu's URL (default MOSU_URL or http://127.0.0.1:5000).")
+@click.option("--token", default=None, envvar="MOSU_TOKEN", help="API token (default MOSU_TOKEN).")
+@click.option("--no-wait", is_flag=True, help="Return after the upload, without following the ingest.")
+def push(file: Path, dataset: str, resource: str | None, url: str | None, token: str | None,
+         no_wait: bool) -> None:
+    """Upload FILE with a progress bar, then follow its ingest until it is published or fails."""
+    from tqdm import tqdm
+
+    from catalog.client import ApiError, Client, default_url, follow
+    from catalog.client import push as push_file
+
+    client = Client(url or default_url(), token)
+    try:
+        with tqdm(total=file.stat().st_size, unit="B", unit_scale=True, unit_divisor=1024,
+                  desc=f"uploading {file.name}", file=sys.stderr) as bar:
+            res = push_file(client, file, dataset, resource, on_progress=bar.update)
+        click.echo(f"uploaded: resource {res['id']}")
+        if no_wait:
+            return
+
+        def show(status: dict) -> None:
+            progress = status["progress"]
+            detail = ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}"
+                               for k, v in progress.items() if v is not None)
+            click.echo(f"ingest: {status['stage']}" + (f" ({detail})" if detail else ""), err=True)
+
+        status = follow(client, res["id"], show)
+    except ApiError as exc:
+        _fail(f"{exc} (HTTP {exc.status})")
+    except requests_errors() as exc:
+        _fail(f"cannot reach {client.url}: {exc.__class__.__name__}")
+    if status["state"] != "done":
+        _fail(f"ingest failed: {status['error']}")
+    click.echo(f"published: version {status['version']}, {status['progress'].get('rows', 0):,} rows")
+
+
+def requests_errors() -> tuple[type[BaseException], ...]:
+    import requests
+
+    return (requests.ConnectionError, requests.Timeout)
+
+
 # -- mosu user ------------------------------------------------------------------------------
 
 @main.group()

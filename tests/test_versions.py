@@ -73,3 +73,28 @@ def test_ingest_status_shows_stage_and_progress(mosu, ckan):
     link = ckan.action.resource_create(package_id="versioned", url="https://example.org/x.csv")
     with pytest.raises(ckanapi.NotFound):
         ckan.action.ingest_status_show(id=link["id"])
+
+
+def test_mosu_push_uploads_with_progress_and_follows_the_ingest(mosu, ckan, tmp_path):
+    token = mosu.token("pusher", sysadmin=True)
+    data = tmp_path / "measurements.csv"
+    data.write_text("station,reading\n" + "".join(f"s{i % 7},{i * 0.5}\n" for i in range(20000)))
+    out = mosu.cli("push", str(data), "--dataset", "versioned", "--resource", "measurements",
+                   "--url", mosu.url, "--token", token, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "uploading measurements.csv" in out.stderr and "100%" in out.stderr, "a progress bar"
+    assert "ingest: done (" in out.stderr and "rows 20,000" in out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "published: version 1, 20,000 rows"
+    data.write_text("station,reading\ns1,1.0\n")
+    again = mosu.cli("push", str(data), "--dataset", "versioned", "--resource", "measurements",
+                     "--url", mosu.url, "--token", token, check=False)
+    assert again.stdout.strip().splitlines()[-1] == "published: version 2, 1 rows"
+    names = [r["name"] for r in ckan.action.package_show(id="versioned")["resources"]]
+    assert names.count("measurements") == 1, "a second push makes a new version, not a new resource"
+    bad = tmp_path / "image.csv"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    failed = mosu.cli("push", str(bad), "--dataset", "versioned", "--url", mosu.url, "--token", token, check=False)
+    assert failed.returncode == 1 and "mosu: error: ingest failed: This file is a PNG image" in failed.stderr
+    denied = mosu.cli("push", str(data), "--dataset", "versioned", "--url", mosu.url, "--token", "forged",
+                      check=False)
+    assert denied.returncode == 1 and "Access denied" in denied.stderr and "Traceback" not in denied.stderr

@@ -117,7 +117,8 @@ class SeaweedServer:
         for sub in ("data", "logs"):
             (store_dir / sub).mkdir(parents=True, exist_ok=True)
         self.credentials = ensure_credentials(store_dir)
-        ports = {flag: free_port(self.host) for flag in PORT_FLAGS}
+        # A restart keeps its ports, so clients configured with the endpoint find it again.
+        ports = self.ports = getattr(self, "ports", None) or {flag: free_port(self.host) for flag in PORT_FLAGS}
         cmd = [
             binary, f"-logdir={store_dir / 'logs'}", "mini", f"-dir={store_dir / 'data'}",
             f"-ip={self.host}", f"-ip.bind={self.host}", f"-s3.config={store_dir / 's3.json'}",

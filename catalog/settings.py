@@ -33,7 +33,7 @@ class Settings:
     max_unpack_ratio: int = 200
     job_lease_seconds: int = 60
     job_max_attempts: int = 5
-    worker_poll_seconds: float = 0.5
+    worker_poll_seconds: float = 0.2
     query_memory_limit: str = "1GB"
     query_threads: int = 2
     parquet_row_group_rows: int = 16_384

@@ -111,6 +111,11 @@ class ObjectStore:
         for obj in self.client.list_objects(self.bucket, prefix=prefix, recursive=True):
             yield obj.object_name
 
+    def list_with_times(self, prefix: str) -> Iterator[tuple[str, dt.datetime]]:
+        """Keys under ``prefix`` with their last-modified time (UTC)."""
+        for obj in self.client.list_objects(self.bucket, prefix=prefix, recursive=True):
+            yield obj.object_name, obj.last_modified
+
     def presigned_get(self, key: str, expires: dt.timedelta, filename: str) -> str:
         """A GET URL for one object, valid for ``expires``, that downloads as ``filename``."""
         quoted = urllib.parse.quote(filename, safe="")

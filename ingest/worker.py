@@ -13,6 +13,7 @@ import os
 import socket
 import tempfile
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -22,11 +23,13 @@ from catalog.models import Resource, ResourceVersion, utcnow
 from catalog.platform import Platform
 from catalog.search import changes
 from ingest.convert import connect, to_parquet
+from ingest.janitor import clean_staging
 from ingest.prepare import prepare
 from quality.validation import explain_failures, validate_table
 
 log = logging.getLogger("ingest.worker")
 MAX_BACKOFF_SECONDS = 60.0
+JANITOR_SECONDS = 300.0
 
 
 def worker_name() -> str:
@@ -92,7 +95,14 @@ class Worker:
 
     def run_forever(self, stop: threading.Event) -> None:
         poll = self.platform.settings.worker_poll_seconds
+        next_clean = 0.0
         while not stop.is_set():
+            if time.monotonic() >= next_clean:  # every few minutes, between jobs
+                next_clean = time.monotonic() + JANITOR_SECONDS
+                try:
+                    clean_staging(self.platform, self.platform.settings.staging_max_age_seconds)
+                except Exception:
+                    log.warning("staging cleanup failed", exc_info=True)
             try:
                 busy = self.run_once()
             except Exception:

@@ -87,3 +87,24 @@ def test_retry_later_waits_for_the_backoff(catalog_db):
         assert jobs.retry_later(s, claim, delay_seconds=3600, error="S3Error")
     with catalog_db.read() as s:
         assert not jobs.pending(s)
+
+
+def test_janitor_removes_abandoned_staging_objects_only(platform):
+    import io
+
+    from catalog import keys
+    from ingest.janitor import clean_staging
+
+    ids = _queue(platform, 2)
+    with platform.write.begin() as s:
+        running = jobs.claim(s, "w1", lease_seconds=600)
+    stale = ids[1] if running.job_id == ids[0] else ids[0]
+    live_key = keys.staging_parquet(running.job_id, running.attempt)
+    dead_keys = [keys.staging_parquet(stale, 1), keys.staging_parquet(running.job_id, running.attempt - 1 or 9)]
+    for key in [live_key, *dead_keys]:
+        platform.store.put_stream(key, io.BytesIO(b"PAR1"))
+    time.sleep(1.1)
+    assert clean_staging(platform, max_age_seconds=3600) == [], "young objects are left alone"
+    removed = clean_staging(platform, max_age_seconds=0)
+    assert sorted(removed) == sorted(dead_keys)
+    assert list(platform.store.list("staging/")) == [live_key], "the running attempt keeps its object"

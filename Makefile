@@ -25,11 +25,16 @@ install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
 
-# Chromium for the browser tests, from Debian (Playwright never downloads a browser here).
+# Chromium for the browser tests and PostgreSQL for the catalog-on-PostgreSQL tests, from Debian
+# (Playwright never downloads a browser here; the tests start their own PostgreSQL cluster).
 system-test-deps:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 run: install
 	$(BIN)/mosu up --demo --host $(HOST) --port $(PORT) $(ARGS)

@@ -48,9 +48,11 @@ def pending(session: Session) -> bool:
 def claim(session: Session, worker_id: str, lease_seconds: int) -> Claim | None:
     """Take the oldest claimable job, or None. Commits nothing: the caller does."""
     now = utcnow()
-    candidates = session.scalars(
-        select(IngestJob.id).where(_claimable(now)).order_by(IngestJob.created).limit(5)
-    ).all()
+    query = select(IngestJob.id).where(_claimable(now)).order_by(IngestJob.created).limit(5)
+    if session.get_bind().dialect.name == "postgresql":
+        # Many workers on many machines: each skips rows another is claiming instead of queueing.
+        query = query.with_for_update(skip_locked=True)
+    candidates = session.scalars(query).all()
     for job_id in candidates:
         result = session.execute(
             update(IngestJob)

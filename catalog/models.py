@@ -160,7 +160,7 @@ class Resource(Base):
     __tablename__ = "resources"
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     package_id: Mapped[str] = mapped_column(ForeignKey("packages.id"), index=True)
-    name: Mapped[str] = mapped_column(String(255), default="")
+    name: Mapped[str] = mapped_column(Text, default="")
     description: Mapped[str] = mapped_column(Text, default="")
     format: Mapped[str] = mapped_column(String(100), default="")
     url: Mapped[str] = mapped_column(Text, default="")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import bz2
 import codecs
 import lzma
+import re
+import unicodedata
 from pathlib import Path
 from typing import BinaryIO
 
@@ -21,6 +23,7 @@ from catalog.errors import IngestFailed
 CHUNK = 1 << 20
 # Candidates for detection: the encodings the platform promises, in a preferred order.
 CANDIDATES = ("gb18030", "big5", "shift_jis", "euc_jp", "euc_kr", "cp1252")
+SHORT_SAMPLE = 64  # non-ASCII bytes below which detection falls back to the first decodable candidate
 ALIASES = {"gbk": "gb18030", "gb2312": "gb18030", "cp936": "gb18030", "hz": "gb18030",
            "big5hkscs": "big5", "cp950": "big5", "cp932": "shift_jis", "shift-jis": "shift_jis",
            "latin-1": "cp1252", "latin1": "cp1252", "iso-8859-1": "cp1252", "windows-1252": "cp1252",
@@ -37,6 +40,19 @@ def normalise(name: str) -> str:
         raise IngestFailed(f"Unknown text encoding {name!r}") from None
 
 
+def _latin_like(runs: list[bytes]) -> bool:
+    """Accented letters standing alone between ASCII ones (José, Zürich): Windows-1252.
+
+    East Asian encodings put two or more high bytes together, or, where a trail byte is
+    ASCII, decode as Windows-1252 to symbols (», ¥) rather than letters.
+    """
+    single = [r for r in runs if len(r) == 1]
+    if len(single) < 0.8 * len(runs):
+        return False
+    chars = b"".join(runs).decode("cp1252", errors="replace")
+    return all(unicodedata.category(ch).startswith("L") for ch in chars)
+
+
 def detect_encoding(head: bytes) -> str:
     """Pure: the encoding of a text file from its first bytes."""
     if head.startswith(b"\xef\xbb\xbf"):
@@ -49,6 +65,19 @@ def detect_encoding(head: bytes) -> str:
     except UnicodeDecodeError as exc:
         if exc.start >= len(head) - 3 and exc.reason == "unexpected end of data":
             return "utf-8"  # a character cut at the end of the sample
+    runs = re.findall(rb"[\x80-\xff]+", head)
+    if runs and _latin_like(runs):
+        return "cp1252"
+    if sum(len(r) for r in runs) < SHORT_SAMPLE:
+        # Too little text for statistics to tell GB18030 from Big5 or Shift-JIS: take the first
+        # candidate that decodes, most common first (GB18030 on a platform serving China).
+        for candidate in CANDIDATES:
+            try:
+                head.decode(candidate)
+                return normalise(candidate)
+            except UnicodeDecodeError as exc:
+                if exc.start >= len(head) - 3 and exc.reason.startswith(("incomplete", "unexpected end")):
+                    return normalise(candidate)
     from charset_normalizer import from_bytes
 
     best = from_bytes(head, cp_isolation=list(CANDIDATES)).best()

@@ -33,6 +33,55 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("MOSU_")}
 
 
+def _pg_bin(name: str) -> str:
+    import glob
+    import shutil
+
+    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))), None)
+    if not found:
+        raise RuntimeError(f"PostgreSQL's {name} is missing: `make test` installs the postgresql package")
+    return found
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory) -> Iterator:
+    """A real PostgreSQL cluster on a free loopback port; ``postgres()`` makes a new empty database.
+
+    initdb refuses root, so the cluster runs as the ``postgres`` user (in a directory it owns).
+    """
+    import shutil
+
+    import psycopg
+
+    import tempfile
+
+    # Not under pytest's tmp dir: that is private to root, and the server runs as postgres.
+    root = Path(tempfile.mkdtemp(prefix="mosu-pg-"))
+    data = root / "data"
+    port = free_port()
+    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+    subprocess.run([*as_pg, _pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8"],
+                   check=True, capture_output=True, timeout=120)
+    subprocess.run([*as_pg, _pg_bin("pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-o",
+                    f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
+                   check=True, capture_output=True, timeout=120)
+    made = []
+
+    def new_database() -> str:
+        name = "mosu_" + uuid.uuid4().hex[:10]
+        with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres", autocommit=True) as c:
+            c.execute(f"CREATE DATABASE {name}")
+        made.append(name)
+        return f"postgresql+psycopg://postgres@127.0.0.1:{port}/{name}"
+
+    yield new_database
+    subprocess.run([*as_pg, _pg_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+                   capture_output=True, timeout=120)
+    shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def s3(tmp_path_factory) -> Iterator[SeaweedServer]:
     """One real SeaweedFS for the session; each test module gets its own bucket."""

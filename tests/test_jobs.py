@@ -12,9 +12,11 @@ from catalog.platform import Platform
 from catalog.settings import Settings
 
 
-@pytest.fixture
-def catalog_db(tmp_path):
-    platform = Platform.open(Settings(data_dir=tmp_path))
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_db(request, tmp_path):
+    """The same queue tests on the embedded SQLite and on a real PostgreSQL."""
+    url = request.getfixturevalue("postgres")() if request.param == "postgresql" else None
+    platform = Platform.open(Settings(data_dir=tmp_path, database_url=url))
     yield platform
     platform.close()
 

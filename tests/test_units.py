@@ -55,6 +55,8 @@ def test_sniff_recognises_tables(head, expected):
     ("都市,人口\n東京,13960000\n大阪,2750000\n名古屋,2330000\n" * 4, "shift_jis", "shift_jis"),
     ("name,city\nJosé,São Paulo\nRenée,Zürich\n" * 4, "cp1252", "cp1252"),
     ("plain,ascii\n1,2\n", "utf-8", "utf-8"),
+    ("city\nZürich\nGenève\n", "cp1252", "cp1252"),      # short: accented letters alone
+    ("station,height\n上海,3.2\n", "gbk", "gb18030"),     # short: GB18030 first
 ])
 def test_encoding_detection(text, encoding, expected):
     from ingest.decode import detect_encoding

@@ -1,0 +1,51 @@
+"""The platform on a real PostgreSQL catalog (MOSU_DATABASE_URL): the scale-out path works."""
+from __future__ import annotations
+
+import io
+
+import ckanapi
+import pytest
+
+from catalog import audit
+from catalog.models import AuditEvent
+from tests.conftest import s3_settings, start_mosu, wait_for_ingest
+
+
+@pytest.fixture(scope="module")
+def pg_site(s3, postgres, tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("pg-site") / "data"
+    settings = s3_settings(s3, data_dir, database_url=postgres())
+    env = {k: v for k, v in settings.to_env().items() if k != "MOSU_DATA_DIR"}
+    running = start_mosu(data_dir, env, settings, ("--workers", "2"))
+    yield running
+    running.stop()
+
+
+def test_upload_ingest_search_and_permissions_on_postgresql(pg_site):
+    from sqlalchemy import select
+
+    admin = pg_site.ckan(pg_site.token("pg-admin", sysadmin=True))
+    org = admin.action.organization_create(name="pg-org", title="PG Org")
+    pub = admin.action.package_create(name="pg-public", title="Tide gauges", owner_org=org["id"],
+                                      tags=[{"name": "ocean"}], notes="Hourly tide heights")
+    admin.action.package_create(name="pg-private", title="Tide secrets", owner_org=org["id"], private=True)
+    res = admin.action.resource_create(package_id=pub["id"], upload=("t.csv", io.BytesIO(
+        "station,height\n上海,3.2\n青岛,2.9\n".encode("gbk"))))
+    done = wait_for_ingest(admin, res["id"])
+    assert done["ingest_status"] == "ready", done["ingest_error"]
+    anon = pg_site.ckan()
+    assert anon.action.datastore_search(resource_id=res["id"])["records"][0]["station"] == "上海"
+    found = anon.action.package_search(q="tide", **{"facet.field": '["tags"]'})
+    assert [d["name"] for d in found["results"]] == ["pg-public"] and found["facets"]["tags"] == {"ocean": 1}
+    with pytest.raises(ckanapi.NotFound):
+        anon.action.package_show(id="pg-private")
+    admin.action.package_patch(id="pg-public", title="Tide gauges of the coast")
+    assert anon.action.package_search(q="coast")["count"] == 1
+    with pytest.raises(ckanapi.ValidationError):
+        admin.action.package_create(name="pg-public", owner_org=org["id"])
+    admin.action.dataset_purge(id="pg-private")
+    platform = pg_site.inspect()
+    assert platform.engine.dialect.name == "postgresql"
+    with platform.read() as s:
+        events = s.scalars(select(AuditEvent).order_by(AuditEvent.seq)).all()
+    assert audit.verify(events) == (True, None) and len(events) > 8

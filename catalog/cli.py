@@ -219,8 +219,10 @@ def worker(data_dir: Path | None, concurrency: int, exit_with_parent: bool) -> N
 @click.option("--url", default=None, help="Mosu's URL (default MOSU_URL or http://127.0.0.1:5000).")
 @click.option("--token", default=None, envvar="MOSU_TOKEN", help="API token (default MOSU_TOKEN).")
 @click.option("--no-wait", is_flag=True, help="Return after the upload, without following the ingest.")
+@click.option("--multipart-over", default=64 << 20, show_default=True, type=click.IntRange(1),
+              help="Files larger than this many bytes go in parts straight to object storage.")
 def push(file: Path, dataset: str, resource: str | None, url: str | None, token: str | None,
-         no_wait: bool) -> None:
+         no_wait: bool, multipart_over: int) -> None:
     """Upload FILE with a progress bar, then follow its ingest until it is published or fails."""
     from tqdm import tqdm
 
@@ -231,7 +233,8 @@ def push(file: Path, dataset: str, resource: str | None, url: str | None, token:
     try:
         with tqdm(total=file.stat().st_size, unit="B", unit_scale=True, unit_divisor=1024,
                   desc=f"uploading {file.name}", file=sys.stderr) as bar:
-            res = push_file(client, file, dataset, resource, on_progress=bar.update)
+            res = push_file(client, file, dataset, resource, on_progress=bar.update,
+                            multipart_over=multipart_over)
         click.echo(f"uploaded: resource {res['id']}")
         if no_wait:
             return

@@ -219,6 +219,26 @@ class IngestJob(Base):
     updated: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class MultipartUpload(Base):
+    """A large upload that a client sends in parts straight to object storage."""
+
+    __tablename__ = "multipart_uploads"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    package_id: Mapped[str] = mapped_column(ForeignKey("packages.id"))
+    resource_id: Mapped[str] = mapped_column(String(36))  # new or existing resource
+    version_id: Mapped[str] = mapped_column(String(36))
+    new_resource: Mapped[bool] = mapped_column(Boolean)
+    resource_name: Mapped[str] = mapped_column(Text, default="")
+    user_id: Mapped[str | None] = mapped_column(String(36))
+    key: Mapped[str] = mapped_column(Text)
+    s3_upload_id: Mapped[str] = mapped_column(Text)
+    filename: Mapped[str] = mapped_column(Text, default="")
+    size: Mapped[int] = mapped_column(BigInteger)
+    part_size: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(20), default="open")
+    created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class Counter(Base):
     """Named sequences shared by all processes (e.g. ``search``: the catalog's change number)."""
 

@@ -35,6 +35,7 @@ class Settings:
     job_max_attempts: int = 5
     worker_poll_seconds: float = 0.2
     staging_max_age_seconds: int = 3600
+    upload_max_age_seconds: int = 86400
     query_memory_limit: str = "1GB"
     query_threads: int = 2
     parquet_row_group_rows: int = 16_384

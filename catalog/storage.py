@@ -123,6 +123,48 @@ class ObjectStore:
             self.bucket, key, expires=expires,
             response_headers={"response-content-disposition": f"attachment; filename*=UTF-8''{quoted}"})
 
+    # -- multipart uploads straight from clients (minio exposes these calls as private) --------
+
+    def multipart_start(self, key: str) -> str:
+        return self.client._create_multipart_upload(self.bucket, key, {"Content-Type": "application/octet-stream"})
+
+    def multipart_part_url(self, key: str, upload_id: str, part_number: int, expires: dt.timedelta) -> str:
+        """A presigned PUT for one part: the client uploads it without going through Mosu."""
+        return self.client.get_presigned_url("PUT", self.bucket, key, expires=expires, extra_query_params={
+            "uploadId": upload_id, "partNumber": str(part_number)})
+
+    def multipart_parts(self, key: str, upload_id: str) -> list[tuple[int, int, str]]:
+        """(part number, size, etag) of the parts stored so far: what a resumed upload can skip."""
+        parts, marker = [], None
+        while True:
+            result = self.client._list_parts(self.bucket, key, upload_id, max_parts=1000, part_number_marker=marker)
+            parts += [(p.part_number, p.size, p.etag) for p in result.parts]
+            if not result.is_truncated:
+                return parts
+            marker = str(result.next_part_number_marker)
+
+    def multipart_complete(self, key: str, upload_id: str, parts: list[tuple[int, int, str]]) -> None:
+        from minio.datatypes import Part
+
+        self.client._complete_multipart_upload(self.bucket, key, upload_id,
+                                               [Part(number, etag) for number, _, etag in parts])
+
+    def multipart_abort(self, key: str, upload_id: str) -> None:
+        self.client._abort_multipart_upload(self.bucket, key, upload_id)
+
+    def sha256(self, key: str) -> tuple[int, str]:
+        """Size and SHA-256 of an object, read as a stream (bounded memory)."""
+        digest, size = hashlib.sha256(), 0
+        resp = self.client.get_object(self.bucket, key)
+        try:
+            for chunk in resp.stream(PART_SIZE):
+                digest.update(chunk)
+                size += len(chunk)
+        finally:
+            resp.close()
+            resp.release_conn()
+        return size, digest.hexdigest()
+
     def arrow_filesystem(self):
         """A pyarrow S3 filesystem on the same endpoint, for DuckDB to scan Parquet through."""
         from pyarrow import fs

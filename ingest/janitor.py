@@ -1,5 +1,7 @@
-"""Removes what crashed ingests leave behind: staging Parquet of jobs no worker holds any more.
+"""Removes what crashed ingests and abandoned uploads leave behind.
 
+Staging Parquet of jobs no worker holds any more, and multipart uploads that a
+client started and never completed.
 A worker killed between writing its staging object and removing it leaves the
 object behind; the job itself is retried under a new attempt (a new key), so
 an old staging object is garbage once its attempt is no longer the running one.
@@ -34,3 +36,23 @@ def clean_staging(platform: Platform, max_age_seconds: int) -> list[str]:
     if removed:
         log.info("removed %d abandoned staging object(s)", len(removed))
     return removed
+
+
+def expire_uploads(platform: Platform, max_age_seconds: int) -> list[str]:
+    """Abort multipart uploads left open longer than ``max_age_seconds``, freeing their parts."""
+    from catalog.models import MultipartUpload, utcnow
+
+    cutoff = utcnow() - dt.timedelta(seconds=max_age_seconds)
+    expired = []
+    with platform.write.begin() as s:
+        for up in s.scalars(select(MultipartUpload).where(MultipartUpload.state == "open",
+                                                          MultipartUpload.created < cutoff)):
+            try:
+                platform.store.multipart_abort(up.key, up.s3_upload_id)
+            except Exception:  # already gone on the store: still expire the record
+                log.warning("could not abort multipart upload %s", up.id, exc_info=True)
+            up.state = "expired"
+            expired.append(up.id)
+    if expired:
+        log.info("expired %d abandoned multipart upload(s)", len(expired))
+    return expired

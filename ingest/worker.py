@@ -23,7 +23,7 @@ from catalog.models import Resource, ResourceVersion, utcnow
 from catalog.platform import Platform
 from catalog.search import changes
 from ingest.convert import connect, to_parquet
-from ingest.janitor import clean_staging
+from ingest.janitor import clean_staging, expire_uploads
 from ingest.prepare import prepare
 from quality.validation import explain_failures, validate_table
 
@@ -101,6 +101,7 @@ class Worker:
                 next_clean = time.monotonic() + JANITOR_SECONDS
                 try:
                     clean_staging(self.platform, self.platform.settings.staging_max_age_seconds)
+                    expire_uploads(self.platform, self.platform.settings.upload_max_age_seconds)
                 except Exception:
                     log.warning("staging cleanup failed", exc_info=True)
             try:

@@ -110,3 +110,29 @@ def test_janitor_removes_abandoned_staging_objects_only(platform):
     removed = clean_staging(platform, max_age_seconds=0)
     assert sorted(removed) == sorted(dead_keys)
     assert list(platform.store.list("staging/")) == [live_key], "the running attempt keeps its object"
+
+
+def test_abandoned_multipart_uploads_expire(platform):
+    from catalog.models import MultipartUpload
+    from ingest.janitor import expire_uploads
+
+    with platform.write.begin() as s:
+        from catalog.models import Group, Package
+
+        org = Group(name="o", is_organization=True)
+        s.add(org)
+        s.flush()
+        pkg = Package(name="p", owner_org=org.id)
+        s.add(pkg)
+        s.flush()
+        key = "raw/00000000-0000-0000-0000-000000000001/00000000-0000-0000-0000-000000000002"
+        up = MultipartUpload(package_id=pkg.id, resource_id="r", version_id="v", new_resource=True, key=key,
+                             s3_upload_id=platform.store.multipart_start(key), size=10, part_size=10, state="open")
+        s.add(up)
+        s.flush()
+        up_id = up.id
+    assert expire_uploads(platform, max_age_seconds=3600) == []
+    time.sleep(0.01)
+    assert expire_uploads(platform, max_age_seconds=0) == [up_id]
+    with platform.read() as s:
+        assert s.get(MultipartUpload, up_id).state == "expired"

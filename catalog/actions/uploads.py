@@ -1,0 +1,157 @@
+"""Large uploads in parts, sent by the client straight to object storage with presigned URLs.
+
+``resource_upload_start`` opens an S3 multipart upload under a key built from
+ids; ``resource_upload_part`` hands out a short-lived PUT URL for one part;
+``resource_upload_show`` lists the parts already stored, so a broken transfer
+resumes where it stopped; ``resource_upload_complete`` joins the parts, hashes
+the result and records the version and its ingest job in one transaction.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+from catalog import audit, authz, keys, lookup, validate
+from catalog.actions import action
+from catalog.actions.resources import _add_version, _changed, _discard, resource_dict
+from catalog.context import Context
+from catalog.errors import NotFound, PayloadTooLarge, ValidationError
+from catalog.models import MultipartUpload, Package, Resource, new_id, utcnow
+from catalog.storage import StoredObject
+from catalog.uploads import Upload, display_filename, format_from_filename
+
+MIN_PART = 16 * 1024 * 1024
+MAX_PARTS = 9000
+URL_SECONDS = 3600
+
+
+def _get(s, ctx: Context, upload_id: str) -> MultipartUpload:
+    """The caller's open upload (sysadmins see every one); others' uploads do not exist for them."""
+    up = s.get(MultipartUpload, upload_id)
+    if up is None or not (authz.is_sysadmin(ctx.actor) or (ctx.actor and ctx.actor.id == up.user_id)):
+        raise NotFound("Upload not found")
+    if up.state != "open":
+        raise ValidationError({"upload_id": [f"This upload is {up.state}"]})
+    return up
+
+
+def _info(up: MultipartUpload) -> dict[str, Any]:
+    return {"upload_id": up.id, "resource_id": up.resource_id, "size": up.size, "part_size": up.part_size,
+            "part_count": max(1, math.ceil(up.size / up.part_size)), "state": up.state,
+            "url_expires_in": URL_SECONDS}
+
+
+@action
+def resource_upload_start(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """Start a large upload of ``size`` bytes (``filename``): to existing resource ``id`` as a new
+    version, or as a new resource ``name`` of dataset ``package_id``. Returns ``upload_id``,
+    ``part_size`` and ``part_count``; fetch a URL per part with ``resource_upload_part``."""
+    authz.require_user(ctx.actor, "upload files")
+    size = validate.integer(data.get("size"), "size", 0, 1)
+    if size > ctx.settings.max_upload_bytes:
+        raise PayloadTooLarge(f"The upload of {size} bytes exceeds the limit of {ctx.settings.max_upload_bytes} bytes")
+    filename = display_filename(str(data.get("filename") or ""))
+    with ctx.platform.read() as s:
+        if data.get("id"):
+            res = lookup.resource(s, str(data["id"]))
+            if res is None:
+                raise NotFound("Resource not found")
+            pkg = authz.require_edit_package(s, ctx.actor, res.package)
+            resource_id, new = res.id, False
+        else:
+            pkg = authz.require_edit_package(s, ctx.actor, lookup.package(s, validate.required_id(data, "package_id")))
+            resource_id, new = new_id(), True
+        package_id = pkg.id
+    version_id = new_id()
+    key = keys.raw_upload(resource_id, version_id)
+    part_size = max(MIN_PART, math.ceil(size / MAX_PARTS / (1 << 20)) << 20)
+    s3_id = ctx.platform.store.multipart_start(key)
+    with ctx.platform.write.begin() as s:
+        up = MultipartUpload(package_id=package_id, resource_id=resource_id, version_id=version_id,
+                             new_resource=new, resource_name=str(data.get("name") or filename),
+                             user_id=ctx.actor.id, key=key, s3_upload_id=s3_id, filename=filename, size=size,
+                             part_size=part_size, created=utcnow(), state="open")
+        s.add(up)
+        s.flush()
+        audit.record(s, ctx.actor_name, "resource_upload_start", "resource", resource_id,
+                     {"upload_id": up.id, "size": size})
+        return _info(up)
+
+
+@action
+def resource_upload_part(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """A presigned PUT URL (valid one hour) for part ``part_number`` (1-based) of ``upload_id``."""
+    with ctx.platform.read() as s:
+        up = _get(s, ctx, validate.required_id(data, "upload_id"))
+        count = max(1, math.ceil(up.size / up.part_size))
+        number = validate.integer(data.get("part_number"), "part_number", 1, 1, count)
+        key, s3_id = up.key, up.s3_upload_id
+    url = ctx.platform.store.multipart_part_url(key, s3_id, number, dt.timedelta(seconds=URL_SECONDS))
+    return {"upload_id": data["upload_id"], "part_number": number, "url": url, "expires_in": URL_SECONDS}
+
+
+@action
+def resource_upload_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """The state of ``upload_id`` with the parts already stored, so a client can resume."""
+    with ctx.platform.read() as s:
+        up = _get(s, ctx, validate.required_id(data, "upload_id"))
+        info = _info(up)
+        key, s3_id = up.key, up.s3_upload_id
+    parts = ctx.platform.store.multipart_parts(key, s3_id)
+    return {**info, "parts": [{"part_number": n, "size": size} for n, size, _ in parts]}
+
+
+@action
+def resource_upload_complete(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """Join the parts of ``upload_id``, check the size, and queue the new version for ingest."""
+    upload_id = validate.required_id(data, "upload_id")
+    with ctx.platform.read() as s:
+        up = _get(s, ctx, upload_id)
+        key, s3_id, size, part_size = up.key, up.s3_upload_id, up.size, up.part_size
+    store = ctx.platform.store
+    parts = store.multipart_parts(key, s3_id)
+    expected = max(1, math.ceil(size / part_size))
+    missing = sorted(set(range(1, expected + 1)) - {n for n, _, _ in parts})
+    if missing or sum(p[1] for p in parts) != size:
+        raise ValidationError({"parts": [f"{len(parts)} of {expected} parts stored "
+                                         f"({sum(p[1] for p in parts)} of {size} bytes); missing: {missing[:20]}"]})
+    store.multipart_complete(key, s3_id, sorted(parts))
+    stored_size, digest = store.sha256(key)
+    stored = StoredObject(key, stored_size, digest)
+    try:
+        with ctx.platform.write.begin() as s:
+            up = _get(s, ctx, upload_id)
+            pkg = authz.require_edit_package(s, ctx.actor, s.get(Package, up.package_id))
+            if up.new_resource:
+                now = utcnow()
+                res = Resource(id=up.resource_id, package_id=pkg.id, name=up.resource_name,
+                               format=format_from_filename(up.filename), created=now, last_modified=now,
+                               extras={}, position=len([r for r in pkg.resources if r.state == "active"]))
+                s.add(res)
+                s.flush()
+            else:
+                res = s.get(Resource, up.resource_id)
+            created = _add_version(s, ctx, res, up.version_id, stored, Upload(stream=None, filename=up.filename))
+            up.state = "completed"
+            _changed(s, ctx, res, pkg, "create" if up.new_resource else "update",
+                     {"upload_id": up.id, "version_id": up.version_id, "size": stored_size, "sha256": digest}
+                     if created else {"unchanged_upload": digest})
+            result = resource_dict(s, ctx, res)
+    except Exception:
+        _discard(ctx, stored)
+        raise
+    if not created:
+        _discard(ctx, stored)  # identical bytes: the current version already holds them
+    return result
+
+
+@action
+def resource_upload_abort(ctx: Context, data: dict[str, Any]) -> None:
+    """Abandon ``upload_id`` and free the parts stored so far."""
+    with ctx.platform.write.begin() as s:
+        up = _get(s, ctx, validate.required_id(data, "upload_id"))
+        up.state = "aborted"
+        ctx.platform.store.multipart_abort(up.key, up.s3_upload_id)
+        audit.record(s, ctx.actor_name, "resource_upload_abort", "resource", up.resource_id, {"upload_id": up.id})
+    return None

@@ -1,6 +1,7 @@
 """Convert a delimited text file to Parquet with DuckDB, streaming (bounded memory)."""
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,38 @@ READERS = {
 }
 
 
+DELIMITERS = (",", "\t", ";", "|")
+
+
+def ragged_line(lines, delimiter: str) -> tuple[int, int, int] | None:
+    """Pure: (line number, fields expected, fields found) of the first row whose field count
+    differs from the header's, or None. Quoted fields may span lines, as in CSV."""
+    reader = csv.reader(lines, delimiter=delimiter)
+    expected = None
+    for row in reader:
+        if expected is None:
+            expected = len(row)
+        elif row and len(row) != expected:
+            return reader.line_num, expected, len(row)
+    return None
+
+
+def _refuse_ragged(src: Path, header: str) -> None:
+    """DuckDB falls back to one text column when rows disagree on their field count; a header
+    that holds a delimiter says the file is really a table with a ragged row: name the row."""
+    counts = {d: header.count(d) for d in DELIMITERS}
+    delimiter = max(counts, key=counts.get)
+    if counts[delimiter] == 0:
+        return  # truly one column
+    with open(src, encoding="utf-8", errors="replace", newline="") as fh:
+        found = ragged_line(fh, delimiter)
+    if found is not None:
+        line, expected, got = found
+        shown = {"\t": "tab"}.get(delimiter, repr(delimiter))
+        raise IngestFailed(f"Line {line} has {got} fields where the header has {expected} "
+                           f"(delimiter {shown}); fix that row or quote the field that holds the delimiter.")
+
+
 def csv_to_parquet(con: duckdb.DuckDBPyConnection, src: Path, dst: Path, row_group_rows: int) -> Converted:
     """Sniff ``src`` (delimiter, header, types) and write it to ``dst`` as zstd Parquet."""
     return to_parquet(con, "csv", src, dst, row_group_rows)
@@ -84,6 +117,8 @@ def to_parquet(con: duckdb.DuckDBPyConnection, fmt: str, src: Path, dst: Path, r
     try:
         described = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
         columns = [Column(row[0], row[1]) for row in described]
+        if fmt == "csv" and len(columns) == 1:
+            _refuse_ragged(src, columns[0].name)
         con.execute(f"COPY (SELECT * FROM {source}) TO {_literal(dst)} "
                     f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {int(row_group_rows)})")
     except duckdb.Error as exc:

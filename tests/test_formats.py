@@ -203,3 +203,10 @@ def test_hostile_workbooks_are_refused(ckan):
     plain = _zip({"a.csv": b"a\n1\n", "b.csv": b"b\n2\n"})
     res = ingest(ckan, plain, "tables.zip")
     assert res["ingest_status"] == "failed" and "not a workbook" in res["ingest_error"]
+
+
+def test_ragged_rows_fail_with_the_line_number(ckan):
+    text = "a,b\n1,2\n3,4\n5,6,7,8\n9,10\n"
+    res = ingest(ckan, text.encode(), "ragged.csv")
+    assert res["ingest_status"] == "failed"
+    assert res["ingest_error"].startswith("Line 4 has 4 fields where the header has 2 (delimiter ',')")

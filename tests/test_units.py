@@ -150,3 +150,11 @@ def test_quality_failures_are_explained_in_plain_words():
     ]}
     text = explain_failures(report)
     assert "no data rows" in text and "['a', 'b']" in text
+
+
+def test_ragged_line_finds_the_first_row_that_disagrees():
+    from ingest.convert import ragged_line
+
+    assert ragged_line(["a,b\n", "1,2\n", "3,4,5\n"], ",") == (3, 2, 3)
+    assert ragged_line(['a,b\n', '"x\n', 'y",2\n', '1\n'], ",") == (4, 2, 1), "quoted newlines count as one row"
+    assert ragged_line(["a;b\n", "1;2\n"], ";") is None

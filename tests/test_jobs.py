@@ -21,14 +21,20 @@ def catalog_db(request, tmp_path):
     platform.close()
 
 
+def _dataset(s) -> Package:
+    """An organization and a dataset to hang resources and uploads on."""
+    org = Group(name="o", is_organization=True)
+    s.add(org)
+    s.flush()
+    pkg = Package(name="p", owner_org=org.id)
+    s.add(pkg)
+    s.flush()
+    return pkg
+
+
 def _queue(platform: Platform, n: int) -> list[str]:
     with platform.write.begin() as s:
-        org = Group(name="o", is_organization=True)
-        s.add(org)
-        s.flush()
-        pkg = Package(name="p", owner_org=org.id)
-        s.add(pkg)
-        s.flush()
+        pkg = _dataset(s)
         ids = []
         for i in range(n):
             res = Resource(package_id=pkg.id, position=i)
@@ -117,14 +123,7 @@ def test_abandoned_multipart_uploads_expire(platform):
     from ingest.janitor import expire_uploads
 
     with platform.write.begin() as s:
-        from catalog.models import Group, Package
-
-        org = Group(name="o", is_organization=True)
-        s.add(org)
-        s.flush()
-        pkg = Package(name="p", owner_org=org.id)
-        s.add(pkg)
-        s.flush()
+        pkg = _dataset(s)
         key = "raw/00000000-0000-0000-0000-000000000001/00000000-0000-0000-0000-000000000002"
         up = MultipartUpload(package_id=pkg.id, resource_id="r", version_id="v", new_resource=True, key=key,
                              s3_upload_id=platform.store.multipart_start(key), size=10, part_size=10, state="open")

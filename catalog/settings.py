@@ -31,6 +31,7 @@ class Settings:
     max_upload_bytes: int = 10 * GIB
     max_unpacked_bytes: int = 50 * GIB
     max_unpack_ratio: int = 200
+    max_line_bytes: int = 10 * 1024 * 1024
     job_lease_seconds: int = 60
     job_max_attempts: int = 5
     worker_poll_seconds: float = 0.2

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,10 +32,32 @@ def _literal(path: Path) -> str:
 
 
 def _clean(exc: Exception) -> str:
-    """DuckDB's message without the echo of raw input beyond a few hundred characters."""
-    first = str(exc).strip().splitlines()
-    text = " ".join(line.strip() for line in first[:3])
+    """DuckDB's message without its echo of the raw input (a line may be megabytes long)."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines()]
+    kept = []
+    for line in lines:
+        if line.startswith("Possible Solution") or (kept and not line):
+            break
+        if line and not line.startswith("Original Line:"):
+            kept.append(line)
+    text = " ".join(kept[:3])
     return text[:MAX_MESSAGE] + ("…" if len(text) > MAX_MESSAGE else "")
+
+
+_LINE_SIZE = re.compile(r"Maximum line size of (\d+) bytes exceeded\. Actual Size:\s*(\d+)")
+_ERROR_LINE = re.compile(r"CSV Error on Line: (\d+)")
+
+
+def _explain(exc: Exception) -> str:
+    """A provider's sentence for DuckDB errors that have one, else DuckDB's own (cleaned)."""
+    text = str(exc)
+    size = _LINE_SIZE.search(text)
+    if size:
+        where = _ERROR_LINE.search(text)
+        return (f"A line{' near line ' + where.group(1) if where else ''} is {int(size.group(2)):,} bytes long, "
+                f"over the limit of {int(size.group(1)):,} bytes (MOSU_MAX_LINE_BYTES); "
+                "is a quote left open, or is the file not line-based?")
+    return f"The file could not be read as a table: {_clean(exc)}"
 
 
 def connect(work_dir: Path, memory_limit: str = "512MB", threads: int = 2) -> duckdb.DuckDBPyConnection:
@@ -45,7 +68,7 @@ def connect(work_dir: Path, memory_limit: str = "512MB", threads: int = 2) -> du
 
 
 READERS = {
-    "csv": "read_csv({path}, auto_detect=true, sample_size=20480)",
+    "csv": "read_csv({path}, auto_detect=true, sample_size=20480, max_line_size={max_line})",
     "json": "read_json({path}, format='auto', sample_size=20480)",
     "parquet": "read_parquet({path})",
 }
@@ -89,7 +112,7 @@ def csv_to_parquet(con: duckdb.DuckDBPyConnection, src: Path, dst: Path, row_gro
 
 
 def to_parquet(con: duckdb.DuckDBPyConnection, fmt: str, src: Path, dst: Path, row_group_rows: int,
-               sheet: str | None = None) -> Converted:
+               sheet: str | None = None, max_line_bytes: int = 10 << 20) -> Converted:
     """Read ``src`` as ``fmt`` (csv, json, excel, parquet, arrow) and write it to ``dst`` as zstd Parquet.
 
     Nested JSON values stay structs and lists; Parquet is rewritten with the
@@ -113,7 +136,7 @@ def to_parquet(con: duckdb.DuckDBPyConnection, fmt: str, src: Path, dst: Path, r
         con.register("arrow_upload", table)
         source = "arrow_upload"
     else:
-        source = READERS[fmt].format(path=_literal(src))
+        source = READERS[fmt].format(path=_literal(src), max_line=int(max_line_bytes))
     try:
         described = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
         columns = [Column(row[0], row[1]) for row in described]
@@ -122,7 +145,7 @@ def to_parquet(con: duckdb.DuckDBPyConnection, fmt: str, src: Path, dst: Path, r
         con.execute(f"COPY (SELECT * FROM {source}) TO {_literal(dst)} "
                     f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {int(row_group_rows)})")
     except duckdb.Error as exc:
-        raise IngestFailed(f"The file could not be read as a table: {_clean(exc)}") from None
+        raise IngestFailed(_explain(exc)) from None
     meta = pq.ParquetFile(dst)
     schema = meta.schema_arrow
     return Converted(columns=columns, row_count=meta.metadata.num_rows,

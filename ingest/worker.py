@@ -147,7 +147,8 @@ class Worker:
             con = connect(work)
             try:
                 converted = to_parquet(con, prepared.format, prepared.path, parquet,
-                                       settings.parquet_row_group_rows, sheet=sheet)
+                                       settings.parquet_row_group_rows, sheet=sheet,
+                                       max_line_bytes=settings.max_line_bytes)
             finally:
                 con.close()
             progress["rows"] = converted.row_count

@@ -176,9 +176,10 @@ def start_mosu(data_dir: Path, env_extra: dict[str, str], settings: Settings,
 
 @pytest.fixture(scope="module")
 def mosu(s3, tmp_path_factory) -> Iterator[RunningMosu]:
-    """``mosu up`` on the session's SeaweedFS (MOSU_S3_ENDPOINT), with a 2 MB upload limit."""
+    """``mosu up`` on the session's SeaweedFS (MOSU_S3_ENDPOINT), with a 2 MB upload limit
+    and a 1 MB line limit, so tests can exceed them cheaply."""
     data_dir = tmp_path_factory.mktemp("mosu") / "data"
-    settings = s3_settings(s3, data_dir, max_upload_bytes=2 * 1024 * 1024)
+    settings = s3_settings(s3, data_dir, max_upload_bytes=2 * 1024 * 1024, max_line_bytes=1024 * 1024)
     env = {k: v for k, v in settings.to_env().items() if k != "MOSU_DATA_DIR"}
     running = start_mosu(data_dir, env, settings)
     yield running

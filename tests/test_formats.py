@@ -210,3 +210,11 @@ def test_ragged_rows_fail_with_the_line_number(ckan):
     res = ingest(ckan, text.encode(), "ragged.csv")
     assert res["ingest_status"] == "failed"
     assert res["ingest_error"].startswith("Line 4 has 4 fields where the header has 2 (delimiter ',')")
+
+
+def test_a_line_over_the_limit_fails_without_echoing_it(ckan):
+    text = "a,b\n1,short\n2," + "x" * 1_500_000 + "\n"
+    res = ingest(ckan, text.encode(), "long-line.csv")
+    assert res["ingest_status"] == "failed"
+    assert "bytes long, over the limit of 1,048,576 bytes (MOSU_MAX_LINE_BYTES)" in res["ingest_error"]
+    assert "xxxxxxxxxx" not in res["ingest_error"] and len(res["ingest_error"]) < 400

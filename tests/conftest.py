@@ -135,6 +135,13 @@ class RunningMosu:
     def ckan(self, token: str | None = None) -> ckanapi.RemoteCKAN:
         return ckanapi.RemoteCKAN(self.url, apikey=token)
 
+    def admin_with_dataset(self, dataset: str) -> ckanapi.RemoteCKAN:
+        """A sysadmin client, with organization ``<dataset>-org`` and dataset ``dataset`` created."""
+        admin = self.ckan(self.token(f"{dataset}-admin", sysadmin=True))
+        admin.action.organization_create(name=f"{dataset}-org")
+        admin.action.package_create(name=dataset, owner_org=f"{dataset}-org")
+        return admin
+
     def inspect(self) -> Platform:
         """The same database and object store, opened directly for assertions."""
         return Platform.open(self.settings)

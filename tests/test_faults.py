@@ -32,10 +32,7 @@ def site(own_s3, tmp_path_factory):
     settings = s3_settings(own_s3, data_dir, job_lease_seconds=3, worker_poll_seconds=0.2)
     env = {k: v for k, v in settings.to_env().items() if k != "MOSU_DATA_DIR"}
     running = start_mosu(data_dir, env, settings, ("--workers", "3"))
-    admin = running.ckan(running.token("faults", sysadmin=True))
-    admin.action.organization_create(name="faults-org")
-    admin.action.package_create(name="faults", owner_org="faults-org")
-    yield running, admin
+    yield running, running.admin_with_dataset("faults")
     running.stop()
 
 

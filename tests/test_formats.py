@@ -29,10 +29,7 @@ def _csv(rows, header=("city", "population", "note"), sep=",") -> str:
 
 @pytest.fixture(scope="module")
 def ckan(mosu):
-    admin = mosu.ckan(mosu.token("formats", sysadmin=True))
-    admin.action.organization_create(name="formats-org")
-    admin.action.package_create(name="formats", owner_org="formats-org")
-    return admin
+    return mosu.admin_with_dataset("formats")
 
 
 def ingest(ckan, content: bytes, filename: str, **fields) -> dict:

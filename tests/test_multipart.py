@@ -24,10 +24,7 @@ def mosu(s3, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ckan(mosu):
-    admin = mosu.ckan(mosu.token("parts", sysadmin=True))
-    admin.action.organization_create(name="parts-org")
-    admin.action.package_create(name="parts", owner_org="parts-org")
-    return admin
+    return mosu.admin_with_dataset("parts")
 
 
 def _body(rows: int) -> bytes:

@@ -11,10 +11,7 @@ from tests.conftest import wait_for_ingest
 
 @pytest.fixture(scope="module")
 def ckan(mosu):
-    admin = mosu.ckan(mosu.token("versions", sysadmin=True))
-    admin.action.organization_create(name="versions-org")
-    admin.action.package_create(name="versioned", owner_org="versions-org")
-    return admin
+    return mosu.admin_with_dataset("versioned")
 
 
 def _upload(ckan, content: bytes, resource_id: str | None = None) -> dict:

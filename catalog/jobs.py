@@ -90,12 +90,13 @@ def owned(claim: Claim) -> tuple:
             IngestJob.worker_id == claim.worker_id, IngestJob.attempts == claim.attempt)
 
 
-def finish(session: Session, claim: Claim, state: str, error: str | None = None) -> bool:
-    """Mark the job ``done`` or ``failed`` if this worker still owns it."""
-    result = session.execute(
-        update(IngestJob).where(*owned(claim))
-        .values(state=state, stage=state, error=error, lease_until=None, updated=utcnow())
-    )
+def finish(session: Session, claim: Claim, state: str, error: str | None = None,
+           progress: dict | None = None) -> bool:
+    """Mark the job ``done`` or ``failed`` if this worker still owns it (with its final progress)."""
+    values: dict = {"state": state, "stage": state, "error": error, "lease_until": None, "updated": utcnow()}
+    if progress is not None:
+        values["progress"] = progress
+    result = session.execute(update(IngestJob).where(*owned(claim)).values(**values))
     return result.rowcount == 1
 
 

@@ -67,6 +67,7 @@ class Worker:
     def __init__(self, platform: Platform, name: str | None = None) -> None:
         self.platform = platform
         self.name = name or worker_name()
+        self._entered = 0.0  # when the current job entered its current stage
 
     def run_once(self) -> bool:
         """Claim and process one job; False when the queue had nothing to do."""
@@ -114,8 +115,18 @@ class Worker:
 
     # -- the stages -------------------------------------------------------------------------
 
-    def _stage(self, claim: jobs.Claim, beat: _Heartbeat, stage: str, progress: dict) -> None:
-        """Enter a stage: written at once (not at the next heartbeat) so providers see it live."""
+    def _stage(self, claim: jobs.Claim, beat: _Heartbeat, stage: str | None, progress: dict) -> None:
+        """Enter a stage: written at once (not at the next heartbeat) so providers see it live.
+
+        How long each finished stage took goes into ``progress["seconds"]``: it tells a
+        provider where a slow ingest spends its time, and the benchmarks read it.
+        """
+        now = time.monotonic()
+        if beat.stage is not None:
+            progress.setdefault("seconds", {})[beat.stage] = round(now - self._entered, 3)
+        self._entered = now
+        if stage is None:  # the last stage ended; the caller records the final state
+            return
         beat.stage = stage
         try:
             with self.platform.write.begin() as s:
@@ -167,12 +178,13 @@ class Worker:
         if beat.lost:
             log.warning("job %s: lease lost before publishing; leaving it to its new owner", claim.job_id)
             return
-        self._publish(claim, converted, report, final, prepared)
+        self._stage(claim, beat, None, progress)
+        self._publish(claim, converted, report, final, prepared, progress)
 
-    def _publish(self, claim, converted, report, parquet_key: str, prepared) -> None:
+    def _publish(self, claim, converted, report, parquet_key: str, prepared, progress: dict) -> None:
         """The publish: one transaction, and only if this worker still owns the job."""
         with self.platform.write.begin() as s:
-            if not jobs.finish(s, claim, "done"):
+            if not jobs.finish(s, claim, "done", progress=progress):
                 log.warning("job %s: lost to another worker; not publishing", claim.job_id)
                 return
             version = s.get(ResourceVersion, claim.version_id)

@@ -223,18 +223,25 @@ def worker(data_dir: Path | None, concurrency: int, exit_with_parent: bool) -> N
               help="Files larger than this many bytes go in parts straight to object storage.")
 def push(file: Path, dataset: str, resource: str | None, url: str | None, token: str | None,
          no_wait: bool, multipart_over: int) -> None:
-    """Upload FILE with a progress bar, then follow its ingest until it is published or fails."""
+    """Upload FILE with a progress bar, then follow its ingest until it is published or fails.
+
+    A file sent in parts resumes where it stopped when the same command is run again: open
+    uploads are remembered in uploads.json under MOSU_STATE_DIR (default
+    $XDG_STATE_HOME/mosu or ~/.local/state/mosu).
+    """
     from tqdm import tqdm
 
-    from catalog.client import ApiError, Client, default_url, follow
+    from catalog.client import ApiError, Client, UploadInterrupted, default_url, follow
     from catalog.client import push as push_file
+    from catalog.resume import UploadState, default_state_dir
 
     client = Client(url or default_url(), token)
     try:
         with tqdm(total=file.stat().st_size, unit="B", unit_scale=True, unit_divisor=1024,
                   desc=f"uploading {file.name}", file=sys.stderr) as bar:
             res = push_file(client, file, dataset, resource, on_progress=bar.update,
-                            multipart_over=multipart_over)
+                            multipart_over=multipart_over, state=UploadState(default_state_dir()),
+                            on_note=lambda message: bar.write(message, file=sys.stderr))
         click.echo(f"uploaded: resource {res['id']}")
         if no_wait:
             return
@@ -246,6 +253,8 @@ def push(file: Path, dataset: str, resource: str | None, url: str | None, token:
             click.echo(f"ingest: {status['stage']}" + (f" ({detail})" if detail else ""), err=True)
 
         status = follow(client, res["id"], show)
+    except UploadInterrupted as exc:
+        _fail(str(exc))
     except ApiError as exc:
         _fail(f"{exc} (HTTP {exc.status})")
     except requests_errors() as exc:

@@ -160,7 +160,9 @@ class RunningMosu:
 def start_mosu(data_dir: Path, env_extra: dict[str, str], settings: Settings,
                args: tuple[str, ...] = ()) -> RunningMosu:
     port = free_port()
-    env = {**clean_env(), "MOSU_DATA_DIR": str(data_dir), **env_extra}
+    # MOSU_STATE_DIR: a `mosu push` run by a test remembers its uploads here, not in the runner's home.
+    env = {**clean_env(), "MOSU_DATA_DIR": str(data_dir), "MOSU_STATE_DIR": str(data_dir.parent / "push-state"),
+           **env_extra}
     log = data_dir.parent / f"mosu-{port}.log"
     data_dir.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as fh:

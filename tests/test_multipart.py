@@ -1,13 +1,22 @@
 """Large uploads in parts straight to object storage: presigned URLs, resume, complete, ingest."""
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import ckanapi
 import pytest
 import requests
 
-from tests.conftest import s3_settings, start_mosu, wait_for_ingest
+from catalog.client import Client, UploadInterrupted
+from catalog.client import push as client_push
+from catalog.resume import UploadState
+from tests.conftest import RunningMosu, s3_settings, start_mosu, wait_for_ingest
 
 PART = 16 * 1024 * 1024
 
@@ -91,3 +100,178 @@ def test_mosu_push_sends_large_files_in_parts(mosu, ckan, tmp_path):
     with platform.read() as s:
         states = list(s.scalars(select(MultipartUpload.state).where(MultipartUpload.filename == "large.csv")))
     assert states == ["completed"], "it went through the multipart path"
+
+
+# -- mosu push resumes ----------------------------------------------------------------------
+
+_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "trailer",
+        "transfer-encoding", "upgrade"}
+
+
+class _Proxy:
+    """A real forwarding HTTP proxy between ``mosu push`` and the servers (catalog and object
+    storage): it records each request, and hangs up without an answer on the first
+    ``drop_puts`` part PUTs, as a broken connection does."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+        self.drop_puts = 0
+        self.upstream = requests.Session()
+        self.upstream.trust_env = False  # straight to the servers, whatever this process's environment says
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                proxy.seen.append((self.command, self.path))
+                if self.command == "PUT" and proxy.drop_puts > 0:
+                    proxy.drop_puts -= 1
+                    self.close_connection = True
+                    return
+                resp = proxy.upstream.request(self.command, self.path, data=body, timeout=120,
+                                              headers={k: v for k, v in self.headers.items()
+                                                       if k.lower() not in _HOP},
+                                              allow_redirects=False)
+                self.send_response(resp.status_code)
+                for name, value in resp.headers.items():
+                    if name.lower() not in _HOP | {"content-length", "content-encoding"}:
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(resp.content)))
+                self.end_headers()
+                self.wfile.write(resp.content)
+
+            do_GET = do_POST = do_PUT = do_DELETE = forward
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def part_puts(self) -> list[int]:
+        return [int(parse_qs(urlsplit(url).query)["partNumber"][0]) for method, url in self.seen if method == "PUT"]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def proxy():
+    running = _Proxy()
+    yield running
+    running.close()
+
+
+def _push_env(mosu: RunningMosu, state_dir: Path, proxy: _Proxy | None = None) -> RunningMosu:
+    """``mosu`` whose CLI runs remember uploads in ``state_dir`` (and go through ``proxy``)."""
+    env = {k: v for k, v in mosu.env.items() if k.lower() not in ("http_proxy", "https_proxy", "no_proxy")}
+    env["MOSU_STATE_DIR"] = str(state_dir)
+    if proxy is not None:
+        env["HTTP_PROXY"] = env["http_proxy"] = proxy.url
+    return dataclasses.replace(mosu, env=env)
+
+
+def _remembered(state_dir: Path) -> list[str]:
+    path = state_dir / "uploads.json"
+    return [e["upload_id"] for e in json.loads(path.read_text())["uploads"].values()] if path.exists() else []
+
+
+class _Stop(Exception):
+    pass
+
+
+def _broken_first_run(mosu: RunningMosu, token: str, path: Path, state_dir: Path, resource: str) -> str:
+    """A first ``mosu push`` stopped right after its first part is stored, as by Ctrl-C: the same
+    client code and state directory as the CLI, in this process, stopped from its progress callback."""
+
+    def stop(_sent: int) -> None:
+        raise _Stop
+
+    with pytest.raises(_Stop):
+        client_push(Client(mosu.url, token), path, "parts", resource, on_progress=stop, multipart_over=1000,
+                    state=UploadState(state_dir))
+    [upload_id] = _remembered(state_dir)
+    return upload_id
+
+
+def _push(mosu: RunningMosu, path: Path, resource: str, token: str):
+    return mosu.cli("push", str(path), "--dataset", "parts", "--resource", resource, "--url", mosu.url,
+                    "--multipart-over", "1000", "--token", token, check=False)
+
+
+def test_mosu_push_resumes_a_broken_upload_and_retries_a_dropped_part(mosu, ckan, tmp_path, proxy):
+    data, state_dir = tmp_path / "resumed.csv", tmp_path / "state"
+    data.write_bytes(_body(1_100_000))  # ~40 MB: three parts
+    token = mosu.token("resumer", sysadmin=True)
+    upload_id = _broken_first_run(mosu, token, data, state_dir, "resumed table")
+    shown = ckan.action.resource_upload_show(upload_id=upload_id)
+    assert [p["part_number"] for p in shown["parts"]] == [1] and shown["part_count"] == 3
+
+    proxy.drop_puts = 1  # and the connection breaks once more, on the first part of this run
+    out = _push(_push_env(mosu, state_dir, proxy), data, "resumed table", token)
+    assert out.returncode == 0, out.stderr
+    assert f"resuming upload {upload_id}: 1 of 3 parts already stored" in out.stderr
+    assert "part 2 of 3: connection failed: ProxyError; retrying in 1 s" in out.stderr
+    assert proxy.part_puts() == [2, 2, 3], "only the missing parts were sent, part 2 twice"
+    assert out.stdout.strip().splitlines()[-1] == "published: version 1, 1,100,000 rows"
+    assert _remembered(state_dir) == [], "a completed upload is forgotten"
+    with pytest.raises(ckanapi.ValidationError):
+        ckan.action.resource_upload_show(upload_id=upload_id)  # completed
+
+
+def test_push_gives_up_on_a_dead_link_and_the_next_run_resumes(mosu, ckan, tmp_path, proxy, monkeypatch):
+    data, state_dir = tmp_path / "flaky.csv", tmp_path / "state"
+    data.write_bytes(_body(3000))  # one part
+    token = mosu.token("flaky-pusher", sysadmin=True)
+    proxy.drop_puts = 99
+    for name in ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    target = {"package_id": ckan.action.package_show(id="parts")["id"], "name": "flaky"}
+    from catalog.client import push_parts
+
+    with pytest.raises(UploadInterrupted) as err:
+        push_parts(Client(mosu.url, token), data, target, state=UploadState(state_dir), retry_delays=(0, 0))
+    [upload_id] = _remembered(state_dir)
+    assert str(err.value) == (f"part 1 of 1 could not be stored after 3 attempts (connection failed: ProxyError); "
+                              f"upload {upload_id} stays open: run the same command again to resume it")
+    assert proxy.part_puts() == [1, 1, 1]
+    monkeypatch.delenv("HTTP_PROXY")
+    out = _push(_push_env(mosu, state_dir), data, "flaky", token)
+    assert out.returncode == 0, out.stderr
+    assert f"resuming upload {upload_id}: 0 of 1 parts already stored" in out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "published: version 1, 3,000 rows"
+    assert _remembered(state_dir) == []
+
+
+@pytest.mark.parametrize("ended", ["aborted", "completed"])
+def test_push_forgets_an_upload_that_ended_on_the_server(mosu, ckan, tmp_path, ended):
+    data, state_dir = tmp_path / f"{ended}.csv", tmp_path / "state"
+    data.write_bytes(_body(2000))  # one part: quick
+    token = mosu.token(f"{ended}-pusher", sysadmin=True)
+    pushed = _push_env(mosu, state_dir)
+    if ended == "completed":  # the resource exists first, so every run below targets it by id
+        first = tmp_path / "first.csv"
+        first.write_bytes(_body(10))
+        created = mosu.cli("push", str(first), "--dataset", "parts", "--resource", ended, "--url", mosu.url,
+                           "--token", token, check=False)
+        assert created.returncode == 0, created.stderr
+    upload_id = _broken_first_run(mosu, token, data, state_dir, ended)
+    if ended == "aborted":
+        ckan.action.resource_upload_abort(upload_id=upload_id)
+    else:
+        wait_for_ingest(ckan, ckan.action.resource_upload_complete(upload_id=upload_id)["id"])
+
+    out = _push(pushed, data, ended, token)
+    assert out.returncode == 0, out.stderr
+    assert f"upload {upload_id} cannot be resumed (upload_id: This upload is {ended}); starting a new one" \
+        in out.stderr
+    assert "resuming" not in out.stderr
+    # A completed upload already published these bytes: the fresh one is identical and adds no version.
+    version = 1 if ended == "aborted" else 2
+    assert out.stdout.strip().splitlines()[-1] == f"published: version {version}, 2,000 rows"
+    assert _remembered(state_dir) == []

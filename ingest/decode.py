@@ -12,8 +12,10 @@ import bz2
 import codecs
 import lzma
 import re
+import stat
 import unicodedata
-from pathlib import Path
+import zipfile
+from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 import pyarrow as pa
@@ -21,6 +23,7 @@ import pyarrow as pa
 from catalog.errors import IngestFailed
 
 CHUNK = 1 << 20
+MAX_ZIP_ENTRIES = 10_000  # more entries than any table export needs; a directory this long is an attack
 # Candidates for detection: the encodings the platform promises, in a preferred order.
 CANDIDATES = ("gb18030", "big5", "shift_jis", "euc_jp", "euc_kr", "cp1252")
 SHORT_SAMPLE = 64  # non-ASCII bytes below which detection falls back to the first decodable candidate
@@ -112,6 +115,49 @@ def unpack(src: Path, dst: Path, compression: str, max_bytes: int, max_ratio: in
     except (OSError, EOFError, lzma.LZMAError, ValueError, pa.ArrowException) as exc:
         raise IngestFailed(f"The {compression} file is damaged or truncated: {str(exc)[:200]}") from None
     return written
+
+
+def check_zip(zf: zipfile.ZipFile, packed: int, max_bytes: int, max_ratio: int, what: str) -> None:
+    """Refuse a hostile ZIP (archive or workbook) from its directory alone, before a byte is unpacked.
+
+    Entry names are never used as paths, but an archive that tries to escape, links
+    elsewhere or hides behind a password is refused outright rather than half read;
+    the declared sizes stop a ZIP bomb early (extraction still counts real bytes).
+    """
+    infos = zf.infolist()
+    if len(infos) > MAX_ZIP_ENTRIES:
+        raise IngestFailed(f"The {what} has {len(infos):,} entries, over the limit of {MAX_ZIP_ENTRIES:,}.")
+    total, largest = 0, None
+    for info in infos:
+        name = info.filename
+        parts = PurePosixPath(name.replace("\\", "/")).parts
+        if name.startswith(("/", "\\")) or ".." in parts or re.match(r"[A-Za-z]:", name):
+            raise IngestFailed(f"The {what} contains an entry with an unsafe path ({name[:80]!r}).")
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise IngestFailed(f"The {what} contains a symbolic link ({name[:80]!r}).")
+        if info.flag_bits & 0x1:
+            raise IngestFailed(f"The {what} contains an encrypted entry ({name[:80]!r}); "
+                               "upload it without a password.")
+        total += info.file_size
+        if largest is None or info.file_size > largest.file_size:
+            largest = info
+    packed = max(1, packed)
+    if largest is not None and (total > max_bytes or total > packed * max_ratio):
+        raise IngestFailed(f"The {what} unpacks to {total:,} bytes ({total // packed}x its size; "
+                           f"{largest.filename[:80]!r} alone declares {largest.file_size:,}); "
+                           "it was refused as a possible ZIP bomb.")
+
+
+def as_utf8(src: Path, head: bytes, dst: Path, override: str | None = None) -> tuple[Path, str]:
+    """The file to read as UTF-8 and the source encoding: ``src`` itself, or ``dst`` re-encoded.
+
+    ``override`` is the provider's declared encoding; otherwise it is detected from ``head``.
+    """
+    encoding = normalise(override) if override else detect_encoding(head)
+    if encoding == "utf-8":
+        return src, encoding
+    to_utf8(src, dst, encoding)
+    return dst, encoding
 
 
 def to_utf8(src: Path, dst: Path, encoding: str) -> None:

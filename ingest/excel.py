@@ -8,7 +8,6 @@ and a total unpacked size over the limits (a ZIP bomb) are refused. calamine
 from __future__ import annotations
 
 import datetime as dt
-import stat
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import pyarrow as pa
 
 from catalog.errors import IngestFailed
+from ingest.decode import check_zip
 
 XLSX_MARKERS = ("xl/workbook.xml", "[Content_Types].xml")
 
@@ -32,22 +32,11 @@ def is_workbook(path: Path) -> bool:
 
 def check_container(path: Path, max_bytes: int, max_ratio: int) -> None:
     """Refuse hostile workbooks before reading them (pure inspection of the ZIP directory)."""
-    packed = max(1, path.stat().st_size)
     with zipfile.ZipFile(path) as zf:
-        total = 0
-        for info in zf.infolist():
-            name = info.filename
-            if name.startswith(("/", "\\")) or ".." in Path(name).parts:
-                raise IngestFailed(f"The workbook contains an entry with an unsafe path ({name[:80]!r}).")
-            if stat.S_ISLNK(info.external_attr >> 16):
-                raise IngestFailed(f"The workbook contains a symbolic link ({name[:80]!r}).")
-            if name.startswith("xl/externalLinks/"):
-                raise IngestFailed("The workbook links to other workbooks (external references); "
-                                   "paste the values in and upload it again.")
-            total += info.file_size
-        if total > max_bytes or total > packed * max_ratio:
-            raise IngestFailed(f"The workbook unpacks to {total:,} bytes ({total // packed}x its size); "
-                               "it was refused as a possible ZIP bomb.")
+        check_zip(zf, path.stat().st_size, max_bytes, max_ratio, "workbook")
+        if any(name.startswith("xl/externalLinks/") for name in zf.namelist()):
+            raise IngestFailed("The workbook links to other workbooks (external references); "
+                               "paste the values in and upload it again.")
 
 
 def _column(values: list[Any]) -> pa.Array:

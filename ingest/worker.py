@@ -142,7 +142,7 @@ class Worker:
             raw_key = version.raw_key
             progress = {"bytes_total": version.size}
             options = s.get(Resource, claim.resource_id).extras or {}
-            encoding, sheet = options.get("encoding") or None, options.get("sheet")
+            encoding, sheet, table = options.get("encoding") or None, options.get("sheet"), options.get("table")
         with tempfile.TemporaryDirectory(prefix="mosu-ingest-") as tmp:
             work = Path(tmp)
             raw = work / "raw"
@@ -150,15 +150,17 @@ class Worker:
             store.download(raw_key, str(raw))
             progress["bytes_read"] = raw.stat().st_size
             self._stage(claim, beat, "unpacking", progress)
-            prepared = prepare(raw, work, settings, encoding)
+            prepared = prepare(raw, work, settings, encoding, table)
             progress.update(format=prepared.format, encoding=prepared.encoding,
                             bytes_unpacked=prepared.path.stat().st_size)
+            if prepared.members:
+                progress["archive"] = prepared.archive()
             self._stage(claim, beat, "converting", progress)
             parquet = work / "data.parquet"
             con = connect(work)
             try:
                 converted = to_parquet(con, prepared.format, prepared.path, parquet,
-                                       settings.parquet_row_group_rows, sheet=sheet,
+                                       settings.parquet_row_group_rows, sheet=prepared.sheet(sheet, table),
                                        max_line_bytes=settings.max_line_bytes)
             finally:
                 con.close()
@@ -192,8 +194,10 @@ class Worker:
             version.parquet_key = parquet_key
             version.row_count = converted.row_count
             version.schema = [{"id": c.name, "type": c.type} for c in converted.parquet_columns]
-            version.validation = {**report, "source": {"format": prepared.format, "encoding": prepared.encoding,
-                                                       "compression": prepared.compression}}
+            source = {"format": prepared.format, "encoding": prepared.encoding, "compression": prepared.compression}
+            if prepared.members:
+                source["archive"] = prepared.archive()
+            version.validation = {**report, "source": source}
             version.status, version.published, version.error = "ready", utcnow(), None
             res.current_version_id = version.id
             res.ingest_status, res.ingest_error = "ready", None

@@ -6,12 +6,17 @@ import gzip
 import io
 import json
 import lzma
+import stat
+import zipfile
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
 
+from sqlalchemy import select
+
+from catalog.models import ResourceVersion
 from tests.conftest import wait_for_ingest
 
 CITIES_ZH = [("上海", 24870895, "中国最大的城市，位于长江入海口"), ("北京", 21893095, "首都，政治和文化中心"),
@@ -168,13 +173,13 @@ def test_excel_sheets_types_and_choice(ckan):
     got = rows(ckan, second)
     assert [r["mixed"] for r in got] == ["3", "n/a", "4.5"], "a column with text in it stays text, nothing lost"
     assert got[2]["text"] is None
+    by_table = ingest(ckan, book, "census-table.xlsx", table="notes")
+    assert rows(ckan, by_table)[1]["text"] == "second", "table picks a sheet as sheet does"
     missing = ingest(ckan, book, "census-x.xlsx", sheet="nope")
     assert missing["ingest_status"] == "failed" and "the sheets are: 人口, notes" in missing["ingest_error"]
 
 
-def _zip(entries: dict[str, bytes]) -> bytes:
-    import zipfile
-
+def _zip(entries: dict[str | zipfile.ZipInfo, bytes]) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data in entries.items():
@@ -183,8 +188,6 @@ def _zip(entries: dict[str, bytes]) -> bytes:
 
 
 def test_hostile_workbooks_are_refused(ckan):
-    import zipfile
-
     book = _workbook({"s": [["a"], [1]]})
     with zipfile.ZipFile(io.BytesIO(book)) as zf:
         parts = {n: zf.read(n) for n in zf.namelist()}
@@ -197,9 +200,6 @@ def test_hostile_workbooks_are_refused(ckan):
     escape = _zip({**parts, "../../etc/evil.xml": b"x"})
     res = ingest(ckan, escape, "escape.xlsx")
     assert res["ingest_status"] == "failed" and "unsafe path" in res["ingest_error"]
-    plain = _zip({"a.csv": b"a\n1\n", "b.csv": b"b\n2\n"})
-    res = ingest(ckan, plain, "tables.zip")
-    assert res["ingest_status"] == "failed" and "not a workbook" in res["ingest_error"]
 
 
 def test_ragged_rows_fail_with_the_line_number(ckan):
@@ -215,3 +215,114 @@ def test_a_line_over_the_limit_fails_without_echoing_it(ckan):
     assert res["ingest_status"] == "failed"
     assert "bytes long, over the limit of 1,048,576 bytes (MOSU_MAX_LINE_BYTES)" in res["ingest_error"]
     assert "xxxxxxxxxx" not in res["ingest_error"] and len(res["ingest_error"]) < 400
+
+
+# -- ZIP archives of tables ---------------------------------------------------------------------
+
+def _archive(ckan, res: dict) -> dict:
+    """What the worker read from an archive, as ``ingest_status_show`` reports it."""
+    return ckan.action.ingest_status_show(id=res["id"])["progress"]["archive"]
+
+
+def _version(mosu, res: dict) -> tuple[ResourceVersion, int]:
+    """The resource's latest version, read from the database, and the stored size of its raw upload."""
+    platform = mosu.inspect()
+    try:
+        with platform.read() as s:
+            version = s.scalar(select(ResourceVersion).where(ResourceVersion.resource_id == res["id"])
+                               .order_by(ResourceVersion.number.desc()))
+            s.expunge(version)
+        return version, platform.store.size(version.raw_key)
+    finally:
+        platform.close()
+
+
+def test_zip_of_part_files_is_one_table(mosu, ckan):
+    parts = {f"crawl/part-{i:04d}.csv": _csv(CITIES_ZH[6 * i:6 * (i + 1)]).encode() for i in range(3)}
+    data = _zip({"crawl/": b"", "__MACOSX/crawl/._part-0000.csv": b"\0\5\26\7", ".DS_Store": b"\0\0\0\1Bud1",
+                 **parts, "crawl/_SUCCESS": b""})
+    res = ingest(ckan, data, "crawl.zip")
+    got = rows(ckan, res)
+    assert [(r["city"], r["population"], r["note"]) for r in got] == [tuple(c) for c in CITIES_ZH]
+    archive = _archive(ckan, res)
+    assert archive["members"] == archive["used"] == list(parts) and archive["combined"] is True
+    assert archive["skipped"] == ["crawl/_SUCCESS (empty)"], "packaging noise is not even listed"
+    source = _version(mosu, res)[0].validation["source"]
+    assert source["compression"] == "zip" and source["archive"]["used"] == list(parts)
+
+
+def test_zip_of_different_tables_publishes_the_first_or_the_chosen_one(ckan):
+    data = _zip({"README.md": b"# Census extract\n", "first.csv": _csv(CITIES_JA).encode(),
+                 "second.csv": b"id,name\n1,one\n2,two\n"})
+    first = ingest(ckan, data, "tables.zip")
+    assert rows(ckan, first)[0]["city"] == "東京" and first["row_count"] == len(CITIES_JA)
+    archive = _archive(ckan, first)
+    assert archive["members"] == ["first.csv", "second.csv"] and archive["used"] == ["first.csv"]
+    assert archive["skipped"] == ["README.md (documentation)"]
+    second = ingest(ckan, data, "tables-2.zip", table="second.csv")
+    assert [r["name"] for r in rows(ckan, second)] == ["one", "two"]
+    by_index = ingest(ckan, data, "tables-3.zip", table="1")
+    assert _archive(ckan, by_index)["used"] == ["second.csv"]
+    unknown = ingest(ckan, data, "tables-x.zip", table="third.csv")
+    assert unknown["ingest_status"] == "failed"
+    assert unknown["ingest_error"] == "The archive has no table 'third.csv'; the tables are: first.csv, second.csv."
+
+
+def test_each_zip_member_has_its_own_encoding(ckan):
+    # A GBK part and a UTF-8 part of one table, and a gzip-compressed Big5 table.
+    data = _zip({"2020.csv": _csv(CITIES_ZH[:6]).encode("gbk"), "2021.csv": _csv(CITIES_ZH[6:9]).encode(),
+                 "taiwan.csv.gz": gzip.compress(_csv(CITIES_TW, header=("name", "people", "about")).encode("big5"))})
+    first = ingest(ckan, data, "mixed.zip")
+    assert [r["city"] for r in rows(ckan, first)] == [c[0] for c in CITIES_ZH[:6]], "different headers: first"
+    tw = ingest(ckan, data, "mixed-tw.zip", table="taiwan.csv.gz")
+    assert rows(ckan, tw)[0]["name"] == "臺北"
+    assert ckan.action.ingest_status_show(id=tw["id"])["progress"]["encoding"] == "big5"
+    both = _zip({"2020.csv": _csv(CITIES_ZH[:6]).encode("gbk"), "2021.csv": _csv(CITIES_ZH[6:9]).encode()})
+    res = ingest(ckan, both, "parts.zip")
+    assert [r["city"] for r in rows(ckan, res)] == [c[0] for c in CITIES_ZH[:9]]
+    assert ckan.action.ingest_status_show(id=res["id"])["progress"]["encoding"] == "gb18030, utf-8"
+    # Windows zip tools write Chinese member names in GBK, without the UTF-8 flag.
+    named = _zip({"abcd.csv": _csv(CITIES_ZH).encode("gbk")}).replace(b"abcd.csv", "人口.csv".encode("gbk"))
+    res = ingest(ckan, named, "gbk-names.zip", table="人口.csv")
+    assert rows(ckan, res)[0]["city"] == "上海" and _archive(ckan, res)["used"] == ["人口.csv"]
+
+
+def test_hostile_zip_archives_are_refused_and_the_upload_kept(mosu, ckan):
+    link = zipfile.ZipInfo("data/latest.csv")
+    link.external_attr = (stat.S_IFLNK | 0o777) << 16
+    cases = {
+        "evil.zip": (_zip({"ok.csv": b"a\n1\n", "../evil.csv": b"a\n2\n"}),
+                     "The ZIP archive contains an entry with an unsafe path ('../evil.csv')."),
+        "link.zip": (_zip({"ok.csv": b"a\n1\n", link: b"/etc/passwd"}),
+                     "The ZIP archive contains a symbolic link ('data/latest.csv')."),
+        "bomb.zip": (_zip({"ok.csv": b"a\n1\n", "zeros.csv": b"0" * (40 * 1024 * 1024)}),  # 40 MB in ~40 KB
+                     "'zeros.csv' alone declares 41,943,040); it was refused as a possible ZIP bomb."),
+    }
+    for name, (data, message) in cases.items():
+        res = ingest(ckan, data, name)
+        assert res["ingest_status"] == "failed", name
+        assert message in res["ingest_error"], res["ingest_error"]
+        version, raw_size = _version(mosu, res)
+        assert version.status == "failed" and version.parquet_key is None
+        assert raw_size == len(data), "the raw upload is kept as it came"
+
+
+def test_zip_without_a_table_or_with_a_locked_one(ckan):
+    png = b"\x89PNG\r\n\x1a\n" + bytes(64)
+    res = ingest(ckan, _zip({"README.txt": b"Photos of the survey sites\n", "site.png": png,
+                             "inner.zip": _zip({"a.csv": b"a\n1\n"})}), "photos.zip")
+    assert res["ingest_status"] == "failed"
+    assert res["ingest_error"] == (
+        "The ZIP archive holds no table Mosu can read (CSV, TSV, JSON, JSON lines, Excel, Parquet or Arrow); "
+        "it holds: README.txt (documentation), site.png (a PNG image), inner.zip (a nested archive; not read).")
+    many = _zip({f"img-{i:03d}.png": png for i in range(200)})
+    res = ingest(ckan, many, "many.zip")
+    assert res["ingest_status"] == "failed" and "(a PNG image) and 189 more." in res["ingest_error"]
+    assert len(res["ingest_error"]) < 500
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("locked.csv", b"a\n1\n")
+        zf.infolist()[-1].flag_bits |= 0x1  # marked encrypted in the central directory
+    res = ingest(ckan, buf.getvalue(), "locked.zip")
+    assert res["ingest_error"] == ("The ZIP archive contains an encrypted entry ('locked.csv'); "
+                                   "upload it without a password.")

@@ -56,11 +56,13 @@ def resource(res: Resource, version: ResourceVersion | None, site_url: str) -> d
         "datastore_active": res.current_version_id is not None,
         "ingest_status": res.ingest_status, "ingest_error": res.ingest_error,
         "size": None, "hash": "", "version_id": res.current_version_id, "row_count": None,
+        "ingest_warnings": [],
     }
     if res.url_type == "upload":
         out["url"] = f"{site_url}/dataset/{res.package_id}/resource/{res.id}/download"
     if version is not None:
-        out.update(size=version.size, hash=f"sha256:{version.sha256}", row_count=version.row_count)
+        out.update(size=version.size, hash=f"sha256:{version.sha256}", row_count=version.row_count,
+                   ingest_warnings=warnings(version))
     return out
 
 
@@ -92,4 +94,10 @@ def version(v: ResourceVersion, current_id: str | None) -> dict[str, Any]:
     return {"id": v.id, "resource_id": v.resource_id, "number": v.number, "status": v.status,
             "current": v.id == current_id, "sha256": v.sha256, "size": v.size, "row_count": v.row_count,
             "schema": v.schema, "original_filename": v.original_filename, "uploader_id": v.uploader_id,
-            "created": iso(v.created), "published": iso(v.published), "error": v.error}
+            "created": iso(v.created), "published": iso(v.published), "error": v.error,
+            "warnings": warnings(v)}
+
+
+def warnings(v: ResourceVersion) -> list[str]:
+    """What the ingest noticed but published anyway (values left empty that did not fit their type)."""
+    return list((v.validation or {}).get("warnings") or [])

@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 
 from catalog import audit, jobs, keys
+from catalog.dictionary import DictionaryError, parse_dictionary
 from catalog.errors import IngestFailed, QualityGateFailed
 from catalog.models import Resource, ResourceVersion, utcnow
 from catalog.platform import Platform
@@ -143,6 +144,7 @@ class Worker:
             progress = {"bytes_total": version.size}
             options = s.get(Resource, claim.resource_id).extras or {}
             encoding, sheet, table = options.get("encoding") or None, options.get("sheet"), options.get("table")
+        dictionary = _dictionary(options.get("schema"))
         with tempfile.TemporaryDirectory(prefix="mosu-ingest-") as tmp:
             work = Path(tmp)
             raw = work / "raw"
@@ -161,10 +163,12 @@ class Worker:
             try:
                 converted = to_parquet(con, prepared.format, prepared.path, parquet,
                                        settings.parquet_row_group_rows, sheet=prepared.sheet(sheet, table),
-                                       max_line_bytes=settings.max_line_bytes)
+                                       max_line_bytes=settings.max_line_bytes, dictionary=dictionary)
             finally:
                 con.close()
             progress["rows"] = converted.row_count
+            if converted.odd_values:
+                progress["odd_values"] = [o.as_dict() for o in converted.odd_values]
             self._stage(claim, beat, "validating", progress)
             report = validate_table(parquet, [c.name for c in converted.columns])
             if not report["success"]:
@@ -198,6 +202,9 @@ class Worker:
             if prepared.members:
                 source["archive"] = prepared.archive()
             version.validation = {**report, "source": source}
+            if converted.odd_values:
+                version.validation["odd_values"] = [o.as_dict() for o in converted.odd_values]
+                version.validation["warnings"] = [o.message() for o in converted.odd_values]
             version.status, version.published, version.error = "ready", utcnow(), None
             res.current_version_id = version.id
             res.ingest_status, res.ingest_error = "ready", None
@@ -239,6 +246,16 @@ class Worker:
                     res.ingest_status = "queued"
         except Exception:  # the database itself is away: the lease will expire and hand it back
             log.warning("job %s: could not schedule a retry", claim.job_id, exc_info=True)
+
+
+def _dictionary(stored) -> list | None:
+    """The resource's data dictionary (checked when it was saved; checked again, as data can age)."""
+    if not stored:
+        return None
+    try:
+        return parse_dictionary(stored)
+    except DictionaryError as exc:
+        raise IngestFailed(f"The resource's data dictionary cannot be used: {exc}") from None
 
 
 def run_workers(platform: Platform, concurrency: int, stop: threading.Event) -> None:

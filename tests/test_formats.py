@@ -9,11 +9,11 @@ import lzma
 import stat
 import zipfile
 
+import ckanapi
 import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
-
 from sqlalchemy import select
 
 from catalog.models import ResourceVersion
@@ -326,3 +326,107 @@ def test_zip_without_a_table_or_with_a_locked_one(ckan):
     res = ingest(ckan, buf.getvalue(), "locked.zip")
     assert res["ingest_error"] == ("The ZIP archive contains an encrypted entry ('locked.csv'); "
                                    "upload it without a password.")
+
+
+# -- types: inference that survives odd values, and the provider's data dictionary -----------------
+
+def _typed_csv(rows: int, odd: dict[int, tuple[str, str]] | None = None) -> bytes:
+    """Columns of every inferred type; ``odd`` puts a value that does not fit into (row -> column)."""
+    odd = odd or {}
+    lines = ["id,price,day,seen_at,seen_tz,active,postcode,label"]
+    for i in range(1, rows + 1):
+        values = {"id": str(i), "price": f"{i * 1.25:.2f}", "day": f"2024-03-{i % 28 + 1:02d}",
+                  "seen_at": f"2024-03-01 08:{i % 60:02d}:00", "seen_tz": "2024-03-01T08:00:00+08:00",
+                  "active": "true" if i % 2 else "false", "postcode": f"0{i % 9}{i % 7}10", "label": f"item {i}"}
+        if i in odd:
+            column, value = odd[i]
+            values[column] = value
+        lines.append(",".join(values.values()))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _schema(ckan, res) -> dict[str, str]:
+    version = ckan.action.resource_version_list(id=res["id"])[0]
+    return {c["id"]: c["type"] for c in version["schema"]}
+
+
+def test_each_type_is_inferred_and_codes_keep_their_zeros(ckan):
+    res = ingest(ckan, _typed_csv(50), "typed.csv")
+    assert _schema(ckan, res) == {"id": "int64", "price": "double", "day": "date32[day]", "seen_at": "timestamp[us]",
+                                  "seen_tz": "timestamp[us, tz=UTC]", "active": "bool", "postcode": "string",
+                                  "label": "string"}
+    assert rows(ckan, res)[0]["postcode"] == "01110", "a code with a leading zero stays text"
+    assert res["ingest_warnings"] == []
+
+
+def test_odd_values_leave_the_column_typed_and_are_reported_with_row_numbers(ckan):
+    # One odd price inside the sniffer's sample, and one odd id long after it (row 25,000).
+    body = "id,price,label\n" + "".join(
+        f"{'see note' if i == 25_000 else i},{'n/a' if i == 3 else f'{i * 1.25:.2f}'},item {i}\n"
+        for i in range(1, 25_001))
+    res = ingest(ckan, body.encode(), "odd.csv")
+    assert res["ingest_status"] == "ready", res["ingest_error"]
+    schema = _schema(ckan, res)
+    assert schema["price"] == "double" and schema["id"] == "int64", "one odd value does not make a column text"
+    first = rows(ckan, res, limit=4)
+    assert first[2]["price"] is None and first[3]["price"] == 5.0
+    last = ckan.action.datastore_search(resource_id=res["id"], offset=24_999, limit=1)["records"][0]
+    assert last["id"] is None and last["label"] == "item 25000"
+    assert res["ingest_warnings"] == [
+        "Column 'id': 1 value could not be read as integer and was left empty: row 25000 ('see note').",
+        "Column 'price': 1 value could not be read as float and was left empty: row 3 ('n/a').",
+    ]
+    status = ckan.action.ingest_status_show(id=res["id"])
+    assert {"column": "price", "type": "float", "count": 1,
+            "examples": [{"row": 3, "value": "n/a"}]} in status["progress"]["odd_values"]
+    assert ckan.action.resource_version_list(id=res["id"])[0]["warnings"] == res["ingest_warnings"]
+
+
+def test_many_odd_values_are_counted_and_a_few_shown(ckan):
+    body = _typed_csv(3000, {i: ("price", f"unknown-{i}") for i in range(100, 3000, 200)})  # 15 of 3,000
+    res = ingest(ckan, body, "many-odd.csv")
+    assert _schema(ckan, res)["price"] == "double"
+    assert res["ingest_warnings"] == [
+        "Column 'price': 15 values could not be read as float and were left empty: row 100 ('unknown-100'), "
+        "row 300 ('unknown-300'), row 500 ('unknown-500'), row 700 ('unknown-700'), row 900 ('unknown-900') "
+        "and 10 more."]
+
+
+def test_a_column_that_is_really_text_stays_text(ckan):
+    body = b"id,comment\n" + b"".join(b"%d,%s\n" % (i, b"fine" if i % 3 else b"12") for i in range(300))
+    res = ingest(ckan, body, "text.csv")
+    assert _schema(ckan, res)["comment"] == "string" and res["ingest_warnings"] == []
+
+
+def test_data_dictionary_declares_types_labels_and_descriptions(ckan):
+    dictionary = [{"id": "price", "type": "decimal(10,2)", "label": "Unit price", "description": "In CNY, with VAT"},
+                  {"id": "postcode", "type": "integer"},
+                  {"id": "label", "title": "Item label"}]
+    body = _typed_csv(40, {7: ("postcode", "none")})
+    res = ingest(ckan, body, "declared.csv", schema=json.dumps(dictionary))
+    assert res["schema"]["fields"][0] == {"id": "price", "type": "DECIMAL(10,2)", "label": "Unit price",
+                                          "description": "In CNY, with VAT"}
+    schema = _schema(ckan, res)
+    assert schema["price"] == "decimal128(10, 2)" and schema["postcode"] == "int64"
+    assert res["ingest_warnings"] == [
+        "Column 'postcode': 1 value could not be read as integer and was left empty: row 7 ('none')."]
+    found = ckan.action.datastore_search(resource_id=res["id"], limit=1)
+    info = {f["id"]: f.get("info") for f in found["fields"]}
+    assert info["price"] == {"label": "Unit price", "description": "In CNY, with VAT", "notes": "In CNY, with VAT"}
+    assert info["label"] == {"label": "Item label"} and info["id"] is None
+    assert found["records"][0]["price"] == "1.25", "decimals come back exact (as JSON text)"
+
+
+def test_a_bad_data_dictionary_is_refused_when_saved_and_a_stale_one_fails_the_ingest(ckan):
+    for bad, message in (('[{"id": "price", "type": "money"}]', "field 0: unknown type 'money'"),
+                         ("[{\"type\": \"integer\"}]", "field 0: needs an id"),
+                         ("not json", "not valid JSON"),
+                         ('[{"id": "a"}, {"id": "a"}]', "field 1: repeats the column 'a'")):
+        with pytest.raises(ckanapi.ValidationError) as err:
+            ckan.action.resource_create(package_id="formats", name="bad dictionary", schema=bad,
+                                        upload=("x.csv", io.BytesIO(b"a\n1\n")))
+        assert message in str(err.value.error_dict["schema"])
+    res = ingest(ckan, b"a,b\n1,2\n", "missing.csv", schema='[{"id": "c", "type": "integer"}]')
+    assert res["ingest_status"] == "failed"
+    assert res["ingest_error"] == ("The data dictionary names columns the file does not have: 'c'; "
+                                   "the file's columns are 'a', 'b'.")

@@ -10,6 +10,7 @@ from catalog import audit, dictize, validate
 from catalog.actions import action
 from catalog.actions.resources import _resource_and_package
 from catalog.context import Context
+from catalog.dictionary import DICTIONARY_KEY, field_info
 from catalog.errors import NotFound, ValidationError
 from catalog.models import ResourceVersion
 
@@ -52,6 +53,7 @@ def datastore_search(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     offset = validate.integer(data.get("offset"), "offset", 0)
     with ctx.platform.read() as s:
         res, _ = _resource_and_package(s, ctx, resource_id)
+        info = field_info((res.extras or {}).get(DICTIONARY_KEY))
         if data.get("version") not in (None, ""):
             version = _version(s, res.id, str(data["version"]))
         else:
@@ -69,7 +71,8 @@ def datastore_search(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     return {
         "resource_id": res.id, "version": version.number, "include_total": True, "records_format": "objects",
         "limit": limit, "offset": offset,
-        "fields": [{"id": "_id", "type": "int"}, *page.fields],
+        "fields": [{"id": "_id", "type": "int"},
+                   *({**f, "info": info[f["id"]]} if f["id"] in info else f for f in page.fields)],
         "records": records, "total": version.row_count, "total_was_estimated": False,
         "_links": {
             "start": f"{path}?{urllib.parse.urlencode({**link, 'limit': limit})}",

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from catalog import activity, audit, authz, dictize, lookup, validate
 from catalog.actions import action
 from catalog.context import Context
+from catalog.dictionary import DICTIONARY_KEY, DictionaryError, dictionary_dict, parse_dictionary
 from catalog.errors import NotFound, ValidationError
 from catalog.licenses import LICENSES
 from catalog.models import (Activity, Collaborator, Group, IngestJob, Member, Package, PackageTag,
@@ -141,7 +142,10 @@ def _apply_groups(s: Session, ctx: Context, pkg: Package, value: Any, errors: va
 
 
 def apply_resource_fields(res: Resource, data: dict[str, Any], errors: validate.Errors, replace: bool) -> None:
-    """Resource metadata from ``data``; unknown keys become resource extras, as in CKAN."""
+    """Resource metadata from ``data``; unknown keys become resource extras, as in CKAN.
+
+    ``schema`` is the data dictionary: checked here and stored in its normal form.
+    """
     for field, max_len in RESOURCE_TEXT.items():
         if replace or field in data:
             value = validate.text(data.get(field), errors, field, max_len)
@@ -152,8 +156,13 @@ def apply_resource_fields(res: Resource, data: dict[str, Any], errors: validate.
     for key, value in data.items():
         if key in RESOURCE_TEXT or key in RESOURCE_READONLY or key.startswith("_"):
             continue
-        if value is None:
+        if value is None or (key == DICTIONARY_KEY and value == ""):
             extras.pop(key, None)
+        elif key == DICTIONARY_KEY:
+            try:
+                extras[key] = dictionary_dict(parse_dictionary(value))
+            except DictionaryError as exc:
+                errors.add(key, f"Invalid data dictionary: {exc}")
         elif isinstance(value, (str, int, float, bool, list, dict)):
             extras[key] = value
     res.extras = extras

@@ -158,3 +158,34 @@ def test_ragged_line_finds_the_first_row_that_disagrees():
     assert ragged_line(["a,b\n", "1,2\n", "3,4,5\n"], ",") == (3, 2, 3)
     assert ragged_line(['a,b\n', '"x\n', 'y",2\n', '1\n'], ",") == (4, 2, 1), "quoted newlines count as one row"
     assert ragged_line(["a;b\n", "1;2\n"], ";") is None
+
+
+# -- types -------------------------------------------------------------------------------------
+
+def test_infer_type_tolerates_one_percent_of_odd_values_and_keeps_codes_text():
+    from ingest.types import SampleStats, infer_type
+
+    def stats(values, leading_zeros=0, **parsed):
+        return SampleStats(values, {k.upper(): v for k, v in parsed.items()}, leading_zeros)
+
+    assert infer_type(stats(1000, bigint=1000, double=1000)) == "BIGINT"
+    assert infer_type(stats(1000, bigint=10, double=990)) == "DOUBLE"  # 10 odd values of 1,000: still float
+    assert infer_type(stats(1000, bigint=0, double=980)) is None       # 20 odd: really text
+    assert infer_type(stats(10, double=9)) == "DOUBLE"                   # a small file may have one odd value
+    assert infer_type(stats(1000, 5, bigint=1000, double=1000)) is None  # "00123" is a code, not 123
+    assert infer_type(stats(3, bigint=3)) is None                        # too few values to say
+    assert infer_type(stats(100, date=100, timestamp=100)) == "DATE"
+
+
+def test_data_dictionary_forms_and_errors():
+    from catalog.dictionary import DictionaryError, field_info, parse_dictionary
+
+    fields = parse_dictionary('{"fields": [{"name": "p", "type": "Decimal(12, 3)", "title": "Price"}]}')
+    assert fields[0].id == "p" and fields[0].type == "DECIMAL(12,3)" and fields[0].label == "Price"
+    assert parse_dictionary([{"id": "t", "type": "timestamp with time zone"}])[0].type == "TIMESTAMPTZ"
+    for bad in ([], {}, "[1]", [{"id": "x", "type": "decimal(40,2)"}], [{"id": 3}]):
+        with pytest.raises(DictionaryError):
+            parse_dictionary(bad)
+    assert field_info({"fields": [{"id": "a", "description": "d"}, {"id": "b"}]}) == {
+        "a": {"description": "d", "notes": "d"}}
+    assert field_info("garbage") == {}

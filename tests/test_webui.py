@@ -108,6 +108,24 @@ def test_status_updates_live_from_queued_to_ready(demo_site, browser):
     page.close()
 
 
+def test_dataset_page_shows_ingest_warnings_and_dictionary_labels(demo_site, browser):
+    ckan = demo_site.ckan(demo_site.token("warn-" + uuid.uuid4().hex[:6], sysadmin=True))
+    pkg = ckan.action.package_create(name="warn-" + uuid.uuid4().hex[:8], owner_org="public-domain-samples")
+    body = b"station,reading\n" + b"".join(
+        b"s%d,%s\n" % (i, b"broken" if i == 4 else b"%d.5" % i) for i in range(1, 41))
+    res = ckan.action.resource_create(package_id=pkg["id"], upload=("r.csv", io.BytesIO(body)),
+                                      schema='[{"id": "reading", "label": "Reading (mm)", "description": "Rainfall"}]')
+    assert wait_for_ingest(ckan, res["id"])["ingest_status"] == "ready"
+    page = browser.new_page()
+    page.goto(f"{demo_site.url}/dataset/{pkg['name']}")
+    warnings = page.locator(".warnings")
+    assert "1 warning from the ingest" in warnings.locator("summary").inner_text()
+    assert "row 4 ('broken')" in warnings.locator("li").inner_text()
+    header = page.locator("table.preview th").nth(1)
+    assert header.inner_text() == "Reading (mm)" and header.get_attribute("title") == "float: Rainfall"
+    page.close()
+
+
 def test_failed_ingest_and_missing_dataset_get_clear_pages(demo_site, browser):
     ckan = demo_site.ckan(demo_site.token("fail-" + uuid.uuid4().hex[:6], sysadmin=True))
     pkg = ckan.action.package_create(name="broken-" + uuid.uuid4().hex[:8], owner_org="public-domain-samples")

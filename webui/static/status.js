@@ -1,19 +1,38 @@
-// Live ingest status: poll resources that are still queued or running and
-// reload the page once any of them reaches a final state.
+// Live ingest status: poll the jobs of resources that are still queued or running, show their
+// stage and progress (bytes read, rows converted), and reload the page once one is done or failed.
 (function () {
   const pending = Array.from(document.querySelectorAll("[data-resource-id]"))
     .filter((el) => ["queued", "running"].includes(el.dataset.status));
   if (!pending.length) return;
+  const number = (n) => Number(n).toLocaleString("en");
+  function show(el, job) {
+    const stage = el.querySelector(".stage"), bar = el.querySelector("progress"), detail = el.querySelector(".detail");
+    const p = job.progress || {};
+    if (stage) stage.textContent = job.stage || job.state;
+    if (bar && p.bytes_total) {
+      if (job.stage === "downloading" || job.stage === "queued") bar.removeAttribute("value");
+      else bar.value = Math.min(1, (p.bytes_read || 0) / p.bytes_total);
+    }
+    if (detail) {
+      const parts = [];
+      if (p.bytes_total) parts.push(number(p.bytes_total) + " bytes");
+      if (p.format) parts.push(p.format + (p.encoding ? " (" + p.encoding + ")" : ""));
+      if (p.rows) parts.push(number(p.rows) + " rows");
+      detail.textContent = parts.join(" · ");
+    }
+  }
   async function poll() {
     for (const el of pending) {
       try {
-        const resp = await fetch("/api/3/action/resource_show?id=" + encodeURIComponent(el.dataset.resourceId));
+        const resp = await fetch("/api/3/action/ingest_status_show?id=" + encodeURIComponent(el.dataset.resourceId));
         const body = await resp.json();
-        const status = body.success ? body.result.ingest_status : null;
-        if (status && status !== el.dataset.status) { window.location.reload(); return; }
+        if (!body.success) continue;
+        const job = body.result;
+        if (["done", "failed"].includes(job.state)) { window.location.reload(); return; }
+        show(el, job);
       } catch (e) { /* keep polling: the server may be restarting */ }
     }
-    setTimeout(poll, 1500);
+    setTimeout(poll, 1000);
   }
-  setTimeout(poll, 1500);
+  poll();
 })();

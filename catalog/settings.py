@@ -26,6 +26,9 @@ class Settings:
     s3_secret_key: str | None = None
     s3_bucket: str = "mosu"
     s3_region: str = "us-east-1"
+    # Ranged GETs / parts in flight per object a worker moves. On 2 cores shared with SeaweedFS, 2-3
+    # beat one stream by ~20% and 4+ lose to oversubscription (bench/storage.py); a remote S3 wants more.
+    s3_transfer_threads: int = 3
     weed_binary: str | None = None
     site_url: str | None = None
     max_upload_bytes: int = 10 * GIB

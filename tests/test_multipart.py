@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -12,10 +13,12 @@ from urllib.parse import parse_qs, urlsplit
 import ckanapi
 import pytest
 import requests
+from minio.error import S3Error
 
 from catalog.client import Client, UploadInterrupted
 from catalog.client import push as client_push
 from catalog.resume import UploadState
+from catalog.storage import MIB, ObjectStore
 from tests.conftest import RunningMosu, s3_settings, start_mosu, wait_for_ingest
 
 PART = 16 * 1024 * 1024
@@ -275,3 +278,53 @@ def test_push_forgets_an_upload_that_ended_on_the_server(mosu, ckan, tmp_path, e
     version = 1 if ended == "aborted" else 2
     assert out.stdout.strip().splitlines()[-1] == f"published: version {version}, 2,000 rows"
     assert _remembered(state_dir) == []
+
+
+# -- the worker's own transfers: ranged parallel download and multipart server-side copy --------
+
+@pytest.fixture
+def store(s3, tmp_path):
+    """An ObjectStore on a fresh bucket of the session's SeaweedFS."""
+    settings = s3_settings(s3, tmp_path / "data")
+    st = ObjectStore.from_settings(settings)
+    st.ensure_bucket()
+    return st
+
+
+def _random_file(path: Path, size: int) -> bytes:
+    data = os.urandom(size)
+    path.write_bytes(data)
+    return data
+
+
+def test_download_in_parallel_ranges_is_byte_exact(store, tmp_path):
+    # 5 MiB ranges of a 13 MiB + 7 byte object: three threads, and a short last range.
+    data = _random_file(tmp_path / "src", 13 * MIB + 7)
+    store.put_file("raw/x", str(tmp_path / "src"), part_size=5 * MIB, threads=2)
+    for threads in (1, 3):
+        out = tmp_path / f"out{threads}"
+        store.download("raw/x", str(out), threads=threads, range_size=5 * MIB, read_size=64 * 1024)
+        assert out.read_bytes() == data
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    store.put_file("raw/empty", str(empty))
+    store.download("raw/empty", str(tmp_path / "out-empty"))
+    assert (tmp_path / "out-empty").read_bytes() == b""
+
+
+def test_download_of_a_missing_object_raises_and_leaves_no_file(store, tmp_path):
+    with pytest.raises(S3Error):
+        store.download("raw/none", str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_copy_over_the_single_copy_limit_goes_part_by_part(store, tmp_path):
+    """S3's CopyObject stops at 5 GiB; lowering the limit sends a 12 MiB object through UploadPartCopy."""
+    data = _random_file(tmp_path / "src", 12 * MIB + 3)
+    store.put_file("staging/p", str(tmp_path / "src"), content_type="application/vnd.apache.parquet")
+    store.copy("staging/p", "versions/p", single_max=MIB, part_size=5 * MIB, threads=2)
+    stat = store.client.stat_object(store.bucket, "versions/p")
+    assert stat.size == len(data) and stat.content_type == "application/vnd.apache.parquet"
+    assert stat.etag.endswith("-3"), "three parts: a multipart copy, not CopyObject"
+    store.download("versions/p", str(tmp_path / "out"))
+    assert (tmp_path / "out").read_bytes() == data

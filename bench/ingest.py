@@ -87,6 +87,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--workdir", type=Path, default=None, help="where to put the files (default: a temp dir)")
+    ap.add_argument("--convert-memory-limit", default=None, help="MOSU_CONVERT_MEMORY_LIMIT for the worker")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="mosu-bench-", dir=args.workdir) as tmp:
         work = Path(tmp)
@@ -105,7 +106,9 @@ def main() -> None:
 
         with SeaweedServer(work / "s3") as s3:
             data_dir = work / "mosu"
-            settings = s3_settings(s3, data_dir, max_upload_bytes=64 * 1024**3, max_unpacked_bytes=64 * 1024**3)
+            limits = {"convert_memory_limit": args.convert_memory_limit} if args.convert_memory_limit else {}
+            settings = s3_settings(s3, data_dir, max_upload_bytes=64 * 1024**3, max_unpacked_bytes=64 * 1024**3,
+                                   **limits)
             env = {k: v for k, v in settings.to_env().items() if k != "MOSU_DATA_DIR"}
             mosu = start_mosu(data_dir, env, settings)
             try:
@@ -127,6 +130,7 @@ def main() -> None:
                 progress = status["progress"]
                 print(f"    client upload (multipart, presigned parts): {uploaded:.2f} s "
                       f"({size / 1e6 / uploaded:.0f} MB/s)")
+                print(f"    conversion memory limit: {settings.convert_memory_limit}")
                 print(f"(b) Mosu ingest, upload complete -> published: {ingest:.2f} s "
                       f"({size / 1e6 / ingest:.0f} MB/s); ratio to (a): {ingest / bare:.2f}x (goal <= 2x)")
                 stages = ", ".join(f"{k} {v:.2f} s" for k, v in progress.get("seconds", {}).items())

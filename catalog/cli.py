@@ -105,7 +105,8 @@ def up(host: str, port: int, data_dir: Path | None, workers: int, demo: bool) ->
         if not settings.s3_endpoint:
             from catalog.seaweed import SeaweedServer
 
-            seaweed = SeaweedServer(settings.data_dir, binary=settings.weed_binary).start()
+            seaweed = SeaweedServer(settings.data_dir, binary=settings.weed_binary,
+                                    memory_limit=settings.weed_memory_limit).start()
             settings = settings.replace(s3_endpoint=seaweed.endpoint,
                                         s3_access_key=seaweed.credentials.access_key,
                                         s3_secret_key=seaweed.credentials.secret_key)

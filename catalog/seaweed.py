@@ -101,7 +101,7 @@ def _probe(url: str) -> int | None:
 class SeaweedServer:
     """One ``weed mini`` process on loopback, storing under ``data_dir``."""
 
-    def __init__(self, data_dir: Path, host: str = "127.0.0.1", memory_limit: str = "256MiB",
+    def __init__(self, data_dir: Path, host: str = "127.0.0.1", memory_limit: str = "1GiB",
                  binary: str | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.binary = binary

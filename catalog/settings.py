@@ -30,6 +30,7 @@ class Settings:
     # beat one stream by ~20% and 4+ lose to oversubscription (bench/storage.py); a remote S3 wants more.
     s3_transfer_threads: int = 3
     weed_binary: str | None = None
+    weed_memory_limit: str = "1GiB"
     site_url: str | None = None
     max_upload_bytes: int = 10 * GIB
     max_unpacked_bytes: int = 50 * GIB
@@ -40,6 +41,8 @@ class Settings:
     worker_poll_seconds: float = 0.2
     staging_max_age_seconds: int = 3600
     upload_max_age_seconds: int = 86400
+    convert_memory_limit: str = "160MB"
+    convert_threads: int = 2
     query_memory_limit: str = "1GB"
     query_threads: int = 2
     parquet_row_group_rows: int = 16_384

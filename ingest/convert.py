@@ -58,9 +58,18 @@ _LINE_SIZE = re.compile(r"Maximum line size of (\d+) bytes exceeded\. Actual Siz
 _ERROR_LINE = re.compile(r"CSV Error on Line: (\d+)")
 
 
+def csv_buffer(max_line_bytes: int) -> int:
+    """DuckDB's CSV buffer: by default 16x the longest line, which is 160 MB per thread for
+    10 MB lines and alone would break the conversion's memory limit; twice the line is enough."""
+    return max(16 << 20, 2 * int(max_line_bytes))
+
+
 def _explain(exc: Exception) -> str:
     """A provider's sentence for DuckDB errors that have one, else DuckDB's own (cleaned)."""
     text = str(exc)
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return ("The conversion ran out of the memory it may use (MOSU_CONVERT_MEMORY_LIMIT); the file is kept. "
+                "Very wide rows or long text need more: an administrator can raise the limit and retry.")
     size = _LINE_SIZE.search(text)
     if size:
         where = _ERROR_LINE.search(text)
@@ -70,8 +79,13 @@ def _explain(exc: Exception) -> str:
     return f"The file could not be read as a table: {_clean(exc)}"
 
 
-def connect(work_dir: Path, memory_limit: str = "512MB", threads: int = 2) -> duckdb.DuckDBPyConnection:
-    """A private DuckDB for conversion: spills to ``work_dir``, never reaches the network."""
+def connect(work_dir: Path, memory_limit: str = "160MB", threads: int = 2) -> duckdb.DuckDBPyConnection:
+    """A private DuckDB for conversion: spills to ``work_dir``, never reaches the network.
+
+    ``memory_limit`` bounds the worker whatever the file size: DuckDB keeps rows in file
+    order (previews and row numbers depend on it) by buffering within the limit, and
+    spills to ``work_dir`` beyond it.
+    """
     con = duckdb.connect(":memory:", config={"memory_limit": memory_limit, "threads": threads,
                                              "temp_directory": str(work_dir / "duckdb-tmp")})
     # DuckDB 2.0 pushes a TRY_CAST over a CSV column down into the reader as a strict cast, which
@@ -82,7 +96,7 @@ def connect(work_dir: Path, memory_limit: str = "512MB", threads: int = 2) -> du
 
 SAMPLE_ROWS = 20480
 READERS = {
-    "csv": "read_csv({path}, auto_detect=true, sample_size=20480, max_line_size={max_line})",
+    "csv": "read_csv({path}, auto_detect=true, sample_size=20480, max_line_size={max_line}, buffer_size={buffer})",
     "json": "read_json({path}, format='auto', sample_size=20480)",
     "parquet": "read_parquet({path})",
 }
@@ -148,7 +162,7 @@ def _source(con: duckdb.DuckDBPyConnection, fmt: str, src: Path, sheet: str | No
             raise IngestFailed(f"The Arrow file could not be read: {_clean(exc)}") from None
         con.register("arrow_upload", table)
         return "arrow_upload"
-    sql = READERS[fmt].format(path=_literal(src), max_line=int(max_line_bytes))
+    sql = READERS[fmt].format(path=_literal(src), max_line=int(max_line_bytes), buffer=csv_buffer(max_line_bytes))
     return sql[:-1] + ", all_varchar=true)" if as_text and fmt == "csv" else sql
 
 

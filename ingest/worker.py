@@ -159,7 +159,7 @@ class Worker:
                 progress["archive"] = prepared.archive()
             self._stage(claim, beat, "converting", progress)
             parquet = work / "data.parquet"
-            con = connect(work)
+            con = connect(work, settings.convert_memory_limit, settings.convert_threads)
             try:
                 converted = to_parquet(con, prepared.format, prepared.path, parquet,
                                        settings.parquet_row_group_rows, sheet=prepared.sheet(sheet, table),

@@ -25,7 +25,8 @@ distinct counts) or sampled. JSON representation: dates and timestamps as ISO
 8601 strings; decimal min/max as strings (no precision lost), decimal mean and
 stddev as floats; NaN and infinities as None. Histogram bins are right-closed,
 (edge[i], edge[i+1]], except the first, which includes the minimum; NaN never
-falls in a bin, so counts sum to the non-null count minus NaNs.
+falls in a bin. Float statistics (min, max, mean, stddev, histogram) cover the
+finite values; ``non_finite`` counts NaN and infinities.
 """
 from __future__ import annotations
 
@@ -58,6 +59,7 @@ class Column:
     min: Any = None
     max: Any = None
     has_min_max: bool = False  # footer (or fallback SQL) min/max known; False also for all-null columns
+    bounded: bool = True  # no value below min: footer min/max were finite (a float fallback skips -inf)
     scan: dict[str, Any] = field(default_factory=dict)
 
 
@@ -197,7 +199,11 @@ def scan_aggregates(col: Column, bins: int) -> list[tuple[str, str]]:
     aggs = [("distinct", f"approx_count_distinct({c})")] if col.kind != _BOOL else [("trues", f"count_if({c})")]
     if col.kind == _NUMBER:
         s = f"({c}::DOUBLE - CAST({literal(repr(_shift(col)))} AS DOUBLE))"
-        aggs += [("s1", f"sum({s})"), ("s2", f"sum({s} * {s})")]
+        if col.ckan == "float":  # NaN and infinities would turn the sums into NaN
+            aggs += [("s1", f"sum({s}) FILTER (WHERE isfinite({c}))"),
+                     ("s2", f"sum({s} * {s}) FILTER (WHERE isfinite({c}))"), ("finite", f"count_if(isfinite({c}))")]
+        else:
+            aggs += [("s1", f"sum({s})"), ("s2", f"sum({s} * {s})")]
     if col.kind == _TEXT:
         aggs += [("len_min", f"min(length({c}))"), ("len_max", f"max(length({c}))"),
                  ("len_sum", f"sum(length({c}))")]
@@ -205,6 +211,8 @@ def scan_aggregates(col: Column, bins: int) -> list[tuple[str, str]]:
             and _finite(col.min) and _finite(col.max):
         edges = histogram_edges(col.min, col.max, bins)
         aggs += [(f"le{i}", f"count_if({c} <= {_edge_sql(col, e)})") for i, e in enumerate(edges[1:], 1)]
+        if not col.bounded:  # -inf is <= every edge
+            aggs.append(("below", f"count_if({c} < {_edge_sql(col, edges[0])})"))
     return aggs
 
 
@@ -232,7 +240,8 @@ def build_fallback(source: str, columns: list[Column]) -> tuple[str | None, list
             exprs.append(f"count({c})")
         if col.kind != _NESTED and not col.has_min_max:
             keys += [(col.name, "min"), (col.name, "max")]
-            exprs += [f"min({c})", f"max({c})"]
+            only = f" FILTER (WHERE isfinite({c}))" if col.ckan == "float" else ""
+            exprs += [f"min({c}){only}", f"max({c}){only}"]
     if not exprs:
         return None, keys
     return f"SELECT {', '.join(exprs)} FROM {source}", keys
@@ -308,8 +317,13 @@ def shape_column(col: Column, row_count: int, bins: int, top: dict[str, Any] | N
         out.update(distinct=min(int(s["distinct"]), non_null), distinct_approximate=True)
         approx.append("distinct")
     if col.kind == _NUMBER:
-        mean = s["s1"] / non_null + _shift(col) if s["s1"] is not None else None
-        var = (s["s2"] - s["s1"] ** 2 / non_null) / (non_null - 1) if non_null > 1 and s["s1"] is not None else None
+        n = non_null
+        if col.ckan == "float":
+            n = int(s["finite"])
+            out["non_finite"] = non_null - n
+            exact.append("non_finite")
+        mean = s["s1"] / n + _shift(col) if n and s["s1"] is not None else None
+        var = (s["s2"] - s["s1"] ** 2 / n) / (n - 1) if n > 1 and s["s1"] is not None else None
         out.update(mean=json_value(mean), stddev=json_value(math.sqrt(max(var, 0.0)) if var is not None else None))
         exact += ["mean", "stddev"]
     if col.kind == _TEXT:
@@ -318,10 +332,10 @@ def shape_column(col: Column, row_count: int, bins: int, top: dict[str, Any] | N
     if col.kind in (_NUMBER, _TEMPORAL) and col.has_min_max and _finite(col.min) and _finite(col.max):
         edges = histogram_edges(col.min, col.max, bins)
         if len(edges) == 2:
-            counts = [non_null]
+            counts = [int(s["finite"]) if col.ckan == "float" else non_null]
         else:
             cumulative = [int(s[f"le{i}"]) for i in range(1, len(edges))]
-            counts = [b - a for a, b in zip([0] + cumulative, cumulative)]
+            counts = [b - a for a, b in zip([int(s.get("below", 0))] + cumulative, cumulative)]
         out["histogram"] = {"edges": [_edge_json(col, e) for e in edges], "counts": counts}
         exact.append("histogram")
     if top is not None:
@@ -337,7 +351,7 @@ def shape_column(col: Column, row_count: int, bins: int, top: dict[str, Any] | N
 def _row(con: duckdb.DuckDBPyConnection, sql: str | None, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
     if sql is None:
         return {}
-    return dict(zip(keys, con.execute(sql).fetchone()))
+    return dict(zip(keys, con.execute(sql).fetchall()[0]))  # fetchall: fetchone leaves the result open
 
 
 def _inexact_text_leaves(con: duckdb.DuckDBPyConnection, path: Path) -> set[int]:
@@ -357,11 +371,14 @@ def _sample_row_groups(meta: pq.FileMetaData, rows: int) -> list[int]:
     return list(range(0, n, step))
 
 
-def profile_parquet(con: duckdb.DuckDBPyConnection, path: Path, bins: int = 20, top_k: int = 10) -> dict[str, Any]:
+def profile_parquet(con: duckdb.DuckDBPyConnection, path: Path, bins: int = 20, top_k: int = 10, *,
+                    low_cardinality: int = LOW_CARDINALITY, sample_rows: int = SAMPLE_ROWS) -> dict[str, Any]:
     """Profile every column of the Parquet file at ``path``; see the module docstring for what and how.
 
     ``con`` needs file access (``connect()`` gives one with 2 threads and 512 MB);
     it is used through its own cursor so the caller's state is untouched.
+    ``low_cardinality`` and ``sample_rows`` are the thresholds above, exposed so
+    tests can reach the sampled path with small files.
     """
     started = time.perf_counter()
     cur = con.cursor()
@@ -376,7 +393,7 @@ def profile_parquet(con: duckdb.DuckDBPyConnection, path: Path, bins: int = 20, 
         for col in columns:
             nulls, lo, hi, usable = footer.get(col.name, (None, None, None, False))
             col.nulls = nulls
-            if usable:
+            if usable and (col.ckan != "float" or (_finite(lo) and _finite(hi))):
                 col.min, col.max, col.has_min_max = lo, hi, True
             elif nulls is not None and nulls == meta.num_rows:
                 col.has_min_max = False  # all null: nothing to find
@@ -390,6 +407,7 @@ def profile_parquet(con: duckdb.DuckDBPyConnection, path: Path, bins: int = 20, 
                 col.nulls = row_count - int(fallback[(col.name, "count")])
             if (col.name, "min") in fallback and fallback[(col.name, "min")] is not None:
                 col.min, col.max, col.has_min_max = fallback[(col.name, "min")], fallback[(col.name, "max")], True
+                col.bounded = col.ckan != "float"
         for col in columns:
             col.scan["non_null"] = row_count - (col.nulls or 0)
 
@@ -399,7 +417,7 @@ def profile_parquet(con: duckdb.DuckDBPyConnection, path: Path, bins: int = 20, 
 
         tops: dict[str, dict[str, Any]] = {}
         texts = [c for c in columns if c.kind == _TEXT and c.scan["non_null"] > 0]
-        low = [c.name for c in texts if c.scan["distinct"] <= LOW_CARDINALITY]
+        low = [c.name for c in texts if c.scan["distinct"] <= low_cardinality]
         if low:
             counts: dict[str, list[tuple[Any, int]]] = {n: [] for n in low}
             for *values, which, n in cur.execute(build_top(source, low)).fetchall():
@@ -410,7 +428,7 @@ def profile_parquet(con: duckdb.DuckDBPyConnection, path: Path, bins: int = 20, 
                               "distinct": len(pairs)}
         high = [c.name for c in texts if c.name not in tops]
         if high:
-            groups = _sample_row_groups(meta, SAMPLE_ROWS)
+            groups = _sample_row_groups(meta, sample_rows)
             whole = len(groups) == meta.num_row_groups
             sample = pf.read_row_groups(groups, columns=high)
             cur.register("__profile_sample", sample)

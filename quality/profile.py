@@ -191,6 +191,16 @@ def _shift(col: Column) -> float:
     return float(math.floor(mid)) if col.ckan == "int" else mid
 
 
+def moment_aggregates(col: Column, finite_only: bool = False) -> list[tuple[str, str]]:
+    """Shifted sums of x and x^2; ``finite_only`` for the rerun when NaN or infinities spoilt them (pure)."""
+    c = ident(col.name)
+    s = f"({c}::DOUBLE - CAST({literal(repr(_shift(col)))} AS DOUBLE))"
+    if not finite_only:
+        return [("s1", f"sum({s})"), ("s2", f"sum({s} * {s})")]
+    only = f" FILTER (WHERE isfinite({c}))"
+    return [("s1", f"sum({s}){only}"), ("s2", f"sum({s} * {s}){only}"), ("finite", f"count_if(isfinite({c}))")]
+
+
 def scan_aggregates(col: Column, bins: int) -> list[tuple[str, str]]:
     """(stat key, SQL aggregate) for one column in the single scan (pure)."""
     c = ident(col.name)
@@ -198,12 +208,7 @@ def scan_aggregates(col: Column, bins: int) -> list[tuple[str, str]]:
         return []
     aggs = [("distinct", f"approx_count_distinct({c})")] if col.kind != _BOOL else [("trues", f"count_if({c})")]
     if col.kind == _NUMBER:
-        s = f"({c}::DOUBLE - CAST({literal(repr(_shift(col)))} AS DOUBLE))"
-        if col.ckan == "float":  # NaN and infinities would turn the sums into NaN
-            aggs += [("s1", f"sum({s}) FILTER (WHERE isfinite({c}))"),
-                     ("s2", f"sum({s} * {s}) FILTER (WHERE isfinite({c}))"), ("finite", f"count_if(isfinite({c}))")]
-        else:
-            aggs += [("s1", f"sum({s})"), ("s2", f"sum({s} * {s})")]
+        aggs += moment_aggregates(col)
     if col.kind == _TEXT:
         aggs += [("len_min", f"min(length({c}))"), ("len_max", f"max(length({c}))"),
                  ("len_sum", f"sum(length({c}))")]
@@ -319,7 +324,7 @@ def shape_column(col: Column, row_count: int, bins: int, top: dict[str, Any] | N
     if col.kind == _NUMBER:
         n = non_null
         if col.ckan == "float":
-            n = int(s["finite"])
+            n = int(s.get("finite", non_null))
             out["non_finite"] = non_null - n
             exact.append("non_finite")
         mean = s["s1"] / n + _shift(col) if n and s["s1"] is not None else None
@@ -332,7 +337,7 @@ def shape_column(col: Column, row_count: int, bins: int, top: dict[str, Any] | N
     if col.kind in (_NUMBER, _TEMPORAL) and col.has_min_max and _finite(col.min) and _finite(col.max):
         edges = histogram_edges(col.min, col.max, bins)
         if len(edges) == 2:
-            counts = [int(s["finite"]) if col.ckan == "float" else non_null]
+            counts = [int(s.get("finite", non_null))]
         else:
             cumulative = [int(s[f"le{i}"]) for i in range(1, len(edges))]
             counts = [b - a for a, b in zip([int(s.get("below", 0))] + cumulative, cumulative)]
@@ -411,9 +416,17 @@ def profile_parquet(con: duckdb.DuckDBPyConnection, path: Path, bins: int = 20, 
         for col in columns:
             col.scan["non_null"] = row_count - (col.nulls or 0)
 
-        scan = _row(cur, *build_scan(source, columns, bins))
-        for (name, stat), value in scan.items():
-            next(c for c in columns if c.name == name).scan[stat] = value
+        by_name = {c.name: c for c in columns}
+        for (name, stat), value in _row(cur, *build_scan(source, columns, bins)).items():
+            by_name[name].scan[stat] = value
+        # Plain sums are NaN or infinite only when such values are there: rare, so filter only then.
+        spoilt = [c for c in columns if c.ckan == "float" and c.scan["non_null"]
+                  and not (_finite(c.scan["s1"]) and _finite(c.scan["s2"]))]
+        keys = [(c.name, stat) for c in spoilt for stat, _ in moment_aggregates(c, True)]
+        exprs = [e for c in spoilt for _, e in moment_aggregates(c, True)]
+        rerun = f"SELECT {', '.join(exprs)} FROM {source}" if exprs else None
+        for (name, stat), value in _row(cur, rerun, keys).items():
+            by_name[name].scan[stat] = value
 
         tops: dict[str, dict[str, Any]] = {}
         texts = [c for c in columns if c.kind == _TEXT and c.scan["non_null"] > 0]

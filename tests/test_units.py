@@ -14,7 +14,6 @@ from catalog.query import ckan_type, json_value
 from catalog.settings import Settings
 from catalog.uploads import display_filename, format_from_filename
 from ingest.sniff import sniff
-from quality.validation import explain_failures
 
 ID = "6f1c1f8e-8d2a-4a53-9d55-0a7a8f6b1e2c"
 
@@ -142,14 +141,70 @@ def test_errors_map_to_ckan_types_in_one_table():
     assert http_status(KeyError("boom")) == (500, "Internal Server Error")
 
 
-def test_quality_failures_are_explained_in_plain_words():
-    report = {"results": [
-        {"type": "expect_table_row_count_to_be_between", "success": False, "observed_value": 0, "kwargs": {}},
-        {"type": "expect_table_columns_to_match_ordered_list", "success": False, "observed_value": ["a"],
-         "kwargs": {"column_list": ["a", "b"]}},
+def test_blocking_failures_are_explained_in_plain_words():
+    from quality.report import explain_blocking
+
+    report = {"validation": [
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "id"}, "severity": "blocking",
+         "status": "failed", "success": False, "unexpected_count": 2, "examples": [{"row": 4, "value": None}]},
+        {"type": "expect_table_columns_to_match_ordered_list", "kwargs": {"column_list": ["a", "b"]},
+         "severity": "blocking", "status": "failed", "success": False, "observed_value": ["a", "c"]},
+        {"type": "expect_column_values_to_be_between", "kwargs": {"column": "x"}, "severity": "warning",
+         "status": "failed", "success": False, "unexpected_count": 9, "examples": []},
     ]}
-    text = explain_failures(report)
-    assert "no data rows" in text and "['a', 'b']" in text
+    text = explain_blocking(report)
+    assert text.startswith("Blocking quality checks failed")
+    assert "column values to not be null on column 'id': 2 unexpected (row 4)" in text
+    assert "['a', 'c']" in text and "'x'" not in text, "warnings do not block"
+    assert explain_blocking({"validation": report["validation"][2:]}) is None
+
+
+def test_suite_checks_name_the_bad_expectation():
+    from quality.expectations import SuiteError, check_suite
+
+    good = check_suite({"expectations": [{"type": "expect_column_values_to_be_unique", "kwargs": {"column": "a"}}]},
+                       ["a"])
+    assert good.expectations[0].severity == "blocking"
+    assert good.as_gx()["expectations"][0]["meta"]["severity"] == "blocking"
+    for doc, message in (
+        ({"expectations": [{"type": "expect_column_values_to_be_unique", "kwargs": {}}]}, "missing column"),
+        ({"expectations": [{"type": "expect_column_values_to_match_regex",
+                            "kwargs": {"column": "a", "regex": "("}}]}, "regex does not compile"),
+        ({"expectations": [{"type": "expect_column_values_to_not_be_null",
+                            "kwargs": {"column": "a", "mostly": 2}}]}, "mostly must be a number from 0 to 1"),
+        ({"expectations": [{"type": "expect_column_values_to_not_be_null",
+                            "kwargs": {"column": "a", "colour": 1}}]}, "unknown argument 'colour'"),
+        ({"expectations": "x"}, 'a list "expectations"'),
+    ):
+        with pytest.raises(SuiteError, match="") as err:
+            check_suite(doc, ["a"])
+        assert message in str(err.value)
+
+
+def test_default_suite_and_score_from_a_profile():
+    from quality.suites import default_suite, key_candidates, score
+
+    profile = {"row_count": 100, "columns": [
+        {"name": "id", "type": "int", "nulls": 0, "distinct": 100, "min": 1, "max": 100},
+        {"name": "price", "type": "float", "nulls": 0, "distinct": 90, "min": 10.0, "max": 20.0},
+        {"name": "kind", "type": "text", "nulls": 0, "distinct": 2,
+         "top": [{"value": "a", "count": 60}, {"value": "b", "count": 40}]},
+        {"name": "note", "type": "text", "nulls": 5, "distinct": 95},
+    ]}
+    assert key_candidates(profile) == ["id"]
+    suite = default_suite(profile, ["id"])
+    got = {(e["type"], e["kwargs"].get("column")): e for e in suite["expectations"]}
+    assert got[("expect_column_values_to_be_unique", "id")]["meta"]["severity"] == "blocking"
+    between = got[("expect_column_values_to_be_between", "price")]["kwargs"]
+    assert between["min_value"] == 9.0 and between["max_value"] == 21.0, "10 % of the span either side"
+    assert got[("expect_column_values_to_be_in_set", "kind")]["kwargs"]["value_set"] == ["a", "b"]
+    assert ("expect_column_values_to_not_be_null", "note") not in got, "it had nulls"
+    ok = [{"severity": "blocking", "success": True}, {"severity": "warning", "success": True}]
+    assert score(ok, profile, [])["score"] == round(100 * (0.5 + 0.3 * (1 - 5 / 400) + 0.2))
+    failed = score([{"severity": "blocking", "success": False}, {"severity": "warning", "success": True}],
+                   profile, [{"count": 40}])
+    assert failed["validity"] == round(1 / 3, 4) and failed["conformity"] == 0.9
+    assert failed["explanation"].startswith(f"{failed['score']} = 100 × (0.5 × validity")
 
 
 def test_ragged_line_finds_the_first_row_that_disagrees():

@@ -1,0 +1,157 @@
+"""Quality reports, expectation suites and personal-information acknowledgements.
+
+Reports are made by the ingest worker; these actions show them, let providers
+replace a resource's suite (which re-validates the current version without a
+re-upload) and record a provider's acknowledgement of personal-information
+findings, which publishes a version held for it. Great Expectations is never
+imported here: suites are checked by ``quality.expectations.check_suite``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from catalog import audit, authz, disclosure, jobs, validate
+from catalog.actions import action
+from catalog.actions.resources import _resource_and_package
+from catalog.context import Context
+from catalog.errors import NotFound, ValidationError
+from catalog.models import PiiAcknowledgement, QualitySuite, Resource, ResourceVersion, utcnow
+from catalog.publish import publish_version
+from quality.expectations import SuiteError, check_suite
+
+
+def _version(s: Session, res: Resource, key: Any) -> ResourceVersion:
+    """A version by number or id, else the current one, else the latest."""
+    query = select(ResourceVersion).where(ResourceVersion.resource_id == res.id)
+    if key not in (None, ""):
+        key = str(key)
+        query = query.where(ResourceVersion.number == int(key)) if key.isdigit() else \
+            query.where(ResourceVersion.id == key)
+    elif res.current_version_id:
+        query = query.where(ResourceVersion.id == res.current_version_id)
+    else:
+        query = query.order_by(ResourceVersion.number.desc()).limit(1)
+    version = s.scalar(query)
+    if version is None:
+        raise NotFound("Version not found" if key not in (None, "") else "This resource has no upload yet")
+    return version
+
+
+def _require_report_access(s: Session, ctx: Context, res: Resource, version: ResourceVersion) -> None:
+    """Anyone who may read the dataset sees the reports of published versions; reports of versions
+    that were never published (failed the gate, held, still running) are for its editors."""
+    if version.published is None:
+        authz.require_edit_package(s, ctx.actor, res.package)
+
+
+@action
+def quality_report_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """The quality report of resource ``id`` (optional ``version``: number or id; default the current
+    one): ``score`` and how it was computed, per-column ``profile``, ``validation`` per expectation
+    (type, kwargs, severity, status, success, observed value, unexpected count, examples) and
+    ``pii`` findings with masked examples."""
+    with ctx.platform.read() as s:
+        res, _ = _resource_and_package(s, ctx, validate.required_id(data))
+        version = _version(s, res, data.get("version"))
+        _require_report_access(s, ctx, res, version)
+        if version.quality is None:
+            raise NotFound(f"Version {version.number} has no quality report yet (ingest {version.status})")
+        return {**version.quality, "version": version.number, "version_id": version.id,
+                "version_status": version.status, "report_key": version.report_key}
+
+
+@action
+def quality_suite_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """Resource ``id``'s expectation suite as GX JSON, with ``source`` (generated or provider)."""
+    with ctx.platform.read() as s:
+        res, pkg = _resource_and_package(s, ctx, validate.required_id(data))
+        if res.current_version_id is None:
+            authz.require_edit_package(s, ctx.actor, pkg)
+        suite = s.get(QualitySuite, res.id)
+        if suite is None:
+            raise NotFound("This resource has no suite yet: one is generated from its first ingested version")
+        return {"resource_id": res.id, "suite": suite.suite, "source": suite.source,
+                "updated": suite.updated.isoformat(), "updated_by": suite.updated_by}
+
+
+@action
+def quality_suite_update(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """Replace resource ``id``'s suite with ``suite`` (GX JSON; each expectation's ``meta.severity``
+    is ``blocking`` or ``warning``). The current version is validated again, without a re-upload."""
+    authz.require_user(ctx.actor, "change expectation suites")
+    resource_id = validate.required_id(data)
+    with ctx.platform.write.begin() as s:
+        res, pkg = _resource_and_package(s, ctx, resource_id)
+        authz.require_edit_package(s, ctx.actor, pkg)
+        current = s.get(ResourceVersion, res.current_version_id) if res.current_version_id else None
+        columns = [c["id"] for c in current.schema] if current is not None and current.schema else None
+        try:
+            suite = check_suite(data.get("suite"), columns)
+        except SuiteError as exc:
+            raise ValidationError({"suite": [str(exc)]}) from None
+        row = s.get(QualitySuite, res.id)
+        if row is None:
+            row = QualitySuite(resource_id=res.id)
+            s.add(row)
+        row.suite, row.source, row.updated, row.updated_by = suite.as_gx(), "provider", utcnow(), ctx.actor_name
+        job = jobs.enqueue(s, res.id, current.id, kind="validate") if current is not None else None
+        audit.record(s, ctx.actor_name, "quality_suite_update", "resource", res.id,
+                     {"expectations": len(suite.expectations), "revalidation_job": job.id if job else None})
+        return {"resource_id": res.id, "suite": row.suite, "source": row.source,
+                "revalidation_job_id": job.id if job else None}
+
+
+@action
+def quality_pii_acknowledge(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """Acknowledge the personal-information findings of resource ``id``'s ``version`` (default: the
+    held or current one), with an optional ``reason``. Recorded with who and when; a version held
+    for it is published. Only the dataset's editors may do this."""
+    authz.require_user(ctx.actor, "acknowledge personal information")
+    resource_id = validate.required_id(data)
+    reason = validate.text(data.get("reason"), validate.Errors(), "reason", 2000) or ""
+    with ctx.platform.write.begin() as s:
+        res, pkg = _resource_and_package(s, ctx, resource_id)
+        authz.require_edit_package(s, ctx.actor, pkg)
+        key = data.get("version")
+        if key in (None, ""):
+            held = s.scalar(select(ResourceVersion).where(ResourceVersion.resource_id == res.id,
+                                                          ResourceVersion.status == "held")
+                            .order_by(ResourceVersion.number.desc()).limit(1))
+            version = held or _version(s, res, None)
+        else:
+            version = _version(s, res, key)
+        findings = (version.quality or {}).get("pii") or []
+        if not findings:
+            raise ValidationError({"version": [f"Version {version.number} has no personal-information findings"]})
+        ack = PiiAcknowledgement(resource_id=res.id, version_id=version.id, findings=disclosure.pairs_list(findings),
+                                 user_id=ctx.actor.id, user_name=ctx.actor_name, reason=reason)
+        s.add(ack)
+        published = False
+        if version.status == "held":
+            publish_version(s, res, version)
+            published = True
+        audit.record(s, ctx.actor_name, "quality_pii_acknowledge", "resource", res.id,
+                     {"version_id": version.id, "findings": ack.findings, "published": published})
+        s.flush()
+        return {"id": ack.id, "resource_id": res.id, "version": version.number, "findings": ack.findings,
+                "user": ctx.actor_name, "created": ack.created.isoformat(), "reason": reason,
+                "published": published}
+
+
+def unacknowledged_pii(s: Session, package_id: str) -> list[tuple[Resource, list[dict[str, Any]]]]:
+    """Resources of a dataset whose current version has personal information nobody acknowledged."""
+    out = []
+    resources = s.scalars(select(Resource).where(Resource.package_id == package_id, Resource.state == "active"))
+    for res in resources:
+        version = s.get(ResourceVersion, res.current_version_id) if res.current_version_id else None
+        findings = ((version.quality or {}).get("pii") or []) if version is not None else []
+        if not findings:
+            continue
+        acks = s.scalars(select(PiiAcknowledgement.findings).where(PiiAcknowledgement.resource_id == res.id))
+        pending = disclosure.unacknowledged(findings, [f for found in acks for f in found])
+        if pending:
+            out.append((res, pending))
+    return out

@@ -1,0 +1,135 @@
+"""A version's quality report: profile, suite validation, PII findings and score, in one place.
+
+Runs in the ingest worker over the local Parquet it just wrote (or downloaded,
+when a changed suite re-validates a published version). Great Expectations is
+imported here only to check each expectation's configuration the way GX itself
+would (its pydantic models); the expectations then run as SQL (see
+``quality.expectations``), so nothing is loaded into memory whole.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from quality import expectations, pii, suites
+from quality.profile import profile_parquet
+
+
+def connect(memory_limit: str = "512MB", threads: int = 2) -> duckdb.DuckDBPyConnection:
+    """The worker's own DuckDB for quality checks (it reads the local Parquet it was given)."""
+    return duckdb.connect(":memory:", config={"memory_limit": memory_limit, "threads": threads})
+
+
+def _literal(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def gx_errors(suite: expectations.Suite) -> dict[int, str]:
+    """Expectations GX itself refuses to build (wrong kwargs, bad values): index -> GX's message."""
+    import great_expectations as gx
+
+    errors = {}
+    for i, e in enumerate(suite.expectations):
+        name = "".join(part.capitalize() for part in e.type.split("_"))
+        cls = getattr(gx.expectations, name, None)
+        if cls is None:
+            continue  # a Mosu-only spelling: our checks cover it
+        kwargs = dict(e.kwargs)
+        try:
+            cls(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - GX raises pydantic and its own errors
+            errors[i] = f"Great Expectations refused it: {str(exc).splitlines()[0][:200]}"
+    return errors
+
+
+def confirm_keys(con: duckdb.DuckDBPyConnection, relation: str, candidates: list[str]) -> list[str]:
+    """The candidate key columns whose values really are all distinct (an exact check)."""
+    keys = []
+    for name in candidates:
+        col = expectations.quote(name)
+        total, distinct = con.execute(f"SELECT count({col}), count(DISTINCT {col}) FROM {relation}").fetchall()[0]
+        if total and total == distinct:
+            keys.append(name)
+    return keys
+
+
+def build(con: duckdb.DuckDBPyConnection, parquet: Path, resource_id: str, version: int, version_id: str,
+          suite_doc: dict[str, Any] | None, odd_values: list[dict[str, Any]] | None = None,
+          profile: dict[str, Any] | None = None, column_names: list[str] | None = None) -> dict[str, Any]:
+    """The report of one version. ``suite_doc`` None means "first version": a default suite is
+    generated from this profile and returned in ``report["suite"]`` for the caller to save.
+    ``profile`` may be passed in to re-validate without profiling again."""
+    started = time.perf_counter()
+    relation = f"read_parquet({_literal(parquet)}, file_row_number=true)"
+    plain = f"read_parquet({_literal(parquet)})"
+    timings: dict[str, float] = {}
+    if profile is None:
+        profile = profile_parquet(con, parquet)
+        timings["profile"] = round(time.perf_counter() - started, 3)
+    schema = [(r[0], r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {plain}").fetchall()]
+    generated = suite_doc is None
+    if generated:
+        keys = confirm_keys(con, plain, suites.key_candidates(profile))
+        suite_doc = suites.default_suite(profile, keys)
+    t = time.perf_counter()
+    try:
+        suite = expectations.check_suite(suite_doc)
+        refused = gx_errors(suite)
+        footer = {c["name"]: {"nulls": c.get("nulls"), "min": c.get("min"), "max": c.get("max"),
+                              "rows": profile.get("row_count"),
+                              "non_null": (profile.get("row_count") or 0) - (c.get("nulls") or 0)}
+                  for c in profile.get("columns", []) if c.get("nulls") is not None}
+        results = expectations.evaluate(con, relation, schema, profile.get("row_count") or 0, suite, footer)
+        for i, message in refused.items():
+            results[i] = {**results[i], "status": "errored", "success": False, "error": message}
+    except expectations.SuiteError as exc:  # a stored suite that no longer fits: one errored entry
+        results = [{"type": "suite", "kwargs": {}, "severity": "blocking", "status": "errored", "success": False,
+                    "observed_value": None, "error": str(exc)}]
+    timings["validation"] = round(time.perf_counter() - t, 3)
+    t = time.perf_counter()
+    findings = pii.scan_table(con, plain, schema)
+    timings["pii"] = round(time.perf_counter() - t, 3)
+    scored = suites.score(results, profile, odd_values or [])
+    blocking = [r for r in results if r["severity"] == "blocking" and not r["success"]]
+    warnings = [r for r in results if r["severity"] == "warning" and not r["success"]]
+    return {
+        "resource_id": resource_id, "version": version, "version_id": version_id,
+        "created": dt.datetime.now(dt.timezone.utc).replace(tzinfo=None).isoformat(),
+        "score": scored["score"], "score_explanation": scored["explanation"], "score_parts": scored,
+        "profile": profile, "validation": results,
+        "summary": {"expectations": len(results), "passed": sum(1 for r in results if r["success"]),
+                    "blocking_failed": len(blocking), "warnings": len(warnings),
+                    "errored": sum(1 for r in results if r["status"] == "errored")},
+        "pii": [{"column": f.column, "kind": f.kind, "share": round(f.share, 4), "examples": list(f.examples)}
+                for f in findings],
+        "odd_values": odd_values or [],
+        "suite": suite_doc, "suite_generated": generated,
+        "seconds": {**timings, "total": round(time.perf_counter() - started, 3)},
+    }
+
+
+def explain_blocking(report: dict[str, Any]) -> str | None:
+    """The provider's sentence for blocking failures, or None when the version may be published (pure)."""
+    reasons = []
+    for r in report["validation"]:
+        if r["severity"] != "blocking" or r["success"]:
+            continue
+        column = r["kwargs"].get("column")
+        what = r["type"].replace("expect_", "").replace("_", " ")
+        where = f" on column {column!r}" if column else ""
+        if r["status"] == "errored":
+            reasons.append(f"{what}{where} could not be checked ({r.get('error')})")
+        elif r.get("unexpected_count") is not None:
+            examples = ", ".join(f"row {x['row']}" if "row" in x else repr(x.get("value"))
+                                 for x in r.get("examples", [])[:3])
+            reasons.append(f"{what}{where}: {r['unexpected_count']:,} unexpected"
+                           + (f" ({examples})" if examples else ""))
+        else:
+            reasons.append(f"{what}{where}: observed {str(r.get('observed_value'))[:120]}")
+    if not reasons:
+        return None
+    return "Blocking quality checks failed, so this version was not published: " + "; ".join(reasons) + "."

@@ -56,13 +56,13 @@ def resource(res: Resource, version: ResourceVersion | None, site_url: str) -> d
         "datastore_active": res.current_version_id is not None,
         "ingest_status": res.ingest_status, "ingest_error": res.ingest_error,
         "size": None, "hash": "", "version_id": res.current_version_id, "row_count": None,
-        "ingest_warnings": [],
+        "ingest_warnings": [], "quality_score": None,
     }
     if res.url_type == "upload":
         out["url"] = f"{site_url}/dataset/{res.package_id}/resource/{res.id}/download"
     if version is not None:
         out.update(size=version.size, hash=f"sha256:{version.sha256}", row_count=version.row_count,
-                   ingest_warnings=warnings(version))
+                   ingest_warnings=warnings(version), quality_score=version.quality_score)
     return out
 
 
@@ -86,7 +86,14 @@ def package(pkg: Package, resources: list[dict[str, Any]], groups: list[Group] |
         "creator_user_id": pkg.creator_user_id,
         "metadata_created": iso(pkg.metadata_created), "metadata_modified": iso(pkg.metadata_modified),
         "resources": resources, "num_resources": len(resources),
+        "quality_score": quality_score(resources),
     }
+
+
+def quality_score(resources: list[dict[str, Any]]) -> float | None:
+    """A dataset's score: the mean of its resources' current scores (None before any is scored)."""
+    scores = [r["quality_score"] for r in resources if r.get("quality_score") is not None]
+    return round(sum(scores) / len(scores), 1) if scores else None
 
 
 def version(v: ResourceVersion, current_id: str | None) -> dict[str, Any]:
@@ -95,7 +102,7 @@ def version(v: ResourceVersion, current_id: str | None) -> dict[str, Any]:
             "current": v.id == current_id, "sha256": v.sha256, "size": v.size, "row_count": v.row_count,
             "schema": v.schema, "original_filename": v.original_filename, "uploader_id": v.uploader_id,
             "created": iso(v.created), "published": iso(v.published), "error": v.error,
-            "warnings": warnings(v)}
+            "warnings": warnings(v), "quality_score": v.quality_score}
 
 
 def warnings(v: ResourceVersion) -> list[str]:

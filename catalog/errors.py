@@ -57,9 +57,9 @@ class IngestFailed(MosuError):
 class QualityGateFailed(IngestFailed):
     """Blocking expectations failed; the version is not published."""
 
-    def __init__(self, message: str, failures: list[dict] | None = None) -> None:
+    def __init__(self, message: str, report: dict) -> None:
         super().__init__(message)
-        self.failures = failures or []
+        self.report = report  # kept on the version: a failed version still has its report
 
 
 class SearchQueryError(MosuError):

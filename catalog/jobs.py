@@ -23,11 +23,13 @@ class Claim:
     version_id: str
     attempt: int
     worker_id: str
+    kind: str = "ingest"
 
 
-def enqueue(session: Session, resource_id: str, version_id: str) -> IngestJob:
-    """Queue an ingest in the caller's transaction (the one that records the upload)."""
-    job = IngestJob(resource_id=resource_id, version_id=version_id)
+def enqueue(session: Session, resource_id: str, version_id: str, kind: str = "ingest") -> IngestJob:
+    """Queue an ingest (or, with ``kind="validate"``, a re-validation of a published version)
+    in the caller's transaction (the one that records the upload or the new suite)."""
+    job = IngestJob(resource_id=resource_id, version_id=version_id, kind=kind)
     session.add(job)
     session.flush()
     return job
@@ -64,7 +66,7 @@ def claim(session: Session, worker_id: str, lease_seconds: int) -> Claim | None:
         if result.rowcount == 1:
             job = session.get(IngestJob, job_id)
             session.refresh(job)
-            return Claim(job.id, job.resource_id, job.version_id, job.attempts, worker_id)
+            return Claim(job.id, job.resource_id, job.version_id, job.attempts, worker_id, job.kind)
     return None
 
 

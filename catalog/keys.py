@@ -26,3 +26,8 @@ def staging_parquet(job_id: str, attempt: int) -> str:
 def version_parquet(resource_id: str, version_id: str) -> str:
     """The immutable published Parquet of one version."""
     return f"parquet/{_check_id(resource_id)}/{_check_id(version_id)}.parquet"
+
+
+def quality_report(resource_id: str, version_id: str) -> str:
+    """A version's quality report (JSON), next to its Parquet."""
+    return f"parquet/{_check_id(resource_id)}/{_check_id(version_id)}.quality.json"

@@ -10,7 +10,8 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text,
+                        UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -198,6 +199,34 @@ class ResourceVersion(Base):
     uploader_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
     created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     published: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    quality: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the quality report (also in object storage)
+    quality_score: Mapped[float | None] = mapped_column(Float)
+    report_key: Mapped[str | None] = mapped_column(Text)
+
+
+class QualitySuite(Base):
+    """A resource's expectation suite (GX JSON): generated from its first version, then the provider's."""
+
+    __tablename__ = "quality_suites"
+    resource_id: Mapped[str] = mapped_column(ForeignKey("resources.id"), primary_key=True)
+    suite: Mapped[dict[str, Any]] = mapped_column(JSON)
+    source: Mapped[str] = mapped_column(String(20), default="generated")  # generated or provider
+    updated: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class PiiAcknowledgement(Base):
+    """A provider's statement that a resource's personal-information findings may be published."""
+
+    __tablename__ = "pii_acknowledgements"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    resource_id: Mapped[str] = mapped_column(ForeignKey("resources.id"), index=True)
+    version_id: Mapped[str] = mapped_column(ForeignKey("resource_versions.id"))
+    findings: Mapped[list[Any]] = mapped_column(JSON)  # [{"column", "kind"}] acknowledged
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    user_name: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class IngestJob(Base):
@@ -207,6 +236,7 @@ class IngestJob(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     resource_id: Mapped[str] = mapped_column(ForeignKey("resources.id"))
     version_id: Mapped[str] = mapped_column(ForeignKey("resource_versions.id"))
+    kind: Mapped[str] = mapped_column(String(20), default="ingest")  # ingest, or validate (suite changed)
     state: Mapped[str] = mapped_column(String(20), default="queued", index=True)
     stage: Mapped[str] = mapped_column(String(40), default="queued")
     progress: Mapped[dict[str, Any]] = mapped_column(default=dict)

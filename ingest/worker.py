@@ -8,6 +8,8 @@ state as it was, and the job is claimed again when its lease runs out.
 """
 from __future__ import annotations
 
+import io
+import json
 import logging
 import os
 import socket
@@ -17,16 +19,19 @@ import time
 import uuid
 from pathlib import Path
 
-from catalog import audit, jobs, keys
+from sqlalchemy import select
+
+from catalog import audit, disclosure, jobs, keys
 from catalog.dictionary import DictionaryError, parse_dictionary
 from catalog.errors import IngestFailed, QualityGateFailed
-from catalog.models import Resource, ResourceVersion, utcnow
+from catalog.models import Package, PiiAcknowledgement, QualitySuite, Resource, ResourceVersion
 from catalog.platform import Platform
+from catalog.publish import publish_version
 from catalog.search import changes
 from ingest.convert import connect, to_parquet
 from ingest.janitor import clean_staging, expire_uploads
 from ingest.prepare import prepare
-from quality.validation import explain_failures, validate_table
+from quality import report as quality
 
 log = logging.getLogger("ingest.worker")
 MAX_BACKOFF_SECONDS = 60.0
@@ -80,13 +85,17 @@ class Worker:
             claim = jobs.claim(s, self.name, settings.job_lease_seconds)
             if claim is None:
                 return False
-            res = s.get(Resource, claim.resource_id)
-            res.ingest_status, res.ingest_error = "running", None
+            if claim.kind == "ingest":
+                res = s.get(Resource, claim.resource_id)
+                res.ingest_status, res.ingest_error = "running", None
         log.info("job %s: resource %s attempt %d", claim.job_id, claim.resource_id, claim.attempt)
         beat = _Heartbeat(self.platform, claim)
         beat.start()
         try:
-            self._process(claim, beat)
+            if claim.kind == "validate":
+                self._revalidate(claim, beat)
+            else:
+                self._process(claim, beat)
         except IngestFailed as exc:
             self._fail(claim, exc)
         except Exception as exc:  # transient (storage, database) or a bug: retry with back-off
@@ -169,10 +178,14 @@ class Worker:
             progress["rows"] = converted.row_count
             if converted.odd_values:
                 progress["odd_values"] = [o.as_dict() for o in converted.odd_values]
+            if converted.row_count == 0:
+                raise IngestFailed("The table has no data rows (only a header, or nothing).")
             self._stage(claim, beat, "validating", progress)
-            report = validate_table(parquet, [c.name for c in converted.columns])
-            if not report["success"]:
-                raise QualityGateFailed(explain_failures(report), report["results"])
+            report = self._quality(claim, parquet, [o.as_dict() for o in converted.odd_values])
+            progress["quality"] = {"score": report["score"], **report["summary"], "pii": len(report["pii"])}
+            blocking = quality.explain_blocking(report)
+            if blocking:
+                raise QualityGateFailed(blocking, report)
             self._stage(claim, beat, "publishing", progress)
             staging = keys.staging_parquet(claim.job_id, claim.attempt)
             final = keys.version_parquet(claim.resource_id, claim.version_id)
@@ -181,6 +194,7 @@ class Worker:
                 store.copy(staging, final)
             finally:
                 store.remove(staging)
+            self._store_report(claim, report)
         if beat.lost:
             log.warning("job %s: lease lost before publishing; leaving it to its new owner", claim.job_id)
             return
@@ -201,18 +215,88 @@ class Worker:
             source = {"format": prepared.format, "encoding": prepared.encoding, "compression": prepared.compression}
             if prepared.members:
                 source["archive"] = prepared.archive()
-            version.validation = {**report, "source": source}
+            version.validation = {"source": source}
             if converted.odd_values:
                 version.validation["odd_values"] = [o.as_dict() for o in converted.odd_values]
                 version.validation["warnings"] = [o.message() for o in converted.odd_values]
-            version.status, version.published, version.error = "ready", utcnow(), None
-            res.current_version_id = version.id
-            res.ingest_status, res.ingest_error = "ready", None
-            res.last_modified = utcnow()
+            self._keep_report(s, claim, version, report)
+            held = self._pii_hold(s, res, report)
+            if held:
+                version.status, version.error = "held", held
+                res.ingest_status, res.ingest_error = "held", held
+                audit.record(s, f"worker:{self.name}", "resource_held", "resource", res.id,
+                             {"version_id": version.id, "pii": disclosure.pairs_list(report["pii"])})
+                changes.mark(s, res.package_id)
+                log.info("job %s: held for a personal-information acknowledgement", claim.job_id)
+                return
+            publish_version(s, res, version)
             audit.record(s, f"worker:{self.name}", "resource_publish", "resource", res.id,
-                         {"version_id": version.id, "rows": converted.row_count})
-            changes.mark(s, res.package_id)
+                         {"version_id": version.id, "rows": converted.row_count, "quality_score": report["score"]})
         log.info("job %s: published %d rows", claim.job_id, converted.row_count)
+
+    # -- quality ----------------------------------------------------------------------------
+
+    def _quality(self, claim: jobs.Claim, parquet: Path, odd_values: list[dict],
+                 profile: dict | None = None) -> dict:
+        """The version's quality report, against the resource's suite (or a new default one)."""
+        with self.platform.read() as s:
+            suite = s.get(QualitySuite, claim.resource_id)
+            number = s.get(ResourceVersion, claim.version_id).number
+            suite_doc = suite.suite if suite is not None else None
+        con = quality.connect()
+        try:
+            return quality.build(con, parquet, claim.resource_id, number, claim.version_id, suite_doc,
+                                 odd_values, profile)
+        finally:
+            con.close()
+
+    def _store_report(self, claim: jobs.Claim, report: dict) -> None:
+        """The report as a file next to the Parquet, for anyone who takes the data elsewhere."""
+        body = json.dumps(report, ensure_ascii=False, default=str).encode()
+        self.platform.store.put_stream(keys.quality_report(claim.resource_id, claim.version_id), io.BytesIO(body))
+
+    def _keep_report(self, s, claim: jobs.Claim, version: ResourceVersion, report: dict) -> None:
+        """Record the report on the version; a first version's generated suite becomes the resource's."""
+        version.quality = {k: v for k, v in report.items() if k != "suite"}
+        version.quality_score = float(report["score"])
+        version.report_key = keys.quality_report(claim.resource_id, claim.version_id)
+        if report.get("suite_generated") and s.get(QualitySuite, claim.resource_id) is None:
+            s.add(QualitySuite(resource_id=claim.resource_id, suite=report["suite"], source="generated",
+                               updated_by=f"worker:{self.name}"))
+
+    def _pii_hold(self, s, res: Resource, report: dict) -> str | None:
+        """Why the version must wait for an acknowledgement (public dataset, new PII), or None."""
+        if not report["pii"] or s.get(Package, res.package_id).private:
+            return None
+        acks = s.scalars(select(PiiAcknowledgement.findings).where(PiiAcknowledgement.resource_id == res.id))
+        pending = disclosure.unacknowledged(report["pii"], [f for found in acks for f in found])
+        return disclosure.hold_message(pending) if pending else None
+
+    def _revalidate(self, claim: jobs.Claim, beat: _Heartbeat) -> None:
+        """A changed suite: validate the published version again, without a re-upload."""
+        with self.platform.read() as s:
+            version = s.get(ResourceVersion, claim.version_id)
+            parquet_key, previous = version.parquet_key, version.quality or {}
+        progress: dict = {}
+        with tempfile.TemporaryDirectory(prefix="mosu-validate-") as tmp:
+            parquet = Path(tmp) / "data.parquet"
+            self._stage(claim, beat, "downloading", progress)
+            self.platform.store.download(parquet_key, str(parquet))
+            self._stage(claim, beat, "validating", progress)
+            report = self._quality(claim, parquet, previous.get("odd_values") or [], previous.get("profile"))
+            self._store_report(claim, report)
+        self._stage(claim, beat, None, progress)
+        progress["quality"] = {"score": report["score"], **report["summary"], "pii": len(report["pii"])}
+        with self.platform.write.begin() as s:
+            if not jobs.finish(s, claim, "done", progress=progress):
+                return
+            version = s.get(ResourceVersion, claim.version_id)
+            self._keep_report(s, claim, version, report)
+            res = s.get(Resource, claim.resource_id)
+            audit.record(s, f"worker:{self.name}", "quality_revalidated", "resource", res.id,
+                         {"version_id": version.id, "quality_score": report["score"],
+                          "blocking_failed": report["summary"]["blocking_failed"]})
+            changes.mark(s, res.package_id)
 
     def _fail(self, claim: jobs.Claim, exc: IngestFailed) -> None:
         """A permanent failure: record the reason; the raw upload and earlier versions stay."""
@@ -222,8 +306,8 @@ class Worker:
             version = s.get(ResourceVersion, claim.version_id)
             res = s.get(Resource, claim.resource_id)
             version.status, version.error = "failed", exc.message
-            if isinstance(exc, QualityGateFailed):
-                version.validation = {"success": False, "results": exc.failures}
+            if isinstance(exc, QualityGateFailed):  # the report is kept, so the provider sees why
+                self._keep_report(s, claim, version, exc.report)
             res.ingest_status, res.ingest_error = "failed", exc.message
             audit.record(s, f"worker:{self.name}", "resource_ingest_failed", "resource", res.id,
                          {"version_id": version.id, "error": exc.message})

@@ -196,11 +196,12 @@ def mosu(s3, tmp_path_factory) -> Iterator[RunningMosu]:
 
 
 def wait_for_ingest(ckan: ckanapi.RemoteCKAN, resource_id: str, timeout: float = 90) -> dict:
-    """Poll ``resource_show`` until the ingest reaches ``ready`` or ``failed``."""
+    """Poll ``resource_show`` until the ingest reaches ``ready``, ``failed`` or ``held`` (waiting for
+    a personal-information acknowledgement)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         res = ckan.action.resource_show(id=resource_id)
-        if res["ingest_status"] in ("ready", "failed"):
+        if res["ingest_status"] in ("ready", "failed", "held"):
             return res
         time.sleep(0.25)
     raise AssertionError(f"ingest of {resource_id} did not finish in {timeout} s: {res}")

@@ -111,8 +111,13 @@ def test_the_object_store_going_away_delays_but_does_not_lose_an_ingest(site, ow
     while admin.action.ingest_status_show(id=res["id"])["state"] != "running" and time.monotonic() < deadline:
         time.sleep(0.05)
     own_s3.stop()  # mid-ingest: downloading or publishing fails, the job goes back to the queue
-    time.sleep(4)
-    own_s3.start()
+    try:
+        deadline = time.monotonic() + 120
+        while admin.action.ingest_status_show(id=res["id"])["state"] != "queued" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert admin.action.ingest_status_show(id=res["id"])["state"] == "queued", "the failed attempt is requeued"
+    finally:
+        own_s3.start()
     done = wait_for_ingest(admin, res["id"], timeout=240)
     assert done["ingest_status"] == "ready", done["ingest_error"]
     status = admin.action.ingest_status_show(id=res["id"])

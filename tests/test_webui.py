@@ -126,6 +126,28 @@ def test_dataset_page_shows_ingest_warnings_and_dictionary_labels(demo_site, bro
     page.close()
 
 
+def test_quality_report_page_draws_histograms_and_lists_checks(demo_site, browser):
+    ckan = demo_site.ckan(demo_site.token("qual-" + uuid.uuid4().hex[:6], sysadmin=True))
+    pkg = ckan.action.package_create(name="qual-" + uuid.uuid4().hex[:8], owner_org="public-domain-samples")
+    body = b"id,price,kind\n" + b"".join(
+        b"%d,%d.25,%s\n" % (i, i % 50, b"ab"[i % 2:i % 2 + 1]) for i in range(1, 301))
+    res = ckan.action.resource_create(package_id=pkg["id"], upload=("q.csv", io.BytesIO(body)))
+    assert wait_for_ingest(ckan, res["id"])["ingest_status"] == "ready"
+    page = browser.new_page()
+    page.goto(f"{demo_site.url}/dataset/{pkg['name']}")
+    assert page.locator(".quality .score").inner_text() == "100"
+    page.click("text=quality report")
+    assert page.locator("h1 .score").inner_text() == "100"
+    assert "validity" in page.locator("p.explanation").inner_text()
+    price = page.locator("section.profile", has_text="price")
+    assert price.locator("svg.histogram rect").count() == 20, "a bar per bin"
+    assert page.locator("section.profile", has_text="kind").locator("table.top tr").count() == 2
+    checks = page.locator("table.checks tbody tr")
+    assert checks.count() >= 5 and page.locator("table.checks .check-passed").count() == checks.count()
+    assert "No column looks like" in page.content()
+    page.close()
+
+
 def test_failed_ingest_and_missing_dataset_get_clear_pages(demo_site, browser):
     ckan = demo_site.ckan(demo_site.token("fail-" + uuid.uuid4().hex[:6], sysadmin=True))
     pkg = ckan.action.package_create(name="broken-" + uuid.uuid4().hex[:8], owner_org="public-domain-samples")

@@ -9,7 +9,7 @@ from flask import Blueprint, current_app, redirect, render_template, request
 
 from catalog.actions import call
 from catalog.context import Context
-from catalog.errors import MosuError, http_status
+from catalog.errors import MosuError, NotFound, http_status
 
 bp = Blueprint("webui", __name__, template_folder="templates", static_folder="static",
                static_url_path="/static")
@@ -71,6 +71,31 @@ def dataset(dataset_id: str):
         if res["datastore_active"]:
             previews[res["id"]] = call(ctx, "datastore_search", {"resource_id": res["id"], "limit": PREVIEW_ROWS})
     return render_template("dataset.html", pkg=pkg, previews=previews)
+
+
+@bp.route("/dataset/<dataset_id>/resource/<resource_id>/quality")
+def quality(dataset_id: str, resource_id: str):
+    """A version's quality report as a page: score, checks, personal information, column profiles."""
+    ctx = _ctx()
+    pkg = call(ctx, "package_show", {"id": dataset_id})
+    res = next((r for r in pkg["resources"] if r["id"] == resource_id), None)
+    if res is None:
+        raise NotFound("Resource not found")
+    args = {"id": resource_id}
+    if request.args.get("version"):
+        args["version"] = request.args["version"]
+    report = call(ctx, "quality_report_show", args)
+    return render_template("quality.html", pkg=pkg, res=res, report=report)
+
+
+@bp.app_template_filter()
+def bars(counts: list[int], width: int = 240, height: int = 48) -> list[dict[str, float]]:
+    """Bar geometry for a histogram drawn as inline SVG (pure)."""
+    if not counts:
+        return []
+    top, step = max(counts) or 1, width / len(counts)
+    return [{"x": round(i * step, 2), "w": round(max(step - 1, 1), 2), "h": round(height * c / top, 2),
+             "y": round(height - height * c / top, 2), "count": c} for i, c in enumerate(counts)]
 
 
 @bp.route("/dataset/<dataset_id>/resource/<resource_id>/download")

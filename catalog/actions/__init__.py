@@ -40,4 +40,5 @@ def call(ctx: Context, name: str, data: dict[str, Any] | None = None) -> Any:
 
 def _load() -> None:
     # Importing the modules registers their actions.
-    from catalog.actions import datastore, groups, packages, resources, search, status, tags, uploads, users  # noqa: F401
+    from catalog.actions import (datastore, groups, packages, quality, resources, search, status,  # noqa: F401
+                                 tags, uploads, users)

@@ -8,14 +8,14 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from catalog import activity, audit, authz, dictize, lookup, validate
+from catalog import activity, audit, authz, dictize, disclosure, lookup, validate
 from catalog.actions import action
 from catalog.context import Context
 from catalog.dictionary import DICTIONARY_KEY, DictionaryError, dictionary_dict, parse_dictionary
 from catalog.errors import NotFound, ValidationError
 from catalog.licenses import LICENSES
 from catalog.models import (Activity, Collaborator, Group, IngestJob, Member, Package, PackageTag,
-                            Resource, ResourceVersion, utcnow)
+                            PiiAcknowledgement, QualitySuite, Resource, ResourceVersion, utcnow)
 from catalog.search import changes
 
 log = logging.getLogger(__name__)
@@ -257,6 +257,16 @@ def package_create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
         return _record_change(s, ctx, pkg, "new", pkg_dict=pkg_dict)
 
 
+def _refuse_unacknowledged_pii(s: Session, pkg: Package, errors: validate.Errors) -> None:
+    """A dataset becomes public only once its personal-information findings are acknowledged."""
+    from catalog.actions.quality import unacknowledged_pii
+
+    for res, pending in unacknowledged_pii(s, pkg.id):
+        errors.add("private", f"Resource {res.name or res.id!r} holds personal information "
+                              f"({disclosure.describe(pending)}); acknowledge it with quality_pii_acknowledge "
+                              "before making the dataset public.")
+
+
 def _row(model, obj) -> dict[str, Any]:
     """The column values of a fully built (never flushed) object, for a Core INSERT."""
     return {c.key: getattr(obj, c.key) for c in model.__table__.columns}
@@ -272,7 +282,10 @@ def _update(ctx: Context, data: dict[str, Any], verb: str = "changed") -> dict[s
             authz.require_create_in_org(s, ctx.actor, org.id)
             pkg.owner_org = org.id
         data = {**data, "name": data.get("name") or pkg.name}
+        was_private = pkg.private
         _apply_fields(s, ctx, pkg, data, errors)
+        if was_private and not pkg.private:
+            _refuse_unacknowledged_pii(s, pkg, errors)
         _apply_resources(s, pkg, data.get("resources"), errors)
         _apply_groups(s, ctx, pkg, data.get("groups"), errors)
         errors.raise_if_any()
@@ -318,8 +331,10 @@ def dataset_purge(ctx: Context, data: dict[str, Any]) -> None:
             raise NotFound("Dataset not found")
         resource_ids = [r.id for r in pkg.resources]
         versions = list(s.scalars(select(ResourceVersion).where(ResourceVersion.resource_id.in_(resource_ids))))
-        keys = [k for v in versions for k in (v.raw_key, v.parquet_key) if k]
+        keys = [k for v in versions for k in (v.raw_key, v.parquet_key, v.report_key) if k]
         s.execute(delete(IngestJob).where(IngestJob.resource_id.in_(resource_ids)))
+        s.execute(delete(PiiAcknowledgement).where(PiiAcknowledgement.resource_id.in_(resource_ids)))
+        s.execute(delete(QualitySuite).where(QualitySuite.resource_id.in_(resource_ids)))
         s.execute(delete(ResourceVersion).where(ResourceVersion.resource_id.in_(resource_ids)))
         s.execute(delete(Member).where(Member.table_name == "package", Member.table_id == pkg.id))
         s.execute(delete(Collaborator).where(Collaborator.package_id == pkg.id))

@@ -43,6 +43,7 @@ class Document:
     maintainer: str
     extras_text: str
     dict: dict
+    quality: float | None = None  # the dataset's quality score, for filtering and sorting
 
 
 def epoch(value: dt.datetime) -> float:
@@ -112,5 +113,6 @@ def load(session: Session, ids: Iterable[str] | None = None) -> Iterator[Documen
                 res_names=[r.name for r in res_rows], res_descriptions=[r.description for r in res_rows],
                 notes=row.notes or "", author=row.author or "", maintainer=row.maintainer or "",
                 extras_text=" ".join(str(e.get("value", "")) for e in row.extras or []),
-                dict=dictize.package(pkg, res_dicts, pkg_groups),
+                dict=(pkg_dict := dictize.package(pkg, res_dicts, pkg_groups)),
+                quality=pkg_dict["quality_score"],
             )

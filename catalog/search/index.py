@@ -118,7 +118,7 @@ class SearchIndex:
         self.titles: list[str] = []
         self.names: list[str] = []
         self._cols: dict[str, list] = {k: [] for k in ("alive", "private", "state", "org", "license",
-                                                       "modified", "created", "doclen")}
+                                                       "modified", "created", "doclen", "quality")}
         self._arrays: dict[str, np.ndarray] | None = None
         self._ranks: dict[str, np.ndarray] = {}
         self.postings: dict[str, tuple[array, array]] = {}
@@ -222,6 +222,7 @@ class SearchIndex:
         cols["modified"].append(doc.modified)
         cols["created"].append(doc.created)
         cols["doclen"].append(max(1, length))
+        cols["quality"].append(float("nan") if doc.quality is None else doc.quality)
         self.multi["tags"].add(slot, doc.tags, titles={t: t for t in doc.tags})
         self.multi["groups"].add(slot, [g for g, _ in doc.groups], titles=dict(doc.groups))
         self.multi["res_format"].add(slot, doc.res_formats, titles={f: f for f in doc.res_formats})
@@ -236,6 +237,7 @@ class SearchIndex:
                 "modified": np.array(c["modified"], dtype=np.float64),
                 "created": np.array(c["created"], dtype=np.float64),
                 "doclen": np.array(c["doclen"], dtype=np.float32),
+                "quality": np.array(c["quality"], dtype=np.float64),
             }
         return self._arrays
 
@@ -284,6 +286,13 @@ class SearchIndex:
                 if needle not in source[slot]:
                     mask[slot] = False
             return mask
+        if isinstance(node, parse.Range) and node.field == "quality_score":
+            values, mask = self.arrays()["quality"], live.copy()  # an unscored dataset (NaN) never matches
+            if node.low is not None:
+                mask &= values >= _number(node.low)
+            if node.high is not None:
+                mask &= values <= _number(node.high)
+            return mask & ~np.isnan(values)
         if isinstance(node, parse.Range):
             values = self.arrays()[node.field.split("_")[1]]
             mask = live.copy()
@@ -364,6 +373,8 @@ class SearchIndex:
                 key = scores[slots].astype(np.float64)
             elif name in ("metadata_modified", "metadata_created"):
                 key = a[name.split("_")[1]][slots]
+            elif name == "quality_score":  # unscored datasets last either way
+                key = np.nan_to_num(a["quality"][slots], nan=-1.0 if desc else 1e9)
             else:
                 key = self.rank(name)[slots].astype(np.float64)
             keys.append(-key if desc else key)
@@ -403,6 +414,13 @@ class SearchIndex:
                 {"name": vocab.names[i], "display_name": vocab.titles.get(i, vocab.names[i]),
                  "count": int(counts[i])} for i in top]}
         return facets, search_facets
+
+
+def _number(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise SearchQueryError(f"Invalid number {value!r} in a quality_score range") from None
 
 
 def _timestamp(value: str, end: bool = False) -> float:

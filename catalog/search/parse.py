@@ -17,8 +17,9 @@ TEXT_FIELDS = frozenset({"text", "title", "notes", "res_name", "res_description"
                          "extras"})
 KEYWORD_FIELDS = frozenset({"name", "id", "tags", "organization", "owner_org", "groups", "license_id",
                             "res_format", "type", "state", "capacity", "creator_user_id", "private"})
-RANGE_FIELDS = frozenset({"metadata_modified", "metadata_created"})
-SORT_FIELDS = frozenset({"score", "metadata_modified", "metadata_created", "name", "title_string", "id"})
+RANGE_FIELDS = frozenset({"metadata_modified", "metadata_created", "quality_score"})
+SORT_FIELDS = frozenset({"score", "metadata_modified", "metadata_created", "name", "title_string", "id",
+                         "quality_score"})
 _TOKEN_RE = re.compile(r"[^\W_]+", re.UNICODE)
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 

@@ -353,7 +353,7 @@ def evaluate(con, relation: str, schema: list[tuple[str, str]], row_count: int, 
         elif e.type in _AGGREGATES:
             aggregates.append((i, e, _AGGREGATES[e.type].format(c=quote(column))))
         else:
-            results[i] = _table_rule(con, relation, e, names, types, row_count)
+            results[i] = _table_rule(con, relation, e, names, types, row_count, footer or {})
     _run_row_rules(con, relation, row_rules, row_count, results, duckdb.Error)
     for i, e, sql in aggregates:
         try:
@@ -406,8 +406,34 @@ def _run_row_rules(con, relation: str, rules: list, row_count: int, results: dic
                 results[rule[0]] = _result(rule[1], False, error=_short(exc))
 
 
+DENSE_MAX_ROWS = 20_000_000  # 160 MB of values and at most twice that of counts
+
+
+def _dense_integer_key(con, relation: str, e: Expectation, columns: list[str], types: dict[str, str],
+                       footer: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """Uniqueness of an integer key whose values fill their range densely (ids 1..n), by counting
+    each value in an array indexed by it: half the time of a hash GROUP BY, same exact answer.
+    None when the key is not such a column (the caller groups in DuckDB)."""
+    import numpy as np
+
+    if len(columns) != 1 or _base_type(types[columns[0]]) not in TYPE_NAMES["int"]:
+        return None
+    known = footer.get(columns[0], {})
+    lo, hi, non_null = known.get("min"), known.get("max"), known.get("non_null")
+    if not isinstance(lo, int) or not isinstance(hi, int) or not non_null or non_null > DENSE_MAX_ROWS \
+            or hi - lo + 1 > 2 * non_null:
+        return None
+    column = quote(columns[0])
+    values = con.execute(f"SELECT {column} AS v FROM {relation} WHERE {column} IS NOT NULL").fetchnumpy()["v"]
+    counts = np.bincount(np.asarray(values, dtype=np.int64) - lo, minlength=hi - lo + 1)
+    repeated = np.flatnonzero(counts > 1)
+    unexpected = int(counts[repeated].sum())
+    return _result(e, _mostly(e, unexpected, non_null), None, unexpected, non_null,
+                   [{"value": str(int(v) + lo)} for v in repeated[:EXAMPLES]])
+
+
 def _table_rule(con, relation: str, e: Expectation, names: list[str], types: dict[str, str],
-                row_count: int) -> dict[str, Any]:
+                row_count: int, footer: dict[str, dict[str, Any]]) -> dict[str, Any]:
     import duckdb
 
     kw = e.kwargs
@@ -440,11 +466,18 @@ def _table_rule(con, relation: str, e: Expectation, names: list[str], types: dic
         return _result(e, all(str(v) in allowed for v in observed), observed[:100])
     keys = ", ".join(quote(c) for c in columns)
     not_null = " AND ".join(f"{quote(c)} IS NOT NULL" for c in columns)
+    dense = _dense_integer_key(con, relation, e, columns, types, footer)
+    if dense is not None:
+        return dense
     try:  # rows whose key occurs more than once, and a few of the repeated keys
-        found = con.execute(f"SELECT coalesce(sum(n), 0), count(*), list(k ORDER BY k)[1:{EXAMPLES}] FROM ("
-                            f"SELECT CAST(({keys}) AS VARCHAR) AS k, count(*) AS n FROM {relation} "
-                            f"WHERE {not_null} GROUP BY ALL HAVING count(*) > 1)").fetchall()[0]
-        total = con.execute(f"SELECT count(*) FROM {relation} WHERE {not_null}").fetchall()[0][0]
+        # Group by the key's own values (casting 10M keys to text first costs more than the grouping).
+        key = quote(columns[0]) if len(columns) == 1 else f"({keys})"
+        found = con.execute(f"SELECT coalesce(sum(n), 0), count(*), list(CAST(k AS VARCHAR) ORDER BY k)[1:{EXAMPLES}] "
+                            f"FROM (SELECT {key} AS k, count(*) AS n FROM {relation} WHERE {not_null} "
+                            f"GROUP BY ALL HAVING count(*) > 1)").fetchall()[0]
+        known = footer.get(columns[0], {}).get("non_null") if len(columns) == 1 else None
+        total = known if known is not None else \
+            con.execute(f"SELECT count(*) FROM {relation} WHERE {not_null}").fetchall()[0][0]
     except duckdb.Error as exc:
         return _result(e, False, error=_short(exc))
     unexpected, _, repeated = found

@@ -22,17 +22,27 @@ def _expect(kind: str, severity: str, **kwargs: Any) -> dict[str, Any]:
     return {"type": kind, "kwargs": kwargs, "meta": {"severity": severity, "generated": True}}
 
 
+def _key_name(name: str) -> bool:
+    lower = name.lower()
+    return any(lower == k or lower.endswith(("_" + k, " " + k)) or lower.endswith(k) and k in ("编号", "代码")
+               for k in KEY_NAMES)
+
+
 def key_candidates(profile: dict[str, Any]) -> list[str]:
-    """Columns that look like a key: integer or text, no nulls, (approximately) all distinct (pure).
-    The worker confirms each exactly before it enters the suite."""
+    """Columns that look like a key (pure): integers, or text named like a key (free text that
+    happens to be all distinct is not one), with no nulls and (approximately) all values distinct.
+    The first version's validation confirms each exactly; a guess it refutes is dropped."""
     rows = profile.get("row_count") or 0
     out = []
     for col in profile.get("columns", []):
         distinct = col.get("distinct") or 0
-        if col.get("type") in KEY_TYPES and col.get("nulls") == 0 and rows >= 2 and distinct >= 0.97 * rows:
+        kind = col.get("type")
+        if kind not in KEY_TYPES or (kind == "text" and not _key_name(col["name"])):
+            continue
+        if col.get("nulls") == 0 and rows >= 2 and distinct >= 0.97 * rows:
             out.append(col["name"])
     # A column named like a key first; at most two keys (a compound key is the provider's call).
-    out.sort(key=lambda n: not any(n.lower() == k or n.lower().endswith("_" + k) for k in KEY_NAMES))
+    out.sort(key=lambda n: not _key_name(n))
     return out[:2]
 
 
@@ -45,7 +55,7 @@ def _widened(lo: float, hi: float) -> tuple[float, float]:
 
 
 def default_suite(profile: dict[str, Any], keys: list[str], suite_name: str = "mosu-default") -> dict[str, Any]:
-    """GX suite JSON generated from a version's profile and its confirmed key columns (pure)."""
+    """GX suite JSON generated from a version's profile and its likely key columns (pure)."""
     columns = profile.get("columns", [])
     rows = profile.get("row_count") or 0
     out = [_expect("expect_table_columns_to_match_ordered_list", "blocking", column_list=[c["name"] for c in columns]),

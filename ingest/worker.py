@@ -243,7 +243,7 @@ class Worker:
             suite = s.get(QualitySuite, claim.resource_id)
             number = s.get(ResourceVersion, claim.version_id).number
             suite_doc = suite.suite if suite is not None else None
-        con = quality.connect()
+        con = quality.connect(self.platform.settings.convert_memory_limit, self.platform.settings.convert_threads)
         try:
             return quality.build(con, parquet, claim.resource_id, number, claim.version_id, suite_doc,
                                  odd_values, profile)

@@ -19,7 +19,7 @@ from quality import expectations, pii, suites
 from quality.profile import profile_parquet
 
 
-def connect(memory_limit: str = "512MB", threads: int = 2) -> duckdb.DuckDBPyConnection:
+def connect(memory_limit: str = "160MB", threads: int = 2) -> duckdb.DuckDBPyConnection:
     """The worker's own DuckDB for quality checks (it reads the local Parquet it was given)."""
     return duckdb.connect(":memory:", config={"memory_limit": memory_limit, "threads": threads})
 

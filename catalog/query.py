@@ -20,6 +20,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from catalog.errors import QueryRejected
 from catalog.settings import Settings
 from catalog.storage import ObjectStore
 
@@ -69,6 +70,19 @@ class Page:
     records: list[dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class Result:
+    """Rows of a query in the sandbox: CKAN fields, rows as tuples, and whether a limit cut them."""
+    fields: list[dict[str, str]]
+    names: list[str]
+    rows: list[tuple]
+    truncated: bool
+
+
+def _clean_error(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0][:300]
+
+
 class QueryService:
     """One locked DuckDB database per process; a fresh cursor per call."""
 
@@ -82,6 +96,10 @@ class QueryService:
         self._db.execute("SET lock_configuration = true")
         self._footers: OrderedDict[str, pq.FileMetaData] = OrderedDict()
         self._lock = threading.Lock()
+        self.settings = settings
+        from catalog.tablecache import TableCache
+
+        self.tables = TableCache(store, settings.data_dir / "cache" / "tables", settings.query_cache_bytes)
 
     def _metadata(self, key: str) -> pq.FileMetaData:
         """The Parquet footer of an object, read once per process (objects never change)."""
@@ -134,3 +152,42 @@ class QueryService:
         fields = [{"id": n, "type": ckan_type(t)} for n, t in zip(names, types)]
         records = [{n: json_value(v) for n, v in zip(names, row)} for row in rows]
         return Page(fields, records)
+
+    def run(self, tables: dict[str, pa.Table], sql: str, params: list[Any] | None = None,
+            max_rows: int | None = None, timeout: float | None = None) -> Result:
+        """Run ``sql`` on a fresh cursor that sees only ``tables`` (registered Arrow, by name).
+
+        The database has external access off and its configuration locked, so no
+        statement can reach a file, the network, an extension or a setting; a timer
+        interrupts the query after ``timeout`` seconds, and at most ``max_rows`` rows
+        are fetched (``truncated`` says whether more were there).
+        """
+        timeout = self.settings.query_timeout_seconds if timeout is None else timeout
+        cur = self._db.cursor()
+        timer = threading.Timer(timeout, cur.interrupt)
+        try:
+            for name, table in tables.items():
+                cur.register(name, table)
+            timer.start()
+            try:
+                rel = cur.execute(sql, params or [])
+                if rel.description is None:
+                    raise QueryRejected("The statement returned no rows: only SELECT queries are answered")
+                names = [d[0] for d in rel.description]
+                types = [str(d[1]) for d in rel.description]
+                rows = rel.fetchmany(max_rows + 1) if max_rows is not None else rel.fetchall()
+            except duckdb.InterruptException:
+                raise QueryRejected(f"The query was stopped after its time limit of {timeout:g} s") from None
+            except duckdb.OutOfMemoryException:
+                raise QueryRejected("The query needed more memory than a query may use "
+                                    f"({self.settings.query_memory_limit})") from None
+            except duckdb.PermissionException as exc:
+                raise QueryRejected(f"Not allowed here: {_clean_error(exc)}") from None
+            except duckdb.Error as exc:
+                raise QueryRejected(f"The query failed: {_clean_error(exc)}") from None
+        finally:
+            timer.cancel()
+            cur.close()
+        truncated = max_rows is not None and len(rows) > max_rows
+        return Result([{"id": n, "type": ckan_type(t)} for n, t in zip(names, types)], names,
+                      rows[:max_rows] if truncated else rows, truncated)

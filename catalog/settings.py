@@ -45,6 +45,9 @@ class Settings:
     convert_threads: int = 2
     query_memory_limit: str = "1GB"
     query_threads: int = 2
+    query_timeout_seconds: float = 10.0
+    query_max_rows: int = 32_000
+    query_cache_bytes: int = 20 * GIB
     parquet_row_group_rows: int = 16_384
     log_level: str = "INFO"
 

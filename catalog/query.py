@@ -191,3 +191,12 @@ class QueryService:
         truncated = max_rows is not None and len(rows) > max_rows
         return Result([{"id": n, "type": ckan_type(t)} for n, t in zip(names, types)], names,
                       rows[:max_rows] if truncated else rows, truncated)
+
+    def describe(self, table: pa.Table) -> dict[str, str]:
+        """Column name -> DuckDB type of an Arrow table, as DuckDB sees it (for typed parameters)."""
+        cur = self._db.cursor()
+        try:
+            cur.register("t", table)
+            return {row[0]: row[1] for row in cur.execute("DESCRIBE SELECT * FROM t").fetchall()}
+        finally:
+            cur.close()

@@ -1,21 +1,23 @@
 """The CKAN DataStore API over published Parquet, answered by DuckDB."""
 from __future__ import annotations
 
+import csv
+import io
+import json
 import urllib.parse
 from typing import Any
 
 from sqlalchemy import select
 
-from catalog import audit, dictize, validate
+from catalog import audit, datastore_query, dictize, validate
 from catalog.actions import action
 from catalog.actions.resources import _resource_and_package
 from catalog.context import Context
+from catalog.datastore_query import ROW_ID
 from catalog.dictionary import DICTIONARY_KEY, field_info
 from catalog.errors import NotFound, ValidationError
 from catalog.models import ResourceVersion
-
-MAX_LIMIT = 32_000
-
+from catalog.query import json_value
 
 def _version(s, resource_id: str, key: str) -> ResourceVersion:
     """A published version of the resource by number or id."""
@@ -41,41 +43,126 @@ def resource_version_list(ctx: Context, data: dict[str, Any]) -> list[dict[str, 
         return [dictize.version(v, res.current_version_id) for v in versions]
 
 
+def _published(s, res, data: dict[str, Any]) -> ResourceVersion:
+    """The version a datastore call reads: ``version`` (number or id) or the current one."""
+    if data.get("version") not in (None, ""):
+        return _version(s, res.id, str(data["version"]))
+    version = s.get(ResourceVersion, res.current_version_id) if res.current_version_id else None
+    if version is None or version.parquet_key is None:
+        raise NotFound(f"Resource \"{res.id}\" was not found in the datastore"
+                       + (f" (ingest {res.ingest_status})" if res.ingest_status else ""))
+    return version
+
+
+def _format_records(rows: list[list[Any]], names: list[str], fmt: str) -> Any:
+    if fmt == "objects":
+        return [dict(zip(names, row)) for row in rows]
+    if fmt == "lists":
+        return rows
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter="," if fmt == "csv" else "\t", lineterminator="\n")
+    for row in rows:  # CKAN's csv/tsv records: no header; text that a spreadsheet would run is defused
+        writer.writerow(["" if v is None else neutralise(v) if isinstance(v, str)
+                         else json.dumps(v) if isinstance(v, (dict, list)) else v for v in row])
+    return out.getvalue()
+
+
+def neutralise(value: str) -> str:
+    """A cell a spreadsheet would read as a formula gets a leading quote (OWASP CSV injection)."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
 @action
 def datastore_search(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
-    """Page through the published rows of ``resource_id`` (``limit`` default 100, max 32000; ``offset``;
-    ``version``: an earlier version's number or id, default the current one).
+    """Search the published rows of ``resource_id`` (CKAN's DataStore API).
 
-    Each record carries CKAN's ``_id``: its 1-based row number in the file.
+    ``filters`` (column: value or [values]), ``q`` (text in any text column, or
+    {column: text}), ``fields``, ``sort`` ("col desc, col2"), ``distinct``,
+    ``limit`` (default 100, max 32000), ``offset``, ``include_total`` (default
+    true), ``records_format`` (objects, lists, csv, tsv), ``version`` (an earlier
+    version's number or id). Each record carries ``_id``, its 1-based row number in
+    the file. A plain page is read from the row groups that hold it (a deep page
+    costs what the first does); anything else runs in the locked DuckDB.
     """
     resource_id = validate.required_id(data, "resource_id")
-    limit = validate.integer(data.get("limit"), "limit", 100, 0, MAX_LIMIT)
-    offset = validate.integer(data.get("offset"), "offset", 0)
     with ctx.platform.read() as s:
         res, _ = _resource_and_package(s, ctx, resource_id)
         info = field_info((res.extras or {}).get(DICTIONARY_KEY))
-        if data.get("version") not in (None, ""):
-            version = _version(s, res.id, str(data["version"]))
-        else:
-            version = s.get(ResourceVersion, res.current_version_id) if res.current_version_id else None
-            if version is None or version.parquet_key is None:
-                raise NotFound(f"Resource \"{res.id}\" was not found in the datastore"
-                               + (f" (ingest {res.ingest_status})" if res.ingest_status else ""))
-    page = ctx.platform.query.page(version.parquet_key, limit, offset)
+        version = _published(s, res, data)
+        names = [c["id"] for c in version.schema or []]
+    spec = datastore_query.parse(data, [ROW_ID, *names])
+    query = ctx.platform.query
+    if spec.plain_page:
+        page = query.page(version.parquet_key, spec.limit, spec.offset)
+        types = {ROW_ID: "int", **{f["id"]: f["type"] for f in page.fields}}
+        rows = [[spec.offset + i + 1 if f == ROW_ID else record.get(f) for f in spec.fields]
+                for i, record in enumerate(page.records)]
+        total = version.row_count
+    else:
+        table = query.tables.table(version.parquet_key)
+        duck_types = query.describe(table)
+        sql, params, total_sql, total_params = datastore_query.build(spec, duck_types)
+        result = query.run({"t": table}, sql, params)
+        types = {f["id"]: f["type"] for f in result.fields}
+        rows = [[json_value(v) for v in row] for row in result.rows]
+        total = query.run({"t": table}, total_sql, total_params).rows[0][0] if spec.include_total else None
     with ctx.platform.write.begin() as s:
         audit.record(s, ctx.actor_name, "datastore_search", "resource", res.id,
-                     {"version_id": version.id, "limit": limit, "offset": offset, "rows": len(page.records)})
-    records = [{"_id": offset + i + 1, **row} for i, row in enumerate(page.records)]
-    path, next_offset = "/api/3/action/datastore_search", offset + limit
-    link = {"resource_id": res.id, **({"version": data["version"]} if data.get("version") not in (None, "") else {})}
-    return {
-        "resource_id": res.id, "version": version.number, "include_total": True, "records_format": "objects",
-        "limit": limit, "offset": offset,
-        "fields": [{"id": "_id", "type": "int"},
-                   *({**f, "info": info[f["id"]]} if f["id"] in info else f for f in page.fields)],
-        "records": records, "total": version.row_count, "total_was_estimated": False,
+                     {"version_id": version.id, "limit": spec.limit, "offset": spec.offset, "rows": len(rows),
+                      **({"filters": spec.filters} if spec.filters else {}), **({"q": spec.q} if spec.q else {})})
+    echoed = {k: data[k] for k in ("filters", "q", "fields", "sort", "distinct", "version") if data.get(k) not in
+              (None, "")}
+    next_offset = spec.offset + spec.limit
+    path, link = "/api/3/action/datastore_search", {"resource_id": res.id, **{
+        k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in echoed.items()}}
+    out = {
+        "resource_id": res.id, **echoed, "version": version.number, "include_total": spec.include_total,
+        "records_format": spec.records_format, "limit": spec.limit, "offset": spec.offset,
+        "fields": [{"id": f, "type": types.get(f, "text"), **({"info": info[f]} if f in info else {})}
+                   for f in spec.fields],
+        "records": _format_records(rows, spec.fields, spec.records_format),
+        "total_was_estimated": False,
         "_links": {
-            "start": f"{path}?{urllib.parse.urlencode({**link, 'limit': limit})}",
-            "next": f"{path}?{urllib.parse.urlencode({**link, 'limit': limit, 'offset': next_offset})}",
+            "start": f"{path}?{urllib.parse.urlencode({**link, 'limit': spec.limit})}",
+            "next": f"{path}?{urllib.parse.urlencode({**link, 'limit': spec.limit, 'offset': next_offset})}",
         },
     }
+    if spec.include_total:
+        out["total"] = total
+    return out
+
+
+@action
+def datastore_info(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """Resource ``id``'s columns (CKAN's ``datastore_info``: ``meta`` and ``fields`` with type and
+    data-dictionary ``info``), each with its summary from the quality profile when there is one."""
+    resource_id = validate.required_id(data)
+    with ctx.platform.read() as s:
+        res, _ = _resource_and_package(s, ctx, resource_id)
+        info = field_info((res.extras or {}).get(DICTIONARY_KEY))
+        version = _published(s, res, data)
+        profile = {c["name"]: c for c in ((version.quality or {}).get("profile") or {}).get("columns", [])}
+        meta = {"id": res.id, "count": version.row_count, "version": version.number,
+                "size": version.size, "table_type": "BASE TABLE", "aliases": []}
+        fields = []
+        for column in version.schema or []:
+            name, summary = column["id"], profile.get(column["id"])
+            entry = {"id": name, "type": summary["type"] if summary else ckan_arrow_type(column["type"]),
+                     "schema": {"native_type": column["type"]}}
+            if name in info:
+                entry["info"] = info[name]
+            if summary:
+                entry["summary"] = {k: v for k, v in summary.items() if k not in ("name", "type")}
+            fields.append(entry)
+    return {"meta": meta, "fields": fields, "schema": {f["id"]: f["type"] for f in fields}}
+
+
+def ckan_arrow_type(arrow_type: str) -> str:
+    """A CKAN type name for an Arrow type string (pure), when no profile says it."""
+    t = arrow_type.lower()
+    for prefix, name in (("int", "int"), ("uint", "int"), ("double", "float"), ("float", "float"),
+                         ("decimal", "numeric"), ("bool", "bool"), ("date", "date"), ("timestamp", "timestamp"),
+                         ("string", "text"), ("large_string", "text")):
+        if t.startswith(prefix):
+            return "timestamptz" if name == "timestamp" and "tz=" in t else name
+    return "json" if t.startswith(("struct", "list", "map", "large_list")) else "text"

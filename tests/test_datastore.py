@@ -1,0 +1,109 @@
+"""CKAN's DataStore API over published data: filters, full text, sorting, formats, info."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import ckanapi
+import pytest
+
+from tests.conftest import wait_for_ingest
+
+ROWS = [  # station, city, rain (mm), day, note
+    ("s1", "Beijing", 1.5, "2024-05-01", "light rain"), ("s2", "Shanghai", 12.0, "2024-05-01", "storm warning"),
+    ("s3", "Beijing", 0.0, "2024-05-02", "dry"), ("s4", "Guangzhou", 30.25, "2024-05-02", "=HYPERLINK(\"x\")"),
+    ("s5", "Shanghai", 7.75, "2024-05-03", "showers, heavy at times"), ("s6", "Beijing", 2.0, "2024-05-03", None),
+]
+
+
+@pytest.fixture(scope="module")
+def weather(mosu):
+    ckan = mosu.admin_with_dataset("datastore")
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows([("station", "city", "rain", "day", "note"), *ROWS])
+    body = out.getvalue()
+    res = ckan.action.resource_create(package_id="datastore", name="weather", upload=("w.csv", io.BytesIO(
+        body.encode())), schema=json.dumps([{"id": "rain", "label": "Rainfall", "description": "mm in 24 h"}]))
+    res = wait_for_ingest(ckan, res["id"])
+    assert res["ingest_status"] == "ready", res["ingest_error"]
+    return ckan, res["id"]
+
+
+def search(ckan, rid, **params):
+    return ckan.action.datastore_search(resource_id=rid, **params)
+
+
+def test_filters_on_one_value_and_a_list(weather):
+    ckan, rid = weather
+    found = search(ckan, rid, filters={"city": "Beijing"})
+    assert [r["station"] for r in found["records"]] == ["s1", "s3", "s6"] and found["total"] == 3
+    assert [r["_id"] for r in found["records"]] == [1, 3, 6], "_id stays the row number in the file"
+    found = search(ckan, rid, filters=json.dumps({"city": ["Shanghai", "Guangzhou"], "day": "2024-05-02"}))
+    assert [r["station"] for r in found["records"]] == ["s4"]
+    assert found["filters"] == json.dumps({"city": ["Shanghai", "Guangzhou"], "day": "2024-05-02"})
+
+
+def test_full_text_over_text_columns_and_per_column(weather):
+    ckan, rid = weather
+    assert [r["station"] for r in search(ckan, rid, q="rain")["records"]] == ["s1"]
+    assert [r["station"] for r in search(ckan, rid, q="SHANG storm")["records"]] == ["s2"]
+    assert [r["station"] for r in search(ckan, rid, q={"city": "jing"})["records"]] == ["s1", "s3", "s6"]
+    assert search(ckan, rid, q="100%")["total"] == 0, "% is a character, not a wildcard"
+
+
+def test_fields_sort_distinct_and_total(weather):
+    ckan, rid = weather
+    found = search(ckan, rid, fields="station,rain", sort="rain desc", limit=2)
+    assert found["records"] == [{"station": "s4", "rain": 30.25}, {"station": "s2", "rain": 12.0}]
+    assert [f["id"] for f in found["fields"]] == ["station", "rain"]
+    assert found["fields"][1]["info"] == {"label": "Rainfall", "description": "mm in 24 h", "notes": "mm in 24 h"}
+    assert [r["station"] for r in search(ckan, rid, sort="city, rain desc")["records"]] == \
+        ["s6", "s1", "s3", "s4", "s2", "s5"]
+    cities = search(ckan, rid, fields=["city"], distinct=True, sort="city")
+    assert [r["city"] for r in cities["records"]] == ["Beijing", "Guangzhou", "Shanghai"] and cities["total"] == 3
+    no_total = search(ckan, rid, include_total=False, limit=1)
+    assert "total" not in no_total and len(no_total["records"]) == 1
+
+
+def test_records_formats_and_links(weather):
+    ckan, rid = weather
+    lists = search(ckan, rid, records_format="lists", fields="_id,station", limit=2, offset=1)
+    assert lists["records"] == [[2, "s2"], [3, "s3"]]
+    csv = search(ckan, rid, records_format="csv", fields="station,note", filters={"station": ["s4", "s5"]})
+    assert csv["records"] == "s4,\"'=HYPERLINK(\"\"x\"\")\"\ns5,\"showers, heavy at times\"\n", "formulas are defused"
+    tsv = search(ckan, rid, records_format="tsv", fields="station,rain", limit=1)
+    assert tsv["records"] == "s1\t1.5\n"
+    page = search(ckan, rid, limit=2, offset=2, filters={"city": "Beijing"})
+    assert "offset=4" in page["_links"]["next"] and "filters=" in page["_links"]["next"]
+
+
+def test_plain_pages_in_file_order_with_ids(weather):
+    ckan, rid = weather
+    found = search(ckan, rid, offset=4)
+    assert [(r["_id"], r["station"]) for r in found["records"]] == [(5, "s5"), (6, "s6")]
+    assert found["total"] == 6 and found["records"][1]["note"] is None
+
+
+def test_bad_parameters_are_validation_errors(weather):
+    ckan, rid = weather
+    for params, field in (({"fields": "station,nope"}, "fields"), ({"filters": {"nope": 1}}, "filters"),
+                          ({"sort": "rain sideways"}, "sort"), ({"sort": "nope"}, "sort"),
+                          ({"records_format": "xml"}, "records_format"), ({"limit": 40000}, "limit"),
+                          ({"filters": "{bad json"}, "filters")):
+        with pytest.raises(ckanapi.ValidationError) as err:
+            search(ckan, rid, **params)
+        assert field in err.value.error_dict, (params, err.value.error_dict)
+    with pytest.raises(ckanapi.ValidationError) as err:
+        search(ckan, rid, filters={"rain": "not a number"})
+    assert "Conversion" in str(err.value.error_dict) or "failed" in str(err.value.error_dict)
+
+
+def test_datastore_info_has_types_dictionary_and_profile(weather):
+    ckan, rid = weather
+    info = ckan.action.datastore_info(id=rid)
+    assert info["meta"]["count"] == 6
+    fields = {f["id"]: f for f in info["fields"]}
+    assert fields["rain"]["type"] == "float" and fields["rain"]["info"]["label"] == "Rainfall"
+    assert fields["rain"]["summary"]["max"] == 30.25 and fields["city"]["summary"]["distinct"] == 3
+    assert fields["day"]["type"] == "date"

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from catalog.errors import QueryRejected
+from catalog.tablecache import ROW_ID
 from catalog.settings import Settings
 from catalog.storage import ObjectStore
 
@@ -97,7 +98,7 @@ class QueryService:
         self._footers: OrderedDict[str, pq.FileMetaData] = OrderedDict()
         self._lock = threading.Lock()
         self.settings = settings
-        from catalog.tablecache import TableCache
+        from catalog.tablecache import TableCache  # noqa: I001 - next to its one use
 
         self.tables = TableCache(store, settings.data_dir / "cache" / "tables", settings.query_cache_bytes)
 
@@ -122,6 +123,10 @@ class QueryService:
         A deep page costs the same as the first: the footer says where each row
         group starts, so nothing before it is read.
         """
+        if self.tables.ready(key):  # this node has the version mapped: a zero-copy slice
+            table = self.tables.table(key)
+            return table.slice(offset, limit).drop_columns([ROW_ID])
+        self.tables.warm(key)  # later pages and queries of this version will not need storage
         meta = self._metadata(key)
         groups, start, first_start = [], 0, None
         for i in range(meta.num_row_groups):

@@ -59,12 +59,33 @@ class TableCache:
         self._open: OrderedDict[str, pa.Table] = OrderedDict()
         self._lock = threading.Lock()
         self._building: dict[str, threading.Lock] = {}
+        self._warming: set[str] = set()
+        self._warm_slot = threading.Lock()
 
     def path(self, parquet_key: str) -> Path:
         return self.directory / _name(parquet_key)
 
     def ready(self, parquet_key: str) -> bool:
         return self.path(parquet_key).exists()
+
+    def warm(self, parquet_key: str) -> None:
+        """Build the version's file in the background (one build at a time per node)."""
+        with self._lock:
+            if parquet_key in self._open or parquet_key in self._warming:
+                return
+            self._warming.add(parquet_key)
+
+        def build() -> None:
+            try:
+                with self._warm_slot:
+                    self.table(parquet_key)
+            except Exception:  # the next query builds it in the foreground, or says why
+                log.warning("table cache: could not build %s", parquet_key, exc_info=True)
+            finally:
+                with self._lock:
+                    self._warming.discard(parquet_key)
+
+        threading.Thread(target=build, daemon=True, name="table-cache-warm").start()
 
     def table(self, parquet_key: str) -> pa.Table:
         """The version's table (with ``_id``), built from object storage if this node lacks it."""

@@ -159,8 +159,10 @@ def build(spec: Spec, types: dict[str, str], table: str = "t") -> tuple[str, lis
     columns = ", ".join(_quote(f) for f in spec.fields)
     select = f"SELECT {'DISTINCT ' if spec.distinct else ''}{columns} FROM {table} WHERE {where}"
     order = [f"{_quote(c)} {'DESC' if desc else 'ASC'} NULLS LAST" for c, desc in spec.sort]
-    if not spec.distinct and ROW_ID in types:
-        order.append(_quote(ROW_ID))  # ties (and no sort at all) keep file order
+    if order and not spec.distinct and ROW_ID in types:
+        order.append(_quote(ROW_ID))  # ties keep file order
+    # Without a sort, rows come in file order anyway (DuckDB keeps insertion order), and a LIMIT
+    # can stop the scan early instead of ranking every match.
     sql = f"{select}{' ORDER BY ' + ', '.join(order) if order else ''} LIMIT {spec.limit} OFFSET {spec.offset}"
     total = f"SELECT count(*) FROM ({select})" if spec.distinct else f"SELECT count(*) FROM {table} WHERE {where}"
     return sql, params, total, list(params)

@@ -98,6 +98,7 @@ class QueryService:
         self._footers: OrderedDict[str, pq.FileMetaData] = OrderedDict()
         self._lock = threading.Lock()
         self.settings = settings
+        self._types: dict[pa.Schema, dict[str, str]] = {}
         from catalog.tablecache import TableCache  # noqa: I001 - next to its one use
 
         self.tables = TableCache(store, settings.data_dir / "cache" / "tables", settings.query_cache_bytes)
@@ -198,10 +199,20 @@ class QueryService:
                       rows[:max_rows] if truncated else rows, truncated)
 
     def describe(self, table: pa.Table) -> dict[str, str]:
-        """Column name -> DuckDB type of an Arrow table, as DuckDB sees it (for typed parameters)."""
+        """Column name -> DuckDB type of an Arrow table, as DuckDB sees it (for typed parameters);
+        remembered per schema, since every version of a resource usually shares one."""
+        key = table.schema
+        cached = self._types.get(key)
+        if cached is not None:
+            return cached
         cur = self._db.cursor()
         try:
-            cur.register("t", table)
-            return {row[0]: row[1] for row in cur.execute("DESCRIBE SELECT * FROM t").fetchall()}
+            cur.register("t", table.slice(0, 0))
+            types = {row[0]: row[1] for row in cur.execute("DESCRIBE SELECT * FROM t").fetchall()}
         finally:
             cur.close()
+        with self._lock:
+            if len(self._types) > 1024:
+                self._types.clear()
+            self._types[key] = types
+        return types

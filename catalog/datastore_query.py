@@ -24,7 +24,7 @@ class Spec:
     q: dict[str, str] | str | None = None
     sort: list[tuple[str, bool]] = field(default_factory=list)  # (column, descending)
     distinct: bool = False
-    limit: int = 100
+    limit: int | None = 100             # None: every row (exports)
     offset: int = 0
     include_total: bool = True
     records_format: str = "objects"
@@ -163,6 +163,8 @@ def build(spec: Spec, types: dict[str, str], table: str = "t") -> tuple[str, lis
         order.append(_quote(ROW_ID))  # ties keep file order
     # Without a sort, rows come in file order anyway (DuckDB keeps insertion order), and a LIMIT
     # can stop the scan early instead of ranking every match.
-    sql = f"{select}{' ORDER BY ' + ', '.join(order) if order else ''} LIMIT {spec.limit} OFFSET {spec.offset}"
+    page = f" LIMIT {spec.limit}" if spec.limit is not None else ""
+    page += f" OFFSET {spec.offset}" if spec.offset else ""
+    sql = f"{select}{' ORDER BY ' + ', '.join(order) if order else ''}{page}"
     total = f"SELECT count(*) FROM ({select})" if spec.distinct else f"SELECT count(*) FROM {table} WHERE {where}"
     return sql, params, total, list(params)

@@ -21,9 +21,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from catalog.errors import QueryRejected
-from catalog.tablecache import ROW_ID
 from catalog.settings import Settings
 from catalog.storage import ObjectStore
+from catalog.tablecache import ROW_ID, TableCache
 
 _CACHE_SIZE = 1024
 
@@ -99,8 +99,6 @@ class QueryService:
         self._lock = threading.Lock()
         self.settings = settings
         self._types: dict[pa.Schema, dict[str, str]] = {}
-        from catalog.tablecache import TableCache  # noqa: I001 - next to its one use
-
         self.tables = TableCache(store, settings.data_dir / "cache" / "tables", settings.query_cache_bytes)
 
     def _metadata(self, key: str) -> pq.FileMetaData:
@@ -216,3 +214,30 @@ class QueryService:
                 self._types.clear()
             self._types[key] = types
         return types
+
+    def stream(self, tables: dict[str, pa.Table], sql: str, params: list[Any] | None = None,
+               timeout: float | None = None, batch_rows: int = 65_536) -> pa.RecordBatchReader:
+        """The rows of ``sql`` as Arrow batches, produced as they are read (for exports): the same
+        locked database and registered tables as :meth:`run`, with a longer time limit, and the
+        cursor closed when the reader is exhausted or dropped."""
+        timeout = self.settings.export_timeout_seconds if timeout is None else timeout
+        cur = self._db.cursor()
+        timer = threading.Timer(timeout, cur.interrupt)
+        try:
+            for name, table in tables.items():
+                cur.register(name, table)
+            timer.start()
+            reader = cur.execute(sql, params or []).to_arrow_reader(batch_rows)
+        except duckdb.Error as exc:
+            timer.cancel()
+            cur.close()
+            raise QueryRejected(f"The query failed: {_clean_error(exc)}") from None
+
+        def batches():
+            try:
+                yield from reader
+            finally:
+                timer.cancel()
+                cur.close()
+
+        return pa.RecordBatchReader.from_batches(reader.schema, batches())

@@ -46,6 +46,7 @@ class Settings:
     query_memory_limit: str = "1GB"
     query_threads: int = 2
     query_timeout_seconds: float = 10.0
+    export_timeout_seconds: float = 1800.0
     query_max_rows: int = 32_000
     query_cache_bytes: int = 20 * GIB
     parquet_row_group_rows: int = 16_384

@@ -22,8 +22,10 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     logging.getLogger("catalog").setLevel(platform.settings.log_level)
 
     from catalog.api.action_api import bp as action_bp
+    from catalog.api.dump import bp as dump_bp
     from webui import bp as web_bp
 
     app.register_blueprint(action_bp)
+    app.register_blueprint(dump_bp)
     app.register_blueprint(web_bp)
     return app

@@ -94,6 +94,7 @@ class QueryService:
             "threads": settings.query_threads, "memory_limit": settings.query_memory_limit,
         })
         self._db.execute("SET enable_external_access = false")
+        self._db.execute("SET python_enable_replacements = false")  # no table name resolves to a Python variable
         self._db.execute("SET lock_configuration = true")
         self._footers: OrderedDict[str, pq.FileMetaData] = OrderedDict()
         self._lock = threading.Lock()

@@ -40,5 +40,5 @@ def call(ctx: Context, name: str, data: dict[str, Any] | None = None) -> Any:
 
 def _load() -> None:
     # Importing the modules registers their actions.
-    from catalog.actions import (datastore, groups, packages, quality, resources, search, status,  # noqa: F401
-                                 tags, uploads, users)
+    from catalog.actions import (datastore, groups, packages, quality, resources, search, sql,  # noqa: F401
+                                 status, tags, uploads, users)

@@ -1,0 +1,392 @@
+"""``datastore_search_sql`` on a real running Mosu: researchers' SELECTs answer, hostile SQL never does.
+
+The module's server has a 2 s query time limit, a 256 MB query memory limit and a 50-row
+result limit, so the resource-exhausting queries of the corpus are stopped quickly.
+"""
+from __future__ import annotations
+
+import io
+import re
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from catalog import sqlcheck
+from catalog.errors import QueryRejected
+from catalog.models import AuditEvent
+from tests.conftest import RunningMosu, s3_settings, start_mosu, wait_for_ingest
+
+CITIES = ["Oslo", "Lima", "Pune", "Kobe"]
+COUNTRIES = {"Oslo": "Norway", "Lima": "Peru", "Pune": "India", "Kobe": "Japan"}
+MEASUREMENTS = b"id,city,value\n" + b"".join(f"{i},{CITIES[i % 4]},{i}\n".encode() for i in range(200))
+CITY_CSV = b"city,country\n" + b"".join(f"{c},{k}\n".encode() for c, k in COUNTRIES.items())
+
+
+@pytest.fixture(scope="module")
+def mosu(s3, tmp_path_factory):
+    """This module's own server, with small query limits so exhausting queries end fast."""
+    data_dir = tmp_path_factory.mktemp("sql") / "data"
+    settings = s3_settings(s3, data_dir, query_max_rows=50, query_timeout_seconds=2,
+                           query_memory_limit="256MB")
+    running = start_mosu(data_dir, {k: v for k, v in settings.to_env().items() if k != "MOSU_DATA_DIR"}, settings)
+    yield running
+    running.stop()
+
+
+def _upload(ckan, dataset: str, name: str, content: bytes) -> dict:
+    res = ckan.action.resource_create(package_id=dataset, name=name, upload=(f"{name}.csv", io.BytesIO(content)))
+    return wait_for_ingest(ckan, res["id"])
+
+
+@pytest.fixture(scope="module")
+def ids(mosu: RunningMosu) -> dict[str, str]:
+    """Two public resources, and resources a researcher may not read for every reason."""
+    admin = mosu.admin_with_dataset("sqlpub")
+    r1 = _upload(admin, "sqlpub", "measurements", MEASUREMENTS)
+    r2 = _upload(admin, "sqlpub", "cities", CITY_CSV)
+    assert r1["ingest_status"] == r2["ingest_status"] == "ready"
+    admin.action.organization_create(name="other-org")
+    admin.action.package_create(name="sqlpriv", owner_org="other-org", private=True)
+    private = _upload(admin, "sqlpriv", "secret", b"secret\nhunter2\n")
+    deleted = _upload(admin, "sqlpub", "gone", b"a\n1\n")
+    admin.action.resource_delete(id=deleted["id"])
+    failed = _upload(admin, "sqlpub", "broken", b"")
+    assert failed["ingest_status"] == "failed"
+    link = admin.action.resource_create(package_id="sqlpub", name="link", url="https://example.org/x.csv")
+    return {"R1": r1["id"], "R2": r2["id"], "PRIV": private["id"], "DEL": deleted["id"], "FAIL": failed["id"],
+            "LINK": link["id"], "RAND": str(uuid.uuid4()), "PRIV_UPPER": private["id"].upper(),
+            "BUCKET": mosu.settings.s3_bucket, "DATA": str(mosu.settings.data_dir)}
+
+
+@pytest.fixture(scope="module")
+def researcher(mosu: RunningMosu) -> str:
+    return mosu.token("researcher")
+
+
+def sql(mosu: RunningMosu, query: str, token: str | None = None) -> requests.Response:
+    headers = {"Authorization": token} if token else {}
+    return requests.post(mosu.url + "/api/3/action/datastore_search_sql", json={"sql": query}, headers=headers,
+                         timeout=60)
+
+
+def ok(mosu: RunningMosu, query: str, token: str | None = None) -> dict:
+    r = sql(mosu, query, token)
+    assert r.status_code == 200, r.text
+    return r.json()["result"]
+
+
+# --- pure checks -----------------------------------------------------------------------------
+
+def test_check_collects_resource_ids_in_query_order_any_case():
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    checked = sqlcheck.check(f'WITH c AS (SELECT 1 AS x) SELECT * FROM "{a.upper()}" JOIN "{b}" USING (_id), c')
+    assert checked.resource_ids == [a, b]
+    assert sqlcheck.check("SELECT * FROM range(3) r(x) CROSS JOIN unnest([1, 2])").resource_ids == []
+    # A huge range as a table streams rows (the time and row limits stop it); as one list value it is refused.
+    assert sqlcheck.check("SELECT count(*) FROM range(1000000000000)").resource_ids == []
+    with pytest.raises(QueryRejected, match="at most"):
+        sqlcheck.check("SELECT range(0, 1e10::BIGINT)")
+
+
+def test_check_refuses_with_reasons():
+    for query, reason in [("SELECT * FROM read_csv('/etc/passwd')", "Reading files"),
+                          ("SELECT 1; SELECT 2", "one SELECT"), ("COPY (SELECT 1) TO 'x'", "COPY"),
+                          ("SELECT * FROM duckdb_settings()", "system catalog"),
+                          ("SELECT * FROM json_each('{}')", "other than generate_series/range/unnest"),
+                          ("SELECT getenv('HOME')", "environment"), ("SELECT pg_sleep(10)", "interrupted"),
+                          ("SELECT lpad('', 1e10::BIGINT, 'x')", "at most")]:
+        with pytest.raises(QueryRejected, match=reason):
+            sqlcheck.check(query)
+
+
+# --- researchers' queries --------------------------------------------------------------------
+
+def test_select_where_group_by(mosu, ids, researcher):
+    query = (f'SELECT city, count(*) AS n, sum(value) AS total FROM "{ids["R1"]}" '
+             "WHERE value >= 100 GROUP BY city ORDER BY city")
+    result = ok(mosu, query, researcher)
+    expected = {}
+    for i in range(100, 200):
+        n, total = expected.get(CITIES[i % 4], (0, 0))
+        expected[CITIES[i % 4]] = (n + 1, total + i)
+    assert result["records"] == [{"city": c, "n": n, "total": t} for c, (n, t) in sorted(expected.items())]
+    assert result["fields"] == [{"id": "city", "type": "text"}, {"id": "n", "type": "int"},
+                                {"id": "total", "type": "int"}]
+    assert result["records_truncated"] is False and result["sql"] == query
+
+
+def test_join_two_public_resources_anonymously_and_id_column(mosu, ids):
+    query = (f'SELECT c.country, count(*) AS n FROM "{ids["R1"]}" m JOIN "{ids["R2"]}" c ON m.city = c.city '
+             "GROUP BY c.country ORDER BY c.country")
+    assert ok(mosu, query)["records"] == [{"country": k, "n": 50} for k in sorted(COUNTRIES.values())]
+    first = ok(mosu, f'SELECT _id, id FROM "{ids["R1"]}" ORDER BY _id LIMIT 3')["records"]
+    assert first == [{"_id": 1, "id": 0}, {"_id": 2, "id": 1}, {"_id": 3, "id": 2}]
+
+
+def test_records_truncated_only_by_the_row_limit(mosu, ids):
+    full = ok(mosu, f'SELECT * FROM "{ids["R1"]}"')
+    assert len(full["records"]) == 50 and full["records_truncated"] is True
+    exact = ok(mosu, f'SELECT * FROM "{ids["R1"]}" LIMIT 50')
+    assert len(exact["records"]) == 50 and exact["records_truncated"] is False
+    assert ok(mosu, "SELECT * FROM range(1000)")["records_truncated"] is True
+
+
+def test_slow_query_is_stopped_and_the_server_still_answers(mosu, ids):
+    started = time.monotonic()
+    r = sql(mosu, f'SELECT sum(a.value * b.value - c.value + d.value) FROM "{ids["R1"]}" a, "{ids["R1"]}" b, '
+                  f'"{ids["R1"]}" c, "{ids["R1"]}" d')
+    assert r.status_code == 400, r.text
+    assert "time limit of 2 s" in r.json()["error"]["message"]
+    assert time.monotonic() - started < 15
+    assert requests.get(mosu.url + "/api/3/action/status_show", timeout=10).ok
+    assert ok(mosu, f'SELECT count(*) AS n FROM "{ids["R1"]}"')["records"] == [{"n": 200}]
+
+
+def test_success_is_audited(mosu, ids, researcher):
+    ok(mosu, f'SELECT count(*) FROM "{ids["R2"]}" JOIN "{ids["R1"]}" USING (city)', researcher)
+    platform = mosu.inspect()
+    try:
+        with platform.read() as s:
+            event = s.scalars(select(AuditEvent).where(AuditEvent.action == "datastore_search_sql")
+                              .order_by(AuditEvent.seq.desc())).first()
+            assert event.actor == "researcher" and event.object_id == ids["R2"]
+            assert event.detail["resources"] == [ids["R2"], ids["R1"]]
+            assert event.detail["rows"] == 1 and event.detail["truncated"] is False
+    finally:
+        platform.close()
+
+
+# --- the hostile corpus -------------------------------------------------------------------------
+
+FILES = "reading files|not allowed"
+ONE = "only one select"
+SYS = "system catalog"
+TABLE_FN = "table functions other than"
+ENV = "not available"
+DENIED = "no table"
+LIMIT = "time limit|more memory|at most"
+FREE = "tables are named by resource id"
+PARSE = "could not be parsed|longer than|nul character|missing value"
+
+HOSTILE: list[tuple[str, int, str]] = [
+    # Local files, directly, in subqueries, CTEs, unions and joins.
+    ("SELECT * FROM read_csv('/etc/passwd')", 400, FILES),
+    ("SELECT * FROM read_csv_auto('/etc/passwd')", 400, FILES),
+    ("SELECT * FROM read_csv('../../../../../etc/passwd')", 400, FILES),
+    ("SELECT * FROM read_csv(['/etc/passwd', '/etc/hosts'])", 400, FILES),
+    ("SELECT * FROM read_csv('/etc/pass' || 'wd')", 400, FILES),
+    ("SELECT * FROM read_parquet('/etc/passwd')", 400, FILES),
+    ("SELECT * FROM read_parquet('{DATA}/cache/tables/*.arrow')", 400, FILES),
+    ("SELECT * FROM parquet_scan('x.parquet')", 400, FILES),
+    ("SELECT * FROM read_json('/etc/passwd')", 400, FILES),
+    ("SELECT * FROM read_json_auto('/etc/hosts')", 400, FILES),
+    ("SELECT * FROM read_ndjson('/etc/hosts')", 400, FILES),
+    ("SELECT * FROM read_text('/etc/passwd')", 400, FILES),
+    ("SELECT * FROM read_text('file:///etc/passwd')", 400, FILES),
+    ("SELECT * FROM read_blob('/etc/passwd')", 400, FILES),
+    ("SELECT * FROM read_duckdb('{DATA}/x.db')", 400, FILES),
+    ("SELECT * FROM glob('/etc/*')", 400, FILES),
+    ("SELECT * FROM glob('../*')", 400, FILES),
+    ("SELECT * FROM parquet_metadata('/etc/passwd')", 400, FILES),
+    ("SELECT * FROM parquet_schema('x.parquet')", 400, FILES),
+    ("SELECT * FROM sniff_csv('/etc/passwd')", 400, FILES),
+    ("SELECT * FROM '/etc/passwd'", 400, FILES),
+    ("SELECT * FROM 'data.csv'", 400, FILES),
+    ("SELECT * FROM '../../etc/passwd'", 400, FILES),
+    ("SELECT * FROM \"/etc/passwd\"", 400, FILES),
+    ("FROM '/etc/passwd'", 400, FILES),
+    ("SELECT * FROM 'catalog.sqlite'", 400, FILES),
+    ("SELECT * FROM '{DATA}/catalog.sqlite'", 400, FILES),
+    ("SELECT * FROM '~/.aws/credentials'", 400, FILES),
+    ("SELECT * FROM \"{R1}\" WHERE city IN (SELECT column0 FROM read_csv('/etc/passwd'))", 400, FILES),
+    ("SELECT id FROM \"{R1}\" UNION ALL SELECT column0 FROM read_csv('/etc/passwd')", 400, FILES),
+    ("SELECT 1 UNION SELECT * FROM '/etc/passwd'", 400, FILES),
+    ("WITH f AS (SELECT * FROM read_text('/etc/passwd')) SELECT * FROM f", 400, FILES),
+    ("WITH RECURSIVE f AS (SELECT * FROM '/etc/passwd') SELECT * FROM f", 400, FILES),
+    ("SELECT (SELECT content FROM read_text('/etc/passwd'))", 400, FILES),
+    ("SELECT * FROM (SELECT * FROM read_blob('/etc/shadow')) t", 400, FILES),
+    ("SELECT * FROM \"{R1}\" a JOIN read_csv('/etc/passwd') b ON true", 400, FILES),
+    ("SELECT * FROM unnest((SELECT list(content) FROM read_text('/etc/passwd')))", 400, FILES),
+    ("SELECT * FROM \"{R1}\" WHERE EXISTS (SELECT 1 FROM 'x.parquet')", 400, FILES),
+    # Object storage and the network, with ../ tricks.
+    ("SELECT * FROM 's3://mosu/x.parquet'", 400, FILES),
+    ("SELECT * FROM read_parquet('s3://{BUCKET}/published/*')", 400, FILES),
+    ("SELECT * FROM 's3://{BUCKET}/allowed/../other.parquet'", 400, FILES),
+    ("SELECT * FROM \"s3://{BUCKET}/k.parquet\"", 400, FILES),
+    ("SELECT * FROM 'http://127.0.0.1:1/x.csv'", 400, FILES),
+    ("SELECT * FROM read_csv('https://example.org/x.csv')", 400, FILES),
+    ("SELECT * FROM 'https://example.org/a/../x.parquet'", 400, FILES),
+    ("SELECT * FROM read_json('http://169.254.169.254/latest/meta-data/')", 400, FILES),
+    # Anything but a SELECT.
+    ("COPY \"{R1}\" TO '{TMP}/pwned.csv'", 400, ONE),
+    ("COPY (SELECT * FROM \"{R1}\") TO '{TMP}/pwned.csv'", 400, ONE),
+    ("COPY (SELECT 1) TO '{TMP}/pwned.parquet' (FORMAT parquet)", 400, ONE),
+    ("COPY \"{R1}\" FROM '/etc/passwd'", 400, ONE),
+    ("EXPORT DATABASE '{TMP}/pwned'", 400, ONE),
+    ("ATTACH '{TMP}/pwned.db' AS p", 400, ONE),
+    ("ATTACH ':memory:' AS m", 400, ONE),
+    ("DETACH m", 400, ONE),
+    ("INSTALL httpfs", 400, ONE),
+    ("LOAD httpfs", 400, ONE),
+    ("SET enable_external_access = true", 400, ONE),
+    ("SET lock_configuration = false", 400, ONE),
+    ("RESET memory_limit", 400, ONE),
+    ("PRAGMA database_list", 400, ONE),
+    ("PRAGMA enable_profiling", 400, ONE),
+    ("CALL pragma_version()", 400, ONE),
+    ("CALL duckdb_settings()", 400, ONE),
+    ("CREATE SECRET s (TYPE s3, KEY_ID 'a', SECRET 'b')", 400, ONE),
+    ("CREATE TABLE t AS SELECT 1", 400, ONE),
+    ("CREATE VIEW v AS SELECT * FROM read_csv('/etc/passwd')", 400, ONE),
+    ("CREATE MACRO m(x) AS x", 400, ONE),
+    ("CREATE TEMP TABLE t (a INT)", 400, ONE),
+    ("INSERT INTO \"{R1}\" VALUES (1)", 400, ONE),
+    ("UPDATE \"{R1}\" SET value = 0", 400, ONE),
+    ("DELETE FROM \"{R1}\"", 400, ONE),
+    ("DROP TABLE \"{R1}\"", 400, ONE),
+    ("DROP VIEW \"{R1}\"", 400, ONE),
+    ("ALTER TABLE \"{R1}\" RENAME TO x", 400, ONE),
+    ("USE memory", 400, ONE),
+    ("CHECKPOINT", 400, ONE),
+    ("VACUUM", 400, ONE),
+    ("EXPLAIN SELECT * FROM \"{R1}\"", 400, ONE),
+    ("EXPLAIN ANALYZE SELECT 1", 400, ONE),
+    ("BEGIN TRANSACTION", 400, ONE),
+    ("PREPARE p AS SELECT 1", 400, ONE),
+    ("SET VARIABLE x = 1", 400, ONE),
+    ("PIVOT \"{R1}\" ON city USING sum(value)", 400, ONE),
+    ("DESCRIBE \"{R1}\"", 400, "describe"),
+    ("SUMMARIZE \"{R1}\"", 400, "summarize"),
+    ("SHOW TABLES", 400, "show"),
+    ("SHOW ALL TABLES", 400, "show"),
+    # Several statements, with comments.
+    ("SELECT 1; SELECT 2", 400, ONE),
+    ("SELECT 1; COPY (SELECT 1) TO '{TMP}/pwned.csv'", 400, ONE),
+    ("SELECT * FROM \"{R1}\"; DROP TABLE \"{R1}\"", 400, ONE),
+    ("SELECT 1 /* c */; /* c */ SELECT 2", 400, ONE),
+    ("SELECT 1 -- c\n; SELECT 2", 400, ONE),
+    ("SELECT 1;\nATTACH '{TMP}/pwned.db'", 400, ONE),
+    (";;SELECT 1;;SELECT 2", 400, ONE),
+    ("-- only a comment", 400, ONE),
+    # System catalogs.
+    ("SELECT * FROM duckdb_tables()", 400, SYS),
+    ("SELECT * FROM duckdb_views()", 400, SYS),
+    ("SELECT * FROM duckdb_columns()", 400, SYS),
+    ("SELECT * FROM duckdb_settings()", 400, SYS),
+    ("SELECT * FROM duckdb_secrets()", 400, SYS),
+    ("SELECT * FROM duckdb_extensions()", 400, SYS),
+    ("SELECT * FROM duckdb_databases()", 400, SYS),
+    ("SELECT * FROM duckdb_functions()", 400, SYS),
+    ("SELECT * FROM duckdb_memory()", 400, SYS),
+    ("SELECT * FROM duckdb_tables", 400, SYS),
+    ("SELECT * FROM information_schema.tables", 400, SYS),
+    ("SELECT * FROM information_schema.columns", 400, SYS),
+    ("SELECT * FROM pg_catalog.pg_tables", 400, SYS),
+    ("FROM pg_tables", 400, SYS),
+    ("SELECT * FROM sqlite_master", 400, SYS),
+    ("SELECT * FROM sqlite_schema", 400, SYS),
+    ("SELECT * FROM pragma_version()", 400, SYS),
+    ("SELECT * FROM pragma_database_list", 400, SYS),
+    ("SELECT * FROM which_secret('s3://x/y', 's3')", 400, SYS),
+    ("SELECT * FROM main.sqlite_master", 400, SYS),
+    ("SELECT * FROM system.main.duckdb_tables", 400, SYS),
+    ("SELECT * FROM temp.main.\"{R1}\"", 400, SYS),
+    ("SELECT * FROM \"{R1}\" WHERE city IN (SELECT table_name FROM information_schema.tables)", 400, SYS),
+    # Nested SQL and other table functions.
+    ("SELECT * FROM query('SELECT * FROM read_csv(''/etc/passwd'')')", 400, TABLE_FN),
+    ("SELECT * FROM query_table('duckdb_settings')", 400, TABLE_FN),
+    ("SELECT * FROM json_execute_serialized_sql('{{}}')", 400, TABLE_FN),
+    ("SELECT * FROM repeat(1, 1000000000000)", 400, TABLE_FN),
+    ("SELECT * FROM test_all_types()", 400, TABLE_FN),
+    ("SELECT * FROM arrow_scan(1, 2, 3)", 400, TABLE_FN),
+    ("SELECT * FROM checkpoint()", 400, TABLE_FN),
+    ("SELECT * FROM enable_logging()", 400, TABLE_FN),
+    ("SELECT * FROM json_each('{{\"a\": 1}}')", 400, TABLE_FN),
+    # Scalars that read the environment or configuration, or never return.
+    ("SELECT current_setting('memory_limit')", 400, ENV),
+    ("SELECT getenv('HOME')", 400, ENV),
+    ("SELECT version()", 400, ENV),
+    ("SELECT current_database()", 400, ENV),
+    ("SELECT getvariable('x')", 400, ENV),
+    ("SELECT city FROM \"{R1}\" WHERE current_setting('threads') IS NOT NULL", 400, ENV),
+    ("SELECT sleep_ms(100000)", 400, ENV),
+    ("SELECT write_log('x')", 400, ENV),
+    # Free names: never a Python variable, never a built-in view.
+    ("SELECT * FROM tables", 400, SYS),
+    ("SELECT * FROM secret", 400, FREE),
+    ("SELECT * FROM self", 400, FREE),
+    ("SELECT * FROM sql", 400, FREE),
+    ("WITH x AS (SELECT 1) SELECT * FROM (SELECT * FROM y)", 400, FREE),
+    # Resources the caller may not read: one message whatever the reason.
+    ("SELECT * FROM \"{PRIV}\"", 403, DENIED),
+    ("SELECT * FROM \"{PRIV_UPPER}\"", 403, DENIED),
+    ("SELECT * FROM \"{DEL}\"", 403, DENIED),
+    ("SELECT * FROM \"{FAIL}\"", 403, DENIED),
+    ("SELECT * FROM \"{LINK}\"", 403, DENIED),
+    ("SELECT * FROM \"{RAND}\"", 403, DENIED),
+    ("SELECT * FROM \"{R1}\" JOIN \"{PRIV}\" USING (_id)", 403, DENIED),
+    ("SELECT count(*) FROM \"{R1}\" WHERE _id IN (SELECT _id FROM \"{PRIV}\")", 403, DENIED),
+    ("WITH x AS (SELECT * FROM \"{PRIV}\") SELECT * FROM x", 403, DENIED),
+    ("SELECT * FROM \"{R1}\" UNION ALL BY NAME SELECT * FROM \"{DEL}\"", 403, DENIED),
+    # Resource exhaustion: stopped by the time, memory or size limits.
+    ("SELECT max(a.city || b.city || c.city || d.city) FROM \"{R1}\" a, \"{R1}\" b, \"{R1}\" c, \"{R1}\" d",
+     400, LIMIT),
+    ("SELECT count(*) FROM range(1000000000000)", 400, LIMIT),
+    ("SELECT count(*) FROM range(1e12::BIGINT)", 400, LIMIT),
+    ("SELECT sum(generate_series) FROM generate_series(1, 1000000000000)", 400, LIMIT),
+    ("SELECT sum(a.range * b.range) FROM range(1000000) a, range(1000000) b", 400, LIMIT),
+    ("SELECT repeat('x', 1e9)", 400, LIMIT),
+    ("SELECT repeat('x', 1000000000)", 400, LIMIT),
+    ("SELECT list_resize([1], 10000000000)", 400, LIMIT),
+    ("SELECT range(1e10::BIGINT)", 400, LIMIT),
+    ("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r", 400, LIMIT),
+    ("SELECT string_agg(repeat('x', 1000), '') FROM range(10000000)", 400, LIMIT),
+    ("SELECT list(range) FROM range(1000000000)", 400, LIMIT),
+    # Malformed.
+    ("SELECT FROM WHERE", 400, PARSE),
+    ("SELECT * FROM {R1}", 400, PARSE),
+    ("SELECT " + "(" * 3000 + "1" + ")" * 3000, 400, PARSE),
+    ("SELECT 1 -- \x00", 400, PARSE),
+    ("SELECT 1" + " " * 20_000, 400, PARSE),
+    ("", 400, PARSE),
+]
+
+
+@pytest.fixture(scope="module")
+def data_before(mosu, ids) -> set[str]:
+    """The data directory's files (outside the table cache) before the corpus runs."""
+    return _data_files(mosu.settings.data_dir)
+
+
+def _data_files(data_dir: Path) -> set[str]:
+    skip = ("cache/", "catalog.sqlite")  # the table cache, and SQLite's journal files beside it
+    return {str(p.relative_to(data_dir)) for p in data_dir.rglob("*")
+            if p.is_file() and not str(p.relative_to(data_dir)).startswith(skip)}
+
+
+@pytest.mark.parametrize("query,status,keyword", HOSTILE, ids=[f"q{i:03d}" for i in range(len(HOSTILE))])
+def test_hostile_query_is_refused(mosu, ids, researcher, data_before, tmp_path_factory, query, status, keyword):
+    tmp = tmp_path_factory.getbasetemp() / "pwn"
+    r = sql(mosu, query.format(**ids, TMP=tmp), researcher)
+    assert r.status_code == status, f"{r.status_code}: {r.text[:500]}"
+    error = r.json()["error"]
+    assert error["__type"] == ("Authorization Error" if status == 403 else "Validation Error")
+    assert re.search(keyword, error["message"], re.IGNORECASE), error["message"]
+    assert "result" not in r.json()
+
+
+def test_after_the_corpus_nothing_was_written_and_the_server_answers(mosu, ids, data_before, tmp_path_factory):
+    tmp = tmp_path_factory.getbasetemp() / "pwn"
+    assert not tmp.exists() or not any(tmp.iterdir())
+    assert not list(tmp_path_factory.getbasetemp().rglob("pwned*"))
+    assert _data_files(mosu.settings.data_dir) == data_before
+    assert requests.get(mosu.url + "/api/3/action/status_show", timeout=10).ok
+    assert ok(mosu, f'SELECT count(*) AS n FROM "{ids["R1"]}"')["records"] == [{"n": 200}]
+
+
+def test_corpus_is_large_enough():
+    assert len(HOSTILE) >= 100

@@ -101,5 +101,6 @@ def bars(counts: list[int], width: int = 240, height: int = 48) -> list[dict[str
 @bp.route("/dataset/<dataset_id>/resource/<resource_id>/download")
 def download(dataset_id: str, resource_id: str):
     """Check permission, record the download, then hand out a 5-minute URL for one object."""
-    result = call(_ctx(), "resource_download", {"id": resource_id})
+    args = {"id": resource_id, **{k: request.args[k] for k in ("format", "version") if request.args.get(k)}}
+    result = call(_ctx(), "resource_download", args)
     return redirect(result["url"], code=302)

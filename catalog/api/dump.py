@@ -1,4 +1,5 @@
-"""Streamed downloads of data: CKAN's ``/datastore/dump/<resource id>`` (filtered, in four formats).
+"""Streamed downloads of data: CKAN's ``/datastore/dump/<resource id>`` (filtered) and
+``/datastore/dump_sql`` (a researcher's query), in four formats.
 
 Outside the Action API because the answer is a file, not a JSON envelope; errors
 before the first byte still get the envelope and the status of ``catalog.errors``.
@@ -10,6 +11,7 @@ import json
 from flask import Blueprint, Response, current_app, g, request, stream_with_context
 
 from catalog.actions.datastore import datastore_export
+from catalog.actions.sql import datastore_sql_export
 from catalog.api.errors import error_body
 from catalog.api.session import request_context
 
@@ -30,11 +32,9 @@ def _params() -> dict:
     return data
 
 
-@bp.route("/datastore/dump/<resource_id>", methods=["GET", "POST"])
-def dump(resource_id: str) -> Response:
-    """Every matching row as csv (default), tsv, jsonl or parquet (``format``), streamed."""
+def _stream(export_of, data: dict) -> Response:
     try:
-        export = datastore_export(request_context(), {**_params(), "resource_id": resource_id})
+        export = export_of(request_context(), data)
     except Exception as exc:  # noqa: BLE001 - typed errors map to their status, the rest to a logged 500
         status, error = error_body(exc, g.get("request_id", "-"))
         return current_app.response_class(json.dumps({"success": False, "error": error}), status=status,
@@ -42,3 +42,15 @@ def dump(resource_id: str) -> Response:
     response = Response(stream_with_context(export.chunks), mimetype=export.content_type)
     response.headers["Content-Disposition"] = f'attachment; filename="{export.filename}"'
     return response
+
+
+@bp.route("/datastore/dump_sql", methods=["GET", "POST"])
+def dump_sql() -> Response:
+    """A researcher's SQL result (``sql``) as csv (default), tsv, jsonl or parquet (``format``), streamed."""
+    return _stream(datastore_sql_export, _params())
+
+
+@bp.route("/datastore/dump/<resource_id>", methods=["GET", "POST"])
+def dump(resource_id: str) -> Response:
+    """Every matching row as csv (default), tsv, jsonl or parquet (``format``), streamed."""
+    return _stream(datastore_export, {**_params(), "resource_id": resource_id})

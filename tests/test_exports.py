@@ -1,4 +1,8 @@
-"""Exports: streaming CSV/TSV/JSON lines/Parquet writers, run in-process on Arrow data."""
+"""Exports: streaming CSV/TSV/JSON lines/Parquet writers, and presigned downloads of a whole version.
+
+The first part runs :mod:`catalog.exports` in-process on Arrow data; the second talks HTTP to a real
+``mosu up`` and fetches the presigned URLs from the real SeaweedFS.
+"""
 from __future__ import annotations
 
 import csv
@@ -9,14 +13,18 @@ import json
 import math
 import re
 import tracemalloc
+import urllib.parse
 
+import ckanapi
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+import requests
 
 from catalog import exports
 from catalog.errors import ValidationError
+from tests.conftest import wait_for_ingest
 
 UTC = dt.timezone.utc
 
@@ -174,3 +182,103 @@ def test_a_large_export_streams_in_bounded_memory(fmt, rows):
     if fmt == "parquet":
         assert total < 20 * 1024 * 1024
 
+
+# -- Part 2: presigned downloads of a whole version, against a real server ------------------------
+
+@pytest.fixture(scope="module")
+def admin(mosu):
+    return mosu.admin_with_dataset("exported")
+
+
+def _upload(ckan, content: bytes, resource_id: str | None = None, dataset: str = "exported") -> dict:
+    if resource_id is None:
+        res = ckan.action.resource_create(package_id=dataset, upload=("trees.csv", io.BytesIO(content)))
+    else:
+        res = ckan.action.resource_patch(id=resource_id, upload=("trees.csv", io.BytesIO(content)))
+    return wait_for_ingest(ckan, res["id"])
+
+
+def _rows(n: int) -> bytes:
+    return ("species,height\n" + "".join(f"oak{i},{i}\n" for i in range(n))).encode()
+
+
+def _fetch(url: str) -> requests.Response:
+    resp = requests.get(url, timeout=30)
+    assert resp.status_code == 200, resp.text
+    return resp
+
+
+def test_download_parquet_of_current_and_earlier_versions(mosu, admin):
+    v1 = _upload(admin, _rows(3))
+    rid = v1["id"]
+    v2 = _upload(admin, _rows(5), rid)
+    assert v2["ingest_status"] == "ready" and v2["version_id"] != v1["version_id"]
+    anon = mosu.ckan()
+
+    current = anon.action.resource_download(id=rid, format="parquet")
+    assert current["version"] == 2 and current["format"] == "parquet" and current["filename"] == "trees.v2.parquet"
+    assert pq.read_table(io.BytesIO(_fetch(current["url"]).content)).num_rows == 5
+    earlier = anon.action.resource_download(id=rid, format="parquet", version=1)
+    assert earlier["version"] == 1 and earlier["version_id"] == v1["version_id"]
+    table = pq.read_table(io.BytesIO(_fetch(earlier["url"]).content))
+    assert table.num_rows == 3 and table.column_names == ["species", "height"]
+    by_id = anon.action.resource_download(id=rid, format="parquet", version=v1["version_id"])
+    assert by_id["version"] == 1
+
+    for result, version_id in ((current, v2["version_id"]), (earlier, v1["version_id"])):
+        url = urllib.parse.urlparse(result["url"])
+        query = urllib.parse.parse_qs(url.query)
+        assert int(query["X-Amz-Expires"][0]) <= 300 and result["expires_in"] <= 300
+        assert url.path.endswith(f"/parquet/{rid}/{version_id}.parquet"), "signed for exactly that object"
+        assert "attachment" in _fetch(result["url"]).headers["Content-Disposition"]
+
+    original = anon.action.resource_download(id=rid)  # the default is unchanged: current version's upload
+    assert original["format"] == "original" and original["version"] == 2
+    assert _fetch(original["url"]).content == _rows(5)
+    assert _fetch(anon.action.resource_download(id=rid, version=1, format="original")["url"]).content == _rows(3)
+
+    with pytest.raises(ckanapi.ValidationError):
+        anon.action.resource_download(id=rid, format="xlsx")
+    with pytest.raises(ckanapi.NotFound):
+        anon.action.resource_download(id=rid, format="parquet", version=9)
+
+    platform = mosu.inspect()
+    try:
+        from sqlalchemy import select
+
+        from catalog.models import AuditEvent
+
+        with platform.read() as s:
+            events = [e.detail for e in s.scalars(select(AuditEvent).where(
+                AuditEvent.action == "resource_download", AuditEvent.object_id == rid).order_by(AuditEvent.seq))]
+    finally:
+        platform.close()
+    assert [(e["version"], e["format"]) for e in events] == \
+        [(2, "parquet"), (1, "parquet"), (1, "parquet"), (2, "original"), (1, "original")]
+    assert events[0]["version_id"] == v2["version_id"]
+
+
+def test_a_failed_version_has_no_parquet_and_its_original_is_for_editors(mosu, admin):
+    rid = _upload(admin, _rows(2))["id"]
+    broken = b"%PDF-1.4 not a table"
+    assert _upload(admin, broken, rid)["ingest_status"] == "failed"
+    with pytest.raises(ckanapi.ValidationError) as err:
+        admin.action.resource_download(id=rid, version=2, format="parquet")
+    assert "Version 2 is failed, not published" in str(err.value)
+    assert _fetch(admin.action.resource_download(id=rid, version=2)["url"]).content == broken
+    reader = mosu.ckan(mosu.token("export-reader"))
+    for outsider in (mosu.ckan(), reader):
+        with pytest.raises(ckanapi.NotAuthorized):
+            outsider.action.resource_download(id=rid, version=2)
+        assert outsider.action.resource_download(id=rid, format="parquet")["version"] == 1, "the current one"
+
+
+def test_a_private_dataset_is_not_downloadable_by_outsiders(mosu, admin):
+    admin.action.package_create(name="exported-private", owner_org="exported-org", private=True)
+    rid = _upload(admin, _rows(4), dataset="exported-private")["id"]
+    assert pq.read_table(io.BytesIO(_fetch(
+        admin.action.resource_download(id=rid, format="parquet")["url"]).content)).num_rows == 4
+    for outsider in (mosu.ckan(), mosu.ckan(mosu.token("export-outsider"))):
+        for fmt in ("original", "parquet"):
+            with pytest.raises(ckanapi.NotFound):  # its existence is not revealed either
+                outsider.action.resource_download(id=rid, format=fmt)

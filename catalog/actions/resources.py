@@ -12,7 +12,7 @@ from catalog import activity, audit, authz, dictize, jobs, keys, lookup, validat
 from catalog.actions import action
 from catalog.actions.packages import apply_resource_fields, package_dict
 from catalog.context import Context
-from catalog.errors import NotFound, ValidationError
+from catalog.errors import NotAuthorized, NotFound, ValidationError
 from catalog.models import IngestJob, Package, Resource, ResourceVersion, new_id, utcnow
 from catalog.search import changes
 from catalog.storage import StoredObject
@@ -217,17 +217,70 @@ def resource_view_list(ctx: Context, data: dict[str, Any]) -> list[dict[str, Any
                  "view_type": "datatables_view", "title": "Table", "description": "", "filterable": True}]
 
 
-@action
-def resource_download(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
-    """A short-lived (5 minute) URL for the original upload of resource ``id``'s current version."""
-    resource_id = validate.required_id(data)
-    with ctx.platform.write.begin() as s:
-        res, _ = _resource_and_package(s, ctx, resource_id)
+DOWNLOAD_FORMATS = ("original", "parquet")
+
+
+def _download_version(s: Session, res: Resource, key: Any) -> ResourceVersion:
+    """The version to download: ``key`` is a version number or id; none means the current one.
+
+    Unlike ``datastore_search``'s lookup, an unpublished version is returned too: its original
+    upload is still downloadable by the dataset's editors (to see why it failed, say).
+    """
+    if key in (None, ""):
         version = s.get(ResourceVersion, res.current_version_id) if res.current_version_id else None
         if version is None:
             raise ValidationError({"id": ["This resource has no published upload to download"]})
+        return version
+    key = str(key)
+    query = select(ResourceVersion).where(ResourceVersion.resource_id == res.id)
+    query = query.where(ResourceVersion.number == int(key)) if key.isdigit() else query.where(ResourceVersion.id == key)
+    version = s.scalar(query)
+    if version is None:
+        raise NotFound(f"Version {key} of this resource not found")
+    return version
+
+
+def _published(version: ResourceVersion) -> bool:
+    # A held version has its Parquet written but awaits a personal-information acknowledgement:
+    # it is not published, and its Parquet must not leave the platform until it is.
+    return version.status == "ready" and version.parquet_key is not None
+
+
+@action
+def resource_download(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """A short-lived (5 minute) URL for one stored file of resource ``id``, after the permission check.
+
+    ``version``: a version number or id (default the current one). ``format``: ``original`` (the
+    default: the upload exactly as received) or ``parquet`` (the published Parquet of that version).
+    The URL is a presigned GET of that single object, so it cannot be widened to others, and it
+    expires quickly because it bypasses the catalog's permission check once issued. Only a published
+    version has a Parquet to download; the original of an unpublished one (queued, failed, held) is
+    for the dataset's editors only, as a held version may hold personal information. The audit event
+    records the version and format.
+    """
+    resource_id = validate.required_id(data)
+    fmt = data.get("format") or "original"
+    if fmt not in DOWNLOAD_FORMATS:
+        raise ValidationError({"format": [f"Must be one of: {', '.join(DOWNLOAD_FORMATS)}"]})
+    with ctx.platform.write.begin() as s:
+        res, pkg = _resource_and_package(s, ctx, resource_id)
+        version = _download_version(s, res, data.get("version"))
+        published = _published(version)
+        if fmt == "parquet":
+            if not published:
+                raise ValidationError({"version": [f"Version {version.number} is {version.status}, not published: "
+                                                   "it has no Parquet to download"]})
+            key = version.parquet_key
+            stem = (version.original_filename or res.id).rsplit(".", 1)[0] or res.id
+            filename = f"{stem}.v{version.number}.parquet"
+        else:
+            if not published and not authz.can_edit_package(s, ctx.actor, pkg):
+                raise NotAuthorized(f"Access denied: version {version.number} is {version.status}, not published; "
+                                    "only the dataset's editors may download its original upload")
+            key = version.raw_key
+            filename = version.original_filename or f"{res.id}.bin"
         audit.record(s, ctx.actor_name, "resource_download", "resource", res.id,
-                     {"version_id": version.id})
-        url = ctx.platform.store.presigned_get(version.raw_key, dt.timedelta(seconds=DOWNLOAD_URL_SECONDS),
-                                               version.original_filename or f"{res.id}.bin")
-        return {"url": url, "expires_in": DOWNLOAD_URL_SECONDS}
+                     {"version_id": version.id, "version": version.number, "format": fmt})
+        url = ctx.platform.store.presigned_get(key, dt.timedelta(seconds=DOWNLOAD_URL_SECONDS), filename)
+        return {"url": url, "expires_in": DOWNLOAD_URL_SECONDS, "version": version.number,
+                "version_id": version.id, "format": fmt, "filename": filename}

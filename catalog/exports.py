@@ -1,0 +1,283 @@
+"""Streaming writers that turn Arrow record batches into a downloadable file: CSV, TSV, JSON lines, Parquet.
+
+:func:`stream` is a generator of byte chunks (64 KiB to 1 MiB each), made batch by batch from a
+:class:`pyarrow.RecordBatchReader`, so an export of any size holds at most one batch (sliced to
+:data:`SLICE_ROWS` rows) and one Parquet row group in memory: a web response or an object-storage
+upload can consume it as it is produced. Nothing here knows about Flask, the database or storage.
+
+Conventions, chosen so a file opens correctly in a spreadsheet and reads back losslessly in code:
+
+CSV (``text/csv``)
+    RFC 4180: a header row, ``,`` between fields, CRLF after every record, UTF-8 **without** a BOM
+    (``bom=True`` prepends one for old Excel versions that otherwise guess the encoding wrongly). A
+    field is enclosed in double quotes only when it holds ``,``, ``"``, CR or LF, with ``"`` doubled.
+    A null is an empty field; an empty text is ``""``, so the two stay distinct.
+TSV (``text/tab-separated-values``)
+    A header row, a tab between fields, LF after every record, never quoted (IANA's TSV allows no tab
+    or newline in a field). Inside a value, backslash, tab, LF and CR are escaped as ``\\\\``, ``\\t``,
+    ``\\n`` and ``\\r`` (PostgreSQL's text format, which ``COPY`` and most tools read). A null is an
+    empty field, as is an empty text (TSV has no way to tell them apart without quoting).
+Values in CSV and TSV
+    Numbers as Arrow prints them (shortest text that reads back to the same double; ``nan``,
+    ``inf``, ``-inf``), decimals exactly, booleans ``true``/``false``, dates and times ISO 8601
+    (``2024-01-31``, ``2024-01-31T12:00:00+01:00``; a zero fraction of a second is left out, as
+    Python's ``isoformat`` does), binary as hex, nested values (struct, list, map) as JSON text.
+Formula injection (OWASP "CSV injection")
+    In CSV and TSV, a *text* cell (a string column, and the header) that begins with ``=``, ``+``,
+    ``-``, ``@``, tab or carriage return gets a single quote ``'`` in front, so a spreadsheet shows
+    it as text instead of evaluating it (``=HYPERLINK(...)``, ``@SUM(...)``, DDE payloads). Numeric,
+    date and other typed columns are never changed: ``-3`` in an integer column is a number, not a
+    formula. JSON lines and Parquet are data formats that no spreadsheet evaluates: they are written
+    unchanged, so the exact values survive.
+JSON lines (``application/x-ndjson``)
+    One JSON object per row, LF-terminated, keys in column order, nesting kept. Values as
+    :func:`catalog.query.json_value` gives them to ``datastore_search``: times ISO 8601, decimals as
+    strings (no precision lost), binary as hex, NaN (and infinities, which JSON cannot hold) as null.
+Parquet (``application/vnd.apache.parquet``)
+    The batches' own schema, zstd-compressed, written with :class:`pyarrow.parquet.ParquetWriter`
+    into a sink the generator drains after each row group (:data:`ROW_GROUP_ROWS` rows or
+    :data:`ROW_GROUP_BYTES` of Arrow data, whichever comes first).
+"""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Iterator, NamedTuple
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from catalog.errors import ValidationError
+from catalog.query import json_value
+
+
+class ExportFormat(NamedTuple):
+    content_type: str
+    extension: str
+
+
+FORMATS: dict[str, ExportFormat] = {
+    "csv": ExportFormat("text/csv; charset=utf-8", "csv"),
+    "tsv": ExportFormat("text/tab-separated-values; charset=utf-8", "tsv"),
+    "jsonl": ExportFormat("application/x-ndjson", "jsonl"),
+    "parquet": ExportFormat("application/vnd.apache.parquet", "parquet"),
+}
+"""Export format name -> (HTTP content type, file extension)."""
+
+MIN_CHUNK = 64 * 1024
+"""Bytes gathered before a chunk is yielded: fewer, larger writes to the socket or upload."""
+MAX_CHUNK = 1024 * 1024
+"""The largest chunk yielded (a large batch is cut into pieces of this size)."""
+SLICE_ROWS = 65_536
+"""Rows encoded at a time, so one huge input batch never becomes one huge text buffer."""
+ROW_GROUP_ROWS = 262_144
+"""Rows per Parquet row group at most: large enough for good compression and pruning."""
+ROW_GROUP_BYTES = 64 * 1024 * 1024
+"""Arrow bytes buffered for one Parquet row group at most: the writer's memory bound."""
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+"""What a spreadsheet treats as the start of a formula (OWASP's list)."""
+_FORMULA_REGEX = "^[=+\\-@\t\r]"
+
+
+def neutralise(value: str) -> str:
+    """``value`` made safe to open in a spreadsheet: prefixed with ``'`` if it could start a formula.
+
+    The quote is what spreadsheets themselves use to mark "this is text"; it is visible in the file,
+    which is the price of not letting a downloaded cell run a formula on a user's machine.
+    """
+    return "'" + value if value.startswith(FORMULA_START) else value
+
+
+def stream(reader: pa.RecordBatchReader, fmt: str, *, bom: bool = False) -> Iterator[bytes]:
+    """The rows of ``reader`` as a file in format ``fmt`` (a key of :data:`FORMATS`), in chunks.
+
+    Nothing is read from ``reader`` until the first chunk is asked for, and each batch is encoded
+    and yielded before the next is read, so memory stays bounded whatever the row count.
+    ``bom`` (CSV and TSV only) starts the file with a UTF-8 byte order mark, for Excel.
+    """
+    if fmt not in FORMATS:
+        raise ValidationError({"format": [f"Unknown export format {fmt!r}; one of: {', '.join(FORMATS)}"]})
+    if fmt == "parquet":
+        return _chunked(_parquet(reader))
+    if fmt == "jsonl":
+        return _chunked(_jsonl(reader))
+    return _chunked(_delimited(reader, fmt, bom))
+
+
+# -- chunking ----------------------------------------------------------------------------------
+
+def _chunked(pieces: Iterator[bytes]) -> Iterator[bytes]:
+    """Regroup ``pieces`` into chunks of ``MIN_CHUNK`` to ``MAX_CHUNK`` bytes (the last may be smaller)."""
+    buffer, size = [], 0
+    for piece in pieces:
+        if not piece:
+            continue
+        buffer.append(piece)
+        size += len(piece)
+        if size >= MIN_CHUNK:
+            data = b"".join(buffer)
+            buffer, size = [], 0
+            for start in range(0, len(data), MAX_CHUNK):
+                yield data[start:start + MAX_CHUNK]
+    if buffer:
+        yield b"".join(buffer)
+
+
+def _slices(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+    for batch in reader:
+        for start in range(0, batch.num_rows, SLICE_ROWS):
+            yield batch.slice(start, SLICE_ROWS)
+
+
+def _concatenated(lines: pa.Array) -> bytes:
+    """The values of a string array end to end, straight from its data buffer (no per-row Python)."""
+    if len(lines) == 0:
+        return b""
+    offsets = memoryview(lines.buffers()[1]).cast("q" if pa.types.is_large_string(lines.type) else "i")
+    first, last = offsets[lines.offset], offsets[lines.offset + len(lines)]
+    return lines.buffers()[2][first:last].to_pybytes()
+
+
+# -- CSV and TSV -------------------------------------------------------------------------------
+
+def _delimited(reader: pa.RecordBatchReader, fmt: str, bom: bool) -> Iterator[bytes]:
+    sep, end = (",", "\r\n") if fmt == "csv" else ("\t", "\n")
+    quote = _csv_field if fmt == "csv" else _tsv_field
+    if bom:
+        yield "\ufeff".encode()
+    header = [quote(pa.array([neutralise(name)], pa.string())) for name in reader.schema.names]
+    yield (sep.join(h[0].as_py() for h in header) + end).encode() if header else end.encode()
+    for batch in _slices(reader):
+        if batch.num_rows == 0 or batch.num_columns == 0:
+            continue
+        fields = [quote(_text(column, neutralise_text=True)) for column in batch.columns]
+        line = pc.binary_join_element_wise(*fields, sep, null_handling="replace", null_replacement="")
+        yield _concatenated(pc.binary_join_element_wise(line, end, ""))
+
+
+def _csv_field(text: pa.Array) -> pa.Array:
+    """RFC 4180 quoting: only when needed, ``"`` doubled; an empty (non-null) text becomes ``""``."""
+    needs = pc.or_(pc.match_substring_regex(text, '[",\r\n]'), pc.equal(pc.utf8_length(text), 0))
+    quoted = pc.binary_join_element_wise('"', pc.replace_substring(text, '"', '""'), '"', "")
+    return pc.if_else(needs, quoted, text)
+
+
+def _tsv_field(text: pa.Array) -> pa.Array:
+    """Backslash escapes for the characters TSV cannot hold (backslash first, so none is doubled twice)."""
+    for char, escaped in (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")):
+        text = pc.replace_substring(text, char, escaped)
+    return text
+
+
+def _text(column: pa.Array, neutralise_text: bool) -> pa.Array:
+    """One column as a string array (nulls kept), by the conventions in the module docstring."""
+    kind = column.type
+    if pa.types.is_dictionary(kind):
+        return _text(column.dictionary_decode(), neutralise_text)
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+        text = column.cast(pa.string())
+        if neutralise_text:
+            text = pc.if_else(pc.match_substring_regex(text, _FORMULA_REGEX),
+                              pc.binary_join_element_wise("'", text, ""), text)
+        return text
+    if pa.types.is_null(kind):
+        return pa.nulls(len(column), pa.string())
+    if pa.types.is_timestamp(kind):
+        fmt = "%Y-%m-%dT%H:%M:%S" + ("%z" if kind.tz else "")
+        text = pc.strftime(column, format=fmt)
+        text = pc.replace_substring_regex(text, r"\.0+([+-]|$)", r"\1")  # no all-zero fraction
+        return pc.replace_substring_regex(text, r"([+-]\d\d)(\d\d)$", r"\1:\2")  # +0100 -> +01:00
+    if pa.types.is_time(kind):
+        return pc.replace_substring_regex(column.cast(pa.string()), r"\.0+$", "")
+    if (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
+            or pa.types.is_boolean(kind) or pa.types.is_date(kind)):
+        return column.cast(pa.string())
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
+        return pa.array([None if v is None else v.hex() for v in column.to_pylist()], pa.string())
+    # Nested (struct, list, map) and anything else: JSON text, as JSON lines would hold it.
+    return pa.array([None if v is None else _dumps(v) for v in _pylist(column)], pa.string())
+
+
+# -- JSON lines --------------------------------------------------------------------------------
+
+def _jsonable(value: Any) -> Any:
+    """:func:`catalog.query.json_value`, applied all the way down, with infinities as null too."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return json_value(value)
+
+
+def _dumps(value: Any) -> str:
+    # default=str: a type JSON has no form for (a duration, say) is written as its text, not refused.
+    return json.dumps(_jsonable(value), ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str)
+
+
+def _pylist(data: pa.Array | pa.RecordBatch) -> list:
+    return data.to_pylist(maps_as_pydicts="lossy")
+
+
+def _jsonl(reader: pa.RecordBatchReader) -> Iterator[bytes]:
+    for batch in _slices(reader):
+        yield "".join(_dumps(row) + "\n" for row in _pylist(batch)).encode()
+
+
+# -- Parquet -----------------------------------------------------------------------------------
+
+class _Sink:
+    """A write-only file for :class:`pyarrow.parquet.ParquetWriter` whose bytes the generator drains."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.position = 0
+        self.closed = False
+
+    def write(self, data: Any) -> int:
+        data = bytes(data)
+        self.parts.append(data)
+        self.position += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.position
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+    def writable(self) -> bool:
+        return True
+
+    def drain(self) -> list[bytes]:
+        parts, self.parts = self.parts, []
+        return parts
+
+
+def _parquet(reader: pa.RecordBatchReader) -> Iterator[bytes]:
+    """The Parquet file's bytes as the writer produces them: after each row group, then the footer."""
+    sink = _Sink()
+    writer = pq.ParquetWriter(pa.PythonFile(sink, mode="w"), reader.schema, compression="zstd")
+    pending: list[pa.RecordBatch] = []
+    rows = nbytes = 0
+    try:
+        for batch in _slices(reader):
+            pending.append(batch)
+            rows += batch.num_rows
+            nbytes += batch.nbytes
+            if rows >= ROW_GROUP_ROWS or nbytes >= ROW_GROUP_BYTES:
+                writer.write_table(pa.Table.from_batches(pending, reader.schema), row_group_size=ROW_GROUP_ROWS)
+                pending, rows, nbytes = [], 0, 0
+                yield from sink.drain()
+        if pending:
+            writer.write_table(pa.Table.from_batches(pending, reader.schema), row_group_size=ROW_GROUP_ROWS)
+            pending = []
+    finally:
+        writer.close()  # also on an early close of the generator: the writer's buffers are freed
+    yield from sink.drain()

@@ -1,0 +1,284 @@
+"""Exports: streaming CSV/TSV/JSON lines/Parquet writers, and presigned downloads of a whole version.
+
+The first part runs :mod:`catalog.exports` in-process on Arrow data; the second talks HTTP to a real
+``mosu up`` and fetches the presigned URLs from the real SeaweedFS.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import decimal
+import io
+import json
+import math
+import re
+import tracemalloc
+import urllib.parse
+
+import ckanapi
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+import requests
+
+from catalog import exports
+from catalog.errors import ValidationError
+from tests.conftest import wait_for_ingest
+
+UTC = dt.timezone.utc
+
+
+def _table() -> pa.Table:
+    return pa.table({
+        "i": pa.array([1, -2, None], pa.int64()),
+        "f": pa.array([1.5, float("nan"), None], pa.float64()),
+        "d": pa.array([decimal.Decimal("1.50"), None, decimal.Decimal("-3.25")], pa.decimal128(10, 2)),
+        "day": pa.array([dt.date(2020, 1, 2), None, dt.date(1999, 12, 31)], pa.date32()),
+        "ts": pa.array([dt.datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC), None,
+                        dt.datetime(2020, 1, 2, 3, 4, 5, 120000, tzinfo=UTC)], pa.timestamp("us", tz="Europe/Paris")),
+        "s": ['a,b "q"\nline\ttab\r\\end', "=1+2", ""],
+        "u": ["héllo 世界 🎉", None, "-x"],
+        "formula": ["@SUM(A1)", "\t=cmd", "\r+1"],
+        "st": [{"a": 1, "b": "x"}, None, {"a": None, "b": "y"}],
+        "l": pa.array([[1, 2], [], None], pa.list_(pa.int64())),
+        "m": pa.array([[("k", 1)], None, []], pa.map_(pa.string(), pa.int64())),
+    })
+
+
+# What CSV and TSV hold for _table(): nulls are empty, text cells that could start a formula get a quote.
+TEXT_ROWS = [
+    ["1", "1.5", "1.50", "2020-01-02", "2020-01-02T04:04:05+01:00", 'a,b "q"\nline\ttab\r\\end',
+     "héllo 世界 🎉", "'@SUM(A1)", '{"a":1,"b":"x"}', "[1,2]", '{"k":1}'],
+    ["-2", "nan", "", "", "", "'=1+2", "", "'\t=cmd", "", "[]", ""],
+    ["", "", "-3.25", "1999-12-31", "2020-01-02T04:04:05.120000+01:00", "", "'-x", "'\r+1",
+     '{"a":null,"b":"y"}', "", "{}"],
+]
+
+
+def _export(table: pa.Table, fmt: str, **kw) -> bytes:
+    return b"".join(exports.stream(table.to_reader(max_chunksize=2), fmt, **kw))
+
+
+def test_neutralise_prefixes_only_what_a_spreadsheet_evaluates():
+    for value in ("=HYPERLINK(\"http://x\")", "+1", "-1", "@SUM(A1)", "\tx", "\rx"):
+        assert exports.neutralise(value) == "'" + value
+    for value in ("", "plain", " =1", "'=1", "1-2", "a=b", "\n=1"):
+        assert exports.neutralise(value) == value
+
+
+def test_csv_is_rfc4180_with_formulas_neutralised():
+    raw = _export(_table(), "csv")
+    assert not raw.startswith(b"\xef\xbb\xbf"), "no BOM by default"
+    text = raw.decode("utf-8")
+    assert text.endswith("\r\n") and text.count("\r\n") == 4, "CRLF after each record"
+    rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+    assert rows[0] == _table().column_names
+    assert rows[1:] == TEXT_ROWS
+    lines = text.split("\r\n")
+    assert lines[2].startswith("-2,nan,,,,'=1+2,,"), "a negative number is a number; a null is an empty field"
+    assert ',"",' in lines[3], "an empty text is quoted, so it differs from a null"
+    assert _export(_table(), "csv", bom=True) == b"\xef\xbb\xbf" + raw
+
+
+def test_tsv_escapes_instead_of_quoting():
+    text = _export(_table(), "tsv").decode("utf-8")
+    records = text.split("\n")
+    assert records[-1] == "" and len(records) == 5, "LF after each record, none inside a value"
+    unescape = {"\\\\": "\\", "\\t": "\t", "\\n": "\n", "\\r": "\r"}
+    rows = [[re.sub(r"\\[\\tnr]", lambda m: unescape[m.group()], f) for f in r.split("\t")] for r in records[:-1]]
+    assert rows[0] == _table().column_names
+    assert rows[1:] == TEXT_ROWS
+    assert "a,b \"q\"\\nline\\ttab\\r\\\\end" in records[1]
+
+
+def test_header_cells_are_neutralised_too():
+    table = pa.table({"=cmd|' /C calc'!A0": [1], "ok": ["-1"]})
+    assert _export(table, "csv").decode() == "'=cmd|' /C calc'!A0,ok\r\n1,'-1\r\n"
+    assert _export(table, "tsv").decode() == "'=cmd|' /C calc'!A0\tok\n1\t'-1\n"
+
+
+def test_json_lines_keep_types_nesting_and_formulas():
+    lines = _export(_table(), "jsonl").decode("utf-8").splitlines()
+    rows = [json.loads(line) for line in lines]
+    assert rows == [
+        {"i": 1, "f": 1.5, "d": "1.50", "day": "2020-01-02", "ts": "2020-01-02T04:04:05+01:00",
+         "s": 'a,b "q"\nline\ttab\r\\end', "u": "héllo 世界 🎉", "formula": "@SUM(A1)", "st": {"a": 1, "b": "x"},
+         "l": [1, 2], "m": {"k": 1}},
+        {"i": -2, "f": None, "d": None, "day": None, "ts": None, "s": "=1+2", "u": None, "formula": "\t=cmd",
+         "st": None, "l": [], "m": None},
+        {"i": None, "f": None, "d": "-3.25", "day": "1999-12-31", "ts": "2020-01-02T04:04:05.120000+01:00",
+         "s": "", "u": "-x", "formula": "\r+1", "st": {"a": None, "b": "y"}, "l": None, "m": {}},
+    ]
+    infinite = _export(pa.table({"x": [math.inf, -math.inf]}), "jsonl").decode()
+    assert infinite == '{"x":null}\n{"x":null}\n', "JSON has no infinity"
+
+
+def test_parquet_round_trips_exactly_with_zstd():
+    table = _table()
+    raw = _export(table, "parquet")
+    back = pq.read_table(io.BytesIO(raw))
+    assert back.schema.equals(table.schema)
+    for name in table.column_names:
+        if name != "f":
+            assert back[name].to_pylist() == table[name].to_pylist(), name
+    floats = back["f"].to_pylist()
+    assert floats[0] == 1.5 and math.isnan(floats[1]) and floats[2] is None
+    assert back["formula"].to_pylist() == ["@SUM(A1)", "\t=cmd", "\r+1"], "Parquet is data: never altered"
+    meta = pq.ParquetFile(io.BytesIO(raw)).metadata
+    assert meta.row_group(0).column(0).compression == "ZSTD"
+
+
+def test_empty_result_and_unknown_format():
+    empty = _table().schema.empty_table()
+    assert _export(empty, "csv").decode() == ",".join(empty.column_names) + "\r\n"
+    assert _export(empty, "jsonl") == b""
+    assert pq.read_table(io.BytesIO(_export(empty, "parquet"))).num_rows == 0
+    with pytest.raises(ValidationError):
+        exports.stream(empty.to_reader(), "xlsx")
+    assert {f.extension for f in exports.FORMATS.values()} == {"csv", "tsv", "jsonl", "parquet"}
+
+
+ROWS = 2_000_000
+BATCH = 50_000
+SCHEMA = pa.schema([("id", pa.int64()), ("x", pa.float64()), ("name", pa.string())])
+
+
+@pytest.mark.parametrize("fmt,rows", [("csv", ROWS), ("tsv", ROWS), ("parquet", ROWS), ("jsonl", 200_000)])
+def test_a_large_export_streams_in_bounded_memory(fmt, rows):
+    """2M rows (~57 MB of CSV from ~50 MB of Arrow) made batch by batch: a writer that gathered the
+    input or the output would hold over 100 MB; a streaming one holds about a batch (~10 MB measured).
+    JSON lines, encoded in Python, is slower and gets fewer rows."""
+    made = 0
+
+    def batches():
+        nonlocal made
+        for start in range(0, rows, BATCH):
+            ids = pa.array(range(start, start + BATCH), pa.int64())
+            made += 1
+            yield pa.record_batch([ids, pc.multiply(ids, 0.5),
+                                   pc.binary_join_element_wise("name-", ids.cast(pa.string()), "")], schema=SCHEMA)
+
+    _export(_table(), fmt)  # warm up: pyarrow.compute builds its wrappers on first use
+    tracemalloc.start()
+    arrow_base, arrow_peak = pa.total_allocated_bytes(), 0
+    total, sizes, made_at_first = 0, [], None
+    try:
+        for chunk in exports.stream(pa.RecordBatchReader.from_batches(SCHEMA, batches()), fmt):
+            made_at_first = made if made_at_first is None else made_at_first
+            total += len(chunk)
+            sizes.append(len(chunk))
+            arrow_peak = max(arrow_peak, pa.total_allocated_bytes() - arrow_base)
+        python_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    batches_total = rows // BATCH
+    assert made == batches_total
+    # Text formats yield after the first batch; Parquet after its first row group.
+    first_due = exports.ROW_GROUP_ROWS // BATCH + 1 if fmt == "parquet" else 1
+    assert made_at_first is not None and made_at_first <= first_due < batches_total, "a chunk before the end"
+    assert python_peak + arrow_peak < 64 * 1024 * 1024, (python_peak, arrow_peak)
+    assert max(sizes) <= exports.MAX_CHUNK and min(sizes[:-1]) >= exports.MIN_CHUNK, (min(sizes), max(sizes))
+    if fmt == "parquet":
+        assert total < 20 * 1024 * 1024
+
+
+# -- Part 2: presigned downloads of a whole version, against a real server ------------------------
+
+@pytest.fixture(scope="module")
+def admin(mosu):
+    return mosu.admin_with_dataset("exported")
+
+
+def _upload(ckan, content: bytes, resource_id: str | None = None, dataset: str = "exported") -> dict:
+    if resource_id is None:
+        res = ckan.action.resource_create(package_id=dataset, upload=("trees.csv", io.BytesIO(content)))
+    else:
+        res = ckan.action.resource_patch(id=resource_id, upload=("trees.csv", io.BytesIO(content)))
+    return wait_for_ingest(ckan, res["id"])
+
+
+def _rows(n: int) -> bytes:
+    return ("species,height\n" + "".join(f"oak{i},{i}\n" for i in range(n))).encode()
+
+
+def _fetch(url: str) -> requests.Response:
+    resp = requests.get(url, timeout=30)
+    assert resp.status_code == 200, resp.text
+    return resp
+
+
+def test_download_parquet_of_current_and_earlier_versions(mosu, admin):
+    v1 = _upload(admin, _rows(3))
+    rid = v1["id"]
+    v2 = _upload(admin, _rows(5), rid)
+    assert v2["ingest_status"] == "ready" and v2["version_id"] != v1["version_id"]
+    anon = mosu.ckan()
+
+    current = anon.action.resource_download(id=rid, format="parquet")
+    assert current["version"] == 2 and current["format"] == "parquet" and current["filename"] == "trees.v2.parquet"
+    assert pq.read_table(io.BytesIO(_fetch(current["url"]).content)).num_rows == 5
+    earlier = anon.action.resource_download(id=rid, format="parquet", version=1)
+    assert earlier["version"] == 1 and earlier["version_id"] == v1["version_id"]
+    table = pq.read_table(io.BytesIO(_fetch(earlier["url"]).content))
+    assert table.num_rows == 3 and table.column_names == ["species", "height"]
+    by_id = anon.action.resource_download(id=rid, format="parquet", version=v1["version_id"])
+    assert by_id["version"] == 1
+
+    for result, version_id in ((current, v2["version_id"]), (earlier, v1["version_id"])):
+        url = urllib.parse.urlparse(result["url"])
+        query = urllib.parse.parse_qs(url.query)
+        assert int(query["X-Amz-Expires"][0]) <= 300 and result["expires_in"] <= 300
+        assert url.path.endswith(f"/parquet/{rid}/{version_id}.parquet"), "signed for exactly that object"
+        assert "attachment" in _fetch(result["url"]).headers["Content-Disposition"]
+
+    original = anon.action.resource_download(id=rid)  # the default is unchanged: current version's upload
+    assert original["format"] == "original" and original["version"] == 2
+    assert _fetch(original["url"]).content == _rows(5)
+    assert _fetch(anon.action.resource_download(id=rid, version=1, format="original")["url"]).content == _rows(3)
+
+    with pytest.raises(ckanapi.ValidationError):
+        anon.action.resource_download(id=rid, format="xlsx")
+    with pytest.raises(ckanapi.NotFound):
+        anon.action.resource_download(id=rid, format="parquet", version=9)
+
+    platform = mosu.inspect()
+    try:
+        from sqlalchemy import select
+
+        from catalog.models import AuditEvent
+
+        with platform.read() as s:
+            events = [e.detail for e in s.scalars(select(AuditEvent).where(
+                AuditEvent.action == "resource_download", AuditEvent.object_id == rid).order_by(AuditEvent.seq))]
+    finally:
+        platform.close()
+    assert [(e["version"], e["format"]) for e in events] == \
+        [(2, "parquet"), (1, "parquet"), (1, "parquet"), (2, "original"), (1, "original")]
+    assert events[0]["version_id"] == v2["version_id"]
+
+
+def test_a_failed_version_has_no_parquet_and_its_original_is_for_editors(mosu, admin):
+    rid = _upload(admin, _rows(2))["id"]
+    broken = b"%PDF-1.4 not a table"
+    assert _upload(admin, broken, rid)["ingest_status"] == "failed"
+    with pytest.raises(ckanapi.ValidationError) as err:
+        admin.action.resource_download(id=rid, version=2, format="parquet")
+    assert "Version 2 is failed, not published" in str(err.value)
+    assert _fetch(admin.action.resource_download(id=rid, version=2)["url"]).content == broken
+    reader = mosu.ckan(mosu.token("export-reader"))
+    for outsider in (mosu.ckan(), reader):
+        with pytest.raises(ckanapi.NotAuthorized):
+            outsider.action.resource_download(id=rid, version=2)
+        assert outsider.action.resource_download(id=rid, format="parquet")["version"] == 1, "the current one"
+
+
+def test_a_private_dataset_is_not_downloadable_by_outsiders(mosu, admin):
+    admin.action.package_create(name="exported-private", owner_org="exported-org", private=True)
+    rid = _upload(admin, _rows(4), dataset="exported-private")["id"]
+    assert pq.read_table(io.BytesIO(_fetch(
+        admin.action.resource_download(id=rid, format="parquet")["url"]).content)).num_rows == 4
+    for outsider in (mosu.ckan(), mosu.ckan(mosu.token("export-outsider"))):
+        for fmt in ("original", "parquet"):
+            with pytest.raises(ckanapi.NotFound):  # its existence is not revealed either
+                outsider.action.resource_download(id=rid, format=fmt)

@@ -107,3 +107,41 @@ def test_datastore_info_has_types_dictionary_and_profile(weather):
     assert fields["rain"]["type"] == "float" and fields["rain"]["info"]["label"] == "Rainfall"
     assert fields["rain"]["summary"]["max"] == 30.25 and fields["city"]["summary"]["distinct"] == 3
     assert fields["day"]["type"] == "date"
+
+
+# -- streamed exports ------------------------------------------------------------------------
+
+def test_dump_streams_filtered_rows_in_every_format(mosu, weather):
+    import pyarrow.parquet as pq
+    import requests
+
+    _, rid = weather
+    url = f"{mosu.url}/datastore/dump/{rid}"
+    resp = requests.get(url, params={"filters": json.dumps({"city": "Guangzhou"})}, timeout=30)
+    assert resp.status_code == 200 and resp.headers["Content-Type"].startswith("text/csv")
+    assert f'filename="{rid}-v1.csv"' in resp.headers["Content-Disposition"]
+    lines = resp.text.splitlines()
+    assert lines[0] == "station,city,rain,day,note"
+    assert lines[1] == 's4,Guangzhou,30.25,2024-05-02,"\'=HYPERLINK(""x"")"', "the formula is defused"
+    jsonl = requests.get(url, params={"format": "jsonl", "sort": "rain desc", "fields": "station,rain"}, timeout=30)
+    assert [json.loads(line) for line in jsonl.text.splitlines()][:2] == [
+        {"station": "s4", "rain": 30.25}, {"station": "s2", "rain": 12.0}]
+    parquet = requests.get(url, params={"format": "parquet", "q": "Beijing"}, timeout=30)
+    table = pq.read_table(io.BytesIO(parquet.content))
+    assert table.num_rows == 3 and table.column_names == ["station", "city", "rain", "day", "note"]
+    bad = requests.get(url, params={"format": "xml"}, timeout=30)
+    assert bad.status_code == 409 and "format" in bad.json()["error"]
+    assert requests.get(f"{mosu.url}/datastore/dump/{'0' * 8}-0000-0000-0000-{'0' * 12}", timeout=30).status_code == 404
+
+
+def test_dump_sql_streams_a_checked_query(mosu, weather):
+    import requests
+
+    _, rid = weather
+    url = f"{mosu.url}/datastore/dump_sql"
+    resp = requests.get(url, params={"sql": f'SELECT city, sum(rain) AS rain FROM "{rid}" GROUP BY city ORDER BY city',
+                                     "format": "tsv"}, timeout=30)
+    assert resp.status_code == 200 and resp.text.splitlines() == [
+        "city\train", "Beijing\t3.5", "Guangzhou\t30.25", "Shanghai\t19.75"]
+    hostile = requests.get(url, params={"sql": "SELECT * FROM read_csv('/etc/passwd')"}, timeout=30)
+    assert hostile.status_code == 400 and "/etc/passwd" not in hostile.text.split("message")[0]

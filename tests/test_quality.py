@@ -157,6 +157,8 @@ def test_pii_holds_a_public_dataset_until_acknowledged(mosu, ckan):
     anonymous = mosu.ckan()
     with pytest.raises(ckanapi.NotFound):
         anonymous.action.datastore_search(resource_id=res["id"])
+    with pytest.raises(ckanapi.ValidationError):  # not even by naming the held version
+        anonymous.action.datastore_search(resource_id=res["id"], version=1)
     ack = ckan.action.quality_pii_acknowledge(id=res["id"], reason="published with consent, see notes")
     assert ack["published"] is True and {"column": "email", "kind": "email"} in ack["findings"]
     assert ack["user"] == "quality-admin"

@@ -29,7 +29,7 @@ def _version(s, resource_id: str, key: str) -> ResourceVersion:
     version = s.scalar(query)
     if version is None:
         raise NotFound(f"Version {key} of this resource not found")
-    if version.parquet_key is None:
+    if version.parquet_key is None or version.status != "ready":  # a held version has Parquet but is not public
         raise ValidationError({"version": [f"Version {version.number} is {version.status}, not published"]})
     return version
 

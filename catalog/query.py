@@ -100,6 +100,7 @@ class QueryService:
         self._lock = threading.Lock()
         self.settings = settings
         self._types: dict[pa.Schema, dict[str, str]] = {}
+        self._counts: OrderedDict[tuple, int] = OrderedDict()
         self.tables = TableCache(store, settings.data_dir / "cache" / "tables", settings.query_cache_bytes)
 
     def _metadata(self, key: str) -> pq.FileMetaData:
@@ -242,3 +243,19 @@ class QueryService:
                 cur.close()
 
         return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+    def count(self, parquet_key: str, table: pa.Table, sql: str, params: list[Any]) -> int:
+        """A ``SELECT count(*)`` over one version, remembered: versions never change, and paging
+        through a filtered result asks for the same total on every page."""
+        key = (parquet_key, sql, repr(params))
+        with self._lock:
+            found = self._counts.get(key)
+            if found is not None:
+                self._counts.move_to_end(key)
+                return found
+        total = self.run({"t": table}, sql, params).rows[0][0]
+        with self._lock:
+            self._counts[key] = total
+            while len(self._counts) > _CACHE_SIZE * 4:
+                self._counts.popitem(last=False)
+        return total

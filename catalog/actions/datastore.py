@@ -108,7 +108,7 @@ def datastore_search(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
         result = query.run({"t": table}, sql, params)
         types = {f["id"]: f["type"] for f in result.fields}
         rows = [[json_value(v) for v in row] for row in result.rows]
-        total = query.run({"t": table}, total_sql, total_params).rows[0][0] if spec.include_total else None
+        total = query.count(version.parquet_key, table, total_sql, total_params) if spec.include_total else None
     with ctx.platform.write.begin() as s:
         audit.record(s, ctx.actor_name, "datastore_search", "resource", res.id,
                      {"version_id": version.id, "limit": spec.limit, "offset": spec.offset, "rows": len(rows),

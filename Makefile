@@ -43,7 +43,9 @@ test: install-test system-test-deps
 	$(BIN)/python -m pytest -q $(ARGS)
 
 bench: install-test
-	$(BIN)/python bench/ingest_preview.py
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/preview.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -67,7 +67,7 @@ def test_unknown_action_and_bad_json_are_400(mosu):
 
 def test_help_show_returns_the_docstring(mosu):
     text = mosu.ckan().action.help_show(name="datastore_search")
-    assert "Page through the published rows" in text
+    assert "Search the published rows" in text
 
 
 # -- permissions -------------------------------------------------------------------------------

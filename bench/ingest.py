@@ -15,7 +15,6 @@ timestamps, free text), and in the same run measures:
 from __future__ import annotations
 
 import argparse
-import io
 import sys
 import tempfile
 import time
@@ -24,9 +23,8 @@ from pathlib import Path
 import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from catalog.client import Client, push_parts  # noqa: E402
-from catalog.seaweed import SeaweedServer  # noqa: E402
-from tests.conftest import s3_settings, start_mosu  # noqa: E402
+from bench.harness import platform, wait  # noqa: E402
+from catalog.client import push_parts  # noqa: E402
 
 
 def generate_csv(path: Path, rows: int) -> None:
@@ -73,16 +71,6 @@ def worker_peak_rss(root_pid: int) -> dict[int, int]:
     return peaks
 
 
-def wait(client: Client, resource_id: str, timeout: float = 7200) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = client.action("ingest_status_show", id=resource_id)
-        if status["state"] in ("done", "failed"):
-            return status
-        time.sleep(0.05)
-    raise TimeoutError(resource_id)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=10_000_000)
@@ -104,41 +92,27 @@ def main() -> None:
         (work / "bare.parquet").unlink()
         print(f"(a) bare DuckDB CSV->Parquet: {bare:.2f} s ({size / 1e6 / bare:.0f} MB/s)")
 
-        with SeaweedServer(work / "s3") as s3:
-            data_dir = work / "mosu"
-            limits = {"convert_memory_limit": args.convert_memory_limit} if args.convert_memory_limit else {}
-            settings = s3_settings(s3, data_dir, max_upload_bytes=64 * 1024**3, max_unpacked_bytes=64 * 1024**3,
-                                   **limits)
-            env = {k: v for k, v in settings.to_env().items() if k != "MOSU_DATA_DIR"}
-            mosu = start_mosu(data_dir, env, settings)
-            try:
-                token = mosu.token("bench", sysadmin=True)
-                ckan, client = mosu.ckan(token), Client(mosu.url, token)
-                org = ckan.action.organization_create(name="bench")
-                pkg = ckan.action.package_create(name="bench-data", owner_org=org["id"])
-                # Warm the worker (it imports Great Expectations on its first job).
-                warm = ckan.action.resource_create(package_id=pkg["id"], upload=("w.csv", io.BytesIO(b"a\n1\n")))
-                wait(client, warm["id"])
-                t = time.perf_counter()
-                res = push_parts(client, csv, {"package_id": pkg["id"], "name": "data.csv"})
-                uploaded = time.perf_counter() - t
-                t = time.perf_counter()
-                status = wait(client, res["id"])
-                ingest = time.perf_counter() - t
-                assert status["state"] == "done", status
-                peaks = worker_peak_rss(mosu.proc.pid)
-                progress = status["progress"]
-                print(f"    client upload (multipart, presigned parts): {uploaded:.2f} s "
-                      f"({size / 1e6 / uploaded:.0f} MB/s)")
-                print(f"    conversion memory limit: {settings.convert_memory_limit}")
-                print(f"(b) Mosu ingest, upload complete -> published: {ingest:.2f} s "
-                      f"({size / 1e6 / ingest:.0f} MB/s); ratio to (a): {ingest / bare:.2f}x (goal <= 2x)")
-                stages = ", ".join(f"{k} {v:.2f} s" for k, v in progress.get("seconds", {}).items())
-                print(f"    worker stages: {stages}; rows {progress.get('rows', 0):,}")
-                for pid, peak in peaks.items():
-                    print(f"(c) worker {pid} peak RSS: {peak / 2**20:,.0f} MiB (goal <= 512 MiB)")
-            finally:
-                mosu.stop()
+        limits = {"convert_memory_limit": args.convert_memory_limit} if args.convert_memory_limit else {}
+        with platform(work, **limits) as bench:
+            mosu, settings, client, pkg = bench.mosu, bench.settings, bench.client, bench.package
+            t = time.perf_counter()
+            res = push_parts(client, csv, {"package_id": pkg["id"], "name": "data.csv"})
+            uploaded = time.perf_counter() - t
+            t = time.perf_counter()
+            status = wait(client, res["id"])
+            ingest = time.perf_counter() - t
+            assert status["state"] == "done", status
+            peaks = worker_peak_rss(mosu.proc.pid)
+            progress = status["progress"]
+            print(f"    client upload (multipart, presigned parts): {uploaded:.2f} s "
+                  f"({size / 1e6 / uploaded:.0f} MB/s)")
+            print(f"    conversion memory limit: {settings.convert_memory_limit}")
+            print(f"(b) Mosu ingest, upload complete -> published: {ingest:.2f} s "
+                  f"({size / 1e6 / ingest:.0f} MB/s); ratio to (a): {ingest / bare:.2f}x (goal <= 2x)")
+            stages = ", ".join(f"{k} {v:.2f} s" for k, v in progress.get("seconds", {}).items())
+            print(f"    worker stages: {stages}; rows {progress.get('rows', 0):,}")
+            for pid, peak in peaks.items():
+                print(f"(c) worker {pid} peak RSS: {peak / 2**20:,.0f} MiB (goal <= 512 MiB)")
 
 
 if __name__ == "__main__":

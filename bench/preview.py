@@ -20,7 +20,6 @@ ignores) is reported as "not available" instead of stopping the run.
 from __future__ import annotations
 
 import argparse
-import io
 import random
 import sys
 import tempfile
@@ -34,10 +33,8 @@ import duckdb
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.ingest import wait  # noqa: E402
-from catalog.client import Client, push_parts  # noqa: E402
-from catalog.seaweed import SeaweedServer  # noqa: E402
-from tests.conftest import s3_settings, start_mosu  # noqa: E402
+from bench.harness import platform, wait  # noqa: E402
+from catalog.client import push_parts  # noqa: E402
 
 ROW_GROUP = 16_384
 CATEGORIES = 53
@@ -284,38 +281,25 @@ def main() -> None:
         print(f"Parquet: {args.rows:,} rows, {size / 1e6:,.0f} MB, {ROW_GROUP:,}-row groups "
               f"(written in {time.perf_counter() - t:.1f} s)")
 
-        with SeaweedServer(work / "s3") as s3:
-            data_dir = work / "mosu"
-            settings = s3_settings(s3, data_dir, max_upload_bytes=64 * 1024**3, max_unpacked_bytes=64 * 1024**3)
-            env = {k: v for k, v in settings.to_env().items() if k != "MOSU_DATA_DIR"}
-            mosu = start_mosu(data_dir, env, settings)
-            try:
-                token = mosu.token("bench", sysadmin=True)
-                ckan, client = mosu.ckan(token), Client(mosu.url, token)
-                org = ckan.action.organization_create(name="bench")
-                pkg = ckan.action.package_create(name="bench-data", owner_org=org["id"])
-                # Warm the worker (it imports Great Expectations on its first job).
-                warm = ckan.action.resource_create(package_id=pkg["id"], upload=("w.csv", io.BytesIO(b"a\n1\n")))
-                wait(client, warm["id"])
-                t = time.perf_counter()
-                res = push_parts(client, local, {"package_id": pkg["id"], "name": "data.parquet"})
-                uploaded = time.perf_counter() - t
-                t = time.perf_counter()
-                status = wait(client, res["id"])
-                assert status["state"] == "done", status
-                print(f"    upload (multipart) {uploaded:.2f} s ({size / 1e6 / uploaded:.0f} MB/s); "
-                      f"upload complete -> published {time.perf_counter() - t:.2f} s")
+        with platform(work) as bench:
+            mosu, client, pkg = bench.mosu, bench.client, bench.package
+            t = time.perf_counter()
+            res = push_parts(client, local, {"package_id": pkg["id"], "name": "data.parquet"})
+            uploaded = time.perf_counter() - t
+            t = time.perf_counter()
+            status = wait(client, res["id"])
+            assert status["state"] == "done", status
+            print(f"    upload (multipart) {uploaded:.2f} s ({size / 1e6 / uploaded:.0f} MB/s); "
+                  f"upload complete -> published {time.perf_counter() - t:.2f} s")
 
-                con = duckdb.connect()
-                con.execute(f"CREATE VIEW t AS FROM '{local}'")
-                qs = queries(res["id"], args.rows, deep)
-                measure(qs, Http(mosu.url), con, args.calls)
-                report(qs, args.calls)
-                available = {kind for q, kind in zip(qs[2:4], ("filtered", "sorted")) if q.error is None}
-                concurrency(mosu.url, res["id"], args.rows, available, args.concurrency_clients,
-                            args.concurrency_seconds)
-            finally:
-                mosu.stop()
+            con = duckdb.connect()
+            con.execute(f"CREATE VIEW t AS FROM '{local}'")
+            qs = queries(res["id"], args.rows, deep)
+            measure(qs, Http(mosu.url), con, args.calls)
+            report(qs, args.calls)
+            available = {kind for q, kind in zip(qs[2:4], ("filtered", "sorted")) if q.error is None}
+            concurrency(mosu.url, res["id"], args.rows, available, args.concurrency_clients,
+                        args.concurrency_seconds)
 
 
 if __name__ == "__main__":

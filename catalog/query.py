@@ -159,6 +159,17 @@ class QueryService:
         records = [{n: json_value(v) for n, v in zip(names, row)} for row in rows]
         return Page(fields, records)
 
+    def _sandbox(self, tables: dict[str, pa.Table], timeout: float) -> tuple[duckdb.DuckDBPyConnection,
+                                                                             threading.Timer]:
+        """A fresh cursor of the locked database that sees only ``tables``, and a started timer
+        that interrupts it after ``timeout`` seconds (cancel it when done)."""
+        cur = self._db.cursor()
+        for name, table in tables.items():
+            cur.register(name, table)
+        timer = threading.Timer(timeout, cur.interrupt)
+        timer.start()
+        return cur, timer
+
     def run(self, tables: dict[str, pa.Table], sql: str, params: list[Any] | None = None,
             max_rows: int | None = None, timeout: float | None = None) -> Result:
         """Run ``sql`` on a fresh cursor that sees only ``tables`` (registered Arrow, by name).
@@ -169,12 +180,8 @@ class QueryService:
         are fetched (``truncated`` says whether more were there).
         """
         timeout = self.settings.query_timeout_seconds if timeout is None else timeout
-        cur = self._db.cursor()
-        timer = threading.Timer(timeout, cur.interrupt)
+        cur, timer = self._sandbox(tables, timeout)
         try:
-            for name, table in tables.items():
-                cur.register(name, table)
-            timer.start()
             try:
                 rel = cur.execute(sql, params or [])
                 if rel.description is None:
@@ -223,12 +230,8 @@ class QueryService:
         locked database and registered tables as :meth:`run`, with a longer time limit, and the
         cursor closed when the reader is exhausted or dropped."""
         timeout = self.settings.export_timeout_seconds if timeout is None else timeout
-        cur = self._db.cursor()
-        timer = threading.Timer(timeout, cur.interrupt)
+        cur, timer = self._sandbox(tables, timeout)
         try:
-            for name, table in tables.items():
-                cur.register(name, table)
-            timer.start()
             reader = cur.execute(sql, params or []).to_arrow_reader(batch_rows)
         except duckdb.Error as exc:
             timer.cancel()

@@ -1,0 +1,57 @@
+"""What every platform benchmark needs: its own SeaweedFS and `mosu up`, a sysadmin client and a
+dataset, and a worker that has already taken its first job (Great Expectations imported)."""
+from __future__ import annotations
+
+import io
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import ckanapi
+
+from catalog.client import Client
+from catalog.seaweed import SeaweedServer
+from catalog.settings import Settings
+from tests.conftest import RunningMosu, s3_settings, start_mosu
+
+
+@dataclass
+class Bench:
+    mosu: RunningMosu
+    settings: Settings
+    ckan: ckanapi.RemoteCKAN
+    client: Client
+    package: dict[str, Any]
+
+
+def wait(client: Client, resource_id: str, timeout: float = 7200) -> dict:
+    """Poll ``ingest_status_show`` until the job is done or failed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = client.action("ingest_status_show", id=resource_id)
+        if status["state"] in ("done", "failed"):
+            return status
+        time.sleep(0.05)
+    raise TimeoutError(resource_id)
+
+
+@contextmanager
+def platform(work: Path, **settings: Any) -> Iterator[Bench]:
+    """A running platform under ``work`` with generous upload limits and ``settings`` on top."""
+    with SeaweedServer(work / "s3") as s3:
+        data_dir = work / "mosu"
+        chosen = s3_settings(s3, data_dir, **{"max_upload_bytes": 64 * 1024**3, "max_unpacked_bytes": 64 * 1024**3,
+                                               **settings})
+        mosu = start_mosu(data_dir, {k: v for k, v in chosen.to_env().items() if k != "MOSU_DATA_DIR"}, chosen)
+        try:
+            token = mosu.token("bench", sysadmin=True)
+            ckan, client = mosu.ckan(token), Client(mosu.url, token)
+            org = ckan.action.organization_create(name="bench")
+            pkg = ckan.action.package_create(name="bench-data", owner_org=org["id"])
+            warm = ckan.action.resource_create(package_id=pkg["id"], upload=("w.csv", io.BytesIO(b"a\n1\n")))
+            wait(client, warm["id"])
+            yield Bench(mosu, chosen, ckan, client, pkg)
+        finally:
+            mosu.stop()

@@ -17,7 +17,6 @@ import tempfile
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sqlalchemy import select
@@ -25,13 +24,7 @@ from sqlalchemy import select
 from catalog import audit, disclosure, jobs, keys
 from catalog.dictionary import DictionaryError, parse_dictionary
 from catalog.errors import IngestFailed, QualityGateFailed
-from catalog.models import (
-    Package,
-    PiiAcknowledgement,
-    QualitySuite,
-    Resource,
-    ResourceVersion,
-)
+from catalog.models import Package, PiiAcknowledgement, QualitySuite, Resource, ResourceVersion
 from catalog.platform import Platform
 from catalog.publish import publish_version
 from catalog.search import changes
@@ -188,21 +181,16 @@ class Worker:
             if converted.row_count == 0:
                 raise IngestFailed("The table has no data rows (only a header, or nothing).")
             self._stage(claim, beat, "validating", progress)
+            report = self._quality(claim, parquet, [o.as_dict() for o in converted.odd_values])
+            progress["quality"] = {"score": report["score"], **report["summary"], "pii": len(report["pii"])}
+            blocking = quality.explain_blocking(report)
+            if blocking:
+                raise QualityGateFailed(blocking, report)
+            self._stage(claim, beat, "publishing", progress)
             staging = keys.staging_parquet(claim.job_id, claim.attempt)
             final = keys.version_parquet(claim.resource_id, claim.version_id)
-            # The staging upload needs only the finished file: it runs while the quality checks
-            # read the same file, and is removed if they block the version.
+            store.put_file(staging, str(parquet), content_type="application/vnd.apache.parquet")
             try:
-                with ThreadPoolExecutor(max_workers=1, thread_name_prefix="staging") as pool:
-                    staged = pool.submit(store.put_file, staging, str(parquet),
-                                         content_type="application/vnd.apache.parquet")
-                    report = self._quality(claim, parquet, [o.as_dict() for o in converted.odd_values])
-                    staged.result()  # an upload that failed fails (and retries) the job
-                progress["quality"] = {"score": report["score"], **report["summary"], "pii": len(report["pii"])}
-                blocking = quality.explain_blocking(report)
-                if blocking:
-                    raise QualityGateFailed(blocking, report)
-                self._stage(claim, beat, "publishing", progress)
                 store.copy(staging, final)
             finally:
                 store.remove(staging)

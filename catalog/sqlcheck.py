@@ -46,9 +46,9 @@ REFUSED_FUNCTIONS = frozenset({
 })
 SLEEPS = frozenset({"sleep_ms", "pg_sleep", "sleep"})
 # Scalars whose output size is one of their arguments (None: any numeric argument, as for
-# range(start, stop)): a literal size past the cap is refused. A string or list built by one
-# call cannot be interrupted and escapes DuckDB's memory limit; as table functions, range and
-# generate_series stream rows and the time and row limits bound them.
+# range(start, stop)): the size must be a literal within the cap; a computed one is refused.
+# A string or list built by one call cannot be interrupted and escapes DuckDB's memory limit;
+# as table functions, range and generate_series stream rows and the time and row limits bound them.
 SIZED_FUNCTIONS: dict[str, int | None] = {"repeat": 1, "lpad": 1, "rpad": 1, "range": None,
                                           "generate_series": None, "list_resize": 1, "array_resize": 1}
 MAX_LITERAL_SIZE = 1_000_000
@@ -209,7 +209,10 @@ def _check_function(node: dict[str, Any], scalar: bool) -> None:
     chosen = args if position is None else args[position:position + 1]
     for arg in chosen:
         size = _literal_number(arg)
-        if size is not None and abs(size) > MAX_LITERAL_SIZE:
+        if size is None:  # computed: its value is only known when the call has already built it
+            raise QueryRejected(f"{name}() needs its size as a literal number (at most {MAX_LITERAL_SIZE:,}), "
+                                "not a computed value")
+        if abs(size) > MAX_LITERAL_SIZE:
             raise QueryRejected(f"{name}() may build at most {MAX_LITERAL_SIZE:,} characters or elements "
                                 "in one value")
 

@@ -90,6 +90,9 @@ def test_check_collects_resource_ids_in_query_order_any_case():
     assert sqlcheck.check("SELECT count(*) FROM range(1000000000000)").resource_ids == []
     with pytest.raises(QueryRejected, match="at most"):
         sqlcheck.check("SELECT range(0, 1e10::BIGINT)")
+    assert sqlcheck.check("SELECT repeat('ab', 3), lpad('7', 3, '0'), range(-2, 2)").resource_ids == []
+    with pytest.raises(QueryRejected, match="literal number"):
+        sqlcheck.check("SELECT repeat('x', (SELECT 10))")
 
 
 def test_check_refuses_with_reasons():
@@ -169,6 +172,7 @@ TABLE_FN = "table functions other than"
 ENV = "not available"
 DENIED = "no table"
 LIMIT = "time limit|more memory|at most"
+LITERAL = "literal number"
 FREE = "tables are named by resource id"
 PARSE = "could not be parsed|longer than|nul character|missing value"
 
@@ -345,6 +349,11 @@ HOSTILE: list[tuple[str, int, str]] = [
     ("SELECT range(1e10::BIGINT)", 400, LIMIT),
     ("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r", 400, LIMIT),
     ("SELECT string_agg(repeat('x', 1000), '') FROM range(10000000)", 400, LIMIT),
+    # A size known only once the value is built (repeat ignores interrupts and the memory limit).
+    ("SELECT repeat('x', (SELECT 1000000000))", 400, LITERAL),
+    ("SELECT lpad('a', 2 + 1000000000, 'b')", 400, LITERAL),
+    ("SELECT rpad('a', (SELECT count(*) FROM range(10)) * 100000000, 'b')", 400, LITERAL),
+    ("SELECT list_resize([1], length(repeat('x', 10)) * 1000000000)", 400, LITERAL),
     ("SELECT list(range) FROM range(1000000000)", 400, LIMIT),
     # Malformed.
     ("SELECT FROM WHERE", 400, PARSE),

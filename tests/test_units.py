@@ -244,3 +244,17 @@ def test_data_dictionary_forms_and_errors():
     assert field_info({"fields": [{"id": "a", "description": "d"}, {"id": "b"}]}) == {
         "a": {"description": "d", "notes": "d"}}
     assert field_info("garbage") == {}
+
+
+def test_pii_sample_reaches_the_end_of_a_large_file(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from quality.report import _scan_pii, connect
+
+    n = 400_000  # emails only in the last 20,000 rows: past any head window
+    emails = pa.array([None] * (n - 20_000) + [f"person{i}@example.org" for i in range(20_000)])
+    path = tmp_path / "late.parquet"
+    pq.write_table(pa.table({"id": pa.array(range(n)), "contact": emails}), path, row_group_size=16_384)
+    found = _scan_pii(connect(), path, [("id", "BIGINT"), ("contact", "VARCHAR")])
+    assert [(f.column, f.kind) for f in found] == [("contact", "email")]

@@ -6,7 +6,6 @@ quality.pii, so a wrong implementation there cannot agree with itself.
 from __future__ import annotations
 
 import random
-import time
 from datetime import datetime, timedelta
 
 import duckdb
@@ -290,7 +289,7 @@ def test_scan_table_small_table_and_odd_names():
     assert scan_table(con, "t", [("n", "DOUBLE")]) == []
 
 
-def test_detection_speed_10k_values_20_columns():
+def test_detection_over_twenty_mixed_columns_of_10k_values():
     cols = {f"c{i}": vals for i, vals in enumerate([
         [f"user{j}@example.com" for j in range(10_000)],
         [f"1{RNG.choice('3456789')}{RNG.randrange(10**9):09d}" for _ in range(10_000)],
@@ -303,9 +302,5 @@ def test_detection_speed_10k_values_20_columns():
         [f"record {j} says alpha near station {j}" for j in range(10_000)],
         [f"2024-01-01 12:{j % 60:02d}:00" for j in range(10_000)],
     ] * 2)}
-    start = time.perf_counter()
     found = [f for name, vals in cols.items() for f in detect_column(name, vals)]
-    elapsed = time.perf_counter() - start
-    print(f"\ndetect_column: 20 columns x 10k values in {elapsed:.3f} s")
-    assert len(found) == 12
-    assert elapsed < 2.0  # generous for a shared 2-core machine; typically well under 1 s
+    assert len(found) == 12  # the speed of this is bench/quality.py's "pii" figure, not a test's

@@ -11,13 +11,14 @@ from typing import Any, Iterator
 
 from sqlalchemy import select
 
-from catalog import audit, datastore_query, dictize, validate
+from catalog import audit, datastore_query, dictize, exports, validate
 from catalog.actions import action
 from catalog.actions.resources import _resource_and_package
 from catalog.context import Context
 from catalog.datastore_query import ROW_ID
 from catalog.dictionary import DICTIONARY_KEY, field_info
 from catalog.errors import NotFound, ValidationError
+from catalog.exports import neutralise
 from catalog.models import ResourceVersion
 from catalog.query import json_value
 
@@ -68,11 +69,6 @@ def _format_records(rows: list[list[Any]], names: list[str], fmt: str) -> Any:
         writer.writerow(["" if v is None else neutralise(v) if isinstance(v, str)
                          else json.dumps(v) if isinstance(v, (dict, list)) else v for v in row])
     return out.getvalue()
-
-
-def neutralise(value: str) -> str:
-    """A cell a spreadsheet would read as a formula gets a leading quote (OWASP CSV injection)."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 @action
@@ -187,8 +183,6 @@ def datastore_export(ctx: Context, data: dict[str, Any]) -> Export:
     Not an action (its result is a stream): the ``/datastore/dump/<id>`` route calls it.
     The permission check and the audit event come before the first byte.
     """
-    from catalog import exports
-
     resource_id = validate.required_id(data, "resource_id")
     fmt = str(data.get("format") or "csv").lower()
     if fmt not in exports.FORMATS:

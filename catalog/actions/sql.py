@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from catalog import audit, authz, lookup, sqlcheck
+from catalog import audit, authz, exports, lookup, sqlcheck
 from catalog.actions import action
 from catalog.actions.datastore import Export
 from catalog.context import Context
@@ -72,8 +72,6 @@ def datastore_sql_export(ctx: Context, data: dict[str, Any]) -> Export:
     """The whole result of a researcher's ``sql`` (checked exactly as ``datastore_search_sql``) as
     ``format`` csv, tsv, jsonl or parquet, streamed with no row limit but the export time limit.
     Not an action: the ``/datastore/dump_sql`` route calls it."""
-    from catalog import exports
-
     fmt = str(data.get("format") or "csv").lower()
     if fmt not in exports.FORMATS:
         raise ValidationError({"format": [f"Must be one of {', '.join(exports.FORMATS)}"]})

@@ -61,7 +61,7 @@ def _bool(value: Any, name: str, default: bool) -> bool:
     raise ValidationError({name: ["Must be true or false"]})
 
 
-def _int(value: Any, name: str, default: int, low: int, high: int | None = None) -> int:
+def _int(value: Any, name: str, default: int | None, low: int, high: int | None = None) -> int | None:
     if value in (None, ""):
         return default
     try:
@@ -73,9 +73,11 @@ def _int(value: Any, name: str, default: int, low: int, high: int | None = None)
     return number
 
 
-def parse(data: dict[str, Any], columns: list[str]) -> Spec:
+def parse(data: dict[str, Any], columns: list[str], default_limit: int | None = 100,
+          default_fields: list[str] | None = None) -> Spec:
     """The request's parameters against the table's ``columns`` (``_id`` first); a Validation Error
-    names the parameter and the column that does not exist."""
+    names the parameter and the column that does not exist. An export passes ``default_limit=None``
+    (every row) and its ``default_fields`` (the data without the row numbers)."""
     known = set(columns)
 
     def check(name: str, param: str) -> str:
@@ -85,7 +87,7 @@ def parse(data: dict[str, Any], columns: list[str]) -> Spec:
 
     raw_fields = _json_arg(data.get("fields"), "fields")
     if raw_fields in (None, "", []):
-        fields = list(columns)
+        fields = list(default_fields if default_fields is not None else columns)
     else:
         items = raw_fields if isinstance(raw_fields, list) else str(raw_fields).split(",")
         fields = [check(str(f).strip(), "fields") for f in items if str(f).strip()]
@@ -120,7 +122,7 @@ def parse(data: dict[str, Any], columns: list[str]) -> Spec:
         raise ValidationError({"records_format": [f"Must be one of {', '.join(FORMATS)}"]})
     return Spec(fields=fields, filters=filters, q=q, sort=sort,
                 distinct=distinct,
-                limit=_int(data.get("limit"), "limit", 100, 0, MAX_LIMIT),
+                limit=_int(data.get("limit"), "limit", default_limit, 0, MAX_LIMIT if default_limit else None),
                 offset=_int(data.get("offset"), "offset", 0, 0),
                 include_total=_bool(data.get("include_total"), "include_total", True),
                 records_format=records_format)
@@ -135,14 +137,14 @@ def _where(spec: Spec, types: dict[str, str]) -> tuple[str, list[Any]]:
         params += [v if v is None or isinstance(v, (int, float, bool)) else str(v) for v in values]
     if isinstance(spec.q, dict):
         for name, text in spec.q.items():
-            parts.append(f"CAST({_quote(name)} AS VARCHAR) ILIKE ?")
+            parts.append(f"CAST({_quote(name)} AS VARCHAR) ILIKE ? ESCAPE '\\'")
             params.append(f"%{_escape_like(text)}%")
     elif spec.q:
         text_columns = [n for n, t in types.items() if t.upper() == "VARCHAR" and n != ROW_ID]
         if not text_columns:
             return "false", []  # full-text search over a table without text finds nothing
         for word in spec.q.split():  # every word in some text column, as full-text search does
-            parts.append("(" + " OR ".join(f"{_quote(c)} ILIKE ?" for c in text_columns) + ")")
+            parts.append("(" + " OR ".join(f"{_quote(c)} ILIKE ? ESCAPE '\\'" for c in text_columns) + ")")
             params += [f"%{_escape_like(word)}%"] * len(text_columns)
     return (" AND ".join(parts) or "true"), params
 
@@ -154,8 +156,6 @@ def _escape_like(text: str) -> str:
 def build(spec: Spec, types: dict[str, str], table: str = "t") -> tuple[str, list[Any], str, list[Any]]:
     """(page SQL, its parameters, total SQL, its parameters) for ``spec`` over ``table``."""
     where, params = _where(spec, types)
-    if "ILIKE ?" in where:
-        where = where.replace("ILIKE ?", "ILIKE ? ESCAPE '\\'")
     columns = ", ".join(_quote(f) for f in spec.fields)
     select = f"SELECT {'DISTINCT ' if spec.distinct else ''}{columns} FROM {table} WHERE {where}"
     order = [f"{_quote(c)} {'DESC' if desc else 'ASC'} NULLS LAST" for c, desc in spec.sort]

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
 import urllib.parse
@@ -191,11 +190,8 @@ def datastore_export(ctx: Context, data: dict[str, Any]) -> Export:
         res, _ = _resource_and_package(s, ctx, resource_id)
         version = _published(s, res, data)
         names = [c["id"] for c in version.schema or []]
-    spec = datastore_query.parse({**data, "limit": None, "include_total": False}, [ROW_ID, *names])
-    if data.get("limit") not in (None, ""):
-        spec = dataclasses.replace(spec, limit=validate.integer(data["limit"], "limit", 0, 0))
-    if data.get("fields") in (None, "", []):
-        spec = dataclasses.replace(spec, fields=names)  # a file of the data, without the row numbers
+    spec = datastore_query.parse({**data, "include_total": False}, [ROW_ID, *names], default_limit=None,
+                                 default_fields=names)
     query = ctx.platform.query
     table = query.tables.table(version.parquet_key)
     sql, params, _, _ = datastore_query.build(spec, query.describe(table))

@@ -199,7 +199,9 @@ class ResourceVersion(Base):
     uploader_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
     created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     published: Mapped[dt.datetime | None] = mapped_column(DateTime)
-    quality: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the quality report (also in object storage)
+    # The whole quality report (also in object storage): loaded only when read, since it holds the
+    # profile of every column and dataset pages and the search index need just quality_score.
+    quality: Mapped[dict[str, Any] | None] = mapped_column(JSON, deferred=True)
     quality_score: Mapped[float | None] = mapped_column(Float)
     report_key: Mapped[str | None] = mapped_column(Text)
 

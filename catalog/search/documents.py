@@ -86,7 +86,8 @@ def load(session: Session, ids: Iterable[str] | None = None) -> Iterator[Documen
                               .order_by(Resource.position)):
             resources.setdefault(r.package_id, []).append(r)
         version_ids = [r.current_version_id for rs in resources.values() for r in rs if r.current_version_id]
-        versions = {v.id: v for v in conn.execute(select(ResourceVersion.__table__).where(
+        version_columns = [c for c in ResourceVersion.__table__.columns if c.key != "quality"]  # no report
+        versions = {v.id: v for v in conn.execute(select(*version_columns).where(
             ResourceVersion.id.in_(version_ids)))} if version_ids else {}
         member_groups: dict[str, list] = {}
         for pid, gid in conn.execute(select(Member.table_id, Member.group_id).where(

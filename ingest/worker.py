@@ -194,14 +194,15 @@ class Worker:
                 store.copy(staging, final)
             finally:
                 store.remove(staging)
-            self._store_report(claim, report)
+            report_key = self._store_report(claim, report)
         if beat.lost:
             log.warning("job %s: lease lost before publishing; leaving it to its new owner", claim.job_id)
             return
         self._stage(claim, beat, None, progress)
-        self._publish(claim, converted, report, final, prepared, progress)
+        self._publish(claim, converted, report, report_key, final, prepared, progress)
 
-    def _publish(self, claim, converted, report, parquet_key: str, prepared, progress: dict) -> None:
+    def _publish(self, claim, converted, report, report_key: str, parquet_key: str, prepared,
+                 progress: dict) -> None:
         """The publish: one transaction, and only if this worker still owns the job."""
         with self.platform.write.begin() as s:
             if not jobs.finish(s, claim, "done", progress=progress):
@@ -219,7 +220,7 @@ class Worker:
             if converted.odd_values:
                 version.validation["odd_values"] = [o.as_dict() for o in converted.odd_values]
                 version.validation["warnings"] = [o.message() for o in converted.odd_values]
-            self._keep_report(s, claim, version, report)
+            self._keep_report(s, claim, version, report, report_key)
             held = self._pii_hold(s, res, report)
             if held:
                 version.status, version.error = "held", held
@@ -250,16 +251,20 @@ class Worker:
         finally:
             con.close()
 
-    def _store_report(self, claim: jobs.Claim, report: dict) -> None:
-        """The report as a file next to the Parquet, for anyone who takes the data elsewhere."""
+    def _store_report(self, claim: jobs.Claim, report: dict) -> str:
+        """The report as a file next to the Parquet, for anyone who takes the data elsewhere; its key."""
+        key = keys.quality_report(claim.resource_id, claim.version_id)
         body = json.dumps(report, ensure_ascii=False, default=str).encode()
-        self.platform.store.put_stream(keys.quality_report(claim.resource_id, claim.version_id), io.BytesIO(body))
+        self.platform.store.put_stream(key, io.BytesIO(body))
+        return key
 
-    def _keep_report(self, s, claim: jobs.Claim, version: ResourceVersion, report: dict) -> None:
-        """Record the report on the version; a first version's generated suite becomes the resource's."""
+    def _keep_report(self, s, claim: jobs.Claim, version: ResourceVersion, report: dict,
+                     report_key: str | None) -> None:
+        """Record the report (and where its file is) on the version; a first version's generated
+        suite becomes the resource's."""
         version.quality = {k: v for k, v in report.items() if k != "suite"}
         version.quality_score = float(report["score"])
-        version.report_key = keys.quality_report(claim.resource_id, claim.version_id)
+        version.report_key = report_key
         if report.get("suite_generated") and s.get(QualitySuite, claim.resource_id) is None:
             s.add(QualitySuite(resource_id=claim.resource_id, suite=report["suite"], source="generated",
                                updated_by=f"worker:{self.name}"))
@@ -284,14 +289,14 @@ class Worker:
             self.platform.store.download(parquet_key, str(parquet))
             self._stage(claim, beat, "validating", progress)
             report = self._quality(claim, parquet, previous.get("odd_values") or [], previous.get("profile"))
-            self._store_report(claim, report)
+            report_key = self._store_report(claim, report)
         self._stage(claim, beat, None, progress)
         progress["quality"] = {"score": report["score"], **report["summary"], "pii": len(report["pii"])}
         with self.platform.write.begin() as s:
             if not jobs.finish(s, claim, "done", progress=progress):
                 return
             version = s.get(ResourceVersion, claim.version_id)
-            self._keep_report(s, claim, version, report)
+            self._keep_report(s, claim, version, report, report_key)
             res = s.get(Resource, claim.resource_id)
             audit.record(s, f"worker:{self.name}", "quality_revalidated", "resource", res.id,
                          {"version_id": version.id, "quality_score": report["score"],
@@ -300,6 +305,12 @@ class Worker:
 
     def _fail(self, claim: jobs.Claim, exc: IngestFailed) -> None:
         """A permanent failure: record the reason; the raw upload and earlier versions stay."""
+        report_key = None
+        if isinstance(exc, QualityGateFailed):  # a blocked version's report is a file too
+            try:
+                report_key = self._store_report(claim, exc.report)
+            except Exception:  # the report stays on the version row; only its copy is missing
+                log.warning("job %s: could not store the quality report", claim.job_id, exc_info=True)
         with self.platform.write.begin() as s:
             if not jobs.finish(s, claim, "failed", exc.message):
                 return
@@ -307,7 +318,7 @@ class Worker:
             res = s.get(Resource, claim.resource_id)
             version.status, version.error = "failed", exc.message
             if isinstance(exc, QualityGateFailed):  # the report is kept, so the provider sees why
-                self._keep_report(s, claim, version, exc.report)
+                self._keep_report(s, claim, version, exc.report, report_key)
             res.ingest_status, res.ingest_error = "failed", exc.message
             audit.record(s, f"worker:{self.name}", "resource_ingest_failed", "resource", res.id,
                          {"version_id": version.id, "error": exc.message})

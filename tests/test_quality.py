@@ -81,7 +81,7 @@ def test_first_version_gets_a_profile_a_generated_suite_a_score_and_no_false_pii
         platform.close()
 
 
-def test_blocking_defects_stop_publication_and_keep_the_current_version(ckan):
+def test_blocking_defects_stop_publication_and_keep_the_current_version(mosu, ckan):
     first = upload(ckan, _orders(), "keyed.csv")
     rid = first["id"]
     defects = {
@@ -99,6 +99,11 @@ def test_blocking_defects_stop_publication_and_keep_the_current_version(ckan):
         report = ckan.action.quality_report_show(id=rid, version=failed["number"])
         assert report["version_status"] == "failed" and report["summary"]["blocking_failed"] >= 1, what
     nulls = ckan.action.quality_report_show(id=rid, version=2)
+    platform = mosu.inspect()
+    try:  # a blocked version's report is a file next to where its Parquet would be, too
+        assert nulls["report_key"] and platform.store.exists(nulls["report_key"])
+    finally:
+        platform.close()
     not_null = results_by(nulls, "expect_column_values_to_not_be_null", "order_id")[0]
     assert not_null["unexpected_count"] == 2 and [x["row"] for x in not_null["examples"]] == [4, 10]
     repeated = results_by(ckan.action.quality_report_show(id=rid, version=3), "expect_column_values_to_be_unique",

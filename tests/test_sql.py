@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import re
-import time
 import uuid
 from pathlib import Path
 
@@ -139,12 +138,10 @@ def test_records_truncated_only_by_the_row_limit(mosu, ids):
 
 
 def test_slow_query_is_stopped_and_the_server_still_answers(mosu, ids):
-    started = time.monotonic()
     r = sql(mosu, f'SELECT sum(a.value * b.value - c.value + d.value) FROM "{ids["R1"]}" a, "{ids["R1"]}" b, '
                   f'"{ids["R1"]}" c, "{ids["R1"]}" d')
     assert r.status_code == 400, r.text
     assert "time limit of 2 s" in r.json()["error"]["message"]
-    assert time.monotonic() - started < 15
     assert requests.get(mosu.url + "/api/3/action/status_show", timeout=10).ok
     assert ok(mosu, f'SELECT count(*) AS n FROM "{ids["R1"]}"')["records"] == [{"n": 200}]
 

@@ -111,7 +111,9 @@ def quality_pii_acknowledge(ctx: Context, data: dict[str, Any]) -> dict[str, Any
     for it is published. Only the dataset's editors may do this."""
     authz.require_user(ctx.actor, "acknowledge personal information")
     resource_id = validate.required_id(data)
-    reason = validate.text(data.get("reason"), validate.Errors(), "reason", 2000) or ""
+    errors = validate.Errors()
+    reason = validate.text(data.get("reason"), errors, "reason", 2000) or ""
+    errors.raise_if_any()
     with ctx.platform.write.begin() as s:
         res, pkg = _resource_and_package(s, ctx, resource_id)
         authz.require_edit_package(s, ctx.actor, pkg)

@@ -41,7 +41,6 @@ Parquet (``application/vnd.apache.parquet``)
 from __future__ import annotations
 
 import json
-import math
 from typing import Any, Iterator, NamedTuple
 
 import pyarrow as pa
@@ -202,20 +201,9 @@ def _text(column: pa.Array, neutralise_text: bool) -> pa.Array:
 
 # -- JSON lines --------------------------------------------------------------------------------
 
-def _jsonable(value: Any) -> Any:
-    """:func:`catalog.query.json_value`, applied all the way down, with infinities as null too."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return json_value(value)
-
-
 def _dumps(value: Any) -> str:
     # default=str: a type JSON has no form for (a duration, say) is written as its text, not refused.
-    return json.dumps(_jsonable(value), ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str)
+    return json.dumps(json_value(value), ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str)
 
 
 def _pylist(data: pa.Array | pa.RecordBatch) -> list:

@@ -9,8 +9,6 @@ call registered.
 """
 from __future__ import annotations
 
-import datetime as dt
-import decimal
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -24,45 +22,13 @@ from catalog.errors import QueryRejected
 from catalog.settings import Settings
 from catalog.storage import ObjectStore
 from catalog.tablecache import ROW_ID, TableCache
+from quality.profile import classify, json_value
 
 _CACHE_SIZE = 1024
 
-# DuckDB type name (prefix) -> CKAN DataStore type.
-_CKAN_TYPES = (
-    ("TINYINT", "int"), ("SMALLINT", "int"), ("INTEGER", "int"), ("BIGINT", "int"),
-    ("HUGEINT", "int"), ("UTINYINT", "int"), ("USMALLINT", "int"), ("UINTEGER", "int"),
-    ("UBIGINT", "int"), ("FLOAT", "float"), ("DOUBLE", "float"), ("DECIMAL", "numeric"),
-    ("BOOLEAN", "bool"), ("DATE", "date"), ("TIMESTAMP WITH TIME ZONE", "timestamptz"),
-    ("TIMESTAMP", "timestamp"), ("TIME", "time"), ("VARCHAR", "text"), ("UUID", "text"),
-)
-
-
 def ckan_type(duckdb_type: str) -> str:
-    """Map a DuckDB column type to the CKAN DataStore type name (pure)."""
-    upper = duckdb_type.upper()
-    if upper.startswith(("STRUCT", "MAP", "UNION")) or upper.endswith("]"):  # nested and lists
-        return "json"
-    for prefix, name in _CKAN_TYPES:
-        if upper.startswith(prefix):
-            return name
-    return "text"
-
-
-def json_value(value: Any) -> Any:
-    """A DuckDB value as JSON: times as ISO 8601, decimals as strings (no precision lost)."""
-    if isinstance(value, (dt.datetime, dt.date, dt.time)):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return str(value)
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, dict):
-        return {k: json_value(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [json_value(v) for v in value]
-    if isinstance(value, float) and value != value:  # NaN is not JSON
-        return None
-    return value
+    """The CKAN DataStore type name of a DuckDB column type (pure; one table, in quality.profile)."""
+    return classify(duckdb_type)[0]
 
 
 @dataclass(frozen=True)

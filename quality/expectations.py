@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from quality.profile import classify, json_value
+
 SEVERITIES = ("blocking", "warning")
 EXAMPLES = 3
 MAX_EXPECTATIONS = 500
@@ -75,12 +77,13 @@ TYPE_NAMES = {
 
 
 def type_matches(observed: str, wanted: str) -> bool:
-    """Whether a DuckDB column type is the suite's type name (pure): base types compare exactly,
-    so TIMESTAMP is not TIMESTAMP WITH TIME ZONE, and every nested type is ``json``."""
-    upper = observed.upper()
-    base = "LIST" if upper.endswith("]") else upper.split("(")[0].strip()
-    accepted = TYPE_NAMES.get(wanted.lower(), (wanted.upper().split("(")[0].strip(),))
-    return base in accepted
+    """Whether a DuckDB column type is the suite's type name (pure). A CKAN name (int, text, ...)
+    compares through the profile's own mapping, so a generated suite always agrees with the
+    profile it came from; a DuckDB name compares base types exactly (TIMESTAMP is not
+    TIMESTAMP WITH TIME ZONE)."""
+    if wanted.lower() in TYPE_NAMES:
+        return classify(observed)[0] == wanted.lower()
+    return observed.upper().split("(")[0].strip() == wanted.upper().split("(")[0].strip()
 
 
 class SuiteError(ValueError):
@@ -261,24 +264,11 @@ def _between(value: Any, kw: dict[str, Any]) -> bool:
     return (lo is None or text >= str(lo)) and (hi is None or text <= str(hi))
 
 
-def _json(value: Any) -> Any:
-    """Observed values as JSON (dates as ISO text, decimals as text)."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return None if value != value or value in (float("inf"), float("-inf")) else value
-    if isinstance(value, (list, tuple)):
-        return [_json(v) for v in value]
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return str(value)
-
-
 def _result(e: Expectation, success: bool | None, observed: Any = None, unexpected: int | None = None,
             total: int | None = None, examples: list | None = None, error: str | None = None) -> dict[str, Any]:
     out = {"type": e.type, "kwargs": e.kwargs, "severity": e.severity,
            "status": "errored" if error else ("passed" if success else "failed"),
-           "success": bool(success) and not error, "observed_value": _json(observed)}
+           "success": bool(success) and not error, "observed_value": json_value(observed)}
     if unexpected is not None:
         out["unexpected_count"] = unexpected
         out["unexpected_percent"] = round(100.0 * unexpected / total, 4) if total else 0.0

@@ -71,8 +71,7 @@ def connect(threads: int = 2, memory_limit: str = "512MB") -> duckdb.DuckDBPyCon
 def classify(duck_type: str) -> tuple[str, str]:
     """(CKAN type, internal kind) for a DuckDB type name (pure).
 
-    The CKAN names match ``catalog.query.ckan_type``; this package does not import
-    the catalog, so the small table is repeated here.
+    The one table of CKAN type names: ``catalog.query.ckan_type`` uses it too.
     """
     t = duck_type.upper()
     if t.startswith(("STRUCT", "MAP", "UNION")) or t.endswith("]"):
@@ -278,6 +277,10 @@ def json_value(value: Any) -> Any:
         return value.hex()
     if isinstance(value, (int, str, bool)) or value is None:
         return value
+    if isinstance(value, dict):  # structs and maps
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_value(v) for v in value]
     return str(value)  # UUID, intervals
 
 

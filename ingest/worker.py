@@ -106,15 +106,7 @@ class Worker:
 
     def run_forever(self, stop: threading.Event) -> None:
         poll = self.platform.settings.worker_poll_seconds
-        next_clean = 0.0
         while not stop.is_set():
-            if time.monotonic() >= next_clean:  # every few minutes, between jobs
-                next_clean = time.monotonic() + JANITOR_SECONDS
-                try:
-                    clean_staging(self.platform, self.platform.settings.staging_max_age_seconds)
-                    expire_uploads(self.platform, self.platform.settings.upload_max_age_seconds)
-                except Exception:
-                    log.warning("staging cleanup failed", exc_info=True)
             try:
                 busy = self.run_once()
             except Exception:
@@ -353,10 +345,24 @@ def _dictionary(stored) -> list | None:
         raise IngestFailed(f"The resource's data dictionary cannot be used: {exc}") from None
 
 
+def run_janitor(platform: Platform, stop: threading.Event) -> None:
+    """Every few minutes, remove old staging objects and abandoned multipart uploads (one per process,
+    not one per worker thread: they would list and delete the same objects at the same moment)."""
+    settings = platform.settings
+    while not stop.is_set():
+        try:
+            clean_staging(platform, settings.staging_max_age_seconds)
+            expire_uploads(platform, settings.upload_max_age_seconds)
+        except Exception:
+            log.warning("staging cleanup failed", exc_info=True)
+        stop.wait(JANITOR_SECONDS)
+
+
 def run_workers(platform: Platform, concurrency: int, stop: threading.Event) -> None:
-    """Run ``concurrency`` worker threads until ``stop`` is set."""
+    """Run ``concurrency`` worker threads, and the janitor, until ``stop`` is set."""
     threads = [threading.Thread(target=Worker(platform).run_forever, args=(stop,), name=f"worker-{i}")
                for i in range(concurrency)]
+    threads.append(threading.Thread(target=run_janitor, args=(platform, stop), name="janitor", daemon=True))
     for t in threads:
         t.start()
     try:

@@ -96,8 +96,8 @@ def connect(work_dir: Path, memory_limit: str = "160MB", threads: int = 2) -> du
 
 SAMPLE_ROWS = 20480
 READERS = {
-    "csv": "read_csv({path}, auto_detect=true, sample_size=20480, max_line_size={max_line}, buffer_size={buffer})",
-    "json": "read_json({path}, format='auto', sample_size=20480)",
+    "csv": "read_csv({path}, auto_detect=true, sample_size={sample}, max_line_size={max_line}, buffer_size={buffer})",
+    "json": "read_json({path}, format='auto', sample_size={sample})",
     "parquet": "read_parquet({path})",
 }
 
@@ -134,11 +134,6 @@ def _refuse_ragged(src: Path, header: str) -> None:
                            f"(delimiter {shown}); fix that row or quote the field that holds the delimiter.")
 
 
-def csv_to_parquet(con: duckdb.DuckDBPyConnection, src: Path, dst: Path, row_group_rows: int) -> Converted:
-    """Sniff ``src`` (delimiter, header, types) and write it to ``dst`` as zstd Parquet."""
-    return to_parquet(con, "csv", src, dst, row_group_rows)
-
-
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -162,7 +157,9 @@ def _source(con: duckdb.DuckDBPyConnection, fmt: str, src: Path, sheet: str | No
             raise IngestFailed(f"The Arrow file could not be read: {_clean(exc)}") from None
         con.register("arrow_upload", table)
         return "arrow_upload"
-    sql = READERS[fmt].format(path=_literal(src), max_line=int(max_line_bytes), buffer=csv_buffer(max_line_bytes))
+    # The sniffer's sample and the odd-value check's sample must be the same rows.
+    sql = READERS[fmt].format(path=_literal(src), sample=SAMPLE_ROWS, max_line=int(max_line_bytes),
+                              buffer=csv_buffer(max_line_bytes))
     return sql[:-1] + ", all_varchar=true)" if as_text and fmt == "csv" else sql
 
 

@@ -17,7 +17,6 @@ import pyarrow as pa
 from catalog.errors import IngestFailed
 from ingest.decode import check_zip
 
-XLSX_MARKERS = ("xl/workbook.xml", "[Content_Types].xml")
 
 
 def is_workbook(path: Path) -> bool:

@@ -371,7 +371,7 @@ def _inexact_text_leaves(con: duckdb.DuckDBPyConnection, path: Path) -> set[int]
     return {int(r[0]) for r in rows}
 
 
-def _sample_row_groups(meta: pq.FileMetaData, rows: int) -> list[int]:
+def sample_row_groups(meta: pq.FileMetaData, rows: int) -> list[int]:
     """Evenly spread row groups holding about ``rows`` rows: a system sample that reads only what it uses."""
     n = meta.num_row_groups
     per = max(1, meta.num_rows // max(n, 1))
@@ -444,7 +444,7 @@ def profile_parquet(con: duckdb.DuckDBPyConnection, path: Path, bins: int = 20, 
                               "distinct": len(pairs)}
         high = [c.name for c in texts if c.name not in tops]
         if high:
-            groups = _sample_row_groups(meta, sample_rows)
+            groups = sample_row_groups(meta, sample_rows)
             whole = len(groups) == meta.num_row_groups
             sample = pf.read_row_groups(groups, columns=high)
             cur.register("__profile_sample", sample)

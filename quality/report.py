@@ -16,7 +16,7 @@ from typing import Any
 import duckdb
 
 from quality import expectations, pii, suites
-from quality.profile import profile_parquet
+from quality.profile import profile_parquet, sample_row_groups
 
 
 def connect(memory_limit: str = "160MB", threads: int = 2) -> duckdb.DuckDBPyConnection:
@@ -104,18 +104,16 @@ def build(con: duckdb.DuckDBPyConnection, parquet: Path, resource_id: str, versi
     }
 
 
-PII_ROW_GROUPS = 12
+PII_SAMPLE_ROWS = 200_000  # about a dozen 16,384-row groups
 
 
-def spread_sample(parquet: Path, columns: list[str], groups: int = PII_ROW_GROUPS):
-    """Rows from row groups spread evenly through the file (first, last and between): a column
+def spread_sample(parquet: Path, columns: list[str], rows: int = PII_SAMPLE_ROWS):
+    """Rows from row groups spread evenly through the file (the profile's own sampler): a column
     that only fills in late in a large file is still seen, for the cost of reading a few groups."""
     import pyarrow.parquet as pq
 
     pf = pq.ParquetFile(parquet)
-    n = pf.num_row_groups
-    picks = sorted({round(i * (n - 1) / (groups - 1)) for i in range(groups)}) if n > groups else list(range(n))
-    return pf.read_row_groups(picks, columns=columns)
+    return pf.read_row_groups(sample_row_groups(pf.metadata, rows), columns=columns)
 
 
 def _scan_pii(con: duckdb.DuckDBPyConnection, parquet: Path, schema: list[tuple[str, str]]) -> list:

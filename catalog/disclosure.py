@@ -1,4 +1,4 @@
-"""Personal information and open data: which findings still need the provider's acknowledgement (pure).
+"""Personal information and open data: which findings still need the provider's acknowledgement.
 
 A dataset open to everyone must not publish e-mail addresses, phone or identity
 numbers by accident. When the quality report finds such a column, the version
@@ -10,6 +10,11 @@ and kind: later versions with the same findings need no new one.
 from __future__ import annotations
 
 from typing import Any, Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from catalog.models import PiiAcknowledgement
 
 
 def pairs(findings: Iterable[dict[str, Any]]) -> set[tuple[str, str]]:
@@ -36,3 +41,12 @@ def hold_message(findings: list[dict[str, Any]]) -> str:
     """Why a version of a public dataset is held, and what the provider can do."""
     return ("Personal information found: " + describe(findings) + ". This dataset is public, so the version is "
             "held: acknowledge the findings (quality_pii_acknowledge) to publish it, or make the dataset private.")
+
+
+def pending(s: Session, resource_id: str, findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The findings no acknowledgement of the resource covers (asked by the worker before it
+    publishes, and by a dataset about to go public)."""
+    if not findings:
+        return []
+    acks = s.scalars(select(PiiAcknowledgement.findings).where(PiiAcknowledgement.resource_id == resource_id))
+    return unacknowledged(findings, [f for found in acks for f in found])

@@ -19,12 +19,11 @@ import time
 import uuid
 from pathlib import Path
 
-from sqlalchemy import select
 
 from catalog import audit, disclosure, jobs, keys
 from catalog.dictionary import DictionaryError, parse_dictionary
 from catalog.errors import IngestFailed, QualityGateFailed
-from catalog.models import Package, PiiAcknowledgement, QualitySuite, Resource, ResourceVersion
+from catalog.models import Package, QualitySuite, Resource, ResourceVersion
 from catalog.platform import Platform
 from catalog.publish import publish_version
 from catalog.search import changes
@@ -265,8 +264,7 @@ class Worker:
         """Why the version must wait for an acknowledgement (public dataset, new PII), or None."""
         if not report["pii"] or s.get(Package, res.package_id).private:
             return None
-        acks = s.scalars(select(PiiAcknowledgement.findings).where(PiiAcknowledgement.resource_id == res.id))
-        pending = disclosure.unacknowledged(report["pii"], [f for found in acks for f in found])
+        pending = disclosure.pending(s, res.id, report["pii"])
         return disclosure.hold_message(pending) if pending else None
 
     def _revalidate(self, claim: jobs.Claim, beat: _Heartbeat) -> None:

@@ -150,10 +150,7 @@ def unacknowledged_pii(s: Session, package_id: str) -> list[tuple[Resource, list
     for res in resources:
         version = s.get(ResourceVersion, res.current_version_id) if res.current_version_id else None
         findings = ((version.quality or {}).get("pii") or []) if version is not None else []
-        if not findings:
-            continue
-        acks = s.scalars(select(PiiAcknowledgement.findings).where(PiiAcknowledgement.resource_id == res.id))
-        pending = disclosure.unacknowledged(findings, [f for found in acks for f in found])
+        pending = disclosure.pending(s, res.id, findings)
         if pending:
             out.append((res, pending))
     return out

@@ -6,7 +6,7 @@ from typing import TypeVar
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from catalog.models import Group, Package, Resource, User
+from catalog.models import Group, Package, Resource, ResourceVersion, User
 
 T = TypeVar("T", Group, Package, User)
 
@@ -41,3 +41,11 @@ def user(session: Session, key: str) -> User | None:
 def resource(session: Session, key: str) -> Resource | None:
     res = session.get(Resource, key)
     return res if res is not None and res.state == "active" else None
+
+
+def version(session: Session, resource_id: str, key: object) -> ResourceVersion | None:
+    """A resource's version by its number (``3``) or its id, as ``version`` parameters accept."""
+    key = str(key)
+    query = select(ResourceVersion).where(ResourceVersion.resource_id == resource_id)
+    return session.scalar(query.where(ResourceVersion.number == int(key)) if key.isdigit()
+                          else query.where(ResourceVersion.id == key))

@@ -10,7 +10,7 @@ from typing import Any, Iterator
 
 from sqlalchemy import select
 
-from catalog import audit, datastore_query, dictize, exports, validate
+from catalog import audit, datastore_query, dictize, exports, lookup, validate
 from catalog.actions import action
 from catalog.actions.resources import _resource_and_package
 from catalog.context import Context
@@ -24,9 +24,7 @@ from catalog.query import json_value
 
 def _version(s, resource_id: str, key: str) -> ResourceVersion:
     """A published version of the resource by number or id."""
-    query = select(ResourceVersion).where(ResourceVersion.resource_id == resource_id)
-    query = query.where(ResourceVersion.number == int(key)) if key.isdigit() else query.where(ResourceVersion.id == key)
-    version = s.scalar(query)
+    version = lookup.version(s, resource_id, key)
     if version is None:
         raise NotFound(f"Version {key} of this resource not found")
     if version.parquet_key is None or version.status != "ready":  # a held version has Parquet but is not public

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from catalog import audit, authz, disclosure, jobs, validate
+from catalog import audit, authz, disclosure, jobs, lookup, validate
 from catalog.actions import action
 from catalog.actions.resources import _resource_and_package
 from catalog.context import Context
@@ -25,16 +25,13 @@ from quality.expectations import SuiteError, check_suite
 
 def _version(s: Session, res: Resource, key: Any) -> ResourceVersion:
     """A version by number or id, else the current one, else the latest."""
-    query = select(ResourceVersion).where(ResourceVersion.resource_id == res.id)
     if key not in (None, ""):
-        key = str(key)
-        query = query.where(ResourceVersion.number == int(key)) if key.isdigit() else \
-            query.where(ResourceVersion.id == key)
+        version = lookup.version(s, res.id, key)
     elif res.current_version_id:
-        query = query.where(ResourceVersion.id == res.current_version_id)
+        version = s.get(ResourceVersion, res.current_version_id)
     else:
-        query = query.order_by(ResourceVersion.number.desc()).limit(1)
-    version = s.scalar(query)
+        version = s.scalar(select(ResourceVersion).where(ResourceVersion.resource_id == res.id)
+                           .order_by(ResourceVersion.number.desc()).limit(1))
     if version is None:
         raise NotFound("Version not found" if key not in (None, "") else "This resource has no upload yet")
     return version

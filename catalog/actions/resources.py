@@ -231,10 +231,7 @@ def _download_version(s: Session, res: Resource, key: Any) -> ResourceVersion:
         if version is None:
             raise ValidationError({"id": ["This resource has no published upload to download"]})
         return version
-    key = str(key)
-    query = select(ResourceVersion).where(ResourceVersion.resource_id == res.id)
-    query = query.where(ResourceVersion.number == int(key)) if key.isdigit() else query.where(ResourceVersion.id == key)
-    version = s.scalar(query)
+    version = lookup.version(s, res.id, key)
     if version is None:
         raise NotFound(f"Version {key} of this resource not found")
     return version

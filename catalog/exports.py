@@ -41,6 +41,7 @@ Parquet (``application/vnd.apache.parquet``)
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, Iterator, NamedTuple
 
 import pyarrow as pa
@@ -63,6 +64,28 @@ FORMATS: dict[str, ExportFormat] = {
     "parquet": ExportFormat("application/vnd.apache.parquet", "parquet"),
 }
 """Export format name -> (HTTP content type, file extension)."""
+
+
+@dataclass(frozen=True)
+class Export:
+    """A streamed download: what to call it, its type, and its bytes as they are produced."""
+    filename: str
+    content_type: str
+    chunks: Iterator[bytes]
+
+
+def requested_format(data: dict[str, Any]) -> str:
+    """The ``format`` an export request asks for (default csv); a Validation Error if unknown."""
+    fmt = str(data.get("format") or "csv").lower()
+    if fmt not in FORMATS:
+        raise ValidationError({"format": [f"Must be one of {', '.join(FORMATS)}"]})
+    return fmt
+
+
+def export(stem: str, fmt: str, reader: pa.RecordBatchReader) -> Export:
+    """``reader`` as a download named ``stem`` plus the format's extension."""
+    content_type, extension = FORMATS[fmt]
+    return Export(f"{stem}.{extension}", content_type, stream(reader, fmt))
 
 MIN_CHUNK = 64 * 1024
 """Bytes gathered before a chunk is yielded: fewer, larger writes to the socket or upload."""

@@ -5,8 +5,7 @@ import csv
 import io
 import json
 import urllib.parse
-from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from sqlalchemy import select
 
@@ -164,15 +163,7 @@ def ckan_arrow_type(arrow_type: str) -> str:
     return "json" if t.startswith(("struct", "list", "map", "large_list")) else "text"
 
 
-@dataclass(frozen=True)
-class Export:
-    """A streamed download: what to call it, its type, and its bytes as they are produced."""
-    filename: str
-    content_type: str
-    chunks: Iterator[bytes]
-
-
-def datastore_export(ctx: Context, data: dict[str, Any]) -> Export:
+def datastore_export(ctx: Context, data: dict[str, Any]) -> exports.Export:
     """Every row of ``resource_id`` matching ``filters``/``q`` (with ``fields``, ``sort``,
     ``distinct``, ``version``; ``limit``/``offset`` optional) as ``format`` csv, tsv, jsonl or
     parquet, streamed from the locked DuckDB: no whole result is held in memory.
@@ -181,9 +172,7 @@ def datastore_export(ctx: Context, data: dict[str, Any]) -> Export:
     The permission check and the audit event come before the first byte.
     """
     resource_id = validate.required_id(data, "resource_id")
-    fmt = str(data.get("format") or "csv").lower()
-    if fmt not in exports.FORMATS:
-        raise ValidationError({"format": [f"Must be one of {', '.join(exports.FORMATS)}"]})
+    fmt = exports.requested_format(data)
     with ctx.platform.read() as s:
         res, _ = _resource_and_package(s, ctx, resource_id)
         version = _published(s, res, data)
@@ -198,5 +187,4 @@ def datastore_export(ctx: Context, data: dict[str, Any]) -> Export:
         audit.record(s, ctx.actor_name, "datastore_export", "resource", res.id,
                      {"version_id": version.id, "format": fmt, **({"filters": spec.filters} if spec.filters else {}),
                       **({"q": spec.q} if spec.q else {})})
-    content_type, extension = exports.FORMATS[fmt]
-    return Export(f"{res.id}-v{version.number}.{extension}", content_type, exports.stream(reader, fmt))
+    return exports.export(f"{res.id}-v{version.number}", fmt, reader)

@@ -14,9 +14,8 @@ from typing import Any
 
 from catalog import audit, authz, exports, lookup, sqlcheck
 from catalog.actions import action
-from catalog.actions.datastore import Export
 from catalog.context import Context
-from catalog.errors import NotAuthorized, ValidationError
+from catalog.errors import NotAuthorized
 from catalog.models import ResourceVersion
 from catalog.query import json_value
 
@@ -68,13 +67,11 @@ def datastore_search_sql(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
             "records_truncated": result.truncated}
 
 
-def datastore_sql_export(ctx: Context, data: dict[str, Any]) -> Export:
+def datastore_sql_export(ctx: Context, data: dict[str, Any]) -> exports.Export:
     """The whole result of a researcher's ``sql`` (checked exactly as ``datastore_search_sql``) as
     ``format`` csv, tsv, jsonl or parquet, streamed with no row limit but the export time limit.
     Not an action: the ``/datastore/dump_sql`` route calls it."""
-    fmt = str(data.get("format") or "csv").lower()
-    if fmt not in exports.FORMATS:
-        raise ValidationError({"format": [f"Must be one of {', '.join(exports.FORMATS)}"]})
+    fmt = exports.requested_format(data)
     checked = sqlcheck.check(data.get("sql"))
     versions = _readable_versions(ctx, checked.resource_ids)
     tables = {rid: ctx.platform.query.tables.table(v.parquet_key) for rid, v in versions.items()}
@@ -84,5 +81,4 @@ def datastore_sql_export(ctx: Context, data: dict[str, Any]) -> Export:
                      checked.resource_ids[0] if checked.resource_ids else None,
                      {"resources": checked.resource_ids, "versions": [versions[r].id for r in checked.resource_ids],
                       "format": fmt})
-    content_type, extension = exports.FORMATS[fmt]
-    return Export(f"query.{extension}", content_type, exports.stream(reader, fmt))
+    return exports.export("query", fmt, reader)

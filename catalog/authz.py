@@ -8,7 +8,7 @@ caller may not read answers Not Found, so its existence does not leak.
 """
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import false, select, true
 from sqlalchemy.orm import Session
 
 from catalog.context import Actor
@@ -92,6 +92,30 @@ def require_create_in_org(session: Session, actor: Actor | None, organization_id
                             "to create datasets in it")
 
 
+def require_move_package(session: Session, actor: Actor | None, pkg: Package, target: Group) -> None:
+    """Moving a dataset to another organization takes it from one set of members to another: it
+    needs edit rights (editor or admin) in both organizations. A dataset collaborator never moves
+    it, whatever their capacity: otherwise an ``editor`` collaborator could carry a private dataset
+    into an organization of their own and lock its owners out."""
+    require_user(actor, "move a dataset")
+    if actor.sysadmin:  # type: ignore[union-attr]
+        return
+    if (capacity(session, actor, pkg.owner_org) not in EDIT_CAPACITIES
+            or capacity(session, actor, target.id) not in EDIT_CAPACITIES):
+        raise NotAuthorized(f"Access denied: moving dataset {pkg.name} to organization {target.name} needs "
+                            "edit rights in both its organization and the new one")
+
+
+def require_create_group(actor: Actor | None, is_organization: bool, users_may_create: bool) -> Actor:
+    """Creating organizations and groups is for sysadmins unless the site lets users
+    (``MOSU_USERS_CREATE_ORGANIZATIONS``), as CKAN's ``ckan.auth.user_create_*`` defaults."""
+    what = "create organizations" if is_organization else "create groups"
+    actor = require_user(actor, what)
+    if not actor.sysadmin and not users_may_create:
+        raise NotAuthorized(f"Access denied: only a sysadmin may {what} on this site")
+    return actor
+
+
 def require_group_admin(session: Session, actor: Actor | None, group: Group, what: str) -> None:
     """Only the group's (or organization's) admins and sysadmins change it or its members."""
     require_user(actor, what)
@@ -106,6 +130,36 @@ def require_group_member(session: Session, actor: Actor | None, group: Group, wh
         raise NotAuthorized(f"Access denied: you are not a member of {group.name}")
 
 
+def readable_packages(actor: Actor | None):
+    """A WHERE clause on Package matching :func:`can_read_package`, in any state: public active
+    ones, active ones of the actor's organizations or shared with them, and non-active (deleted,
+    draft) ones the actor may edit."""
+    if is_sysadmin(actor):
+        return true()
+    active = Package.state == "active"
+    public = active & Package.private.is_(False)
+    if actor is None or actor.id is None:
+        return public
+    edit_orgs = select(Member.group_id).where(Member.table_name == "user", Member.table_id == actor.id,
+                                              Member.capacity.in_(EDIT_CAPACITIES))
+    edit_shared = select(Collaborator.package_id).where(Collaborator.user_id == actor.id,
+                                                        Collaborator.capacity.in_(EDIT_CAPACITIES))
+    editing = Package.owner_org.in_(edit_orgs) | Package.id.in_(edit_shared)
+    return public | (active & insider_packages(actor)) | (~active & editing)
+
+
+def insider_packages(actor: Actor | None):
+    """A WHERE clause on Package: the datasets the actor could read even while they are private
+    (their organization's members, their collaborators; sysadmins all)."""
+    if is_sysadmin(actor):
+        return true()
+    if actor is None or actor.id is None:
+        return false()
+    member_orgs = select(Member.group_id).where(Member.table_name == "user", Member.table_id == actor.id)
+    shared = select(Collaborator.package_id).where(Collaborator.user_id == actor.id)
+    return Package.owner_org.in_(member_orgs) | Package.id.in_(shared)
+
+
 def visible_packages(actor: Actor | None, include_private: bool = True):
     """A WHERE clause selecting the active datasets ``actor`` may read.
 
@@ -117,6 +171,4 @@ def visible_packages(actor: Actor | None, include_private: bool = True):
     public = active & Package.private.is_(False)
     if actor is None or actor.id is None or not include_private:
         return public
-    member_orgs = select(Member.group_id).where(Member.table_name == "user", Member.table_id == actor.id)
-    shared = select(Collaborator.package_id).where(Collaborator.user_id == actor.id)
-    return public | (active & (Package.owner_org.in_(member_orgs) | Package.id.in_(shared)))
+    return public | (active & insider_packages(actor))

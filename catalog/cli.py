@@ -145,7 +145,7 @@ def up(host: str, port: int, data_dir: Path | None, workers: int, demo: bool) ->
 
 
 def _load_demo(settings: Settings, url: str) -> None:
-    """Create the demo publisher and upload the demo datasets through the HTTP API."""
+    """Create the demo publisher and its organization, then upload the demo datasets through the HTTP API."""
     from catalog import demo
     from catalog.actions import call
 
@@ -157,6 +157,11 @@ def _load_demo(settings: Settings, url: str) -> None:
             exists = lookup.user(s, "demo") is not None
         if not exists:
             call(ctx, "user_create", {"name": "demo", "fullname": "Demo publisher"})
+        org = demo.manifest()["organization"]
+        with ctx.platform.read() as s:
+            has_org = lookup.organization(s, org["name"]) is not None
+        if not has_org:  # creating organizations is for sysadmins: the site makes it, demo administers it
+            call(ctx, "organization_create", {**org, "users": [{"name": "demo", "capacity": "admin"}]})
         token = call(ctx, "api_token_create", {"user": "demo", "name": f"demo-load-{int(time.time())}"})["token"]
         created = demo.load(url, token)
         log.info("demo data: %d dataset(s) uploaded", len(created))

@@ -32,6 +32,9 @@ class Settings:
     weed_binary: str | None = None
     weed_memory_limit: str = "1GiB"
     site_url: str | None = None
+    # CKAN's default (ckan.auth.user_create_organizations/groups = false): only sysadmins create
+    # organizations and groups, so nobody can conjure an organization to move datasets into.
+    users_create_organizations: bool = False
     max_upload_bytes: int = 10 * GIB
     max_unpacked_bytes: int = 50 * GIB
     max_unpack_ratio: int = 200
@@ -88,8 +91,17 @@ class Settings:
         return out
 
 
+TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+FALSE_WORDS = frozenset({"false", "0", "no", "off"})
+
+
 def _coerce(type_name: object, raw: str, name: str) -> object:
     text = str(type_name)
+    if text.startswith("bool"):
+        word = raw.strip().lower()
+        if word not in TRUE_WORDS | FALSE_WORDS:
+            raise ValueError(f"MOSU_{name.upper()} must be true or false, got {raw!r}")
+        return word in TRUE_WORDS
     try:
         if text.startswith("int"):
             return int(raw)

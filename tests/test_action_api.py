@@ -105,9 +105,44 @@ def test_private_dataset_is_invisible_to_others(mosu, admin, org):
     assert "secret-ds" in admin.action.package_list(include_private=True)
 
 
-def test_editor_creates_datasets_in_own_organization(mosu):
+RESOURCE_READS = [("resource_show", "id"), ("resource_view_list", "id"), ("ingest_status_show", "id"),
+                  ("resource_version_list", "id"), ("resource_download", "id"), ("datastore_search", "resource_id"),
+                  ("datastore_info", "id"), ("quality_report_show", "id"), ("quality_suite_show", "id")]
+RESOURCE_WRITES = [("resource_patch", {}), ("resource_update", {}), ("resource_delete", {}),
+                   ("quality_suite_update", {"suite": {}}), ("quality_pii_acknowledge", {}),
+                   ("resource_upload_start", {"size": 10, "filename": "x.csv"})]
+
+
+def test_a_private_resource_and_a_missing_one_get_the_same_answer(mosu, admin, org):
+    """One 404, "Resource not found", whether the resource does not exist or may not be seen."""
+    pkg = admin.action.package_create(name="private-res-ds", owner_org=org["id"], private=True,
+                                      resources=[{"name": "hidden", "url": "https://example.org/h.csv"}])
+    hidden, missing = pkg["resources"][0]["id"], str(uuid.uuid4())
+    outsider = mosu.token("res-outsider")
+
+    def answer(action: str, body: dict, token: str | None) -> tuple[int, dict]:
+        r = requests.post(f"{mosu.url}/api/3/action/{action}", json=body, timeout=10,
+                          headers={"Authorization": token} if token else {})
+        return r.status_code, r.json()["error"]
+
+    for token in (None, outsider):
+        for action, key in RESOURCE_READS:
+            assert answer(action, {key: hidden}, token) == answer(action, {key: missing}, token) == \
+                (404, {"__type": "Not Found Error", "message": "Resource not found"}), (action, token)
+        for path in (f"/datastore/dump/{hidden}", f"/datastore/dump/{missing}"):
+            r = requests.get(mosu.url + path, timeout=10, headers={"Authorization": token} if token else {})
+            assert (r.status_code, r.json()["error"]["message"]) == (404, "Resource not found"), path
+    for action, extra in RESOURCE_WRITES:
+        assert answer(action, {"id": hidden, **extra}, outsider) == answer(action, {"id": missing, **extra}, outsider) \
+            == (404, {"__type": "Not Found Error", "message": "Resource not found"}), action
+    assert admin.action.resource_show(id=hidden)["name"] == "hidden", "nothing was changed"
+
+
+def test_editor_creates_datasets_in_own_organization(mosu, admin):
     editor = mosu.ckan(mosu.token("editor-eve"))
-    own = editor.action.organization_create(name="eve-lab")
+    with pytest.raises(ckanapi.NotAuthorized):  # organizations are made by sysadmins (the default)
+        editor.action.organization_create(name="eve-lab")
+    own = admin.action.organization_create(name="eve-lab", users=[{"name": "editor-eve", "capacity": "admin"}])
     pkg = editor.action.package_create(name="eve-data", owner_org=own["name"], tags=[{"name": "lab"}])
     assert pkg["organization"]["name"] == "eve-lab"
     assert pkg["tags"][0]["name"] == "lab"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import json
 import time
 
 import ckanapi
@@ -9,8 +10,8 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from catalog.models import ResourceVersion, User
-from tests.conftest import wait_for_ingest
+from catalog.models import Group, Package, ResourceVersion, User
+from tests.conftest import s3_settings, start_mosu, wait_for_ingest
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +19,10 @@ def people(mosu):
     """A sysadmin, an organization with an admin, an editor and a member, and an outsider."""
     sysadmin = mosu.ckan(mosu.token("root", sysadmin=True))
     clients = {name: mosu.ckan(mosu.token(name)) for name in ("alice", "eddie", "mia", "olga", "cora")}
-    org = clients["alice"].action.organization_create(name="health-lab", title="Health Lab")
+    # Creating organizations is for sysadmins (MOSU_USERS_CREATE_ORGANIZATIONS is off): root makes
+    # one with alice as its only admin.
+    org = sysadmin.action.organization_create(name="health-lab", title="Health Lab",
+                                              users=[{"name": "alice", "capacity": "admin"}])
     clients["alice"].action.organization_member_create(id=org["id"], username="eddie", role="editor")
     clients["alice"].action.organization_member_create(id=org["id"], username="mia", role="member")
     return {"root": sysadmin, "anon": mosu.ckan(), "org": org, **clients}
@@ -183,7 +187,8 @@ def test_delete_is_soft_and_purge_is_final(mosu, people):
 
 def test_groups_hold_datasets_from_any_organization(people, public_ds):
     olga = people["olga"]
-    grp = olga.action.group_create(name="open-health", title="Open health")
+    grp = people["root"].action.group_create(name="open-health", title="Open health",
+                                             users=[{"name": "olga", "capacity": "admin"}])
     olga.action.member_create(id=grp["id"], object=public_ds["name"], object_type="package", capacity="public")
     shown = people["anon"].action.group_show(id="open-health", include_datasets=True)
     assert [p["name"] for p in shown["packages"]] == [public_ds["name"]] and shown["package_count"] == 1
@@ -327,3 +332,165 @@ def test_malformed_searches_get_search_query_error(mosu, params):
 def test_rows_are_capped_at_1000(people):
     with pytest.raises(ckanapi.ValidationError):
         people["anon"].action.package_search(rows=1001)
+
+
+# -- attacks from the security review (issue 10: items 1, 8, 10, 16) -------------------------
+
+def test_users_may_not_create_organizations_or_groups_by_default(people):
+    """CKAN's default: organizations and groups are made by sysadmins (MOSU_USERS_CREATE_ORGANIZATIONS)."""
+    for client in (people["olga"], people["alice"]):  # a plain user, and an organization's admin
+        with pytest.raises(ckanapi.NotAuthorized) as err:
+            client.action.organization_create(name="carols-own-org")
+        assert err.value.args[0]["message"] == "Access denied: only a sysadmin may create organizations on this site"
+        with pytest.raises(ckanapi.NotAuthorized):
+            client.action.group_create(name="carols-own-group")
+    assert "carols-own-org" not in people["root"].action.organization_list()
+    assert "carols-own-group" not in people["root"].action.group_list()
+
+
+@pytest.fixture(scope="module")
+def open_site(s3, tmp_path_factory):
+    """A second ``mosu up`` whose users may create organizations and groups
+    (MOSU_USERS_CREATE_ORGANIZATIONS=true): a dataset must not be taken even there."""
+    data_dir = tmp_path_factory.mktemp("open-site") / "data"
+    settings = s3_settings(s3, data_dir, users_create_organizations=True)
+    env = {k: v for k, v in settings.to_env().items() if k != "MOSU_DATA_DIR"}
+    running = start_mosu(data_dir, {**env, "MOSU_USERS_CREATE_ORGANIZATIONS": "true"}, settings)
+    yield running
+    running.stop()
+
+
+def test_a_collaborator_cannot_take_a_dataset_into_her_own_organization(open_site):
+    site = open_site
+    ada, mo, carol = (site.ckan(site.token(name)) for name in ("ada", "mo", "carol"))
+    ada.action.organization_create(name="org-a")  # users may, on this site
+    ada.action.organization_member_create(id="org-a", username="mo", role="member")
+    pkg = ada.action.package_create(name="a-private", owner_org="org-a", private=True, notes="Ward records")
+    ada.action.package_collaborator_create(id=pkg["id"], user_id="carol", capacity="editor")
+    carols = carol.action.organization_create(name="carols-org")
+
+    with pytest.raises(ckanapi.NotAuthorized) as err:
+        carol.action.package_patch(id=pkg["id"], owner_org=carols["id"])
+    assert "needs edit rights in both" in err.value.args[0]["message"]
+    with pytest.raises(ckanapi.NotAuthorized):  # package_update replaces the whole dataset: same rule
+        carol.action.package_update(**{**carol.action.package_show(id=pkg["id"]), "owner_org": "carols-org"})
+
+    # The dataset stays in org-a: its admin and members still read it, and the admin removes carol.
+    assert ada.action.package_show(id=pkg["id"])["organization"]["name"] == "org-a"
+    assert mo.action.package_show(id=pkg["id"])["notes"] == "Ward records"
+    assert carol.action.organization_show(id="carols-org", include_datasets=True)["packages"] == []
+    ada.action.package_collaborator_delete(id=pkg["id"], user_id="carol")
+    with pytest.raises(ckanapi.NotFound):
+        carol.action.package_show(id=pkg["id"])
+    with site.inspect().read() as s:
+        assert s.scalar(select(Group.name).join(Package, Package.owner_org == Group.id)
+                        .where(Package.id == pkg["id"])) == "org-a"
+
+
+def test_moving_a_dataset_needs_edit_rights_in_both_organizations(open_site):
+    site = open_site
+    root = site.ckan(site.token("root-o", sysadmin=True))
+    ed, mem = site.ckan(site.token("ed")), site.ckan(site.token("mem"))
+    root.action.organization_create(name="org-src", users=[{"name": "ed", "capacity": "editor"},
+                                                           {"name": "mem", "capacity": "member"}])
+    ed.action.organization_create(name="org-dst")  # ed is its admin
+    root.action.organization_create(name="org-other", users=[{"name": "ed", "capacity": "member"},
+                                                             {"name": "mem", "capacity": "admin"}])
+    pkg = ed.action.package_create(name="movable", owner_org="org-src", private=True)
+
+    with pytest.raises(ckanapi.NotAuthorized):  # only a member of the target
+        ed.action.package_patch(id=pkg["id"], owner_org="org-other")
+    with pytest.raises(ckanapi.NotAuthorized):  # only a member of the source
+        mem.action.package_patch(id=pkg["id"], owner_org="org-other")
+    assert ed.action.package_show(id=pkg["id"])["organization"]["name"] == "org-src"
+
+    moved = ed.action.package_patch(id=pkg["id"], owner_org="org-dst")  # editor here, admin there
+    assert moved["organization"]["name"] == "org-dst"
+    with pytest.raises(ckanapi.NotFound):  # private: org-src's members no longer read it
+        mem.action.package_show(id=pkg["id"])
+    assert root.action.package_patch(id=pkg["id"], owner_org="org-other")["organization"]["name"] == "org-other"
+
+
+def test_users_may_create_organizations_when_the_site_allows_it(open_site):
+    site = open_site
+    uma = site.ckan(site.token("uma"))
+    org = uma.action.organization_create(name="uma-lab", id="33333333-3333-3333-3333-333333333333")
+    assert org["id"] != "33333333-3333-3333-3333-333333333333", "only sysadmins choose ids"
+    assert [u["name"] for u in uma.action.organization_show(id="uma-lab")["users"]] == ["uma"]
+    assert uma.action.group_create(name="uma-group")["name"] == "uma-group"
+
+
+def test_user_list_matches_e_mail_only_for_sysadmins_and_wildcards_literally(mosu, people):
+    root, anon, olga = people["root"], people["anon"], people["olga"]
+    root.action.user_create(name="carol", fullname="Carol", email="carol.private@secretcorp.example")
+    for q in ("secretcorp", "c_rol.pri%@secret"):
+        r = requests.get(mosu.url + "/api/3/action/user_list", params={"q": q}, timeout=10)
+        assert r.status_code == 200 and r.json()["result"] == [], q
+        assert olga.action.user_list(q=q, all_fields=False) == [], q
+    assert root.action.user_list(q="secretcorp", all_fields=False) == ["carol"]
+    assert root.action.user_list(q="c_rol.pri%@secret", all_fields=False) == [], "% and _ match themselves"
+    assert anon.action.user_list(q="caro", all_fields=False) == ["carol"], "names still match"
+    for q in ("%", "_", "\\"):
+        assert anon.action.user_list(q=q, all_fields=False) == [], q
+        assert anon.action.organization_list(q=q) == [], q
+        assert anon.action.group_list(q=q) == [], q
+        assert anon.action.tag_list(query=q) == [], q
+
+
+def test_activity_follows_the_dataset_s_current_visibility(people):
+    eddie, anon, olga, mia = people["eddie"], people["anon"], people["olga"], people["mia"]
+    pkg = eddie.action.package_create(name="ward-plans", owner_org="health-lab", notes="Bed counts per ward")
+
+    def seen(client, action="organization_activity_list", **params):
+        acts = getattr(client.action, action)(limit=100, **params)
+        return [a for a in acts if a["object_id"] == pkg["id"]]
+
+    assert [a["activity_type"] for a in seen(anon, id="health-lab")] == ["new package"]
+    eddie.action.package_patch(id=pkg["id"], private=True, notes="Merger plan with Acme")
+    for client in (anon, olga):  # the "new package" snapshot (name, notes) went private with it
+        assert seen(client, id="health-lab") == []
+        with pytest.raises(ckanapi.NotFound):
+            client.action.package_activity_list(id=pkg["id"])
+    assert len(seen(mia, id="health-lab")) == 2, "members still see all of it"
+
+    # Public again: what was recorded while private stays with those who could read it then.
+    eddie.action.package_patch(id=pkg["id"], private=False, notes="Published summary")
+    for client in (anon, olga):
+        for acts in (seen(client, id="health-lab"), seen(client, "package_activity_list", id=pkg["id"])):
+            assert [a["activity_type"] for a in acts] == ["changed package", "new package"]
+            assert "Merger plan" not in json.dumps(acts)
+    assert "Merger plan" in json.dumps(seen(mia, "package_activity_list", id=pkg["id"]))
+    assert len(seen(mia, id="health-lab")) == 3
+
+    eddie.action.package_delete(id=pkg["id"])  # deleted: only its editors still read it, and its activity
+    assert seen(anon, id="health-lab") == [] and seen(mia, id="health-lab") == []
+    assert len(seen(eddie, id="health-lab")) == 4
+
+
+def test_only_sysadmins_choose_ids(people):
+    eddie, root = people["eddie"], people["root"]
+    pkg_id, res_id, res_id2 = ("11111111-1111-1111-1111-11111111111" + d for d in "123")
+    pkg = eddie.action.package_create(id=pkg_id, name="squatter", owner_org="health-lab",
+                                      resources=[{"id": res_id, "name": "r", "url": "https://example.org/r"}])
+    assert pkg["id"] != pkg_id and pkg["resources"][0]["id"] != res_id
+    kept = pkg["resources"][0]
+    updated = eddie.action.package_update(id=pkg["id"], name="squatter", owner_org="health-lab",
+                                          resources=[kept, {"id": res_id2, "url": "https://example.org/s"}])
+    assert updated["resources"][0]["id"] == kept["id"], "an existing resource is still updated by its id"
+    assert updated["resources"][1]["id"] != res_id2
+    for rid in (res_id, res_id2):
+        with pytest.raises(ckanapi.NotFound):
+            root.action.resource_show(id=rid)
+    # The ids stay free for the sysadmin's ckanapi load, which keeps them.
+    loaded = root.action.package_create(id=pkg_id, name="loaded", owner_org="health-lab",
+                                        resources=[{"id": res_id, "url": "https://example.org/r"},
+                                                   {"id": res_id2, "url": "https://example.org/s"}])
+    assert loaded["id"] == pkg_id and [r["id"] for r in loaded["resources"]] == [res_id, res_id2]
+    with pytest.raises(ckanapi.ValidationError) as err:
+        root.action.package_create(name="twice", owner_org="health-lab",
+                                   resources=[{"id": "44444444-4444-4444-4444-444444444444", "url": "https://x/1"},
+                                              {"id": "44444444-4444-4444-4444-444444444444", "url": "https://x/2"}])
+    assert err.value.error_dict["resources"] == ["That id is already in use"]
+    with pytest.raises(ckanapi.ValidationError) as err:
+        root.action.user_create(name="odd-id", id="bob")
+    assert err.value.error_dict["id"] == ["Must be a UUID"]

@@ -43,6 +43,15 @@ def test_upload_ingest_search_and_permissions_on_postgresql(pg_site):
     assert anon.action.package_search(q="coast")["count"] == 1
     with pytest.raises(ckanapi.ValidationError):
         admin.action.package_create(name="pg-public", owner_org=org["id"])
+    # The activity and LIKE filters are SQL too: the same answers on PostgreSQL.
+    reader = pg_site.ckan(pg_site.token("pg_reader"))
+    admin.action.package_patch(id="pg-public", private=True)
+    for client in (anon, reader):
+        assert [a for a in client.action.organization_activity_list(id="pg-org") if a["object_id"] == pub["id"]] == []
+    assert {a["object_id"] for a in admin.action.organization_activity_list(id="pg-org")} >= {pub["id"]}
+    admin.action.package_patch(id="pg-public", private=False)
+    assert anon.action.user_list(q="pg_", all_fields=False) == ["pg_reader"], "_ is not a wildcard"
+    assert anon.action.user_list(q="%", all_fields=False) == []
     admin.action.dataset_purge(id="pg-private")
     platform = pg_site.inspect()
     assert platform.engine.dialect.name == "postgresql"

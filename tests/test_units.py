@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from catalog import audit, keys
+from catalog import audit, keys, like
 from catalog.errors import IngestFailed, ValidationError, http_status, NotFound, NotAuthorized, PayloadTooLarge
 from catalog.models import AuditEvent
 from catalog.query import ckan_type, json_value
@@ -113,6 +113,23 @@ def test_settings_from_env_and_back():
     assert Settings.from_env({"MOSU_DATABASE_URL": "postgresql://x/y"}).effective_database_url == "postgresql://x/y"
     with pytest.raises(ValueError, match="MOSU_JOB_LEASE_SECONDS must be a number"):
         Settings.from_env({"MOSU_JOB_LEASE_SECONDS": "soon"})
+
+
+def test_boolean_settings_parse_words():
+    assert Settings().users_create_organizations is False, "CKAN's default: only sysadmins create organizations"
+    for word, value in [("true", True), ("YES", True), ("1", True), ("on", True), ("False", False), ("no", False),
+                        ("0", False), ("off", False)]:
+        assert Settings.from_env({"MOSU_USERS_CREATE_ORGANIZATIONS": word}).users_create_organizations is value
+    allowed = Settings(users_create_organizations=True)
+    assert Settings.from_env(allowed.to_env()) == allowed
+    with pytest.raises(ValueError, match="MOSU_USERS_CREATE_ORGANIZATIONS must be true or false"):
+        Settings.from_env({"MOSU_USERS_CREATE_ORGANIZATIONS": "sometimes"})
+
+
+def test_like_patterns_take_wildcards_literally():
+    assert like.pattern("c_rol.pri%@secret") == "%c\\_rol.pri\\%@secret%"
+    assert like.pattern("a\\b") == "%a\\\\b%"
+    assert like.pattern("plain") == "%plain%"
 
 
 def test_ckan_types_and_json_values():

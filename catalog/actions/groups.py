@@ -7,9 +7,9 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from catalog import activity, audit, authz, dictize, lookup, validate
+from catalog import activity, audit, authz, dictize, like, lookup, validate
 from catalog.actions import action
-from catalog.actions.packages import package_dict
+from catalog.actions.packages import chosen_id, package_dict
 from catalog.context import Context
 from catalog.errors import NotFound, ValidationError
 from catalog.models import Activity, Group, Member, Package, User
@@ -108,19 +108,10 @@ def _record(s: Session, ctx: Context, grp: Group, verb: str) -> dict[str, Any]:
 
 
 def _create(ctx: Context, data: dict[str, Any], is_org: bool) -> dict[str, Any]:
-    actor = authz.require_user(ctx.actor, f"create an {_kind(is_org)}" if is_org else "create a group")
+    actor = authz.require_create_group(ctx.actor, is_org, ctx.settings.users_create_organizations)
     errors = validate.Errors()
     with ctx.platform.write.begin() as s:
-        grp = Group(is_organization=is_org, id=str(uuid.uuid4()))
-        if actor.sysadmin and data.get("id"):
-            try:
-                wanted = str(uuid.UUID(str(data["id"])))
-            except ValueError:
-                errors.add("id", "Must be a UUID")
-            else:
-                if s.get(Group, wanted) is not None:
-                    errors.add("id", "That id is already in use")
-                grp.id = wanted
+        grp = Group(is_organization=is_org, id=chosen_id(s, ctx, Group, data.get("id"), errors) or str(uuid.uuid4()))
         _apply(s, grp, data, errors)
         errors.raise_if_any()
         s.add(grp)
@@ -196,8 +187,9 @@ def _list(ctx: Context, data: dict[str, Any], is_org: bool) -> list[Any]:
         if names:
             query = query.where(Group.name.in_(names if isinstance(names, list) else [names]))
         if data.get("q"):
-            like = f"%{data['q']}%"
-            query = query.where(or_(Group.name.ilike(like), Group.title.ilike(like), Group.description.ilike(like)))
+            q = data["q"]
+            query = query.where(or_(like.contains(Group.name, q), like.contains(Group.title, q),
+                                    like.contains(Group.description, q)))
         groups = list(s.scalars(query))
         counts = {g.id: _package_count(s, g) for g in groups} if (include_count or "package_count" in sort) else {}
         field, _, direction = sort.partition(" ")
@@ -221,9 +213,8 @@ def _activity(ctx: Context, data: dict[str, Any], is_org: bool) -> list[dict[str
     offset = validate.integer(data.get("offset"), "offset", 0)
     with ctx.platform.read() as s:
         grp = _get(s, validate.required_id(data), is_org)
-        query = select(Activity).where(or_(Activity.group_id == grp.id, Activity.object_id == grp.id))
-        if not (authz.is_sysadmin(ctx.actor) or authz.capacity(s, ctx.actor, grp.id)):
-            query = query.where(Activity.private.is_(False))
+        query = select(Activity).where(or_(Activity.group_id == grp.id, Activity.object_id == grp.id),
+                                       activity.visible_to(ctx.actor))
         return [activity.as_dict(a) for a in s.scalars(activity.filtered(query, data).offset(offset).limit(limit))]
 
 
@@ -250,13 +241,15 @@ def _member_change(ctx: Context, data: dict[str, Any], is_org: bool, remove: boo
 @action
 def organization_create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     """Create an organization (``name``, ``title``, ``description``, ``image_url``, ``extras``,
-    ``users``); the creator becomes its admin. Sysadmins may set ``id``."""
+    ``users``); the creator becomes its admin. Sysadmins only, unless the site sets
+    ``MOSU_USERS_CREATE_ORGANIZATIONS``. Sysadmins may set ``id``."""
     return _create(ctx, data, True)
 
 
 @action
 def group_create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
-    """Create a group (fields as ``organization_create``); the creator becomes its admin."""
+    """Create a group (fields as ``organization_create``); the creator becomes its admin.
+    Sysadmins only, unless the site sets ``MOSU_USERS_CREATE_ORGANIZATIONS``."""
     return _create(ctx, data, False)
 
 
@@ -326,7 +319,7 @@ def group_list(ctx: Context, data: dict[str, Any]) -> list[Any]:
 @action
 def organization_activity_list(ctx: Context, data: dict[str, Any]) -> list[dict[str, Any]]:
     """The activity of organization ``id`` and its datasets, newest first (``offset``, ``limit``);
-    private datasets' activity only for the organization's members."""
+    a dataset's activity is shown to those who may read the dataset now (private ones to members)."""
     return _activity(ctx, data, True)
 
 

@@ -61,9 +61,13 @@ def _find(s: Session, ctx: Context, data: dict[str, Any]) -> Package:
 
 # -- writing ---------------------------------------------------------------------------------
 
-def _valid_new_id(s: Session, model, value: Any, errors: validate.Errors, field: str = "id") -> str | None:
-    """A caller-chosen id (ckanapi load keeps ids across sites): a free UUID, or an error."""
-    if value in (None, ""):
+def chosen_id(s: Session, ctx: Context, model, value: Any, errors: validate.Errors, field: str = "id") -> str | None:
+    """A caller-chosen id (ckanapi load keeps ids across sites): a free UUID, or an error.
+
+    Only sysadmins choose ids; anyone else's is ignored (None: a new one is drawn), as CKAN ignores
+    a non-sysadmin's dataset id, so nobody can squat the ids a later ``ckanapi load`` needs.
+    """
+    if value in (None, "") or not authz.is_sysadmin(ctx.actor):
         return None
     try:
         value = str(uuid.UUID(str(value)))
@@ -169,8 +173,9 @@ def apply_resource_fields(res: Resource, data: dict[str, Any], errors: validate.
     res.last_modified = utcnow()
 
 
-def _apply_resources(s: Session, pkg: Package, value: Any, errors: validate.Errors) -> None:
-    """Replace the resource list: listed ids are updated, new ones created, the rest deleted."""
+def _apply_resources(s: Session, ctx: Context, pkg: Package, value: Any, errors: validate.Errors) -> None:
+    """Replace the resource list: listed ids are updated, new ones created (with the listed id only
+    when a sysadmin sends it), the rest deleted."""
     if value is None:
         value = []
     if not isinstance(value, list) or not all(isinstance(r, dict) for r in value):
@@ -181,7 +186,10 @@ def _apply_resources(s: Session, pkg: Package, value: Any, errors: validate.Erro
     for position, rdata in enumerate(value):
         res = existing.get(str(rdata.get("id") or ""))
         if res is None:
-            rid = _valid_new_id(s, Resource, rdata.get("id"), errors, "resources")
+            rid = chosen_id(s, ctx, Resource, rdata.get("id"), errors, "resources")
+            if rid in kept:  # the same new id twice in one list
+                errors.add("resources", "That id is already in use")
+                rid = None
             res = Resource(id=rid or str(uuid.uuid4()), package_id=pkg.id, created=utcnow(), state="active",
                            url_type=None, ingest_status=None, ingest_error=None, current_version_id=None)
             pkg.resources.append(res)
@@ -233,10 +241,9 @@ def package_create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
         now = utcnow()
         pkg = Package(owner_org=org.id, creator_user_id=ctx.actor.id, metadata_created=now,
                       metadata_modified=now, resources=[], organization=org)
-        pkg.id = (_valid_new_id(s, Package, data.get("id"), errors) if authz.is_sysadmin(ctx.actor) else None) \
-            or str(uuid.uuid4())
+        pkg.id = chosen_id(s, ctx, Package, data.get("id"), errors) or str(uuid.uuid4())
         _apply_fields(s, ctx, pkg, data, errors)
-        _apply_resources(s, pkg, data.get("resources"), errors)
+        _apply_resources(s, ctx, pkg, data.get("resources"), errors)
         errors.raise_if_any()
         s.expunge(org)
     pkg_dict = None if data.get("groups") else package_dict(None, pkg, ctx.site_url, groups=[])
@@ -279,14 +286,15 @@ def _update(ctx: Context, data: dict[str, Any], verb: str = "changed") -> dict[s
         if data.get("owner_org") and data["owner_org"] not in (pkg.owner_org, getattr(pkg.organization, "name", None)):
             org = _owner(s, ctx, data["owner_org"], errors)
             errors.raise_if_any()
-            authz.require_create_in_org(s, ctx.actor, org.id)
-            pkg.owner_org = org.id
+            if org.id != pkg.owner_org:
+                authz.require_move_package(s, ctx.actor, pkg, org)
+                pkg.owner_org, pkg.organization = org.id, org  # both: the returned dict names the new one
         data = {**data, "name": data.get("name") or pkg.name}
         was_private = pkg.private
         _apply_fields(s, ctx, pkg, data, errors)
         if was_private and not pkg.private:
             _refuse_unacknowledged_pii(s, pkg, errors)
-        _apply_resources(s, pkg, data.get("resources"), errors)
+        _apply_resources(s, ctx, pkg, data.get("resources"), errors)
         _apply_groups(s, ctx, pkg, data.get("groups"), errors)
         errors.raise_if_any()
         pkg.metadata_modified = utcnow()
@@ -454,6 +462,7 @@ def package_activity_list(ctx: Context, data: dict[str, Any]) -> list[dict[str, 
     offset = validate.integer(data.get("offset"), "offset", 0)
     with ctx.platform.read() as s:
         pkg = _find(s, ctx, data)
-        query = activity.filtered(select(Activity).where(Activity.object_id == pkg.id), data)
+        query = activity.filtered(select(Activity).where(Activity.object_id == pkg.id,
+                                                         activity.visible_to(ctx.actor)), data)
         return [activity.as_dict(a) for a in s.scalars(query.offset(offset).limit(limit))]
 

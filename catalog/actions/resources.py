@@ -23,11 +23,13 @@ DOWNLOAD_URL_SECONDS = 300
 
 
 def _resource_and_package(s: Session, ctx: Context, resource_id: str) -> tuple[Resource, Package]:
+    """The resource and its dataset if the caller may read them. One answer, "Resource not found",
+    whether it does not exist or is in a dataset the caller may not see: two would tell a stranger
+    which ids are private resources."""
     res = lookup.resource(s, resource_id)
-    if res is None:
+    if res is None or not authz.can_read_package(s, ctx.actor, res.package):
         raise NotFound("Resource not found")
-    pkg = authz.require_read_package(s, ctx.actor, res.package)
-    return res, pkg
+    return res, res.package
 
 
 def resource_dict(s: Session, ctx: Context, res: Resource) -> dict[str, Any]:

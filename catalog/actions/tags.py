@@ -5,7 +5,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from catalog import authz, validate
+from catalog import authz, like, validate
 from catalog.actions import action
 from catalog.actions.packages import package_dict
 from catalog.context import Context
@@ -29,7 +29,7 @@ def tag_list(ctx: Context, data: dict[str, Any]) -> list[Any]:
         query = (select(PackageTag.name).join(Package, Package.id == PackageTag.package_id)
                  .where(authz.visible_packages(None)).distinct().order_by(PackageTag.name))
         if data.get("query") or data.get("q"):
-            query = query.where(PackageTag.name.ilike(f"%{data.get('query') or data.get('q')}%"))
+            query = query.where(like.contains(PackageTag.name, data.get("query") or data.get("q")))
         names = list(s.scalars(query))
     return [_tag_dict(n) for n in names] if all_fields else names
 

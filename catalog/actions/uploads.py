@@ -14,7 +14,7 @@ from typing import Any
 
 from catalog import audit, authz, keys, lookup, validate
 from catalog.actions import action
-from catalog.actions.resources import _add_version, _changed, _discard, resource_dict
+from catalog.actions.resources import _add_version, _changed, _discard, _resource_and_package, resource_dict
 from catalog.context import Context
 from catalog.errors import NotFound, PayloadTooLarge, ValidationError
 from catalog.models import MultipartUpload, Package, Resource, new_id, utcnow
@@ -54,10 +54,8 @@ def resource_upload_start(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     filename = display_filename(str(data.get("filename") or ""))
     with ctx.platform.read() as s:
         if data.get("id"):
-            res = lookup.resource(s, str(data["id"]))
-            if res is None:
-                raise NotFound("Resource not found")
-            pkg = authz.require_edit_package(s, ctx.actor, res.package)
+            res, pkg = _resource_and_package(s, ctx, str(data["id"]))
+            authz.require_edit_package(s, ctx.actor, pkg)
             resource_id, new = res.id, False
         else:
             pkg = authz.require_edit_package(s, ctx.actor, lookup.package(s, validate.required_id(data, "package_id")))

@@ -14,7 +14,8 @@ def manifest() -> dict[str, Any]:
 
 
 def load(url: str, token: str) -> list[str]:
-    """Create the demo organization and datasets over HTTP with ckanapi; skip what exists.
+    """Create the demo organization (if ``token`` may: only sysadmins, by default) and datasets
+    over HTTP with ckanapi; skip what exists.
 
     Returns the names of the datasets it created.
     """

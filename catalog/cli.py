@@ -120,7 +120,10 @@ def up(host: str, port: int, data_dir: Path | None, workers: int, demo: bool) ->
         import waitress
 
         server = waitress.create_server(create_app(platform=platform), host=host, port=port,
-                                        threads=8, ident="mosu")
+                                        threads=8, ident="mosu",
+                                        # keep reading a busy connection, so that a client that leaves
+                                        # is noticed (waitress.client_disconnected) and its query stopped
+                                        channel_request_lookahead=1)
         # Build the search index now rather than on the first search (seconds at 100,000 datasets).
         threading.Thread(target=platform.search.refresh, daemon=True, name="search-warmup").start()
         if demo:

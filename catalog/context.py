@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from typing import Callable
 
 from catalog.models import User
 from catalog.platform import Platform
@@ -32,6 +33,8 @@ class Context:
     actor: Actor | None = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     base_url: str = ""
+    client: str = ""  # the client's address, for per-caller limits on anonymous calls
+    disconnected: Callable[[], bool] | None = None  # true once the HTTP client has gone away
 
     @property
     def site_url(self) -> str:
@@ -41,6 +44,11 @@ class Context:
     @property
     def settings(self):
         return self.platform.settings
+
+    @property
+    def caller(self) -> str:
+        """Who a per-caller limit counts: the user, or the address of an anonymous client."""
+        return f"user:{self.actor.id or self.actor.name}" if self.actor else f"address:{self.client}"
 
     @property
     def actor_name(self) -> str | None:

@@ -50,6 +50,10 @@ class QueryRejected(MosuError):
     """A query was refused by the sandbox or stopped by a limit."""
 
 
+class TooManyRequests(MosuError):
+    """The caller, or the whole site, already runs as many queries as it may at once (429)."""
+
+
 class IngestFailed(MosuError):
     """A permanent ingest failure: the file itself is the problem; retrying will not help."""
 
@@ -77,6 +81,7 @@ _HTTP: list[tuple[type[MosuError], int, str]] = [
     (ValidationError, 409, "Validation Error"),
     (PayloadTooLarge, 413, "Validation Error"),
     (QueryRejected, 400, "Validation Error"),
+    (TooManyRequests, 429, "Rate Limit Error"),
     (SearchQueryError, 400, "Search Query Error"),
     (BadRequest, 400, "Bad request - JSON Error"),
 ]

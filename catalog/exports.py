@@ -93,6 +93,8 @@ MAX_CHUNK = 1024 * 1024
 """The largest chunk yielded (a large batch is cut into pieces of this size)."""
 SLICE_ROWS = 65_536
 """Rows encoded at a time, so one huge input batch never becomes one huge text buffer."""
+SLICE_BYTES = 16 * 1024 * 1024
+"""Arrow bytes of small batches gathered at most before they are encoded together."""
 ROW_GROUP_ROWS = 262_144
 """Rows per Parquet row group at most: large enough for good compression and pruning."""
 ROW_GROUP_BYTES = 64 * 1024 * 1024
@@ -140,17 +142,41 @@ def _chunked(pieces: Iterator[bytes]) -> Iterator[bytes]:
         size += len(piece)
         if size >= MIN_CHUNK:
             data = b"".join(buffer)
-            buffer, size = [], 0
-            for start in range(0, len(data), MAX_CHUNK):
+            start = 0
+            while len(data) - start > MAX_CHUNK:
                 yield data[start:start + MAX_CHUNK]
+                start += MAX_CHUNK
+            rest = data[start:]
+            if len(rest) >= MIN_CHUNK:
+                yield rest
+                rest = b""
+            buffer, size = ([rest], len(rest)) if rest else ([], 0)  # a short tail waits for more
     if buffer:
         yield b"".join(buffer)
 
 
 def _slices(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+    """The reader's rows in batches of about :data:`SLICE_ROWS` (or :data:`SLICE_BYTES`): a large batch
+    is cut, small ones are put together. DuckDB hands an export 2,048 rows at a time, and encoding
+    such small batches one by one took 7 times as long (CSV of 500,000 rows: 4.6 s against 0.67 s)."""
+    pending: list[pa.RecordBatch] = []
+    rows = nbytes = 0
     for batch in reader:
+        if batch.num_rows < SLICE_ROWS:
+            pending.append(batch)
+            rows += batch.num_rows
+            nbytes += batch.nbytes
+            if rows < SLICE_ROWS and nbytes < SLICE_BYTES:
+                continue
+            batch = pa.concat_batches(pending)
+            pending, rows, nbytes = [], 0, 0
+        elif pending:
+            yield pa.concat_batches(pending)
+            pending, rows, nbytes = [], 0, 0
         for start in range(0, batch.num_rows, SLICE_ROWS):
             yield batch.slice(start, SLICE_ROWS)
+    if pending:
+        yield pa.concat_batches(pending)
 
 
 def _concatenated(lines: pa.Array) -> bytes:
@@ -206,6 +232,13 @@ def _text(column: pa.Array, neutralise_text: bool) -> pa.Array:
         return text
     if pa.types.is_null(kind):
         return pa.nulls(len(column), pa.string())
+    if pa.types.is_timestamp(kind) and not kind.tz:  # a cast is ~50 times as fast as strftime
+        text = pc.replace_substring(column.cast(pa.string()), " ", "T", max_replacements=1)
+        digits = {"s": 0, "ms": 3, "us": 6, "ns": 9}[kind.unit]
+        if not digits:
+            return text
+        return pc.if_else(pc.ends_with(text, "." + "0" * digits),
+                          pc.utf8_slice_codeunits(text, 0, -(digits + 1)), text)  # no all-zero fraction
     if pa.types.is_timestamp(kind):
         fmt = "%Y-%m-%dT%H:%M:%S" + ("%z" if kind.tz else "")
         text = pc.strftime(column, format=fmt)
@@ -233,9 +266,60 @@ def _pylist(data: pa.Array | pa.RecordBatch) -> list:
     return data.to_pylist(maps_as_pydicts="lossy")
 
 
+_JSON_ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
+_JSON_CONTROL = tuple((chr(c), f"\\u{c:04x}") for c in range(0x20) if chr(c) not in "\n\r\t")
+
+
+def _json_text(text: pa.Array) -> pa.Array:
+    """JSON string literals of a string array (nulls kept): quoted, with ``\\``, ``"`` and control
+    characters escaped as Python's ``json.dumps(ensure_ascii=False)`` escapes them."""
+    if pc.any(pc.match_substring_regex(text, '["\\\\\\x00-\\x1f]')).as_py():  # else nothing to escape
+        for char, escaped in _JSON_ESCAPES:
+            text = pc.replace_substring(text, char, escaped)
+        if pc.any(pc.match_substring_regex(text, "[\\x00-\\x1f]")).as_py():  # rare: a pass per character
+            for char, escaped in _JSON_CONTROL:
+                text = pc.replace_substring(text, char, escaped)
+    return pc.binary_join_element_wise('"', text, '"', "")
+
+
+def _json_column(column: pa.Array) -> pa.Array:
+    """One column as JSON values in text (a null stays null): vectorised for the flat types, the
+    conventions of :func:`catalog.query.json_value` (ISO times, decimals as strings, NaN and infinities
+    as null); nested and unusual types value by value in Python."""
+    kind = column.type
+    if pa.types.is_dictionary(kind):
+        return _json_column(column.dictionary_decode())
+    if pa.types.is_null(kind):
+        return pa.nulls(len(column), pa.string())
+    if pa.types.is_boolean(kind) or pa.types.is_integer(kind):
+        return column.cast(pa.string())
+    if pa.types.is_floating(kind):
+        finite = pc.is_finite(column)
+        return pc.if_else(finite, column.cast(pa.string()), pa.scalar(None, pa.string()))
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+        return _json_text(_text(column, neutralise_text=False))
+    if pa.types.is_decimal(kind) or pa.types.is_date(kind) or pa.types.is_time(kind) or pa.types.is_timestamp(kind):
+        # their text never holds a character JSON escapes: quoted as it is
+        return pc.binary_join_element_wise('"', _text(column, neutralise_text=False), '"', "")
+    return pa.array([None if v is None else _dumps(v) for v in _pylist(column)], pa.string())
+
+
 def _jsonl(reader: pa.RecordBatchReader) -> Iterator[bytes]:
+    """Each slice's rows as JSON objects built column by column with Arrow compute (no per-row Python:
+    500,000 rows took 9.1 s of Python holding the GIL, slowing every other request meanwhile)."""
+    keys = [json.dumps(name, ensure_ascii=False) + ":" for name in reader.schema.names]
     for batch in _slices(reader):
-        yield "".join(_dumps(row) + "\n" for row in _pylist(batch)).encode()
+        if batch.num_rows == 0:
+            continue
+        if not keys:
+            yield b"{}\n" * batch.num_rows
+            continue
+        parts: list[Any] = []
+        for i, (key, column) in enumerate(zip(keys, batch.columns)):
+            parts += [("{" if i == 0 else ",") + key, _json_column(column)]
+        parts.append("}\n")
+        yield _concatenated(pc.binary_join_element_wise(*parts, "", null_handling="replace",
+                                                        null_replacement="null"))
 
 
 # -- Parquet -----------------------------------------------------------------------------------

@@ -9,10 +9,13 @@ call registered.
 """
 from __future__ import annotations
 
+import ctypes
 import threading
+import time
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import duckdb
 import pyarrow as pa
@@ -20,11 +23,16 @@ import pyarrow.parquet as pq
 
 from catalog.errors import QueryRejected
 from catalog.settings import Settings
+from catalog.slots import QuerySlots, Slot
 from catalog.storage import ObjectStore
 from catalog.tablecache import ROW_ID, TableCache
 from quality.profile import classify, json_value
 
 _CACHE_SIZE = 1024
+FETCH_ROWS = 2048
+"""Rows fetched (and measured) at a time: DuckDB computes 2,048-row chunks, so a query's memory
+before its size is checked is one chunk, not its whole result."""
+_POLL_SECONDS = 0.05
 
 def ckan_type(duckdb_type: str) -> str:
     """The CKAN DataStore type name of a DuckDB column type (pure; one table, in quality.profile)."""
@@ -50,6 +58,69 @@ def _clean_error(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0][:300]
 
 
+def value_bytes(value: Any) -> int:
+    """About how many bytes a fetched value holds (pure): its length for text and binary, 8 for
+    any other scalar, the sum for lists and dicts."""
+    if isinstance(value, (str, bytes)):
+        return len(value)
+    if isinstance(value, (list, tuple)):
+        return 8 + sum(value_bytes(v) for v in value)
+    if isinstance(value, dict):
+        return 8 + sum(value_bytes(k) + value_bytes(v) for k, v in value.items())
+    return 8
+
+
+def _give_back_memory() -> None:
+    """Return freed memory to the system: Arrow's pool and glibc's heap keep it otherwise (after a
+    150 MB export the web process stayed 230 MB larger)."""
+    pa.default_memory_pool().release_unused()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # no glibc
+        pass
+
+
+class _Watch:
+    """One thread per query that interrupts its cursor when the current computation has run past
+    ``compute`` seconds, the whole call past ``total`` seconds, or ``cancelled()`` says the client
+    went away; :attr:`reason` says which."""
+
+    def __init__(self, cur: duckdb.DuckDBPyConnection, compute: float, total: float,
+                 cancelled: Callable[[], bool] | None) -> None:
+        self._cur, self.compute, self.total, self._cancelled = cur, compute, total, cancelled
+        self.start = time.monotonic()
+        self._since: float | None = self.start
+        self._done = threading.Event()
+        self.reason: str | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True, name="query-watch")
+        self._thread.start()
+
+    def computing(self) -> None:
+        self._since = time.monotonic()
+
+    def idle(self) -> None:
+        self._since = None
+
+    def _run(self) -> None:
+        while not self._done.wait(_POLL_SECONDS):
+            now, since = time.monotonic(), self._since
+            if since is not None and now - since > self.compute:
+                self.reason = f"The query was stopped after its time limit of {self.compute:g} s"
+            elif now - self.start > self.total:
+                self.reason = f"The export was stopped after its time limit of {self.total:g} s"
+            elif self._cancelled is not None and self._cancelled():
+                self.reason = "The query was stopped: the client disconnected"
+            if self.reason:
+                self._cur.interrupt()
+                return
+
+    def stop(self) -> None:
+        self._done.set()
+
+    def error(self) -> QueryRejected:
+        return QueryRejected(self.reason or "The query was interrupted")
+
+
 class QueryService:
     """One locked DuckDB database per process; a fresh cursor per call."""
 
@@ -58,6 +129,8 @@ class QueryService:
         self._fs = store.arrow_filesystem()
         self._db = duckdb.connect(":memory:", config={
             "threads": settings.query_threads, "memory_limit": settings.query_memory_limit,
+            # give freed memory back to the system after each task rather than keep it cached
+            "allocator_flush_threshold": "32MB", "allocator_background_threads": True,
         })
         self._db.execute("SET enable_external_access = false")
         self._db.execute("SET python_enable_replacements = false")  # no table name resolves to a Python variable
@@ -68,6 +141,7 @@ class QueryService:
         self._types: dict[pa.Schema, dict[str, str]] = {}
         self._counts: OrderedDict[tuple, int] = OrderedDict()
         self.tables = TableCache(store, settings.data_dir / "cache" / "tables", settings.query_cache_bytes)
+        self.slots = QuerySlots(settings.query_max_concurrent, settings.query_max_concurrent_per_caller)
 
     def _metadata(self, key: str) -> pq.FileMetaData:
         """The Parquet footer of an object, read once per process (objects never change)."""
@@ -125,28 +199,48 @@ class QueryService:
         records = [{n: json_value(v) for n, v in zip(names, row)} for row in rows]
         return Page(fields, records)
 
-    def _sandbox(self, tables: dict[str, pa.Table], timeout: float) -> tuple[duckdb.DuckDBPyConnection,
-                                                                             threading.Timer]:
-        """A fresh cursor of the locked database that sees only ``tables``, and a started timer
-        that interrupts it after ``timeout`` seconds (cancel it when done)."""
+    def _sandbox(self, tables: dict[str, pa.Table], compute: float, total: float | None = None,
+                 cancelled: Callable[[], bool] | None = None) -> tuple[duckdb.DuckDBPyConnection, _Watch]:
+        """A fresh cursor of the locked database that sees only ``tables``, and a started watch that
+        interrupts it (see :class:`_Watch`; stop it when done)."""
         cur = self._db.cursor()
         for name, table in tables.items():
             cur.register(name, table)
-        timer = threading.Timer(timeout, cur.interrupt)
-        timer.start()
-        return cur, timer
+        return cur, _Watch(cur, compute, compute if total is None else total, cancelled)
+
+    def _rejected(self, exc: duckdb.Error, watch: _Watch) -> QueryRejected:
+        """The user's error for what DuckDB raised."""
+        if isinstance(exc, duckdb.InterruptException):
+            return watch.error()
+        if isinstance(exc, duckdb.OutOfMemoryException):
+            return QueryRejected("The query needed more memory than a query may use "
+                                 f"({self.settings.query_memory_limit})")
+        if isinstance(exc, duckdb.PermissionException):
+            return QueryRejected(f"Not allowed here: {_clean_error(exc)}")
+        return QueryRejected(f"The query failed: {_clean_error(exc)}")
+
+    def _too_large(self) -> QueryRejected:
+        limit = self.settings.query_max_result_bytes
+        return QueryRejected(f"The result is larger than the {limit / 2**20:g} MiB a query may return "
+                             "(query_max_result_bytes): select fewer or shorter values, or aggregate")
 
     def run(self, tables: dict[str, pa.Table], sql: str, params: list[Any] | None = None,
-            max_rows: int | None = None, timeout: float | None = None) -> Result:
+            max_rows: int | None = None, timeout: float | None = None,
+            cancelled: Callable[[], bool] | None = None) -> Result:
         """Run ``sql`` on a fresh cursor that sees only ``tables`` (registered Arrow, by name).
 
         The database has external access off and its configuration locked, so no
-        statement can reach a file, the network, an extension or a setting; a timer
-        interrupts the query after ``timeout`` seconds, and at most ``max_rows`` rows
-        are fetched (``truncated`` says whether more were there).
+        statement can reach a file, the network, an extension or a setting; the query is
+        interrupted after ``timeout`` seconds or when ``cancelled()`` turns true, at most
+        ``max_rows`` rows are fetched (``truncated`` says whether more were there), and the
+        rows fetched may hold at most ``query_max_result_bytes`` (measured chunk by chunk as
+        DuckDB computes them, so a huge answer is stopped after one chunk, not built whole).
         """
         timeout = self.settings.query_timeout_seconds if timeout is None else timeout
-        cur, timer = self._sandbox(tables, timeout)
+        budget = self.settings.query_max_result_bytes
+        cur, watch = self._sandbox(tables, timeout, cancelled=cancelled)
+        rows: list[tuple] = []
+        size = 0
         try:
             try:
                 rel = cur.execute(sql, params or [])
@@ -154,19 +248,26 @@ class QueryService:
                     raise QueryRejected("The statement returned no rows: only SELECT queries are answered")
                 names = [d[0] for d in rel.description]
                 types = [str(d[1]) for d in rel.description]
-                rows = rel.fetchmany(max_rows + 1) if max_rows is not None else rel.fetchall()
-            except duckdb.InterruptException:
-                raise QueryRejected(f"The query was stopped after its time limit of {timeout:g} s") from None
-            except duckdb.OutOfMemoryException:
-                raise QueryRejected("The query needed more memory than a query may use "
-                                    f"({self.settings.query_memory_limit})") from None
-            except duckdb.PermissionException as exc:
-                raise QueryRejected(f"Not allowed here: {_clean_error(exc)}") from None
+                while max_rows is None or len(rows) <= max_rows:
+                    want = FETCH_ROWS if max_rows is None else min(FETCH_ROWS, max_rows + 1 - len(rows))
+                    chunk = rel.fetchmany(want)
+                    size += sum(value_bytes(v) for row in chunk for v in row)
+                    if size > budget:
+                        raise self._too_large()
+                    rows.extend(chunk)
+                    if len(chunk) < want:
+                        break
             except duckdb.Error as exc:
-                raise QueryRejected(f"The query failed: {_clean_error(exc)}") from None
+                raise self._rejected(exc, watch) from None
+        except QueryRejected:
+            rows.clear()
+            size = budget
+            raise
         finally:
-            timer.cancel()
+            watch.stop()
             cur.close()
+            if size > budget // 8:
+                _give_back_memory()
         truncated = max_rows is not None and len(rows) > max_rows
         return Result([{"id": n, "type": ckan_type(t)} for n, t in zip(names, types)], names,
                       rows[:max_rows] if truncated else rows, truncated)
@@ -191,27 +292,78 @@ class QueryService:
         return types
 
     def stream(self, tables: dict[str, pa.Table], sql: str, params: list[Any] | None = None,
-               timeout: float | None = None, batch_rows: int = 65_536) -> pa.RecordBatchReader:
+               cancelled: Callable[[], bool] | None = None, slot: Slot | None = None,
+               batch_rows: int = FETCH_ROWS) -> pa.RecordBatchReader:
         """The rows of ``sql`` as Arrow batches, produced as they are read (for exports): the same
-        locked database and registered tables as :meth:`run`, with a longer time limit, and the
-        cursor closed when the reader is exhausted or dropped."""
-        timeout = self.settings.export_timeout_seconds if timeout is None else timeout
-        cur, timer = self._sandbox(tables, timeout)
-        try:
-            reader = cur.execute(sql, params or []).to_arrow_reader(batch_rows)
-        except duckdb.Error as exc:
-            timer.cancel()
-            cur.close()
-            raise QueryRejected(f"The query failed: {_clean_error(exc)}") from None
+        locked database and registered tables as :meth:`run`.
 
-        def batches():
-            try:
-                yield from reader
-            finally:
-                timer.cancel()
+        Computing is bounded as for :meth:`run`: the first batch is computed here, before anything
+        is sent (a failure is still a 400), and each later one must come within
+        ``query_timeout_seconds`` of being asked for; the whole export, streaming included, within
+        ``export_timeout_seconds``. A batch (``batch_rows``, one DuckDB chunk) may hold at most
+        ``query_max_result_bytes``. ``cancelled()`` turning true (the client left) interrupts it.
+        The cursor is closed and ``slot`` released when the reader is exhausted, closed or fails.
+        """
+        cur, watch = self._sandbox(tables, self.settings.query_timeout_seconds,
+                                   self.settings.export_timeout_seconds, cancelled)
+
+        closed = threading.Event()
+        streamed = [0]
+
+        def close() -> None:
+            if not closed.is_set():
+                closed.set()
+                watch.stop()
                 cur.close()
+                if slot is not None:
+                    slot.release()
+                if streamed[0] > self.settings.query_max_result_bytes // 8:
+                    _give_back_memory()
 
-        return pa.RecordBatchReader.from_batches(reader.schema, batches())
+        def read(reader: pa.RecordBatchReader) -> pa.RecordBatch | None:
+            watch.computing()
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return None
+            except duckdb.Error as exc:
+                raise self._rejected(exc, watch) from None
+            except (pa.ArrowException, OSError) as exc:  # DuckDB's errors, wrapped by the Arrow stream
+                raise (watch.error() if watch.reason else QueryRejected(f"The query failed: {_clean_error(exc)}")
+                       ) from None
+            finally:
+                watch.idle()
+            streamed[0] += batch.nbytes
+            if batch.nbytes > self.settings.query_max_result_bytes:
+                _give_back_memory()
+                raise QueryRejected(f"{batch.num_rows:,} rows of this result hold more than the "
+                                    f"{self.settings.query_max_result_bytes / 2**20:g} MiB an export batch may "
+                                    "hold (query_max_result_bytes): select fewer or shorter values")
+            return batch
+
+        try:
+            try:
+                # A relation streams its chunks; execute()'s result would be materialized whole first.
+                reader = cur.sql(sql, params=params or None).to_arrow_reader(batch_rows)
+            except duckdb.Error as exc:
+                raise self._rejected(exc, watch) from None
+            first = read(reader)
+        except BaseException:
+            close()
+            raise
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                batch = first
+                while batch is not None:
+                    yield batch
+                    batch = read(reader)
+            finally:
+                close()
+
+        produced = batches()
+        weakref.finalize(produced, close)  # also when the export is dropped before its first byte
+        return pa.RecordBatchReader.from_batches(reader.schema, produced)
 
     def count(self, parquet_key: str, table: pa.Table, sql: str, params: list[Any]) -> int:
         """A ``SELECT count(*)`` over one version, remembered: versions never change, and paging

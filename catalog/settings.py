@@ -51,6 +51,12 @@ class Settings:
     query_timeout_seconds: float = 10.0
     export_timeout_seconds: float = 1800.0
     query_max_rows: int = 32_000
+    # Bytes of values a query answer may hold, and an export batch (2,048 rows) too: the row cap alone
+    # let 500 rows of repeat('x', 1000000) raise the web process by 1.9 GB.
+    query_max_result_bytes: int = 128 * 1024 * 1024
+    # Researcher queries and exports running at once (each holds a web thread; waitress has 8).
+    query_max_concurrent: int = 4
+    query_max_concurrent_per_caller: int = 2
     query_cache_bytes: int = 20 * GIB
     parquet_row_group_rows: int = 16_384
     log_level: str = "INFO"

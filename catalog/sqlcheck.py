@@ -14,6 +14,14 @@ why, what the sandbox would refuse with an obscure error or what it would not re
   from their arguments only; their cost is bounded by the time and row limits.
 - Scalar functions that read the environment or configuration, sleep (a sleep is not
   interruptible) or write the log.
+- Values built by one call: ``repeat``/``lpad``/``rpad``/``list_resize``/scalar ``range`` sizes and
+  ``printf``/``format`` widths must be literal numbers, and together (nested calls multiply) at most
+  :data:`MAX_LITERAL_SIZE`. DuckDB computes 2,048 rows at a time and does not count these strings
+  against its memory limit (``repeat('x', 1000000)`` over 500 rows took 1.1 GB against a 256 MB
+  limit), so a value's size times 2,048 is memory no interrupt or limit can stop.
+- Names resolve per scope: a CTE is visible in its own query (its later siblings and itself, for a
+  recursive one), never outside it, so a CTE named ``pg_settings`` in a subquery does not let the
+  outer query read the built-in view of that name.
 
 The query is parsed by DuckDB's own parser (``json_serialize_sql``), never by pattern
 matching, so what is checked is exactly what DuckDB will run.
@@ -51,7 +59,13 @@ SLEEPS = frozenset({"sleep_ms", "pg_sleep", "sleep"})
 # as table functions, range and generate_series stream rows and the time and row limits bound them.
 SIZED_FUNCTIONS: dict[str, int | None] = {"repeat": 1, "lpad": 1, "rpad": 1, "range": None,
                                           "generate_series": None, "list_resize": 1, "array_resize": 1}
-MAX_LITERAL_SIZE = 1_000_000
+# Scalars whose output size is set by widths and precisions inside their format string (printf's
+# ``%0100000000d``, format's ``{:>100000000}``): the format must be a literal and its widths are sizes.
+FORMAT_FUNCTIONS = {"printf": "printf", "format": "fmt"}
+MAX_LITERAL_SIZE = 10_000
+"""The characters or elements one query may build with the sized and format functions, all calls
+together: 2,048 rows of such values are at most ~20 MB, which DuckDB's memory limit does not see
+(at 100,000, a result stopped at 128 MiB had peaked at 900 MB)."""
 SYSTEM_SCHEMAS = frozenset({"information_schema", "pg_catalog", "system", "temp", "main"})
 _SYSTEM_PREFIXES = ("duckdb_", "pg_", "sqlite_", "pragma_", "information_schema")
 # Table references DuckDB parses but a researcher's SELECT does not need (SHOW/DESCRIBE/
@@ -120,25 +134,33 @@ def _tree(sql: str) -> dict[str, Any]:
     return tree
 
 
-def _nodes(tree: Any) -> Iterator[dict[str, Any]]:
-    """Every object in the tree, iteratively (a deep query must not overflow Python's stack)."""
-    stack = [tree]
+def _scoped_nodes(tree: Any) -> Iterator[tuple[dict[str, Any], frozenset[str]]]:
+    """Every object in the tree, in query order and iteratively (a deep query must not overflow
+    Python's stack), with the CTE names visible where it is.
+
+    A query node's ``cte_map`` names are visible in that node and everything under it; the body of
+    its i-th CTE sees the names up to and including its own (a later sibling is not yet defined
+    there, and DuckDB would resolve such a name to a catalog table instead).
+    """
+    stack: list[tuple[Any, frozenset[str]]] = [(tree, frozenset())]
     while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            yield item
-            stack.extend(reversed(list(item.values())))  # reversed: objects come out in query order
-        elif isinstance(item, list):
-            stack.extend(reversed(item))
-
-
-def _cte_names(tree: dict[str, Any]) -> set[str]:
-    names: set[str] = set()
-    for node in _nodes(tree):
-        cte_map = node.get("cte_map")
-        if isinstance(cte_map, dict):
-            names.update(str(entry.get("key", "")).lower() for entry in cte_map.get("map", []))
-    return names
+        item, scope = stack.pop()
+        if isinstance(item, list):
+            stack.extend((child, scope) for child in reversed(item))
+            continue
+        if not isinstance(item, dict):
+            continue
+        yield item, scope
+        entries = item.get("cte_map", {}).get("map", []) if isinstance(item.get("cte_map"), dict) else []
+        names = [str(entry.get("key", "")).lower() for entry in entries if isinstance(entry, dict)]
+        inner = scope.union(names)
+        children: list[tuple[Any, frozenset[str]]] = []
+        for key, value in item.items():
+            if key == "cte_map" and names:
+                children.extend((entry, scope.union(names[:i + 1])) for i, entry in enumerate(entries))
+            else:
+                children.append((value, inner))
+        stack.extend(reversed(children))
 
 
 def _literal_number(expr: Any) -> float | None:
@@ -155,7 +177,7 @@ def _literal_number(expr: Any) -> float | None:
     return None
 
 
-def _check_base_table(node: dict[str, Any], ctes: set[str], found: list[str]) -> None:
+def _check_base_table(node: dict[str, Any], ctes: frozenset[str], found: list[str]) -> None:
     name = str(node.get("table_name", ""))
     schema = str(node.get("schema_name", "")).lower()
     catalog = str(node.get("catalog_name", "")).lower()
@@ -194,6 +216,102 @@ def _check_table_function(node: dict[str, Any]) -> None:
     raise QueryRejected(f"Table functions other than {_ALLOWED_TEXT} are not allowed ({name}() is refused)")
 
 
+_PRINTF_SPEC = re.compile(r"%(%|[^a-zA-Z%]*)")
+
+
+def _fmt_fields(fmt: str) -> list[str]:
+    """The replacement fields of a format-style string, ``{{``/``}}`` escapes skipped (pure)."""
+    fields, i = [], 0
+    while i < len(fmt):
+        if fmt.startswith(("{{", "}}"), i):
+            i += 2
+        elif fmt[i] == "{":
+            depth, j = 1, i + 1
+            while j < len(fmt) and depth:
+                depth += {"{": 1, "}": -1}.get(fmt[j], 0)
+                j += 1
+            fields.append(fmt[i + 1:j - 1] if not depth else fmt[i + 1:])
+            i = j
+        else:
+            i += 1
+    return fields
+
+
+def _format_widths(name: str, fmt: str) -> list[int]:
+    """The widths and precisions written in a printf- or format-style string (pure); a width taken
+    from an argument (``%*d``, ``{:{}}``) is refused, since its size is computed."""
+    if FORMAT_FUNCTIONS[name] == "printf":
+        bodies = [b for b in _PRINTF_SPEC.findall(fmt) if b != "%"]
+        computed = any("*" in b for b in bodies)
+    else:
+        bodies = _fmt_fields(fmt)
+        computed = any("{" in b for b in bodies)
+    if computed:
+        raise QueryRejected(f"{name}() needs its widths and precisions written as literal numbers "
+                            f"(at most {MAX_LITERAL_SIZE:,}), not taken from an argument")
+    return [int(d) for body in bodies for d in re.findall(r"\d+", body)]
+
+
+def _arguments(node: dict[str, Any]) -> list[Any]:
+    return [a.get("expression") if isinstance(a, dict) and "expression" in a else a
+            for a in node.get("arguments") or node.get("children") or []]
+
+
+def _literal_text(expr: Any) -> str | None:
+    """The text of a string literal, possibly cast; None for anything else."""
+    while isinstance(expr, dict) and expr.get("class") == "CAST":
+        expr = expr.get("child")
+    if isinstance(expr, dict) and expr.get("class") == "CONSTANT":
+        literal = expr.get("value") or expr.get("literal") or {}
+        if isinstance(literal, dict) and literal.get("kind") in ("STRING", "VARCHAR") and "text" in literal:
+            return str(literal["text"])
+    return None
+
+
+def _own_size(node: dict[str, Any], weight: dict[int, int]) -> int:
+    """Characters or elements one sized or format call builds, given the sizes built by its
+    arguments (``weight``, by argument id): nested calls multiply, as ``repeat(repeat('x', 1000), 1000)``
+    builds a million."""
+    name = str(node.get("function_name", "")).lower()
+    args = _arguments(node)
+    inner = sum(weight.get(id(a), 0) for a in args)
+    if name in FORMAT_FUNCTIONS:
+        fmt = _literal_text(args[0]) if args else None
+        return sum(_format_widths(name, fmt or "")) + len(fmt or "") + inner
+    position = SIZED_FUNCTIONS[name]
+    sizes = [abs(_literal_number(a) or 0) for a in (args if position is None else args[position:position + 1])]
+    size = int(max(sizes, default=0))
+    if name == "repeat" and args:
+        base = weight.get(id(args[0]), 0) or len(_literal_text(args[0]) or "x")
+        return size * max(1, base) + (inner - weight.get(id(args[0]), 0))
+    return size + inner
+
+
+def _built_size(tree: Any, table_functions: set[int]) -> int:
+    """What the query's sized and format calls build together (iteratively, children first)."""
+    order: list[Any] = []
+    stack = [tree]
+    while stack:
+        item = stack.pop()
+        order.append(item)
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    weight: dict[int, int] = {}
+    for item in reversed(order):
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        if isinstance(item, dict) and item.get("class") == "FUNCTION" and id(item) not in table_functions and (
+                str(item.get("function_name", "")).lower() in SIZED_FUNCTIONS
+                or str(item.get("function_name", "")).lower() in FORMAT_FUNCTIONS):
+            total = _own_size(item, weight)
+        else:
+            total = sum(weight.get(id(c), 0) for c in children if isinstance(c, (dict, list)))
+        if total:
+            weight[id(item)] = min(total, 10**18)
+    return weight.get(id(tree), 0)
+
+
 def _check_function(node: dict[str, Any], scalar: bool) -> None:
     name = str(node.get("function_name", "")).lower()
     if name in SLEEPS:
@@ -201,11 +319,19 @@ def _check_function(node: dict[str, Any], scalar: bool) -> None:
     if name in REFUSED_FUNCTIONS or name.startswith(("duckdb_", "pragma_")):
         raise QueryRejected(f"The function {name}() is not available: it reads the server's environment, "
                             "configuration or state, or writes its log")
+    if scalar and name in FORMAT_FUNCTIONS:
+        args = _arguments(node)
+        fmt = _literal_text(args[0]) if args else None
+        if fmt is None:
+            raise QueryRejected(f"{name}() needs its format as a literal string: the widths in it are "
+                                "sizes, and a computed one is only known once the value is built")
+        if any(width > MAX_LITERAL_SIZE for width in _format_widths(name, fmt)):
+            raise QueryRejected(f"{name}() may build at most {MAX_LITERAL_SIZE:,} characters in one value")
+        return
     if not scalar or name not in SIZED_FUNCTIONS:
         return
     position = SIZED_FUNCTIONS[name]
-    args = [a.get("expression") if isinstance(a, dict) and "expression" in a else a
-            for a in node.get("arguments") or node.get("children") or []]
+    args = _arguments(node)
     chosen = args if position is None else args[position:position + 1]
     for arg in chosen:
         size = _literal_number(arg)
@@ -231,10 +357,9 @@ def check(sql: Any) -> CheckedQuery:
         raise QueryRejected("The query contains a NUL character")
     _statement(sql)
     tree = _tree(sql)
-    ctes = _cte_names(tree)
     found: list[str] = []
     table_functions: set[int] = set()  # the call nodes of table functions (not scalars)
-    for node in _nodes(tree):
+    for node, ctes in _scoped_nodes(tree):
         kind = node.get("type")
         if "class" not in node and kind in _REFUSED_REFS:
             raise QueryRejected(_REFUSED_REFS[kind])
@@ -245,4 +370,9 @@ def check(sql: Any) -> CheckedQuery:
             table_functions.add(id(node["function"]))
         elif node.get("class") == "FUNCTION":
             _check_function(node, scalar=id(node) not in table_functions)
+    built = _built_size(tree, table_functions)
+    if built > MAX_LITERAL_SIZE:
+        raise QueryRejected(f"The query may build at most {MAX_LITERAL_SIZE:,} characters or elements with "
+                            "repeat, lpad, rpad, printf, format, list_resize and range, all calls together "
+                            f"(this one: {built:,})")
     return CheckedQuery(sql, found)

@@ -182,7 +182,8 @@ def datastore_export(ctx: Context, data: dict[str, Any]) -> exports.Export:
     query = ctx.platform.query
     table = query.tables.table(version.parquet_key)
     sql, params, _, _ = datastore_query.build(spec, query.describe(table))
-    reader = query.stream({"t": table}, sql, params)
+    reader = query.stream({"t": table}, sql, params, cancelled=ctx.disconnected,
+                          slot=query.slots.acquire(ctx.caller))
     with ctx.platform.write.begin() as s:
         audit.record(s, ctx.actor_name, "datastore_export", "resource", res.id,
                      {"version_id": version.id, "format": fmt, **({"filters": spec.filters} if spec.filters else {}),

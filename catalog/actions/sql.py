@@ -50,12 +50,17 @@ def datastore_search_sql(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     there); a query past ``query_timeout_seconds`` or ``query_memory_limit`` is stopped
     (400). Anything but a SELECT, file or URL reads, system catalogs and table functions
     other than range/generate_series/unnest are refused (400); a table the caller may not
-    read is refused (403) with the same message whether it exists or not.
+    read is refused (403) with the same message whether it exists or not. An answer may hold
+    at most ``query_max_result_bytes`` (400 past it), and a caller may run at most
+    ``query_max_concurrent_per_caller`` queries and exports at once, the site
+    ``query_max_concurrent`` (429 past either).
     """
     checked = sqlcheck.check(data.get("sql"))
     versions = _readable_versions(ctx, checked.resource_ids)
     tables = {rid: ctx.platform.query.tables.table(v.parquet_key) for rid, v in versions.items()}
-    result = ctx.platform.query.run(tables, checked.sql, max_rows=ctx.settings.query_max_rows)
+    with ctx.platform.query.slots.acquire(ctx.caller):
+        result = ctx.platform.query.run(tables, checked.sql, max_rows=ctx.settings.query_max_rows,
+                                        cancelled=ctx.disconnected)
     records = [{n: json_value(v) for n, v in zip(result.names, row)} for row in result.rows]
     with ctx.platform.write.begin() as s:
         audit.record(s, ctx.actor_name, "datastore_search_sql", "resource",
@@ -69,13 +74,15 @@ def datastore_search_sql(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
 
 def datastore_sql_export(ctx: Context, data: dict[str, Any]) -> exports.Export:
     """The whole result of a researcher's ``sql`` (checked exactly as ``datastore_search_sql``) as
-    ``format`` csv, tsv, jsonl or parquet, streamed with no row limit but the export time limit.
+    ``format`` csv, tsv, jsonl or parquet, streamed with no row limit. Computing is bounded by the
+    query time limit, the whole download by the export time limit; a client that disconnects stops it.
     Not an action: the ``/datastore/dump_sql`` route calls it."""
     fmt = exports.requested_format(data)
     checked = sqlcheck.check(data.get("sql"))
     versions = _readable_versions(ctx, checked.resource_ids)
     tables = {rid: ctx.platform.query.tables.table(v.parquet_key) for rid, v in versions.items()}
-    reader = ctx.platform.query.stream(tables, checked.sql)
+    reader = ctx.platform.query.stream(tables, checked.sql, cancelled=ctx.disconnected,
+                                       slot=ctx.platform.query.slots.acquire(ctx.caller))
     with ctx.platform.write.begin() as s:
         audit.record(s, ctx.actor_name, "datastore_sql_export", "resource",
                      checked.resource_ids[0] if checked.resource_ids else None,

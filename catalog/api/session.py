@@ -29,4 +29,5 @@ def request_context() -> Context:
     if token is not None:
         with platform.read() as s:
             actor = Actor.of(tokens.user_for_token(s, token))
-    return Context(platform=platform, actor=actor, request_id=g.request_id, base_url=request.host_url)
+    return Context(platform=platform, actor=actor, request_id=g.request_id, base_url=request.host_url,
+                   client=request.remote_addr or "", disconnected=request.environ.get("waitress.client_disconnected"))

@@ -16,14 +16,13 @@ from pathlib import Path
 import minio
 import pytest
 import requests
-import urllib3
 
 from catalog.errors import StartupError
 from catalog.seaweed import SeaweedServer
 from catalog.settings import Settings
 from tests.conftest import start_mosu, wait_for_ingest
 
-urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 
 
 def _client(server: SeaweedServer) -> minio.Minio:
@@ -65,6 +64,20 @@ def _refused(method: str, url: str, **kwargs) -> bool:
     return True
 
 
+def _unix_socket_status(path: str, method: str, target: str) -> int | None:
+    """The HTTP status the filer's Unix socket answers (weed makes it beside the TCP port)."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(5)
+            sock.connect(path)
+            sock.sendall(f"{method} {target} HTTP/1.0\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n".encode())
+            return int(sock.recv(64).split(b" ", 2)[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def test_filer_master_and_volume_refuse_requests_without_credentials(s3):
     bucket = "sec" + uuid.uuid4().hex[:10]
     client = _client(s3)
@@ -94,6 +107,10 @@ def test_filer_master_and_volume_refuse_requests_without_credentials(s3):
         "volume PUT": _refused("PUT", f"{volume}/{fid}", data=b"evil"),
         "volume DELETE": _refused("DELETE", f"{volume}/{fid}"),
     }
+    sock = f"/tmp/seaweedfs-filer-{s3.ports['filer.port']}.sock"
+    for method in ("GET", "DELETE"):
+        status = _unix_socket_status(sock, method, f"/buckets/{bucket}/{key}")
+        refused[f"filer socket {method}"] = status is None or status >= 400
     assert [name for name, ok in refused.items() if not ok] == []
 
     # The S3 gateway with credentials still sees the object intact, and nothing was planted.
@@ -101,7 +118,7 @@ def test_filer_master_and_volume_refuse_requests_without_credentials(s3):
     assert [o.object_name for o in client.list_objects(bucket, recursive=True)] == [key]
 
 
-def test_the_filer_socket_and_grpc_ports_are_not_open_either(s3):
+def test_grpc_ports_refuse_clients_without_the_certificate(s3):
     """gRPC without mutual TLS lets any local client read files through the filer API: a plain
     (certificate-less) TLS or cleartext connection must not get an HTTP/2 answer."""
     import socket
@@ -143,9 +160,13 @@ class _OpenSeaweed(SeaweedServer):
 
 def test_start_up_refuses_a_store_whose_internal_ports_answer_anyone(tmp_path):
     server = _OpenSeaweed(tmp_path / "open")
-    with pytest.raises(StartupError, match="answers without credentials"):
-        server.start()
-    assert server.proc is None, "SeaweedFS must be stopped when start-up is refused"
+    try:
+        with pytest.raises(StartupError, match="answers without credentials"):
+            server.start()
+    finally:
+        proc = server.proc
+        server.stop()
+    assert proc is None, "SeaweedFS must be stopped when start-up is refused"
     assert not (tmp_path / "open" / "s3" / "endpoint").exists()
 
 

@@ -50,16 +50,26 @@ def _site_context(settings: Settings) -> Context:
     return Context(platform=Platform.open(settings), actor=Actor.site())
 
 
+PRIVATE_UMASK = 0o077
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Mosu Open Data: an open data sharing platform with a CKAN-compatible catalog."""
+    # Everything Mosu writes (catalog database and its -wal/-shm, Arrow cache, object store
+    # volumes and logs, credentials) is its user's only: directories 0700, files 0600. Set
+    # here, before anything is created; child processes (workers, query nodes, weed) inherit it.
+    os.umask(PRIVATE_UMASK)
 
 
 # -- mosu up --------------------------------------------------------------------------------
 
 def check_data_dir(path: Path) -> None:
+    """The data directory exists, is writable, and is private to this user (0700, also when it
+    existed before; files made by older versions stay unreachable to others through it)."""
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(path, 0o700)
         probe = path / ".write-test"
         probe.write_text("ok")
         probe.unlink()

@@ -131,7 +131,7 @@ class ObjectStore:
         stat = self.client.stat_object(self.bucket, key)
         size, etag = int(stat.size), stat.etag
         starts = list(range(0, size, range_size)) or [0]
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             try:
                 if size:

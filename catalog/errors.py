@@ -46,6 +46,14 @@ class PayloadTooLarge(MosuError):
     """An upload exceeded a configured limit."""
 
 
+class TooManyRequests(MosuError):
+    """The caller sent too many requests of a kind; ``retry_after`` (seconds) says when to try again."""
+
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class QueryRejected(MosuError):
     """A query was refused by the sandbox or stopped by a limit."""
 
@@ -76,6 +84,7 @@ _HTTP: list[tuple[type[MosuError], int, str]] = [
     (NotAuthorized, 403, "Authorization Error"),
     (ValidationError, 409, "Validation Error"),
     (PayloadTooLarge, 413, "Validation Error"),
+    (TooManyRequests, 429, "Rate Limit Error"),
     (QueryRejected, 400, "Validation Error"),
     (SearchQueryError, 400, "Search Query Error"),
     (BadRequest, 400, "Bad request - JSON Error"),

@@ -33,6 +33,8 @@ class Settings:
     weed_memory_limit: str = "1GiB"
     site_url: str | None = None
     max_upload_bytes: int = 10 * GIB
+    # Any body other than a file upload (JSON, forms): json.loads turns 1 MiB into up to ~28 MiB of objects.
+    max_body_bytes: int = 1024 * 1024
     max_unpacked_bytes: int = 50 * GIB
     max_unpack_ratio: int = 200
     max_line_bytes: int = 10 * 1024 * 1024
@@ -51,6 +53,8 @@ class Settings:
     query_cache_bytes: int = 20 * GIB
     parquet_row_group_rows: int = 16_384
     log_level: str = "INFO"
+    # Requests with an invalid API token per client address and minute before the rest get 429 (0: no limit).
+    token_failure_limit: int = 20
 
     @property
     def effective_database_url(self) -> str:

@@ -94,8 +94,14 @@ def check_site_url(url: str) -> str:
     return url.rstrip("/")
 
 
-class _Stop(Exception):
-    """Raised in the main thread by SIGTERM/SIGINT to unwind and stop every child."""
+class _Stop(KeyboardInterrupt):
+    """Raised in the main thread by SIGTERM/SIGINT to unwind and stop every child.
+
+    A KeyboardInterrupt, not an Exception: the signal often lands while waitress's main loop is
+    inside a connection's handler, which swallows any Exception (and logs "uncaptured python
+    exception, closing channel"), so SIGTERM was lost under load (4 of 4 tries while a client
+    kept connecting); waitress re-raises KeyboardInterrupt there and ends ``server.run()``.
+    """
 
 
 def _raise_stop(signum, _frame) -> None:

@@ -306,3 +306,39 @@ def test_without_a_site_url_links_are_relative_whatever_the_host(platform):
     assert body["result"]["id"] == pkg["id"] and "evil.example" not in json.dumps(body)
     page = client.get("/dataset/rel-ds", headers={"Host": "evil.example"})
     assert page.status_code == 200 and b"evil.example" not in page.data
+
+
+def test_sigterm_stops_mosu_while_clients_keep_connecting(s3, tmp_path):
+    """SIGTERM landing inside a waitress connection handler was swallowed (4 of 4 tries)."""
+    import signal
+    import socket
+    import threading
+
+    data_dir = tmp_path / "data"
+    settings = s3_settings(s3, data_dir)
+    running = start_mosu(data_dir, {k: v for k, v in settings.to_env().items() if k != "MOSU_DATA_DIR"},
+                         settings, ("--workers", "0"))
+    port = int(running.url.rsplit(":", 1)[1])
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
+                    conn.sendall(b"GET /static/status.js HTTP/1.1\r\nHost: x\r\n\r\n")
+            except OSError:
+                time.sleep(0.01)
+
+    clients = [threading.Thread(target=hammer, daemon=True) for _ in range(2)]
+    for c in clients:
+        c.start()
+    try:
+        time.sleep(1.5)
+        running.proc.send_signal(signal.SIGTERM)
+        running.proc.wait(30)
+    finally:
+        stop.set()
+        if running.proc.poll() is None:
+            running.proc.kill()
+            running.proc.wait()
+    assert "Mosu stopped." in running.log.read_text()

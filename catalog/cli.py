@@ -23,6 +23,7 @@ from catalog.settings import Settings
 from catalog.supervisor import WorkerProcesses
 
 log = logging.getLogger("mosu")
+WAITRESS_BODY_DEFAULT = 1 << 30  # waitress's own max_request_body_size
 data_dir_option = click.option(
     "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
     help="Data directory (default ./.mosu, or MOSU_DATA_DIR).")
@@ -85,8 +86,32 @@ def check_port(host: str, port: int) -> None:
             raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
-class _Stop(Exception):
-    """Raised in the main thread by SIGTERM/SIGINT to unwind and stop every child."""
+def listen_url(host: str, port: int) -> str:
+    """The URL ``mosu up`` is reached at: its listen address, or this machine's name when it
+    listens on every address (``http://0.0.0.0:5000`` would send browsers nowhere)."""
+    if host in ("", "0.0.0.0", "::"):
+        host = socket.getfqdn()
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def check_site_url(url: str) -> str:
+    """``MOSU_SITE_URL`` must be an absolute http(s) URL: links to downloads and help are built on it."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise StartupError(f"MOSU_SITE_URL must be an absolute http:// or https:// URL, got {url!r}")
+    return url.rstrip("/")
+
+
+class _Stop(KeyboardInterrupt):
+    """Raised in the main thread by SIGTERM/SIGINT to unwind and stop every child.
+
+    A KeyboardInterrupt, not an Exception: the signal often lands while waitress's main loop is
+    inside a connection's handler, which swallows any Exception (and logs "uncaptured python
+    exception, closing channel"), so SIGTERM was lost under load (4 of 4 tries while a client
+    kept connecting); waitress re-raises KeyboardInterrupt there and ends ``server.run()``.
+    """
 
 
 def _raise_stop(signum, _frame) -> None:
@@ -112,6 +137,14 @@ def up(host: str, port: int, data_dir: Path | None, workers: int, demo: bool) ->
     try:
         check_data_dir(settings.data_dir)
         check_port(host, port)
+        url = f"http://{host}:{port}"
+        # Absolute links (downloads, help) are built on the site URL, never on a request's Host.
+        if settings.site_url:
+            settings = settings.replace(site_url=check_site_url(settings.site_url))
+        else:
+            settings = settings.replace(site_url=listen_url(host, port))
+            if host in ("", "0.0.0.0", "::"):
+                log.warning("MOSU_SITE_URL is unset: links name %s; set it to the public URL", settings.site_url)
         if not settings.s3_endpoint:
             from catalog.seaweed import SeaweedServer
 
@@ -120,7 +153,6 @@ def up(host: str, port: int, data_dir: Path | None, workers: int, demo: bool) ->
             settings = settings.replace(s3_endpoint=seaweed.endpoint,
                                         s3_access_key=seaweed.credentials.access_key,
                                         s3_secret_key=seaweed.credentials.secret_key)
-        url = f"http://{host}:{port}"
         from catalog.api import create_app
         from catalog.platform import Platform
 
@@ -129,11 +161,18 @@ def up(host: str, port: int, data_dir: Path | None, workers: int, demo: bool) ->
         workers_procs = WorkerProcesses(workers, {**os.environ, **settings.to_env()}).start()
         import waitress
 
+        from catalog.api.body import FORM_OVERHEAD
+
+        # waitress spools a body to disk before the app sees it and refuses more than its default
+        # 1 GiB with a bare 413: raise that backstop to the upload limit, so 10 GiB uploads get in
+        # (below it, catalog.api.body answers with CKAN's envelope; other bodies are never read).
         server = waitress.create_server(create_app(platform=platform), host=host, port=port,
                                         threads=8, ident="mosu",
                                         # keep reading a busy connection, so that a client that leaves
                                         # is noticed (waitress.client_disconnected) and its query stopped
-                                        channel_request_lookahead=1)
+                                        channel_request_lookahead=1,
+                                        max_request_body_size=max(WAITRESS_BODY_DEFAULT,
+                                                                  settings.max_upload_bytes + FORM_OVERHEAD))
         # Build the search index now rather than on the first search (seconds at 100,000 datasets).
         threading.Thread(target=platform.search.refresh, daemon=True, name="search-warmup").start()
         if demo:

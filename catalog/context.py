@@ -32,14 +32,15 @@ class Context:
     platform: Platform
     actor: Actor | None = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    base_url: str = ""
     client: str = ""  # the client's address, for per-caller limits on anonymous calls
     disconnected: Callable[[], bool] | None = None  # true once the HTTP client has gone away
 
     @property
     def site_url(self) -> str:
-        """Where clients reach this site: the configured URL, else the request's."""
-        return (self.platform.settings.site_url or self.base_url).rstrip("/")
+        """Where clients reach this site: the configured URL (``mosu up`` sets it to the listen URL),
+        else "" so that links stay relative. Never the request's Host header: a client chooses
+        that, and a link built on it would point wherever the client said (issue 10, item 12)."""
+        return (self.platform.settings.site_url or "").rstrip("/")
 
     @property
     def settings(self):

@@ -46,12 +46,16 @@ class PayloadTooLarge(MosuError):
     """An upload exceeded a configured limit."""
 
 
+class TooManyRequests(MosuError):
+    """The caller sent too many requests of a kind; ``retry_after`` (seconds) says when to try again."""
+
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class QueryRejected(MosuError):
     """A query was refused by the sandbox or stopped by a limit."""
-
-
-class TooManyRequests(MosuError):
-    """The caller, or the whole site, already runs as many queries as it may at once (429)."""
 
 
 class IngestFailed(MosuError):

@@ -36,6 +36,8 @@ class Settings:
     # organizations and groups, so nobody can conjure an organization to move datasets into.
     users_create_organizations: bool = False
     max_upload_bytes: int = 10 * GIB
+    # Any body other than a file upload (JSON, forms): json.loads turns 1 MiB into up to ~28 MiB of objects.
+    max_body_bytes: int = 1024 * 1024
     max_unpacked_bytes: int = 50 * GIB
     max_unpack_ratio: int = 200
     max_line_bytes: int = 10 * 1024 * 1024
@@ -60,6 +62,8 @@ class Settings:
     query_cache_bytes: int = 20 * GIB
     parquet_row_group_rows: int = 16_384
     log_level: str = "INFO"
+    # Requests with an invalid API token per client address and minute before the rest get 429 (0: no limit).
+    token_failure_limit: int = 20
 
     @property
     def effective_database_url(self) -> str:

@@ -5,16 +5,21 @@ there is nothing to brute-force, and lookups stay O(1) by unique index.
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from catalog.errors import NotAuthorized
 from catalog.models import ApiToken, User, utcnow
 
 PREFIX = "mosu_"
+# ``last_access`` is recorded at most this often per token: recording every use would turn every
+# authenticated read into a write (on SQLite, one writer at a time for the whole site), and a
+# minute is as precise as "when was this token last used" needs to be.
+USE_RECORD_INTERVAL = dt.timedelta(minutes=1)
 
 
 def digest(token: str) -> str:
@@ -30,8 +35,9 @@ def issue(session: Session, user: User, name: str) -> tuple[ApiToken, str]:
     return row, clear
 
 
-def user_for_token(session: Session, token: str) -> User:
-    """The active user owning ``token``; a forged, revoked or expired token is refused."""
+def verify(session: Session, token: str) -> ApiToken:
+    """The valid token row for ``token``; a forged, revoked or expired token, or one whose
+    user is not active, is refused."""
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(token.strip())))
     if row is None or row.revoked:
         raise NotAuthorized("Access denied: the API token is not valid")
@@ -39,4 +45,22 @@ def user_for_token(session: Session, token: str) -> User:
         raise NotAuthorized("Access denied: the API token has expired")
     if row.user.state != "active":
         raise NotAuthorized("Access denied: the token's user is not active")
-    return row.user
+    return row
+
+
+def user_for_token(session: Session, token: str) -> User:
+    """The active user owning ``token``; a forged, revoked or expired token is refused."""
+    return verify(session, token).user
+
+
+def use_is_due(last_used: dt.datetime | None, now: dt.datetime) -> bool:
+    """Pure: whether a use at ``now`` should be recorded (see :data:`USE_RECORD_INTERVAL`)."""
+    return last_used is None or now - last_used >= USE_RECORD_INTERVAL
+
+
+def record_use(session: Session, token_id: str, now: dt.datetime) -> None:
+    """Set the token's ``last_used`` to ``now`` unless another request recorded a use within
+    the interval meanwhile (the condition is in the UPDATE, so concurrent requests write once)."""
+    session.execute(update(ApiToken).where(
+        ApiToken.id == token_id,
+        or_(ApiToken.last_used.is_(None), ApiToken.last_used <= now - USE_RECORD_INTERVAL)).values(last_used=now))

@@ -1,6 +1,7 @@
 """Pure input validation shared by the actions; every failure is a field error."""
 from __future__ import annotations
 
+import codecs
 import re
 from typing import Any
 
@@ -8,6 +9,13 @@ from catalog.errors import ValidationError
 
 NAME_RE = re.compile(r"^[a-z0-9_-]{2,100}$")
 USER_NAME_RE = re.compile(r"^[a-z0-9_-]{2,100}$")
+# A URL scheme as browsers read one (WHATWG URL): a letter, then letters, digits, "+", "-", "."
+# up to the first ":". Browsers drop tabs and newlines anywhere and C0 controls and spaces at
+# either end before looking, so "java\tscript:" and " javascript:" are javascript: too.
+URL_SCHEME_RE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
+URL_SCHEMES = frozenset({"http", "https"})
+# Codecs that are text encodings by Python's flag but no way to write a table file.
+NOT_FILE_ENCODINGS = frozenset({"undefined", "idna", "punycode", "unicode-escape", "raw-unicode-escape"})
 TRUE = {"true", "1", "yes", "on"}
 FALSE = {"false", "0", "no", "off", ""}
 
@@ -104,3 +112,48 @@ def extras(value: Any, errors: Errors) -> list[dict]:
         errors.add("extras", "Must be a list of {\"key\": ..., \"value\": ...} objects")
         return []
     return [{"key": str(e["key"]), "value": e.get("value", "")} for e in value]
+
+
+def is_link_safe(value: str) -> bool:
+    """Pure: whether ``value`` may be an ``href``: an http(s) URL or a relative one (no scheme).
+
+    Any control character is refused outright (a browser would drop tabs and newlines and read
+    a scheme through them); so is any scheme but http and https (``javascript:``, ``data:``,
+    ``vbscript:``, ``file:``...), in any letter case.
+    """
+    if any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in value):
+        return False
+    match = URL_SCHEME_RE.match(value.strip(" "))
+    return match is None or match.group(1).lower() in URL_SCHEMES
+
+
+def url(value: Any, errors: Errors, field: str, max_len: int = 2000) -> str:
+    """A URL field (dataset and resource ``url``, ``image_url``): "" or an http(s) or relative URL."""
+    value = text(value, errors, field, max_len)
+    if value and not is_link_safe(value):
+        errors.add(field, "Must be an http:// or https:// URL (or a relative one)")
+    return value
+
+
+def text_codec(name: Any) -> str | None:
+    """Pure: Python's name of the text encoding ``name`` ("GBK" -> "gbk"), or None when ``name``
+    is not one: unknown, not a string, or a bytes-to-bytes codec such as ``base64_codec``
+    (decoding a file with it gives bytes, not text, and ingest failed on that after 5 retries)."""
+    if not isinstance(name, str) or not name.strip() or len(name) > 100:
+        return None
+    try:
+        info = codecs.lookup(name.strip())
+    except LookupError:
+        return None
+    if not getattr(info, "_is_text_encoding", True) or info.name in NOT_FILE_ENCODINGS:
+        return None
+    return info.name
+
+
+def encoding(value: Any, errors: Errors, field: str = "encoding") -> Any:
+    """A resource's declared text encoding: empty, or a text encoding Python knows."""
+    if value in (None, "") or text_codec(value) is not None:
+        return value
+    errors.add(field, f"Unknown text encoding {str(value)[:100]!r}: use a text encoding such as utf-8, "
+                      "gb18030, big5, shift_jis or cp1252")
+    return value

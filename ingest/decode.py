@@ -21,6 +21,7 @@ from typing import BinaryIO
 import pyarrow as pa
 
 from catalog.errors import IngestFailed
+from catalog.validate import text_codec
 
 CHUNK = 1 << 20
 MAX_ZIP_ENTRIES = 10_000  # more entries than any table export needs; a directory this long is an attack
@@ -33,14 +34,19 @@ ALIASES = {"gbk": "gb18030", "gb2312": "gb18030", "cp936": "gb18030", "hz": "gb1
            "utf8": "utf-8", "utf-8-sig": "utf-8-sig"}
 
 
-def normalise(name: str) -> str:
-    """A codec name Python knows, with the usual aliases folded onto their supersets."""
-    key = name.strip().lower().replace("_", "-")
-    key = ALIASES.get(key, key)
-    try:
-        return codecs.lookup(key).name
-    except LookupError:
-        raise IngestFailed(f"Unknown text encoding {name!r}") from None
+def normalise(name: object) -> str:
+    """A text codec name Python knows, with the usual aliases folded onto their supersets.
+
+    Anything else is a permanent failure, not a retry: an ``encoding`` stored before resources
+    were validated may be a bytes codec (``base64_codec`` raised TypeError five times over ~33 s)
+    or not a string at all.
+    """
+    key = name.strip().lower().replace("_", "-") if isinstance(name, str) else ""
+    found = text_codec(ALIASES.get(key, key))
+    if found is None:
+        raise IngestFailed(f"Unknown text encoding {str(name)[:100]!r}; set the resource's encoding "
+                           "to a text encoding such as utf-8, gb18030 or cp1252, or leave it empty")
+    return found
 
 
 def _latin_like(runs: list[bytes]) -> bool:

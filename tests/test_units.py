@@ -275,3 +275,97 @@ def test_pii_sample_reaches_the_end_of_a_large_file(tmp_path):
     pq.write_table(pa.table({"id": pa.array(range(n)), "contact": emails}), path, row_group_size=16_384)
     found = _scan_pii(connect(), path, [("id", "BIGINT"), ("contact", "VARCHAR")])
     assert [(f.column, f.kind) for f in found] == [("contact", "email")]
+
+
+# -- HTTP hardening (issue 10, items 6, 7, 12, 14, 15) ------------------------------------------
+
+@pytest.mark.parametrize("value,ok", [
+    ("https://example.org/a?b=c#d", True), ("HTTP://example.org", True), ("//cdn.example.org/x", True),
+    ("/dataset/x", True), ("data.csv", True), ("?q=a:b", True), ("", True),
+    ("javascript:alert(document.domain)//", False), (" JavaScript:alert(1)", False),
+    ("java\tscript:alert(1)", False), ("java\nscript:alert(1)", False), ("\x00javascript:x", False),
+    ("data:text/html,<script>", False), ("vbscript:x", False), ("file:///etc/passwd", False),
+    ("mailto:a@example.org", False), ("ftp://example.org/x", False),
+])
+def test_only_http_and_relative_urls_are_link_safe(value, ok):
+    from catalog import validate
+
+    assert validate.is_link_safe(value) is ok
+    errors = validate.Errors()
+    validate.url(value, errors, "url")
+    assert ("url" in errors.fields) is not ok
+
+
+def test_text_codecs_only():
+    from catalog.validate import text_codec
+    from ingest.decode import normalise
+
+    assert text_codec("GBK") == "gbk" and text_codec("utf_8") == "utf-8" and text_codec("latin-1") == "iso8859-1"
+    for bad in ("base64_codec", "hex", "zlib", "bz2", "rot13", "uu", "quopri", "undefined", "idna",
+                "unicode_escape", "nope", "", 7, None, ["utf-8"], "x" * 200):
+        assert text_codec(bad) is None, bad
+        with pytest.raises(IngestFailed, match="Unknown text encoding"):
+            normalise(bad)
+    assert normalise("GBK") == "gb18030", "ingest still folds aliases onto their supersets"
+
+
+def test_json_depth_ignores_brackets_in_strings_and_limits_nesting():
+    from catalog import jsoninput
+    from catalog.errors import BadRequest
+
+    assert jsoninput.depth('{"a": [1, {"b": []}]}') == 4
+    assert jsoninput.depth('["[[[[", "\\"[[", {"k]": "}}"}]') == 2, "brackets in strings do not count"
+    assert jsoninput.depth("[]" * 1000) == 1 and jsoninput.depth("[" + "[[]]," * 500 + "1]") == 3
+    assert jsoninput.depth("[" * 3 + "{" * 3 + "}" * 3 + "]" * 3) == 6 and jsoninput.depth('"x"') == 0
+    assert jsoninput.loads("[" * 64 + "]" * 64) is not None
+    for deep in ("[" * 65 + "]" * 65, "[" * 200_000 + "]" * 200_000, '{"a":' * 100 + "1" + "}" * 100,
+                 ("[" * 100 + "]" * 100).encode("utf-16"), ('["\u2200", ' * 100 + "1" + "]" * 100).encode("utf-16-le")):
+        with pytest.raises(BadRequest, match="nested deeper than 64 levels"):
+            jsoninput.loads(deep)
+    for bad in (b"{not json", b"[" * 200_000, b"[" * 200_000 + b"]"):
+        with pytest.raises(BadRequest, match="JSON Error"):
+            jsoninput.loads(bad)
+
+
+def test_failure_counter_windows_bound_and_keys():
+    from catalog.throttle import FailureCounter, client_key
+
+    now = [1000.0]
+    counter = FailureCounter(limit=3, window=60, max_keys=2, clock=lambda: now[0])
+    for _ in range(3):
+        assert counter.retry_after("a") == 0
+        counter.fail("a")
+    assert counter.retry_after("a") == 60
+    now[0] += 45
+    assert counter.retry_after("a") == 15
+    now[0] += 15
+    assert counter.retry_after("a") == 0, "a new window"
+    counter.fail("b")
+    counter.fail("c")  # past max_keys: the least recently failing key is forgotten
+    assert len(counter._counts) == 2 and "a" not in counter._counts
+    assert FailureCounter(limit=0).retry_after("x") == 0
+    assert client_key("2001:db8:1:2:3:4:5:6") == client_key("2001:db8:1:2:ffff::1") == "2001:db8:1:2::/64"
+    assert client_key("::ffff:10.0.0.1") == "10.0.0.1" and client_key("10.0.0.2") == "10.0.0.2"
+    assert client_key(None) == "-"
+
+
+def test_token_use_is_due_once_a_minute():
+    from catalog.tokens import use_is_due
+
+    now = dt.datetime(2026, 12, 1, 12, 0, 0)
+    assert use_is_due(None, now)
+    assert not use_is_due(now - dt.timedelta(seconds=59), now)
+    assert use_is_due(now - dt.timedelta(seconds=60), now)
+
+
+def test_site_url_defaults_and_checks():
+    from catalog.cli import check_site_url, listen_url
+    from catalog.errors import StartupError
+
+    assert listen_url("127.0.0.1", 5000) == "http://127.0.0.1:5000"
+    assert listen_url("::1", 5000) == "http://[::1]:5000"
+    assert "0.0.0.0" not in listen_url("0.0.0.0", 5000)
+    assert check_site_url("https://data.example.org/") == "https://data.example.org"
+    for bad in ("javascript:alert(1)", "data.example.org", "https://", "ftp://x.example"):
+        with pytest.raises(StartupError):
+            check_site_url(bad)

@@ -173,3 +173,35 @@ def test_download_redirects_to_a_short_lived_url_of_the_original(demo_site):
     body = requests.get(first.headers["Location"], timeout=10)
     assert body.status_code == 200
     assert body.content.startswith(b"year,source,net_generation\n2001-01-01,Fossil Fuels,35361")
+
+
+def test_pages_run_under_the_content_security_policy(demo_site, browser):
+    """No page needs an inline script or style (the CSP forbids both), and a script URL stored
+    before URL fields were checked is neither a link nor run when clicked."""
+    from catalog.models import Package
+
+    ckan = demo_site.ckan(demo_site.token("csp-" + uuid.uuid4().hex[:6], sysadmin=True))
+    pkg = ckan.action.package_create(name="csp-" + uuid.uuid4().hex[:8], owner_org="public-domain-samples",
+                                     url="https://example.org/source")
+    body = b"id,kind\n" + b"".join(b"%d,%s\n" % (i, b"abc"[i % 3:i % 3 + 1]) for i in range(1, 61))
+    res = ckan.action.resource_create(package_id=pkg["id"], upload=("k.csv", io.BytesIO(body)))
+    assert wait_for_ingest(ckan, res["id"])["ingest_status"] == "ready"
+    platform = demo_site.inspect()
+    with platform.write.begin() as s:
+        s.get(Package, pkg["id"]).url = "javascript:alert(document.domain)//"
+    platform.close()
+    page = browser.new_page()
+    violations, dialogs = [], []
+    page.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(demo_site.url + "/")
+    page.goto(f"{demo_site.url}/dataset/{pkg['name']}")
+    assert page.locator("a[href^='javascript' i]").count() == 0
+    page.click("text=javascript:alert(document.domain)//")
+    page.click("text=quality report")
+    bars = page.locator("section.profile", has_text="kind").locator("table.top svg.bar rect")
+    assert bars.count() == 3 and bars.first.get_attribute("width") == "100.0"
+    assert page.locator("table.top svg.bar rect").first.bounding_box()["width"] > 50, "drawn without inline style"
+    page.wait_for_timeout(300)
+    assert violations == [] and dialogs == []
+    page.close()

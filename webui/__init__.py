@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, redirect, render_template, request
 
+from catalog import validate
 from catalog.actions import call
 from catalog.context import Context
 from catalog.errors import MosuError, NotFound, http_status
@@ -19,7 +20,14 @@ PREVIEW_ROWS = 20
 
 def _ctx() -> Context:
     # Anonymous until web login lands: pages show what the public may see.
-    return Context(platform=current_app.extensions["mosu"], base_url=request.host_url)
+    return Context(platform=current_app.extensions["mosu"])
+
+
+@bp.app_template_test()
+def linkable(value: object) -> bool:
+    """Whether a stored URL may become a link: http(s) or relative only. URL fields are checked
+    when saved; this keeps a ``javascript:`` URL stored before that check from becoming one."""
+    return isinstance(value, str) and bool(value) and validate.is_link_safe(value)
 
 
 @bp.app_errorhandler(MosuError)

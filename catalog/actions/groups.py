@@ -73,7 +73,7 @@ def _apply(s: Session, grp: Group, data: dict[str, Any], errors: validate.Errors
     grp.name = name
     grp.title = validate.text(data.get("title"), errors, "title", 255)
     grp.description = validate.text(data.get("description"), errors, "description")
-    grp.image_url = validate.text(data.get("image_url"), errors, "image_url", 2000)
+    grp.image_url = validate.url(data.get("image_url"), errors, "image_url", 2000)
     grp.extras = validate.extras(data.get("extras"), errors)
 
 

@@ -89,7 +89,8 @@ def _apply_fields(s: Session, ctx: Context, pkg: Package, data: dict[str, Any], 
             errors.add("name", "That URL is already in use.")
     pkg.name = name
     for field, max_len in TEXT_FIELDS.items():
-        setattr(pkg, field, validate.text(data.get(field), errors, field, max_len))
+        check = validate.url if field == "url" else validate.text
+        setattr(pkg, field, check(data.get(field), errors, field, max_len))
     license_id = validate.text(data.get("license_id"), errors, "license_id", 100) or "notspecified"
     if license_id not in LICENSES:
         errors.add("license_id", f"Unknown licence: {license_id}")
@@ -152,7 +153,8 @@ def apply_resource_fields(res: Resource, data: dict[str, Any], errors: validate.
     """
     for field, max_len in RESOURCE_TEXT.items():
         if replace or field in data:
-            value = validate.text(data.get(field), errors, field, max_len)
+            check = validate.url if field == "url" else validate.text
+            value = check(data.get(field), errors, field, max_len)
             if field == "url" and res.url_type == "upload":
                 continue  # an uploaded file's URL is ours to build
             setattr(res, field, value if field != "mimetype" else (value or None))
@@ -162,6 +164,8 @@ def apply_resource_fields(res: Resource, data: dict[str, Any], errors: validate.
             continue
         if value is None or (key == DICTIONARY_KEY and value == ""):
             extras.pop(key, None)
+        elif key == "encoding":  # the provider's declared text encoding, read by ingest
+            extras[key] = validate.encoding(value, errors)
         elif key == DICTIONARY_KEY:
             try:
                 extras[key] = dictionary_dict(parse_dictionary(value))

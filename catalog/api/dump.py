@@ -10,35 +10,40 @@ import json
 
 from flask import Blueprint, Response, current_app, g, request, stream_with_context
 
+from catalog import jsoninput
 from catalog.actions.datastore import datastore_export
 from catalog.actions.sql import datastore_sql_export
-from catalog.api.errors import error_body
+from catalog.api import body
+from catalog.api.errors import error_body, error_headers
 from catalog.api.session import request_context
+from catalog.errors import BadRequest
 
 bp = Blueprint("dump", __name__)
 
 
 def _params() -> dict:
+    """The query string, updated by a POST's form or JSON body (read under the small body limit)."""
     data = request.args.to_dict()
     if request.method == "POST":
-        data.update(request.get_json(silent=True) or request.form.to_dict())
+        data.update(body.form(decode_json=False) if request.mimetype in body.FORM_TYPES else body.json_object())
     for key in ("filters", "q", "fields"):  # CKAN's dump takes these JSON-encoded in the query string
         value = data.get(key)
         if isinstance(value, str) and value[:1] in "[{":
             try:
-                data[key] = json.loads(value)
-            except ValueError:
+                data[key] = jsoninput.loads(value)
+            except BadRequest:
                 pass
     return data
 
 
-def _stream(export_of, data: dict) -> Response:
+def _stream(export_of, extra: dict | None = None) -> Response:
     try:
-        export = export_of(request_context(), data)
+        ctx = request_context()
+        export = export_of(ctx, {**_params(), **(extra or {})})
     except Exception as exc:  # noqa: BLE001 - typed errors map to their status, the rest to a logged 500
         status, error = error_body(exc, g.get("request_id", "-"))
         return current_app.response_class(json.dumps({"success": False, "error": error}), status=status,
-                                          mimetype="application/json")
+                                          mimetype="application/json", headers=error_headers(exc))
     response = Response(stream_with_context(export.chunks), mimetype=export.content_type)
     response.headers["Content-Disposition"] = f'attachment; filename="{export.filename}"'
     return response
@@ -47,10 +52,10 @@ def _stream(export_of, data: dict) -> Response:
 @bp.route("/datastore/dump_sql", methods=["GET", "POST"])
 def dump_sql() -> Response:
     """A researcher's SQL result (``sql``) as csv (default), tsv, jsonl or parquet (``format``), streamed."""
-    return _stream(datastore_sql_export, _params())
+    return _stream(datastore_sql_export)
 
 
 @bp.route("/datastore/dump/<resource_id>", methods=["GET", "POST"])
 def dump(resource_id: str) -> Response:
     """Every matching row as csv (default), tsv, jsonl or parquet (``format``), streamed."""
-    return _stream(datastore_export, {**_params(), "resource_id": resource_id})
+    return _stream(datastore_export, {"resource_id": resource_id})

@@ -23,3 +23,9 @@ def error_body(exc: BaseException, request_id: str) -> tuple[int, dict]:
     if isinstance(exc, ValidationError):
         error.update(exc.field_errors)
     return status, error
+
+
+def error_headers(exc: BaseException) -> dict[str, str]:
+    """HTTP headers an error answer carries: ``Retry-After`` when the error says when to retry."""
+    retry_after = getattr(exc, "retry_after", None)
+    return {"Retry-After": str(int(retry_after))} if retry_after else {}

@@ -1,12 +1,19 @@
 """Who is calling: the API token of a request, turned into the action :class:`Context`."""
 from __future__ import annotations
 
+import logging
 import uuid
 
 from flask import current_app, g, request
 
 from catalog import tokens
 from catalog.context import Actor, Context
+from catalog.errors import NotAuthorized, TooManyRequests
+from catalog.models import utcnow
+from catalog.throttle import FailureCounter, client_key
+
+log = logging.getLogger("catalog.api")
+FAILURES = "mosu.token_failures"  # the app's FailureCounter of bad tokens per client address
 
 
 def request_token() -> str | None:
@@ -20,14 +27,43 @@ def request_token() -> str | None:
     return value or None
 
 
+def site_url() -> str:
+    """The configured public URL without a trailing slash, or "" (relative links): never the Host
+    header, which the client chooses."""
+    return (current_app.extensions["mosu"].settings.site_url or "").rstrip("/")
+
+
+def _actor_for(platform, token: str) -> Actor:
+    """The token's actor; bad tokens are counted per client address and, past the limit, the
+    address gets 429 without its token being looked at (see :mod:`catalog.throttle`)."""
+    failures: FailureCounter = current_app.extensions[FAILURES]
+    key = client_key(request.remote_addr)
+    wait = failures.retry_after(key)
+    if wait:
+        raise TooManyRequests(f"Too many requests with an invalid API token from this address; "
+                              f"retry in {wait} seconds", retry_after=wait)
+    with platform.read() as s:
+        try:
+            row = tokens.verify(s, token)
+        except NotAuthorized:
+            failures.fail(key)
+            raise
+        actor, token_id, last_used = Actor.of(row.user), row.id, row.last_used
+    now = utcnow()
+    if tokens.use_is_due(last_used, now):
+        try:
+            with platform.write.begin() as s:
+                tokens.record_use(s, token_id, now)
+        except Exception:  # noqa: BLE001 - recording the use must never fail the request
+            log.warning("could not record the use of API token %s", token_id, exc_info=True)
+    return actor
+
+
 def request_context() -> Context:
     """The action context for this request; a bad token is refused, not ignored."""
     platform = current_app.extensions["mosu"]
     g.request_id = g.get("request_id") or uuid.uuid4().hex[:12]
-    actor = None
     token = request_token()
-    if token is not None:
-        with platform.read() as s:
-            actor = Actor.of(tokens.user_for_token(s, token))
-    return Context(platform=platform, actor=actor, request_id=g.request_id, base_url=request.host_url,
+    actor = _actor_for(platform, token) if token is not None else None
+    return Context(platform=platform, actor=actor, request_id=g.request_id,
                    client=request.remote_addr or "", disconnected=request.environ.get("waitress.client_disconnected"))

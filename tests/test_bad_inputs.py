@@ -67,6 +67,13 @@ CASES = [
     ("organization_list organizations {}", "POST", "organization_list",
      {"organizations": {"inputs-org": 1}}, 409, "Validation Error"),
     ("group_list groups [{}]", "POST", "group_list", {"groups": [{}]}, 409, "Validation Error"),
+    # Found by attacking the fix: a lone surrogate anywhere, and a collaborator capacity of 10**40.
+    ("package_show id lone surrogate", "POST", "package_show", {"id": "\ud800"}, 400, "Bad request - JSON Error"),
+    ("resource_show id lone surrogate", "POST", "resource_show", {"id": "x\udfff"}, 400, "Bad request - JSON Error"),
+    ("package_patch nested lone surrogate", "POST", "package_patch", {"id": "inputs", "extras": [{"key": "k",
+     "value": "\ud800"}]}, 400, "Bad request - JSON Error"),
+    ("package_collaborator_list capacity", "POST", "package_collaborator_list", {"id": "inputs", "capacity": 10**40},
+     409, "Validation Error"),
 ]
 
 

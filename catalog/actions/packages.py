@@ -444,6 +444,8 @@ def package_collaborator_list(ctx: Context, data: dict[str, Any]) -> list[dict[s
         pkg = _manage_collaborators(s, ctx, data)
         query = select(Collaborator).where(Collaborator.package_id == pkg.id)
         if data.get("capacity"):
+            if data["capacity"] not in COLLABORATOR_CAPACITIES:
+                raise ValidationError({"capacity": [f"Must be one of {', '.join(COLLABORATOR_CAPACITIES)}"]})
             query = query.where(Collaborator.capacity == data["capacity"])
         return [_collaborator_dict(c) for c in s.scalars(query.order_by(Collaborator.modified))]
 

@@ -10,6 +10,7 @@ import json
 
 from flask import Blueprint, Response, current_app, g, request, stream_with_context
 
+from catalog import validate
 from catalog.actions.datastore import datastore_export
 from catalog.actions.sql import datastore_sql_export
 from catalog.api.errors import error_body
@@ -34,6 +35,7 @@ def _params() -> dict:
 
 def _stream(export_of, data: dict) -> Response:
     try:
+        validate.unicode_text(data)
         export = export_of(request_context(), data)
     except Exception as exc:  # noqa: BLE001 - typed errors map to their status, the rest to a logged 500
         status, error = error_body(exc, g.get("request_id", "-"))

@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import Select, insert, select, true
 from sqlalchemy.orm import Session
 
-from catalog import authz
+from catalog import authz, validate
 from catalog.context import Actor
 from catalog.models import Activity, Package, new_id, utcnow
 
@@ -54,12 +54,8 @@ def as_dict(act: Activity) -> dict[str, Any]:
 
 def filtered(query: Select, data: dict[str, Any]) -> Select:
     """Apply CKAN's ``activity_types`` / ``exclude_activity_types`` filters, newest first."""
-    wanted = data.get("activity_types")
-    excluded = data.get("exclude_activity_types")
-    if isinstance(wanted, str):
-        wanted = [wanted]
-    if isinstance(excluded, str):
-        excluded = [excluded]
+    wanted = validate.strings(data.get("activity_types"), "activity_types")
+    excluded = validate.strings(data.get("exclude_activity_types"), "exclude_activity_types")
     if wanted:
         query = query.where(Activity.activity_type.in_(wanted))
     if excluded:

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from catalog import validate
 from catalog.errors import ValidationError
 
 MAX_LIMIT = 32_000
@@ -62,15 +63,7 @@ def _bool(value: Any, name: str, default: bool) -> bool:
 
 
 def _int(value: Any, name: str, default: int | None, low: int, high: int | None = None) -> int | None:
-    if value in (None, ""):
-        return default
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ValidationError({name: ["Must be a whole number"]}) from None
-    if number < low or (high is not None and number > high):
-        raise ValidationError({name: [f"Must be between {low} and {high}" if high is not None else f"Must be ≥ {low}"]})
-    return number
+    return validate.integer(value, name, default, low, high)  # type: ignore[arg-type]
 
 
 def parse(data: dict[str, Any], columns: list[str], default_limit: int | None = 100,

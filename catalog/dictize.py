@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from catalog import unpublished
 from catalog.licenses import LICENSES
 from catalog.models import Group, Package, Resource, ResourceVersion, User
 
@@ -41,11 +42,15 @@ def user(u: User, include_email: bool = False) -> dict[str, Any]:
     return out
 
 
-def resource(res: Resource, version: ResourceVersion | None, site_url: str) -> dict[str, Any]:
+def resource(res: Resource, version: ResourceVersion | None, site_url: str, *, editor: bool = False,
+             error_detail: str | None = None) -> dict[str, Any]:
     """A CKAN resource dict plus Mosu's ingest fields.
 
     ``datastore_active`` is true once a version is published: a failed later
-    upload leaves the earlier version readable.
+    upload leaves the earlier version readable. ``ingest_error`` is the value-free
+    summary stored on the resource unless the caller is one of the dataset's
+    ``editor``s, who get the latest version's ``error_detail``; the same goes for
+    the odd values in ``ingest_warnings`` (see :mod:`catalog.unpublished`).
     """
     out: dict[str, Any] = {
         **(res.extras or {}),
@@ -54,7 +59,8 @@ def resource(res: Resource, version: ResourceVersion | None, site_url: str) -> d
         "url_type": res.url_type, "mimetype": res.mimetype, "position": res.position,
         "state": res.state, "created": iso(res.created), "last_modified": iso(res.last_modified),
         "datastore_active": res.current_version_id is not None,
-        "ingest_status": res.ingest_status, "ingest_error": res.ingest_error,
+        "ingest_status": res.ingest_status,
+        "ingest_error": (error_detail or res.ingest_error) if editor else res.ingest_error,
         "size": None, "hash": "", "version_id": res.current_version_id, "row_count": None,
         "ingest_warnings": [], "quality_score": None,
     }
@@ -62,7 +68,7 @@ def resource(res: Resource, version: ResourceVersion | None, site_url: str) -> d
         out["url"] = f"{site_url}/dataset/{res.package_id}/resource/{res.id}/download"
     if version is not None:
         out.update(size=version.size, hash=f"sha256:{version.sha256}", row_count=version.row_count,
-                   ingest_warnings=warnings(version), quality_score=version.quality_score)
+                   ingest_warnings=warnings(version, editor), quality_score=version.quality_score)
     return out
 
 
@@ -96,15 +102,23 @@ def quality_score(resources: list[dict[str, Any]]) -> float | None:
     return round(sum(scores) / len(scores), 1) if scores else None
 
 
-def version(v: ResourceVersion, current_id: str | None) -> dict[str, Any]:
-    """One immutable upload of a resource (``resource_version_list``)."""
+def version(v: ResourceVersion, current_id: str | None, editor: bool = False) -> dict[str, Any]:
+    """One immutable upload of a resource (``resource_version_list``). Others than the dataset's
+    ``editor``s see a value-free ``error`` and ``warnings``, and no ``schema`` of a version that was
+    never published (its column names are part of the unpublished upload)."""
+    public = v.published is not None
     return {"id": v.id, "resource_id": v.resource_id, "number": v.number, "status": v.status,
             "current": v.id == current_id, "sha256": v.sha256, "size": v.size, "row_count": v.row_count,
-            "schema": v.schema, "original_filename": v.original_filename, "uploader_id": v.uploader_id,
-            "created": iso(v.created), "published": iso(v.published), "error": v.error,
-            "warnings": warnings(v), "quality_score": v.quality_score}
+            "schema": v.schema if editor or public else None, "original_filename": v.original_filename,
+            "uploader_id": v.uploader_id, "created": iso(v.created), "published": iso(v.published),
+            "error": v.error if editor else unpublished.error_summary(v.status, v.validation),
+            "warnings": warnings(v, editor), "quality_score": v.quality_score}
 
 
-def warnings(v: ResourceVersion) -> list[str]:
-    """What the ingest noticed but published anyway (values left empty that did not fit their type)."""
-    return list((v.validation or {}).get("warnings") or [])
+def warnings(v: ResourceVersion, editor: bool = False) -> list[str]:
+    """What the ingest noticed but published anyway (values left empty that did not fit their type):
+    with the values and rows for the dataset's editors, counts only for everyone else."""
+    validation = v.validation or {}
+    if editor:
+        return list(validation.get("warnings") or [])
+    return unpublished.odd_value_notes(validation.get("odd_values") or [])

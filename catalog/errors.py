@@ -59,7 +59,15 @@ class QueryRejected(MosuError):
 
 
 class IngestFailed(MosuError):
-    """A permanent ingest failure: the file itself is the problem; retrying will not help."""
+    """A permanent ingest failure: the file itself is the problem; retrying will not help.
+
+    ``public``: the message quotes nothing from the upload (no values, names or lines), so
+    anyone who may read the dataset may read it; otherwise only its editors do.
+    """
+
+    def __init__(self, message: str, public: bool = False) -> None:
+        super().__init__(message)
+        self.public = public
 
 
 class QualityGateFailed(IngestFailed):

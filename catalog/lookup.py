@@ -43,9 +43,19 @@ def resource(session: Session, key: str) -> Resource | None:
     return res if res is not None and res.state == "active" else None
 
 
+MAX_VERSION_NUMBER = 2**31 - 1  # the number column is a 32-bit INTEGER
+
+
 def version(session: Session, resource_id: str, key: object) -> ResourceVersion | None:
-    """A resource's version by its number (``3``) or its id, as ``version`` parameters accept."""
-    key = str(key)
+    """A resource's version by its number (``3``) or its id, as ``version`` parameters accept.
+
+    A number no version can have (``99999999999999999999999`` overflowed SQLite's INTEGER: a 500)
+    finds nothing, like any other number without a version.
+    """
+    key = str(key).strip()
     query = select(ResourceVersion).where(ResourceVersion.resource_id == resource_id)
-    return session.scalar(query.where(ResourceVersion.number == int(key)) if key.isdigit()
-                          else query.where(ResourceVersion.id == key))
+    if key.isascii() and key.isdigit():
+        if len(key) > 10 or int(key) > MAX_VERSION_NUMBER:
+            return None
+        return session.scalar(query.where(ResourceVersion.number == int(key)))
+    return session.scalar(query.where(ResourceVersion.id == key))

@@ -5,7 +5,7 @@ import codecs
 import re
 from typing import Any
 
-from catalog.errors import ValidationError
+from catalog.errors import BadRequest, ValidationError
 
 NAME_RE = re.compile(r"^[a-z0-9_-]{2,100}$")
 USER_NAME_RE = re.compile(r"^[a-z0-9_-]{2,100}$")
@@ -67,19 +67,72 @@ def boolean(value: Any, errors: Errors, field: str, default: bool = False) -> bo
     return default
 
 
+MAX_INTEGER = 2**53 - 1
+_INTEGER_RE = re.compile(r"[+-]?[0-9]{1,20}")
+
+
 def integer(value: Any, field: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
-    """Parse an integer parameter (raises at once: such parameters stand alone)."""
+    """Parse an integer parameter (raises at once: such parameters stand alone).
+
+    Every integer a caller sends passes here, so the bound lives here: at most ``MAX_INTEGER``
+    (2**53 - 1, the largest integer every JSON client holds exactly) unless ``maximum`` is lower.
+    Without it an ``offset`` of 10**40 reached SQLite ("Python int too large to convert to SQLite
+    INTEGER") and ``expires_in`` of 10**12 weeks overflowed a timedelta: 500s instead of a field
+    error. Accepted: ints, integral floats, and strings of ASCII digits (no ``1_000``, no other
+    scripts' digits, no 5,000-digit numbers to convert); not booleans.
+    """
     if value is None or value == "":
         return default
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ValidationError({field: ["Invalid integer"]}) from None
+    if isinstance(value, bool):
+        number = None
+    elif isinstance(value, int):
+        number = value
+    elif isinstance(value, float):
+        number = int(value) if value.is_integer() else None
+    elif isinstance(value, str) and _INTEGER_RE.fullmatch(value.strip()):
+        number = int(value.strip())
+    else:
+        number = None
+    if number is None:
+        raise ValidationError({field: ["Invalid integer"]})
     if number < minimum:
         raise ValidationError({field: [f"Must be at least {minimum}"]})
-    if maximum is not None and number > maximum:
-        raise ValidationError({field: [f"Must be at most {maximum}"]})
+    upper = MAX_INTEGER if maximum is None else min(maximum, MAX_INTEGER)
+    if number > upper:
+        raise ValidationError({field: [f"Must be at most {upper}"]})
     return number
+
+
+def strings(value: Any, field: str) -> list[str]:
+    """A parameter that takes one string or a list of strings (CKAN's ``activity_types``,
+    ``organizations``...): the list, empty when absent; anything else is a field error."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    raise ValidationError({field: ["Must be a string or a list of strings"]})
+
+
+def unicode_text(data: Any) -> None:
+    """Refuse text that is not Unicode: JSON's ``"\\ud800"`` decodes to a lone surrogate, which no
+    database can store or compare (SQLite raised UnicodeEncodeError: a 500 from every action that
+    looked an id up). Walks the request iteratively, so a deep one costs no recursion."""
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise BadRequest("Bad request - JSON Error: the request holds text that is not valid Unicode "
+                                 "(a lone surrogate such as \\ud800)") from None
+        elif isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
 
 
 def required_id(data: dict, field: str = "id") -> str:

@@ -62,7 +62,7 @@ def prepare(raw: Path, work: Path, settings: Settings, encoding: str | None = No
         head = _head(path)
         sniffed = sniff(head)
         if sniffed.format == "compressed":
-            raise IngestFailed("The file is compressed twice; upload it compressed once.")
+            raise IngestFailed("The file is compressed twice; upload it compressed once.", public=True)
     if sniffed.format == "zip":
         if excel.is_workbook(path):
             excel.check_container(path, settings.max_unpacked_bytes, settings.max_unpack_ratio)

@@ -39,7 +39,7 @@ class Sniffed:
 def sniff(head: bytes) -> Sniffed:
     """Decide how to read a file from its first few KB, or explain why it cannot be read."""
     if not head:
-        raise IngestFailed("The file is empty: there is no table to read.")
+        raise IngestFailed("The file is empty: there is no table to read.", public=True)
     for magic, name in COMPRESSIONS:
         if head.startswith(magic):
             return Sniffed("compressed", name)
@@ -49,18 +49,20 @@ def sniff(head: bytes) -> Sniffed:
     for magic, what in NOT_TABLES:
         if head.startswith(magic):
             raise IngestFailed(f"This file is {what}, not a table Mosu can read (CSV, TSV, JSON, JSON "
-                               "lines, Excel, Parquet or Arrow, optionally gzip, bzip2, xz or zstd compressed).")
+                               "lines, Excel, Parquet or Arrow, optionally gzip, bzip2, xz or zstd compressed).",
+                               public=True)
     bom = next((b for b in BOMS if head.startswith(b)), None)
     if bom is None and b"\x00" in head:
         raise IngestFailed("This file contains binary data (NUL bytes), not a delimited text table. "
-                           "Upload the data as CSV.")
+                           "Upload the data as CSV.", public=True)
     if bom is not None and BOMS[bom] == "utf-16":
         return Sniffed("csv")
     body = head[len(bom or b""):]
     text = body.decode("latin-1")
     controls = sum(1 for ch in text if ord(ch) < 32 and ch not in "\t\r\n\f")
     if controls > max(8, len(text) // 100):
-        raise IngestFailed("This file does not look like text: it is not a delimited table (CSV or TSV).")
+        raise IngestFailed("This file does not look like text: it is not a delimited table (CSV or TSV).",
+                           public=True)
     first = text.lstrip()[:1]
     if first in ("[", "{"):
         return Sniffed("json")

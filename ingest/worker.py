@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 
 
-from catalog import audit, disclosure, jobs, keys
+from catalog import audit, disclosure, jobs, keys, unpublished
 from catalog.dictionary import DictionaryError, parse_dictionary
 from catalog.errors import IngestFailed, QualityGateFailed
 from catalog.models import Package, QualitySuite, Resource, ResourceVersion
@@ -170,7 +170,7 @@ class Worker:
             if converted.odd_values:
                 progress["odd_values"] = [o.as_dict() for o in converted.odd_values]
             if converted.row_count == 0:
-                raise IngestFailed("The table has no data rows (only a header, or nothing).")
+                raise IngestFailed("The table has no data rows (only a header, or nothing).", public=True)
             self._stage(claim, beat, "validating", progress)
             report = self._quality(claim, parquet, [o.as_dict() for o in converted.odd_values])
             progress["quality"] = {"score": report["score"], **report["summary"], "pii": len(report["pii"])}
@@ -213,9 +213,11 @@ class Worker:
                 version.validation["warnings"] = [o.message() for o in converted.odd_values]
             self._keep_report(s, claim, version, report, report_key)
             held = self._pii_hold(s, res, report)
-            if held:
+            if held:  # the detail (columns, shares) for editors; the resource row keeps the public summary
+                summary = unpublished.held_summary(report["pii"])
                 version.status, version.error = "held", held
-                res.ingest_status, res.ingest_error = "held", held
+                version.validation["summary"] = summary
+                res.ingest_status, res.ingest_error = "held", summary
                 audit.record(s, f"worker:{self.name}", "resource_held", "resource", res.id,
                              {"version_id": version.id, "pii": disclosure.pairs_list(report["pii"])})
                 changes.mark(s, res.package_id)
@@ -306,10 +308,15 @@ class Worker:
                 return
             version = s.get(ResourceVersion, claim.version_id)
             res = s.get(Resource, claim.resource_id)
+            # The message may quote the upload's values: it stays on the version and the job, for the
+            # dataset's editors; the resource row and everyone else get a value-free summary.
+            summary = (unpublished.gate_summary(exc.report) if isinstance(exc, QualityGateFailed)
+                       else exc.message if exc.public else unpublished.FAILED)
             version.status, version.error = "failed", exc.message
+            version.validation = {**(version.validation or {}), "summary": summary}
             if isinstance(exc, QualityGateFailed):  # the report is kept, so the provider sees why
                 self._keep_report(s, claim, version, exc.report, report_key)
-            res.ingest_status, res.ingest_error = "failed", exc.message
+            res.ingest_status, res.ingest_error = "failed", summary
             audit.record(s, f"worker:{self.name}", "resource_ingest_failed", "resource", res.id,
                          {"version_id": version.id, "error": exc.message})
             changes.mark(s, res.package_id)
@@ -321,7 +328,7 @@ class Worker:
         if claim.attempt >= settings.job_max_attempts:
             self._fail(claim, IngestFailed(
                 f"Ingest failed after {claim.attempt} attempts because of an internal error; "
-                "the upload is kept and an administrator has the details."))
+                "the upload is kept and an administrator has the details.", public=True))
             return
         delay = min(MAX_BACKOFF_SECONDS, 2.0 ** claim.attempt)
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from catalog.context import Context
+from catalog import validate
 from catalog.errors import BadRequest
 
 Action = Callable[[Context, dict[str, Any]], Any]
@@ -35,7 +36,11 @@ def action_names() -> list[str]:
 
 
 def call(ctx: Context, name: str, data: dict[str, Any] | None = None) -> Any:
-    return get_action(name)(ctx, dict(data or {}))
+    """Run action ``name``: the one entry of the API, the web pages and the CLI."""
+    action_func = get_action(name)
+    data = dict(data or {})
+    validate.unicode_text(data)
+    return action_func(ctx, data)
 
 
 def _load() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from catalog import audit, datastore_query, dictize, exports, lookup, validate
+from catalog import audit, authz, datastore_query, dictize, exports, lookup, validate
 from catalog.actions import action
 from catalog.actions.resources import _resource_and_package
 from catalog.context import Context
@@ -37,10 +37,11 @@ def resource_version_list(ctx: Context, data: dict[str, Any]) -> list[dict[str, 
     times and whether it is the current one. Earlier versions stay readable with
     ``datastore_search(version=N)``."""
     with ctx.platform.read() as s:
-        res, _ = _resource_and_package(s, ctx, validate.required_id(data))
+        res, pkg = _resource_and_package(s, ctx, validate.required_id(data))
+        editor = authz.can_edit_package(s, ctx.actor, pkg)
         versions = s.scalars(select(ResourceVersion).where(ResourceVersion.resource_id == res.id)
                              .order_by(ResourceVersion.number.desc()))
-        return [dictize.version(v, res.current_version_id) for v in versions]
+        return [dictize.version(v, res.current_version_id, editor) for v in versions]
 
 
 def _published(s, res, data: dict[str, Any]) -> ResourceVersion:

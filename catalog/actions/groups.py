@@ -183,9 +183,10 @@ def _list(ctx: Context, data: dict[str, Any], is_org: bool) -> list[Any]:
     sort = str(data.get("sort") or "title asc").strip().lower()
     with ctx.platform.read() as s:
         query = select(Group).where(Group.state == "active", Group.is_organization.is_(is_org))
-        names = data.get("organizations" if is_org else "groups")
+        names_field = "organizations" if is_org else "groups"
+        names = validate.strings(data.get(names_field), names_field)
         if names:
-            query = query.where(Group.name.in_(names if isinstance(names, list) else [names]))
+            query = query.where(Group.name.in_(names))
         if data.get("q"):
             q = data["q"]
             query = query.where(or_(like.contains(Group.name, q), like.contains(Group.title, q),

@@ -44,15 +44,31 @@ def package_groups(s: Session, package_id: str) -> list[Group]:
         Group.is_organization.is_(False)).order_by(Group.name)))
 
 
-def package_dict(s: Session | None, pkg: Package, site_url: str, groups: list[Group] | None = None) -> dict[str, Any]:
+def package_dict(s: Session | None, pkg: Package, site_url: str, groups: list[Group] | None = None,
+                 editor: bool = False) -> dict[str, Any]:
     """The full CKAN dict of a package with its active resources and groups (looked up unless given;
-    with no session, ``groups`` must be given and no resource may have a version yet)."""
+    with no session, ``groups`` must be given and no resource may have a version yet). Only an
+    ``editor`` of the dataset gets the details of unpublished uploads (see :mod:`catalog.unpublished`)."""
     resources = [r for r in pkg.resources if r.state == "active"]
     version_ids = [r.current_version_id for r in resources if r.current_version_id]
     versions = {v.id: v for v in s.scalars(select(ResourceVersion).where(ResourceVersion.id.in_(version_ids)))} \
         if version_ids else {}
-    return dictize.package(pkg, [dictize.resource(r, versions.get(r.current_version_id or ""), site_url)
+    details = error_details(s, resources) if editor else {}
+    return dictize.package(pkg, [dictize.resource(r, versions.get(r.current_version_id or ""), site_url,
+                                                  editor=editor, error_detail=details.get(r.id))
                                  for r in resources], package_groups(s, pkg.id) if groups is None else groups)
+
+
+def error_details(s: Session, resources: list[Resource]) -> dict[str, str]:
+    """For each failed or held resource, its latest upload's detailed error (which may quote the
+    upload's values: for the dataset's editors only; the resource row holds the public summary)."""
+    ids = [r.id for r in resources if r.ingest_status in ("failed", "held")]
+    if not ids:
+        return {}
+    rows = s.execute(select(ResourceVersion.resource_id, ResourceVersion.error)
+                     .where(ResourceVersion.resource_id.in_(ids), ResourceVersion.status.in_(("failed", "held")))
+                     .order_by(ResourceVersion.number))
+    return {rid: error for rid, error in rows if error}  # the latest version's comes last and wins
 
 
 def _find(s: Session, ctx: Context, data: dict[str, Any]) -> Package:
@@ -366,7 +382,8 @@ def dataset_purge(ctx: Context, data: dict[str, Any]) -> None:
 def package_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     """Return a dataset by ``id`` or name, with its resources and groups."""
     with ctx.platform.read() as s:
-        return package_dict(s, _find(s, ctx, data), ctx.site_url)
+        pkg = _find(s, ctx, data)
+        return package_dict(s, pkg, ctx.site_url, editor=authz.can_edit_package(s, ctx.actor, pkg))
 
 
 @action
@@ -439,6 +456,8 @@ def package_collaborator_list(ctx: Context, data: dict[str, Any]) -> list[dict[s
         pkg = _manage_collaborators(s, ctx, data)
         query = select(Collaborator).where(Collaborator.package_id == pkg.id)
         if data.get("capacity"):
+            if data["capacity"] not in COLLABORATOR_CAPACITIES:
+                raise ValidationError({"capacity": [f"Must be one of {', '.join(COLLABORATOR_CAPACITIES)}"]})
             query = query.where(Collaborator.capacity == data["capacity"])
         return [_collaborator_dict(c) for c in s.scalars(query.order_by(Collaborator.modified))]
 

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from catalog import audit, authz, disclosure, jobs, lookup, validate
+from catalog import audit, authz, disclosure, jobs, lookup, unpublished, validate
 from catalog.actions import action
 from catalog.actions.resources import _resource_and_package
 from catalog.context import Context
@@ -51,12 +51,13 @@ def quality_report_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     (type, kwargs, severity, status, success, observed value, unexpected count, examples) and
     ``pii`` findings with masked examples."""
     with ctx.platform.read() as s:
-        res, _ = _resource_and_package(s, ctx, validate.required_id(data))
+        res, pkg = _resource_and_package(s, ctx, validate.required_id(data))
         version = _version(s, res, data.get("version"))
         _require_report_access(s, ctx, res, version)
         if version.quality is None:
             raise NotFound(f"Version {version.number} has no quality report yet (ingest {version.status})")
-        return {**version.quality, "version": version.number, "version_id": version.id,
+        report = version.quality if authz.can_edit_package(s, ctx.actor, pkg) else unpublished.report(version.quality)
+        return {**report, "version": version.number, "version_id": version.id,
                 "version_status": version.status, "report_key": version.report_key}
 
 

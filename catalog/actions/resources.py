@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from catalog import activity, audit, authz, dictize, jobs, keys, lookup, validate
+from catalog import activity, audit, authz, dictize, jobs, keys, lookup, unpublished, validate
 from catalog.actions import action
-from catalog.actions.packages import apply_resource_fields, package_dict
+from catalog.actions.packages import apply_resource_fields, error_details, package_dict
 from catalog.context import Context
 from catalog.errors import NotAuthorized, NotFound, ValidationError
 from catalog.models import IngestJob, Package, Resource, ResourceVersion, new_id, utcnow
@@ -33,8 +33,11 @@ def _resource_and_package(s: Session, ctx: Context, resource_id: str) -> tuple[R
 
 
 def resource_dict(s: Session, ctx: Context, res: Resource) -> dict[str, Any]:
+    """The resource as the caller may see it: the details of an unpublished upload for its editors."""
     version = s.get(ResourceVersion, res.current_version_id) if res.current_version_id else None
-    return dictize.resource(res, version, ctx.site_url)
+    editor = authz.can_edit_package(s, ctx.actor, res.package)
+    detail = error_details(s, [res]).get(res.id) if editor else None
+    return dictize.resource(res, version, ctx.site_url, editor=editor, error_detail=detail)
 
 
 def _upload_of(data: dict[str, Any]) -> Upload | None:
@@ -195,15 +198,21 @@ def ingest_status_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     """The ingest job of resource ``id``'s latest upload: ``state`` (queued, running, done,
     failed), ``stage``, ``attempts``, ``progress`` (bytes, rows, format, encoding), ``error``."""
     with ctx.platform.read() as s:
-        res, _ = _resource_and_package(s, ctx, validate.required_id(data))
+        res, pkg = _resource_and_package(s, ctx, validate.required_id(data))
         job = s.scalar(select(IngestJob).where(IngestJob.resource_id == res.id)
                        .order_by(IngestJob.created.desc()).limit(1))
         if job is None:
             raise NotFound("This resource has no upload to ingest")
         version = s.get(ResourceVersion, job.version_id)
+        editor = authz.can_edit_package(s, ctx.actor, pkg)
+        error, progress = job.error, job.progress or {}
+        if not editor:  # the job's messages and odd values may quote the upload: a summary for others
+            error = (unpublished.error_summary(version.status, version.validation) if version else None) \
+                or (unpublished.FAILED if job.state == "failed" else None)
+            progress = unpublished.progress(progress)
         return {"resource_id": res.id, "job_id": job.id, "version_id": job.version_id,
                 "version": version.number if version else None, "state": job.state, "stage": job.stage,
-                "attempts": job.attempts, "progress": job.progress or {}, "error": job.error,
+                "attempts": job.attempts, "progress": progress, "error": error,
                 "ingest_status": res.ingest_status, "created": dictize.iso(job.created),
                 "updated": dictize.iso(job.updated)}
 

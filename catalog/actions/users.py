@@ -14,6 +14,7 @@ from catalog.errors import NotFound, ValidationError
 from catalog.models import ApiToken, Package, User, new_id, utcnow
 
 TOKEN_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
+TOKEN_MAX_SECONDS = 100 * 365 * 86400  # a longer expiry is no expiry (and past 9999 a datetime overflows)
 
 
 def _password(value: Any, errors: validate.Errors) -> str | None:
@@ -167,11 +168,20 @@ def api_token_create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     expires = None
     if data.get("expires_in") not in (None, ""):
         amount = validate.integer(data.get("expires_in"), "expires_in", 0, 1)
-        unit = str(data.get("unit") or "day").rstrip("s")
-        if unit not in TOKEN_UNITS and not str(data.get("unit", "")).isdigit():
-            errors.add("unit", f"Must be one of {', '.join(TOKEN_UNITS)}")
-        seconds = int(data["unit"]) if str(data.get("unit", "")).isdigit() else TOKEN_UNITS.get(unit, 86400)
-        expires = utcnow() + dt.timedelta(seconds=amount * seconds)
+        unit = data.get("unit")
+        if isinstance(unit, str) and unit.rstrip("s") in TOKEN_UNITS:
+            seconds = TOKEN_UNITS[unit.rstrip("s")]
+        elif isinstance(unit, (int, str)) and not isinstance(unit, bool) and str(unit).strip().isdigit():
+            seconds = validate.integer(unit, "unit", 86400, 1)  # CKAN also takes the unit in seconds
+        elif unit in (None, ""):
+            seconds = TOKEN_UNITS["day"]
+        else:
+            errors.add("unit", f"Must be one of {', '.join(TOKEN_UNITS)}, or a number of seconds")
+            seconds = TOKEN_UNITS["day"]
+        if amount * seconds > TOKEN_MAX_SECONDS:
+            errors.add("expires_in", f"A token must expire within {TOKEN_MAX_SECONDS // (365 * 86400)} years")
+        else:
+            expires = utcnow() + dt.timedelta(seconds=amount * seconds)
     errors.raise_if_any()
     with ctx.platform.write.begin() as s:
         user = _token_owner(s, ctx, str(data.get("user") or data.get("user_id") or "") or None)

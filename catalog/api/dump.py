@@ -10,7 +10,7 @@ import json
 
 from flask import Blueprint, Response, current_app, g, request, stream_with_context
 
-from catalog import jsoninput
+from catalog import jsoninput, validate
 from catalog.actions.datastore import datastore_export
 from catalog.actions.sql import datastore_sql_export
 from catalog.api import body
@@ -39,7 +39,9 @@ def _params() -> dict:
 def _stream(export_of, extra: dict | None = None) -> Response:
     try:
         ctx = request_context()
-        export = export_of(ctx, {**_params(), **(extra or {})})
+        data = {**_params(), **(extra or {})}
+        validate.unicode_text(data)
+        export = export_of(ctx, data)
     except Exception as exc:  # noqa: BLE001 - typed errors map to their status, the rest to a logged 500
         status, error = error_body(exc, g.get("request_id", "-"))
         return current_app.response_class(json.dumps({"success": False, "error": error}), status=status,

@@ -117,11 +117,17 @@ def _unescape(value: str) -> str:
     return re.sub(r"\\(.)", r"\1", value)
 
 
+# Parentheses and NOTs nested deeper than this are refused: each level costs the parser four
+# stack frames and the index one, so 5,000 nested parentheses hit Python's recursion limit (a 500).
+MAX_DEPTH = 50
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.tokens = _lex(text)
         self.i = 0
+        self.depth = 0
 
     def peek(self) -> tuple[str, str, int, int] | None:
         return self.tokens[self.i] if self.i < len(self.tokens) else None
@@ -161,6 +167,15 @@ class _Parser:
         return items[0] if len(items) == 1 else And(tuple(items))
 
     def unary(self) -> Node:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise SearchQueryError(f"The query nests parentheses or NOT more than {MAX_DEPTH} levels deep")
+        try:
+            return self._unary()
+        finally:
+            self.depth -= 1
+
+    def _unary(self) -> Node:
         if self.is_op("NOT"):
             self.take()
             return Not(self.unary())

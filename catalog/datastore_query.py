@@ -6,12 +6,11 @@ parameter, so nothing a caller sends becomes SQL text.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from catalog import validate
-from catalog.errors import ValidationError
+from catalog import jsoninput, validate
+from catalog.errors import BadRequest, ValidationError
 
 MAX_LIMIT = 32_000
 FORMATS = ("objects", "lists", "csv", "tsv")
@@ -43,8 +42,8 @@ def _quote(name: str) -> str:
 def _json_arg(value: Any, name: str) -> Any:
     if isinstance(value, str) and value.strip()[:1] in ("{", "["):
         try:
-            return json.loads(value)
-        except json.JSONDecodeError:
+            return jsoninput.loads(value)
+        except BadRequest:
             raise ValidationError({name: ["Must be JSON"]}) from None
     return value
 

@@ -8,10 +8,12 @@ a Validation Error at once, not a failed ingest later.
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from catalog import jsoninput
+from catalog.errors import BadRequest
 
 # The provider's vocabulary (the issue's names plus Frictionless Table Schema's) -> DuckDB types.
 TYPES = {
@@ -76,9 +78,9 @@ def parse_dictionary(value: Any) -> list[Field]:
     """
     if isinstance(value, str):
         try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise DictionaryError(f"not valid JSON ({exc.msg} at character {exc.pos})") from None
+            value = jsoninput.loads(value)
+        except BadRequest as exc:
+            raise DictionaryError(f"not valid JSON ({exc.message.removeprefix('Bad request - JSON Error: ')})") from None
     if isinstance(value, dict):
         value = value.get("fields")
     if not isinstance(value, list) or not value:

@@ -10,7 +10,12 @@ from typing import Any
 
 from sqlalchemy import ColumnElement
 
+from catalog.errors import ValidationError
+
 ESCAPE = "\\"
+MAX_LENGTH = 1000
+"""Longest search text: SQLite refuses LIKE patterns over 50,000 bytes ("LIKE or GLOB pattern too
+complex", a 500 for a 200,000-character ``q``), and no name or title is longer than this."""
 
 
 def pattern(text: str) -> str:
@@ -20,5 +25,8 @@ def pattern(text: str) -> str:
 
 
 def contains(column: Any, text: object) -> ColumnElement[bool]:
-    """Case-insensitive "``column`` contains ``text``", wildcards in ``text`` taken literally."""
+    """Case-insensitive "``column`` contains ``text``", wildcards in ``text`` taken literally;
+    text longer than :data:`MAX_LENGTH` is a Validation Error on ``q``."""
+    if len(str(text)) > MAX_LENGTH:
+        raise ValidationError({"q": [f"Must be at most {MAX_LENGTH} characters"]})
     return column.ilike(pattern(str(text)), escape=ESCAPE)

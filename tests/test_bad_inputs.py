@@ -74,6 +74,18 @@ CASES = [
      "value": "\ud800"}]}, 400, "Bad request - JSON Error"),
     ("package_collaborator_list capacity", "POST", "package_collaborator_list", {"id": "inputs", "capacity": 10**40},
      409, "Validation Error"),
+    # Found after the merge: a long q is too complex a LIKE pattern for SQLite, and JSON nested
+    # deep in a query parameter (not the body) reached json.loads unguarded.
+    ("user_list long q", "GET", "user_list", {"q": "a" * 200_000}, 409, "Validation Error"),
+    ("organization_list long q", "GET", "organization_list", {"q": "a" * 200_000}, 409, "Validation Error"),
+    ("group_list long q", "GET", "group_list", {"q": "a" * 200_000}, 409, "Validation Error"),
+    ("tag_list long query", "GET", "tag_list", {"query": "a" * 200_000}, 409, "Validation Error"),
+    ("package_search facet.field nested", "POST", "package_search", {"facet.field": "[" * 50_000 + "]" * 50_000},
+     400, "Search Query Error"),
+    ("datastore_search filters nested", "POST", "datastore_search",
+     {"resource_id": "{res}", "filters": "[" * 50_000 + "]" * 50_000}, 409, "Validation Error"),
+    ("resource_patch schema nested", "POST", "resource_patch", {"id": "{res}", "schema": "[" * 50_000 + "]" * 50_000},
+     409, "Validation Error"),
 ]
 
 

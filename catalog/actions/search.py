@@ -1,15 +1,14 @@
 """``package_search``: CKAN's dataset search, answered by the in-process search index."""
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from sqlalchemy import select
 
-from catalog import validate
+from catalog import jsoninput, validate
 from catalog.actions import action
 from catalog.context import Context
-from catalog.errors import SearchQueryError
+from catalog.errors import BadRequest, SearchQueryError
 from catalog.models import Collaborator, Member
 from catalog.search.index import SearchRequest, Visibility
 
@@ -24,8 +23,8 @@ def _list_param(value: Any, field: str) -> list[str]:
         text = value.strip()
         if text.startswith(("[", "{")):
             try:
-                value = json.loads(text)
-            except ValueError:
+                value = jsoninput.loads(text)
+            except BadRequest:
                 raise SearchQueryError(f"{field} must be a JSON list") from None
             if not isinstance(value, list):
                 raise SearchQueryError(f"{field} must be a JSON list")

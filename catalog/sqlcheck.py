@@ -268,6 +268,24 @@ def _literal_text(expr: Any) -> str | None:
     return None
 
 
+_CONSTANT_CLASSES = frozenset({"CONSTANT", "CAST", "FUNCTION", "OPERATOR", "CONJUNCTION", "COMPARISON", "CASE"})
+
+
+def _constant(expr: Any) -> bool:
+    """Whether an expression is computed from literals only (no column, subquery, lambda or
+    parameter anywhere in it), so that its size is bounded by the query's own text."""
+    stack = [expr]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if "class" in item and item["class"] not in _CONSTANT_CLASSES:
+                return False
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
+
+
 def _own_size(node: dict[str, Any], weight: dict[int, int]) -> int:
     """Characters or elements one sized or format call builds, given the sizes built by its
     arguments (``weight``, by argument id): nested calls multiply, as ``repeat(repeat('x', 1000), 1000)``
@@ -330,6 +348,9 @@ def _check_function(node: dict[str, Any], scalar: bool) -> None:
         return
     if not scalar or name not in SIZED_FUNCTIONS:
         return
+    if name == "repeat" and _arguments(node) and not _constant(_arguments(node)[0]):
+        raise QueryRejected("repeat() needs a literal to repeat, not a column or a subquery: a value from the "
+                            "data may be megabytes long, and repeating it multiplies that before any limit applies")
     position = SIZED_FUNCTIONS[name]
     args = _arguments(node)
     chosen = args if position is None else args[position:position + 1]

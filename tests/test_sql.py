@@ -515,6 +515,10 @@ HOSTILE: list[tuple[str, int, str]] = [
     ("SELECT printf('%*d', 100000000, 1)", 400, LITERAL),
     ("SELECT format('{{:{{}}}}', 1, 100000000)", 400, LITERAL),
     ("SELECT printf(city || '%0100000000d', 1) FROM \"{R1}\"", 400, "literal string"),
+    # Repeating a value from the data multiplies a size no literal bounds (a 1 MB cell × 10,000).
+    ("SELECT repeat(city, 10000) FROM \"{R1}\"", 400, "literal to repeat"),
+    ("SELECT repeat((SELECT max(city) FROM \"{R1}\"), 10000)", 400, "literal to repeat"),
+    ("SELECT list_transform(['a'], x -> repeat(x, 10000))", 400, "literal to repeat"),
     # A CTE's name is visible in its own query only: never a way to the built-in view of that name.
     ("SELECT * FROM (WITH pg_settings AS (SELECT 1) SELECT 1) t, pg_settings", 400, SYS),
     ("SELECT * FROM (WITH pg_proc AS (SELECT 1) SELECT 1) t, pg_proc", 400, SYS),

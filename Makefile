@@ -40,6 +40,8 @@ run: install
 	$(BIN)/mosu up --demo --host $(HOST) --port $(PORT) $(ARGS)
 
 test: install-test system-test-deps
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports --config setup.cfg
 	$(BIN)/python -m pytest -q $(ARGS)
 
 bench: install-test

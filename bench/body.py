@@ -20,7 +20,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from catalog.seaweed import free_port  # noqa: E402
+from catalog.storage.seaweed import free_port  # noqa: E402
 
 
 def memory(pid: int) -> dict[str, int]:

@@ -1,5 +1,5 @@
 """Export writers: seconds to write N rows as CSV, TSV, JSON lines and Parquet with
-:func:`catalog.exports.stream`, and JSON lines the way it was written before (one ``json.dumps`` per
+:func:`catalog.datastore.exports.stream`, and JSON lines the way it was written before (one ``json.dumps`` per
 row in Python, holding the GIL) as the baseline of the same run.
 
 Run: `.venv/bin/python bench/exports.py [--rows 500000] [--repeat 3]`. The table has the columns of
@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from catalog import exports  # noqa: E402
-from catalog.query import json_value  # noqa: E402
+from catalog.datastore.sandbox import json_value  # noqa: E402
 
 
 def table(rows: int) -> pa.Table:

@@ -10,9 +10,9 @@ from typing import Any, Iterator
 
 import ckanapi
 
-from catalog.client import Client, follow
-from catalog.seaweed import SeaweedServer
-from catalog.settings import Settings
+from catalog.cli.client import Client, follow
+from catalog.core.settings import Settings
+from catalog.storage.seaweed import SeaweedServer
 from tests.conftest import RunningMosu, s3_settings, start_mosu
 
 

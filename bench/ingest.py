@@ -24,7 +24,7 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.harness import platform, wait  # noqa: E402
-from catalog.client import push_parts  # noqa: E402
+from catalog.cli.client import push_parts  # noqa: E402
 
 
 def generate_csv(path: Path, rows: int) -> None:

@@ -34,7 +34,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.harness import platform, wait  # noqa: E402
-from catalog.client import push_parts  # noqa: E402
+from catalog.cli.client import push_parts  # noqa: E402
 
 ROW_GROUP = 16_384
 CATEGORIES = 53

@@ -26,11 +26,11 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from catalog.access.context import Actor, Context  # noqa: E402
 from catalog.actions import call  # noqa: E402
-from catalog.context import Actor, Context  # noqa: E402
+from catalog.core.settings import Settings  # noqa: E402
 from catalog.platform import Platform  # noqa: E402
 from catalog.search.index import SearchRequest, Visibility  # noqa: E402
-from catalog.settings import Settings  # noqa: E402
 from tests.conftest import start_mosu  # noqa: E402
 
 SUBJECTS = """air quality water rainfall river flood drought soil forest land use crop yield livestock fishery

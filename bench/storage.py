@@ -6,7 +6,7 @@ raw object, and measures, each variant twice and alternating (the machine is sha
   download  old: minio ``fget_object`` (one stream);  new: ``ObjectStore.download`` (ranged GETs)
   put       old: ``fput_object`` with 16 MiB parts;   new: ``ObjectStore.put_file`` defaults
   copy      CopyObject of the ~200 MB Parquet, and the same copy as a multipart UploadPartCopy
-`--sweep` also times other thread counts and sizes, to choose the defaults in catalog/storage.py;
+`--sweep` also times other thread counts and sizes, to choose the defaults in catalog/storage/objects.py;
 `--weed-memory 1GiB` runs SeaweedFS with a larger GOMEMLIMIT than `mosu up` gives it (256MiB).
 Each downloaded file is checked against the source's SHA-256 of its first and last MiB and size.
 """
@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from catalog.seaweed import SeaweedServer  # noqa: E402
-from catalog.storage import MIB, ObjectStore  # noqa: E402
+from catalog.storage.objects import MIB, ObjectStore  # noqa: E402
+from catalog.storage.seaweed import SeaweedServer  # noqa: E402
 
 
 def fingerprint(path: Path) -> tuple[int, str]:

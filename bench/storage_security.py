@@ -3,7 +3,7 @@
 Run: `.venv/bin/python bench/storage_security.py [--size-mib N] [--starts N]`. It alternates an
 embedded SeaweedFS as `mosu up` ran it before (no security configuration, internal ports open to
 anyone on the machine) with the one it runs now (mutual TLS on the filer, master, volume and gRPC
-ports, JWT keys; see catalog/seaweed_security.py), each on its own free loopback ports:
+ports, JWT keys; see catalog/storage/seaweed_security.py), each on its own free loopback ports:
   start   seconds from launch until the S3 port answers 403 (plus, when secured, the probe of the
           internal ports and generating the keys and certificates)
   stop    seconds from SIGTERM until the process exited
@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from catalog.seaweed import SeaweedServer  # noqa: E402
-from catalog.storage import MIB, ObjectStore  # noqa: E402
+from catalog.storage.objects import MIB, ObjectStore  # noqa: E402
+from catalog.storage.seaweed import SeaweedServer  # noqa: E402
 
 
 class OpenSeaweed(SeaweedServer):

@@ -10,9 +10,9 @@ from functools import cached_property
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from catalog.db import init_schema, make_engine, session_factory
-from catalog.settings import Settings
-from catalog.storage import ObjectStore
+from catalog.core.settings import Settings
+from catalog.db.engine import init_schema, make_engine, session_factory
+from catalog.storage.objects import ObjectStore
 
 
 class Platform:
@@ -45,7 +45,7 @@ class Platform:
         if self._query is None:
             with self._lock:
                 if self._query is None:
-                    from catalog.query import QueryService
+                    from catalog.datastore.sandbox import QueryService
 
                     self._query = QueryService(self.store, self.settings)
         return self._query

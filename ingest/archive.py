@@ -21,8 +21,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from catalog.errors import IngestFailed
-from catalog.settings import Settings
+from catalog.core.errors import IngestFailed
+from catalog.core.settings import Settings
 from ingest.decode import CHUNK, as_utf8, check_zip, detect_encoding, normalise, unpack
 from ingest.sniff import NOT_TABLES, sniff
 

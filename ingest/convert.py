@@ -9,8 +9,8 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 
-from catalog.dictionary import Field
-from catalog.errors import IngestFailed
+from catalog.core.dictionary import Field
+from catalog.core.errors import IngestFailed
 from ingest.types import (
     CANDIDATES,
     EXAMPLES,

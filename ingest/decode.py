@@ -20,8 +20,8 @@ from typing import BinaryIO
 
 import pyarrow as pa
 
-from catalog.errors import IngestFailed
-from catalog.validate import text_codec
+from catalog.core.errors import IngestFailed
+from catalog.core.validate import text_codec
 
 CHUNK = 1 << 20
 MAX_ZIP_ENTRIES = 10_000  # more entries than any table export needs; a directory this long is an attack

@@ -14,9 +14,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from catalog.errors import IngestFailed
+from catalog.core.errors import IngestFailed
 from ingest.decode import check_zip
-
 
 
 def is_workbook(path: Path) -> bool:

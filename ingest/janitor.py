@@ -13,7 +13,7 @@ import logging
 
 from sqlalchemy import select
 
-from catalog.models import IngestJob
+from catalog.db.models import IngestJob
 from catalog.platform import Platform
 
 log = logging.getLogger("ingest.janitor")
@@ -40,7 +40,7 @@ def clean_staging(platform: Platform, max_age_seconds: int) -> list[str]:
 
 def expire_uploads(platform: Platform, max_age_seconds: int) -> list[str]:
     """Abort multipart uploads left open longer than ``max_age_seconds``, freeing their parts."""
-    from catalog.models import MultipartUpload, utcnow
+    from catalog.db.models import MultipartUpload, utcnow
 
     cutoff = utcnow() - dt.timedelta(seconds=max_age_seconds)
     expired = []

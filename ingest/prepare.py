@@ -5,8 +5,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from catalog.errors import IngestFailed
-from catalog.settings import Settings
+from catalog.core.errors import IngestFailed
+from catalog.core.settings import Settings
 from ingest import excel
 from ingest.archive import read_archive
 from ingest.decode import as_utf8, unpack

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from catalog.errors import IngestFailed
+from catalog.core.errors import IngestFailed
 
 # Compression wrappers: unpacked (streaming, with limits) before the table inside is sniffed.
 COMPRESSIONS: tuple[tuple[bytes, str], ...] = (

@@ -7,7 +7,7 @@ text (CKAN's) push the problem onto every researcher. Mosu instead keeps the
 type the column's values agree on, leaves the few odd values empty, and
 reports each with its row number so the provider can fix or accept them. A
 provider who knows better declares the types in a data dictionary
-(``catalog.dictionary``).
+(``catalog.core.dictionary``).
 """
 from __future__ import annotations
 

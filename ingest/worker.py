@@ -19,14 +19,15 @@ import time
 import uuid
 from pathlib import Path
 
-
-from catalog import audit, disclosure, jobs, keys, unpublished
-from catalog.dictionary import DictionaryError, parse_dictionary
-from catalog.errors import IngestFailed, QualityGateFailed
-from catalog.models import Package, QualitySuite, Resource, ResourceVersion
+from catalog.core import keys
+from catalog.core.dictionary import DictionaryError, parse_dictionary
+from catalog.core.errors import IngestFailed, QualityGateFailed
+from catalog.db.models import Package, QualitySuite, Resource, ResourceVersion
 from catalog.platform import Platform
-from catalog.publish import publish_version
+from catalog.records import audit
 from catalog.search import changes
+from catalog.versions import disclosure, jobs, unpublished
+from catalog.versions.publish import publish_version
 from ingest.convert import connect, to_parquet
 from ingest.janitor import clean_staging, expire_uploads
 from ingest.prepare import prepare
@@ -97,7 +98,7 @@ class Worker:
                 self._process(claim, beat)
         except IngestFailed as exc:
             self._fail(claim, exc)
-        except Exception as exc:  # transient (storage, database) or a bug: retry with back-off
+        except Exception as exc:  # noqa: BLE001 - transient (storage, database) or a bug: retry with back-off
             self._retry(claim, exc)
         finally:
             beat.stop()

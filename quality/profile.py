@@ -71,7 +71,7 @@ def connect(threads: int = 2, memory_limit: str = "512MB") -> duckdb.DuckDBPyCon
 def classify(duck_type: str) -> tuple[str, str]:
     """(CKAN type, internal kind) for a DuckDB type name (pure).
 
-    The one table of CKAN type names: ``catalog.query.ckan_type`` uses it too.
+    The one table of CKAN type names: ``catalog.datastore.sandbox.ckan_type`` uses it too.
     """
     t = duck_type.upper()
     if t.startswith(("STRUCT", "MAP", "UNION")) or t.endswith("]"):

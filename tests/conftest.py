@@ -20,10 +20,10 @@ import ckanapi
 import pytest
 import requests
 
-from catalog.context import Actor, Context
+from catalog.access.context import Actor, Context
+from catalog.core.settings import Settings
 from catalog.platform import Platform
-from catalog.seaweed import SeaweedServer, free_port
-from catalog.settings import Settings
+from catalog.storage.seaweed import SeaweedServer, free_port
 
 MOSU = [sys.executable, "-m", "catalog.cli"]
 
@@ -50,10 +50,9 @@ def postgres(tmp_path_factory) -> Iterator:
     initdb refuses root, so the cluster runs as the ``postgres`` user (in a directory it owns).
     """
     import shutil
+    import tempfile
 
     import psycopg
-
-    import tempfile
 
     # Not under pytest's tmp dir: that is private to root, and the server runs as postgres.
     root = Path(tempfile.mkdtemp(prefix="mosu-pg-"))

@@ -16,7 +16,7 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from catalog.models import IngestJob, Resource, ResourceVersion
+from catalog.db.models import IngestJob, Resource, ResourceVersion
 from tests.conftest import wait_for_ingest
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(range(256)) * 4
@@ -259,8 +259,8 @@ def test_form_and_get_parameters_work_like_json(mosu, admin, dataset):
 
 
 def test_every_write_is_audited_in_a_verifiable_chain(mosu, admin, dataset):
-    from catalog import audit
-    from catalog.models import AuditEvent
+    from catalog.db.models import AuditEvent
+    from catalog.records import audit
 
     platform = mosu.inspect()
     with platform.read() as s:
@@ -298,7 +298,7 @@ def test_a_killed_worker_is_replaced_and_ingest_goes_on(mosu, admin, dataset):
 
 
 def test_the_web_process_never_imports_great_expectations(tmp_path):
-    code = ("import sys; from catalog.api import create_app; from catalog.settings import Settings; "
+    code = ("import sys; from catalog.cli.app import create_app; from catalog.core.settings import Settings; "
             f"app = create_app(Settings(data_dir=__import__('pathlib').Path({str(tmp_path)!r}))); "
             "app.test_client().get('/api/3/action/status_show'); "
             "print('great_expectations' in sys.modules)")

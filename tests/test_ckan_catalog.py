@@ -10,7 +10,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from catalog.models import Group, Package, ResourceVersion, User
+from catalog.db.models import Group, Package, ResourceVersion, User
 from tests.conftest import s3_settings, start_mosu, wait_for_ingest
 
 

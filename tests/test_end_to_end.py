@@ -9,9 +9,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from catalog.models import ResourceVersion
-from catalog.seaweed import free_port
-from catalog.settings import Settings
+from catalog.core.settings import Settings
+from catalog.db.models import ResourceVersion
+from catalog.storage.seaweed import free_port
 from tests.conftest import MOSU, clean_env, start_mosu, wait_for_ingest
 
 CSV = "city,year,population,area_km2\nZürich,2020,421878,87.88\nGenève,2020,203856,15.93\nBasel,2020,173863,23.91\n"

@@ -1,6 +1,6 @@
 """Exports: streaming CSV/TSV/JSON lines/Parquet writers, and presigned downloads of a whole version.
 
-The first part runs :mod:`catalog.exports` in-process on Arrow data; the second talks HTTP to a real
+The first part runs :mod:`catalog.datastore.exports` in-process on Arrow data; the second talks HTTP to a real
 ``mosu up`` and fetches the presigned URLs from the real SeaweedFS.
 """
 from __future__ import annotations
@@ -22,9 +22,9 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 
-from catalog import exports
-from catalog.errors import ValidationError
-from catalog.query import json_value
+from catalog.core.errors import ValidationError
+from catalog.datastore import exports
+from catalog.datastore.sandbox import json_value
 from tests.conftest import wait_for_ingest
 
 UTC = dt.timezone.utc
@@ -131,7 +131,8 @@ def test_json_lines_mean_what_json_value_says_for_every_type(monkeypatch):
                        pa.time64("us")),
         "ts": pa.array([dt.datetime(2020, 1, 2, 3, 4, 5), dt.datetime(2020, 1, 2, 3, 4, 5, 120000), None,
                         dt.datetime(1969, 12, 31, 23, 59, 59, 999999), dt.datetime(2000, 1, 1)], pa.timestamp("us")),
-        "tz": pa.array([dt.datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC)] * 4 + [None], pa.timestamp("ms", tz="Asia/Shanghai")),
+        "tz": pa.array([dt.datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC)] * 4 + [None],
+                       pa.timestamp("ms", tz="Asia/Shanghai")),
         "dict": pa.array(["x", "y", None, "x", "=1"]).dictionary_encode(),
         "n": pa.nulls(5),
     })
@@ -277,7 +278,7 @@ def test_download_parquet_of_current_and_earlier_versions(mosu, admin):
     try:
         from sqlalchemy import select
 
-        from catalog.models import AuditEvent
+        from catalog.db.models import AuditEvent
 
         with platform.read() as s:
             events = [e.detail for e in s.scalars(select(AuditEvent).where(

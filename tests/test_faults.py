@@ -11,8 +11,8 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from catalog.models import AuditEvent, IngestJob, ResourceVersion
-from catalog.seaweed import SeaweedServer
+from catalog.db.models import AuditEvent, IngestJob, ResourceVersion
+from catalog.storage.seaweed import SeaweedServer
 from tests.conftest import s3_settings, start_mosu, wait_for_ingest
 from tests.test_action_api import _children
 
@@ -102,7 +102,7 @@ def test_the_object_store_going_away_delays_but_does_not_lose_an_ingest(site, ow
     own_s3.stop()
     try:
         # The upload itself needs the store: it fails cleanly, with nothing recorded.
-        with pytest.raises(Exception):
+        with pytest.raises(Exception):  # noqa: B017 - the specific error: issue 18
             admin.action.resource_create(package_id="faults", upload=("x.csv", io.BytesIO(b"a\n1\n")))
     finally:
         own_s3.start()

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import select
 
-from catalog.models import ResourceVersion
+from catalog.db.models import ResourceVersion
 from tests.conftest import wait_for_ingest
 
 CITIES_ZH = [("上海", 24870895, "中国最大的城市，位于长江入海口"), ("北京", 21893095, "首都，政治和文化中心"),

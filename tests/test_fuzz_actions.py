@@ -27,19 +27,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from catalog.access.context import Actor, Context
 from catalog.actions import action_names, call, get_action
 from catalog.actions.packages import RESOURCE_TEXT, TEXT_FIELDS
-from catalog.api import create_app
-from catalog.context import Actor, Context
+from catalog.cli.app import create_app
 from catalog.platform import Platform
-from catalog.uploads import Upload
+from catalog.versions.uploads import Upload
 from ingest.worker import Worker
 from tests.conftest import s3_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 _KEY_RE = re.compile(r"""data(?:\.get\(|\[)\s*["']([A-Za-z_.]+)["']|required_id\(data,\s*["']([A-Za-z_.]+)["']""")
 # Parameters read in shared helpers rather than in the action modules.
-HELPER_FILES = ("catalog/datastore_query.py", "catalog/activity.py")
+HELPER_FILES = ("catalog/datastore/searchspec.py", "catalog/records/activity.py")
 EXTRA_KEYS = {"id", "schema", "encoding", "sheet", "table", *TEXT_FIELDS, *RESOURCE_TEXT}
 ID_KEYS = {"id", "resource_id", "package_id", "user", "user_id", "username", "owner_org", "object"}
 SETTINGS = settings(max_examples=8, deadline=None, derandomize=True, database=None,

@@ -15,7 +15,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from catalog.models import IngestJob, Package, Resource
+from catalog.db.models import IngestJob, Package, Resource
 from tests.conftest import s3_settings, start_mosu, wait_for_ingest
 
 TOKEN_FAILURE_LIMIT = 5
@@ -293,9 +293,9 @@ def test_a_stored_bytes_codec_fails_the_ingest_once(site, admin, org):
 
 def test_without_a_site_url_links_are_relative_whatever_the_host(platform):
     """An app built without MOSU_SITE_URL (tests, embedding) never trusts Host: links stay relative."""
+    from catalog.access.context import Actor, Context
     from catalog.actions import call
-    from catalog.api import create_app
-    from catalog.context import Actor, Context
+    from catalog.cli.app import create_app
 
     site_ctx = Context(platform=platform, actor=Actor.site())
     call(site_ctx, "organization_create", {"name": "rel-org"})

@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from catalog import jobs
-from catalog.models import Group, Package, Resource, ResourceVersion
+from catalog.core.settings import Settings
+from catalog.db.models import Group, Package, Resource, ResourceVersion
 from catalog.platform import Platform
-from catalog.settings import Settings
+from catalog.versions import jobs
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -100,7 +100,7 @@ def test_retry_later_waits_for_the_backoff(catalog_db):
 def test_janitor_removes_abandoned_staging_objects_only(platform):
     import io
 
-    from catalog import keys
+    from catalog.core import keys
     from ingest.janitor import clean_staging
 
     ids = _queue(platform, 2)
@@ -119,7 +119,7 @@ def test_janitor_removes_abandoned_staging_objects_only(platform):
 
 
 def test_abandoned_multipart_uploads_expire(platform):
-    from catalog.models import MultipartUpload
+    from catalog.db.models import MultipartUpload
     from ingest.janitor import expire_uploads
 
     with platform.write.begin() as s:

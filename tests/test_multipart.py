@@ -15,10 +15,10 @@ import pytest
 import requests
 from minio.error import S3Error
 
-from catalog.client import Client, UploadInterrupted
-from catalog.client import push as client_push
-from catalog.resume import UploadState
-from catalog.storage import MIB, ObjectStore
+from catalog.cli.client import Client, UploadInterrupted
+from catalog.cli.client import push as client_push
+from catalog.cli.resume import UploadState
+from catalog.storage.objects import MIB, ObjectStore
 from tests.conftest import RunningMosu, s3_settings, start_mosu, wait_for_ingest
 
 PART = 16 * 1024 * 1024
@@ -98,7 +98,7 @@ def test_mosu_push_sends_large_files_in_parts(mosu, ckan, tmp_path):
     platform = mosu.inspect()
     from sqlalchemy import select
 
-    from catalog.models import MultipartUpload
+    from catalog.db.models import MultipartUpload
 
     with platform.read() as s:
         states = list(s.scalars(select(MultipartUpload.state).where(MultipartUpload.filename == "large.csv")))
@@ -235,7 +235,7 @@ def test_push_gives_up_on_a_dead_link_and_the_next_run_resumes(mosu, ckan, tmp_p
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTP_PROXY", proxy.url)
     target = {"package_id": ckan.action.package_show(id="parts")["id"], "name": "flaky"}
-    from catalog.client import push_parts
+    from catalog.cli.client import push_parts
 
     with pytest.raises(UploadInterrupted) as err:
         push_parts(Client(mosu.url, token), data, target, state=UploadState(state_dir), retry_delays=(0, 0))

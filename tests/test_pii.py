@@ -218,7 +218,7 @@ def test_masks_never_show_the_middle():
     assert mask("cn_id", "11010119900307123X") == "1101**********123X"
     assert mask("bank_card", "6222021234567890") == "6222 **** **** 7890"
     assert mask("passport", "E12345678") == "E****5678"
-    for i in range(200):
+    for _ in range(200):
         phone = f"1{RNG.choice('3456789')}{RNG.randrange(10**9):09d}"
         assert mask("phone", phone)[3:7] == "****"
         card = luhn_complete("62", RNG.choice([16, 17, 18, 19]), RNG)

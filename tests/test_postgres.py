@@ -6,8 +6,8 @@ import io
 import ckanapi
 import pytest
 
-from catalog import audit
-from catalog.models import AuditEvent
+from catalog.db.models import AuditEvent
+from catalog.records import audit
 from tests.conftest import s3_settings, start_mosu, wait_for_ingest
 
 

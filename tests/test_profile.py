@@ -19,8 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from quality.profile import (classify, connect, footer_stats, histogram_edges, json_value, profile_parquet,
-                             top_values)
+from quality.profile import classify, connect, footer_stats, histogram_edges, json_value, profile_parquet, top_values
 
 N = 1000
 rng = random.Random(7)

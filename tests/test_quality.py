@@ -9,7 +9,7 @@ import time
 import ckanapi
 import pytest
 
-from catalog import keys
+from catalog.core import keys
 from tests.conftest import wait_for_ingest
 
 

@@ -5,7 +5,7 @@ import os
 import stat
 from pathlib import Path
 
-from catalog import resume
+from catalog.cli import resume
 
 TARGET = {"package_id": "p1", "name": "big.csv"}
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.errors import SearchQueryError
+from catalog.core.errors import SearchQueryError
 from catalog.search.documents import Document
 from catalog.search.index import SearchIndex, SearchRequest, Visibility
 from catalog.search.parse import All, And, Not, Or, Phrase, Range, Term, parse_query, parse_sort, tokenize

@@ -20,9 +20,9 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from catalog import sqlcheck
-from catalog.errors import QueryRejected
-from catalog.models import AuditEvent
+from catalog.core.errors import QueryRejected
+from catalog.datastore import sqlcheck
+from catalog.db.models import AuditEvent
 from tests.conftest import RunningMosu, s3_settings, start_mosu, wait_for_ingest
 
 CITIES = ["Oslo", "Lima", "Pune", "Kobe"]
@@ -214,8 +214,8 @@ def test_an_export_batch_holds_at_most_the_byte_limit(mosu, ids):
     256 KiB (the issue's 4.9 GB peak, then a 500, with a million): refused before the first byte,
     naming the limit."""
     before = _rss_mib(mosu.proc.pid)
-    r = requests.get(mosu.url + "/datastore/dump_sql", params={"sql": "SELECT repeat('x', 10000) AS s FROM range(1500)"},
-                     timeout=60)
+    r = requests.get(mosu.url + "/datastore/dump_sql",
+                     params={"sql": "SELECT repeat('x', 10000) AS s FROM range(1500)"}, timeout=60)
     assert r.status_code == 400, r.text[:300]
     assert "query_max_result_bytes" in r.json()["error"]["message"]
     assert _rss_mib(mosu.proc.pid) < before + 200

@@ -17,9 +17,9 @@ import minio
 import pytest
 import requests
 
-from catalog.errors import StartupError
-from catalog.seaweed import SeaweedServer
-from catalog.settings import Settings
+from catalog.core.errors import StartupError
+from catalog.core.settings import Settings
+from catalog.storage.seaweed import SeaweedServer
 from tests.conftest import start_mosu, wait_for_ingest
 
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")

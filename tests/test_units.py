@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from catalog import audit, keys, like
-from catalog.errors import IngestFailed, ValidationError, http_status, NotFound, NotAuthorized, PayloadTooLarge
-from catalog.models import AuditEvent
-from catalog.query import ckan_type, json_value
-from catalog.settings import Settings
-from catalog.uploads import display_filename, format_from_filename
+from catalog.core import keys
+from catalog.core.errors import IngestFailed, NotAuthorized, NotFound, PayloadTooLarge, ValidationError, http_status
+from catalog.core.settings import Settings
+from catalog.datastore.sandbox import ckan_type, json_value
+from catalog.db import like
+from catalog.db.models import AuditEvent
+from catalog.records import audit
+from catalog.versions.uploads import display_filename, format_from_filename
 from ingest.sniff import sniff
 
 ID = "6f1c1f8e-8d2a-4a53-9d55-0a7a8f6b1e2c"
@@ -250,7 +252,7 @@ def test_infer_type_tolerates_one_percent_of_odd_values_and_keeps_codes_text():
 
 
 def test_data_dictionary_forms_and_errors():
-    from catalog.dictionary import DictionaryError, field_info, parse_dictionary
+    from catalog.core.dictionary import DictionaryError, field_info, parse_dictionary
 
     fields = parse_dictionary('{"fields": [{"name": "p", "type": "Decimal(12, 3)", "title": "Price"}]}')
     assert fields[0].id == "p" and fields[0].type == "DECIMAL(12,3)" and fields[0].label == "Price"
@@ -288,7 +290,7 @@ def test_pii_sample_reaches_the_end_of_a_large_file(tmp_path):
     ("mailto:a@example.org", False), ("ftp://example.org/x", False),
 ])
 def test_only_http_and_relative_urls_are_link_safe(value, ok):
-    from catalog import validate
+    from catalog.core import validate
 
     assert validate.is_link_safe(value) is ok
     errors = validate.Errors()
@@ -297,7 +299,7 @@ def test_only_http_and_relative_urls_are_link_safe(value, ok):
 
 
 def test_text_codecs_only():
-    from catalog.validate import text_codec
+    from catalog.core.validate import text_codec
     from ingest.decode import normalise
 
     assert text_codec("GBK") == "gbk" and text_codec("utf_8") == "utf-8" and text_codec("latin-1") == "iso8859-1"
@@ -310,8 +312,8 @@ def test_text_codecs_only():
 
 
 def test_json_depth_ignores_brackets_in_strings_and_limits_nesting():
-    from catalog import jsoninput
-    from catalog.errors import BadRequest
+    from catalog.core import jsoninput
+    from catalog.core.errors import BadRequest
 
     assert jsoninput.depth('{"a": [1, {"b": []}]}') == 4
     assert jsoninput.depth('["[[[[", "\\"[[", {"k]": "}}"}]') == 2, "brackets in strings do not count"
@@ -328,7 +330,7 @@ def test_json_depth_ignores_brackets_in_strings_and_limits_nesting():
 
 
 def test_failure_counter_windows_bound_and_keys():
-    from catalog.throttle import FailureCounter, client_key
+    from catalog.access.throttle import FailureCounter, client_key
 
     now = [1000.0]
     counter = FailureCounter(limit=3, window=60, max_keys=2, clock=lambda: now[0])
@@ -350,7 +352,7 @@ def test_failure_counter_windows_bound_and_keys():
 
 
 def test_token_use_is_due_once_a_minute():
-    from catalog.tokens import use_is_due
+    from catalog.access.tokens import use_is_due
 
     now = dt.datetime(2026, 12, 1, 12, 0, 0)
     assert use_is_due(None, now)
@@ -359,8 +361,8 @@ def test_token_use_is_due_once_a_minute():
 
 
 def test_site_url_defaults_and_checks():
-    from catalog.cli import check_site_url, listen_url
-    from catalog.errors import StartupError
+    from catalog.cli.main import check_site_url, listen_url
+    from catalog.core.errors import StartupError
 
     assert listen_url("127.0.0.1", 5000) == "http://127.0.0.1:5000"
     assert listen_url("::1", 5000) == "http://[::1]:5000"

@@ -50,7 +50,7 @@ def test_versions_accumulate_and_stay_readable(mosu, ckan):
     platform = mosu.inspect()
     from sqlalchemy import select
 
-    from catalog.models import ResourceVersion
+    from catalog.db.models import ResourceVersion
 
     with platform.read() as s:
         raw_keys = list(s.scalars(select(ResourceVersion.raw_key).where(ResourceVersion.resource_id == rid)))

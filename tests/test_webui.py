@@ -178,7 +178,7 @@ def test_download_redirects_to_a_short_lived_url_of_the_original(demo_site):
 def test_pages_run_under_the_content_security_policy(demo_site, browser):
     """No page needs an inline script or style (the CSP forbids both), and a script URL stored
     before URL fields were checked is neither a link nor run when clicked."""
-    from catalog.models import Package
+    from catalog.db.models import Package
 
     ckan = demo_site.ckan(demo_site.token("csp-" + uuid.uuid4().hex[:6], sysadmin=True))
     pkg = ckan.action.package_create(name="csp-" + uuid.uuid4().hex[:8], owner_org="public-domain-samples",

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, redirect, render_template, request
 
-from catalog import validate
+from catalog.access.context import Context
 from catalog.actions import call
-from catalog.context import Context
-from catalog.errors import MosuError, NotFound, http_status
+from catalog.core import validate
+from catalog.core.errors import MosuError, NotFound, http_status
 
 bp = Blueprint("webui", __name__, template_folder="templates", static_folder="static",
                static_url_path="/static")

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from catalog.context import Context
-from catalog import validate
-from catalog.errors import BadRequest
+from catalog.access.context import Context
+from catalog.core import validate
+from catalog.core.errors import BadRequest
 
 Action = Callable[[Context, dict[str, Any]], Any]
 _REGISTRY: dict[str, Action] = {}
@@ -45,5 +45,16 @@ def call(ctx: Context, name: str, data: dict[str, Any] | None = None) -> Any:
 
 def _load() -> None:
     # Importing the modules registers their actions.
-    from catalog.actions import (datastore, groups, packages, quality, resources, search, sql,  # noqa: F401
-                                 status, tags, uploads, users)
+    from catalog.actions import (  # noqa: F401
+        datastore,
+        groups,
+        packages,
+        quality,
+        resources,
+        search,
+        sql,
+        status,
+        tags,
+        uploads,
+        users,
+    )

@@ -9,16 +9,20 @@ from typing import Any
 
 from sqlalchemy import select
 
-from catalog import audit, authz, datastore_query, dictize, exports, lookup, validate
+from catalog.access import authz
+from catalog.access.context import Context
 from catalog.actions import action
 from catalog.actions.resources import _resource_and_package
-from catalog.context import Context
-from catalog.datastore_query import ROW_ID
-from catalog.dictionary import DICTIONARY_KEY, field_info
-from catalog.errors import NotFound, ValidationError
-from catalog.exports import neutralise
-from catalog.models import ResourceVersion
-from catalog.query import json_value
+from catalog.core import validate
+from catalog.core.dictionary import DICTIONARY_KEY, field_info
+from catalog.core.errors import NotFound, ValidationError
+from catalog.datastore import exports, searchspec
+from catalog.datastore.exports import neutralise
+from catalog.datastore.sandbox import json_value
+from catalog.datastore.searchspec import ROW_ID
+from catalog.db import dictize, lookup
+from catalog.db.models import ResourceVersion
+from catalog.records import audit
 
 
 def _version(s, resource_id: str, key: str) -> ResourceVersion:
@@ -86,7 +90,7 @@ def datastore_search(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
         info = field_info((res.extras or {}).get(DICTIONARY_KEY))
         version = _published(s, res, data)
         names = [c["id"] for c in version.schema or []]
-    spec = datastore_query.parse(data, [ROW_ID, *names])
+    spec = searchspec.parse(data, [ROW_ID, *names])
     query = ctx.platform.query
     if spec.plain_page:
         page = query.page(version.parquet_key, spec.limit, spec.offset)
@@ -97,7 +101,7 @@ def datastore_search(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     else:
         table = query.tables.table(version.parquet_key)
         duck_types = query.describe(table)
-        sql, params, total_sql, total_params = datastore_query.build(spec, duck_types)
+        sql, params, total_sql, total_params = searchspec.build(spec, duck_types)
         result = query.run({"t": table}, sql, params)
         types = {f["id"]: f["type"] for f in result.fields}
         rows = [[json_value(v) for v in row] for row in result.rows]
@@ -178,11 +182,11 @@ def datastore_export(ctx: Context, data: dict[str, Any]) -> exports.Export:
         res, _ = _resource_and_package(s, ctx, resource_id)
         version = _published(s, res, data)
         names = [c["id"] for c in version.schema or []]
-    spec = datastore_query.parse({**data, "include_total": False}, [ROW_ID, *names], default_limit=None,
+    spec = searchspec.parse({**data, "include_total": False}, [ROW_ID, *names], default_limit=None,
                                  default_fields=names)
     query = ctx.platform.query
     table = query.tables.table(version.parquet_key)
-    sql, params, _, _ = datastore_query.build(spec, query.describe(table))
+    sql, params, _, _ = searchspec.build(spec, query.describe(table))
     reader = query.stream({"t": table}, sql, params, cancelled=ctx.disconnected,
                           slot=query.slots.acquire(ctx.caller))
     with ctx.platform.write.begin() as s:

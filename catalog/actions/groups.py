@@ -7,12 +7,15 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from catalog import activity, audit, authz, dictize, like, lookup, validate
+from catalog.access import authz
+from catalog.access.context import Context
 from catalog.actions import action
 from catalog.actions.packages import chosen_id, package_dict
-from catalog.context import Context
-from catalog.errors import NotFound, ValidationError
-from catalog.models import Activity, Group, Member, Package, User
+from catalog.core import validate
+from catalog.core.errors import NotFound, ValidationError
+from catalog.db import dictize, like, lookup
+from catalog.db.models import Activity, Group, Member, Package, User
+from catalog.records import activity, audit
 from catalog.search import changes
 
 ROLE_PERMISSIONS = {

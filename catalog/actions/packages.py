@@ -8,15 +8,31 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from catalog import activity, audit, authz, dictize, disclosure, lookup, validate
+from catalog.access import authz
+from catalog.access.context import Context
 from catalog.actions import action
-from catalog.context import Context
-from catalog.dictionary import DICTIONARY_KEY, DictionaryError, dictionary_dict, parse_dictionary
-from catalog.errors import NotFound, ValidationError
-from catalog.licenses import LICENSES
-from catalog.models import (Activity, Collaborator, Group, IngestJob, Member, Package, PackageTag,
-                            PiiAcknowledgement, QualitySuite, Resource, ResourceVersion, utcnow)
+from catalog.core import validate
+from catalog.core.dictionary import DICTIONARY_KEY, DictionaryError, dictionary_dict, parse_dictionary
+from catalog.core.errors import NotFound, ValidationError
+from catalog.core.licenses import LICENSES
+from catalog.db import dictize, lookup
+from catalog.db.models import (
+    Activity,
+    Collaborator,
+    Group,
+    IngestJob,
+    Member,
+    Package,
+    PackageTag,
+    PiiAcknowledgement,
+    QualitySuite,
+    Resource,
+    ResourceVersion,
+    utcnow,
+)
+from catalog.records import activity, audit
 from catalog.search import changes
+from catalog.versions import disclosure
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +64,7 @@ def package_dict(s: Session | None, pkg: Package, site_url: str, groups: list[Gr
                  editor: bool = False) -> dict[str, Any]:
     """The full CKAN dict of a package with its active resources and groups (looked up unless given;
     with no session, ``groups`` must be given and no resource may have a version yet). Only an
-    ``editor`` of the dataset gets the details of unpublished uploads (see :mod:`catalog.unpublished`)."""
+    ``editor`` of the dataset gets the details of unpublished uploads (see :mod:`catalog.versions.unpublished`)."""
     resources = [r for r in pkg.resources if r.state == "active"]
     version_ids = [r.current_version_id for r in resources if r.current_version_id]
     versions = {v.id: v for v in s.scalars(select(ResourceVersion).where(ResourceVersion.id.in_(version_ids)))} \

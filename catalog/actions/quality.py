@@ -13,13 +13,17 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from catalog import audit, authz, disclosure, jobs, lookup, unpublished, validate
+from catalog.access import authz
+from catalog.access.context import Context
 from catalog.actions import action
 from catalog.actions.resources import _resource_and_package
-from catalog.context import Context
-from catalog.errors import NotFound, ValidationError
-from catalog.models import PiiAcknowledgement, QualitySuite, Resource, ResourceVersion, utcnow
-from catalog.publish import publish_version
+from catalog.core import validate
+from catalog.core.errors import NotFound, ValidationError
+from catalog.db import lookup
+from catalog.db.models import PiiAcknowledgement, QualitySuite, Resource, ResourceVersion, utcnow
+from catalog.records import audit
+from catalog.versions import disclosure, jobs, unpublished
+from catalog.versions.publish import publish_version
 from quality.expectations import SuiteError, check_suite
 
 

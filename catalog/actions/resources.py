@@ -8,15 +8,19 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from catalog import activity, audit, authz, dictize, jobs, keys, lookup, unpublished, validate
+from catalog.access import authz
+from catalog.access.context import Context
 from catalog.actions import action
 from catalog.actions.packages import apply_resource_fields, error_details, package_dict
-from catalog.context import Context
-from catalog.errors import NotAuthorized, NotFound, ValidationError
-from catalog.models import IngestJob, Package, Resource, ResourceVersion, new_id, utcnow
+from catalog.core import keys, validate
+from catalog.core.errors import NotAuthorized, NotFound, ValidationError
+from catalog.db import dictize, lookup
+from catalog.db.models import IngestJob, Package, Resource, ResourceVersion, new_id, utcnow
+from catalog.records import activity, audit
 from catalog.search import changes
-from catalog.storage import StoredObject
-from catalog.uploads import Upload, format_from_filename
+from catalog.storage.objects import StoredObject
+from catalog.versions import jobs, unpublished
+from catalog.versions.uploads import Upload, format_from_filename
 
 log = logging.getLogger(__name__)
 DOWNLOAD_URL_SECONDS = 300
@@ -62,7 +66,7 @@ def _discard(ctx: Context, stored: StoredObject | None) -> None:
         return
     try:
         ctx.platform.store.remove(stored.key)
-    except Exception:  # pragma: no cover - best effort: nothing refers to it
+    except Exception:  # noqa: BLE001 - best effort: nothing refers to it
         log.warning("could not remove unreferenced upload %s", stored.key)
 
 

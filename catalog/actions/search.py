@@ -5,11 +5,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from catalog import jsoninput, validate
+from catalog.access.context import Context
 from catalog.actions import action
-from catalog.context import Context
-from catalog.errors import BadRequest, SearchQueryError
-from catalog.models import Collaborator, Member
+from catalog.core import jsoninput, validate
+from catalog.core.errors import BadRequest, SearchQueryError
+from catalog.db.models import Collaborator, Member
 from catalog.search.index import SearchRequest, Visibility
 
 ROWS_MAX = 1000

@@ -1,10 +1,10 @@
 """CKAN's ``datastore_search_sql``: a researcher's SELECT over the published resources they may read.
 
-Three layers, each enough on its own for what it guards: :mod:`catalog.sqlcheck` refuses
+Three layers, each enough on its own for what it guards: :mod:`catalog.datastore.sqlcheck` refuses
 anything but one SELECT over resource ids (before any data is touched); authorization here
 admits only resources the caller may read, with one message for every refusal so that a
 private, deleted or unpublished resource cannot be told from one that never existed; and
-:meth:`catalog.query.QueryService.run` runs the query in the locked DuckDB (no files, no
+:meth:`catalog.datastore.sandbox.QueryService.run` runs the query in the locked DuckDB (no files, no
 network, no settings) on a cursor that sees only those tables, under time, memory and row
 limits.
 """
@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from catalog import audit, authz, exports, lookup, sqlcheck
+from catalog.access import authz
+from catalog.access.context import Context
 from catalog.actions import action
-from catalog.context import Context
-from catalog.errors import NotAuthorized
-from catalog.models import ResourceVersion
-from catalog.query import json_value
+from catalog.core.errors import NotAuthorized
+from catalog.datastore import exports, sqlcheck
+from catalog.datastore.sandbox import json_value
+from catalog.db import lookup
+from catalog.db.models import ResourceVersion
+from catalog.records import audit
 
 
 def _denied(resource_id: str) -> NotAuthorized:

@@ -4,9 +4,9 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from catalog.access.context import Context
 from catalog.actions import action, get_action
-from catalog.context import Context
-from catalog.validate import required_id
+from catalog.core.validate import required_id
 
 VERSION = "0.1.0"
 

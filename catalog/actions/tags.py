@@ -5,13 +5,15 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from catalog import authz, like, validate
+from catalog.access import authz
+from catalog.access.context import Context
 from catalog.actions import action
 from catalog.actions.packages import package_dict
-from catalog.context import Context
-from catalog.errors import NotFound
-from catalog.licenses import LICENSES
-from catalog.models import Package, PackageTag
+from catalog.core import validate
+from catalog.core.errors import NotFound
+from catalog.core.licenses import LICENSES
+from catalog.db import like
+from catalog.db.models import Package, PackageTag
 
 
 def _tag_dict(name: str) -> dict[str, Any]:

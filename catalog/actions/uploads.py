@@ -12,14 +12,17 @@ import datetime as dt
 import math
 from typing import Any
 
-from catalog import audit, authz, keys, lookup, validate
+from catalog.access import authz
+from catalog.access.context import Context
 from catalog.actions import action
 from catalog.actions.resources import _add_version, _changed, _discard, _resource_and_package, resource_dict
-from catalog.context import Context
-from catalog.errors import NotFound, PayloadTooLarge, ValidationError
-from catalog.models import MultipartUpload, Package, Resource, new_id, utcnow
-from catalog.storage import StoredObject
-from catalog.uploads import Upload, display_filename, format_from_filename
+from catalog.core import keys, validate
+from catalog.core.errors import NotFound, PayloadTooLarge, ValidationError
+from catalog.db import lookup
+from catalog.db.models import MultipartUpload, Package, Resource, new_id, utcnow
+from catalog.records import audit
+from catalog.storage.objects import StoredObject
+from catalog.versions.uploads import Upload, display_filename, format_from_filename
 
 MIN_PART = 16 * 1024 * 1024
 MAX_PARTS = 9000

@@ -6,12 +6,15 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 
-from catalog import audit, authz, dictize, like, lookup, passwords, tokens, validate
+from catalog.access import authz, passwords, tokens
+from catalog.access.context import Context
 from catalog.actions import action
 from catalog.actions.packages import chosen_id, package_dict
-from catalog.context import Context
-from catalog.errors import NotFound, ValidationError
-from catalog.models import ApiToken, Package, User, new_id, utcnow
+from catalog.core import validate
+from catalog.core.errors import NotFound, ValidationError
+from catalog.db import dictize, like, lookup
+from catalog.db.models import ApiToken, Package, User, new_id, utcnow
+from catalog.records import audit
 
 TOKEN_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
 TOKEN_MAX_SECONDS = 100 * 365 * 86400  # a longer expiry is no expiry (and past 9999 a datetime overflows)

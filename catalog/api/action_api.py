@@ -10,7 +10,7 @@ from catalog.actions import call
 from catalog.api import body
 from catalog.api.errors import error_body, error_headers
 from catalog.api.session import request_context, site_url
-from catalog.errors import MosuError
+from catalog.core.errors import MosuError
 
 bp = Blueprint("action_api", __name__)
 

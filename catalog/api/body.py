@@ -5,7 +5,7 @@ A 30 MiB JSON body to ``status_show`` raised the web process's peak RSS from 169
 objects. Only multipart uploads to the three actions that take a file need the upload limit;
 every other body (JSON, forms, the dump routes' POST) is refused past ``max_body_bytes``,
 from its ``Content-Length`` or, for a chunked body, while it is read (werkzeug's limited
-stream), and JSON deeper than :data:`catalog.jsoninput.MAX_DEPTH` is a bad request.
+stream), and JSON deeper than :data:`catalog.core.jsoninput.MAX_DEPTH` is a bad request.
 """
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from typing import Any
 from flask import Request, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from catalog import jsoninput
-from catalog.errors import BadRequest, PayloadTooLarge
-from catalog.uploads import Upload
+from catalog.core import jsoninput
+from catalog.core.errors import BadRequest, PayloadTooLarge
+from catalog.versions.uploads import Upload
 
 FORM_OVERHEAD = 1024 * 1024  # multipart boundaries and fields around the file
 UPLOAD_ACTIONS = frozenset({"resource_create", "resource_update", "resource_patch"})

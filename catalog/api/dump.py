@@ -2,7 +2,7 @@
 ``/datastore/dump_sql`` (a researcher's query), in four formats.
 
 Outside the Action API because the answer is a file, not a JSON envelope; errors
-before the first byte still get the envelope and the status of ``catalog.errors``.
+before the first byte still get the envelope and the status of ``catalog.core.errors``.
 """
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import json
 
 from flask import Blueprint, Response, current_app, g, request, stream_with_context
 
-from catalog import jsoninput, validate
 from catalog.actions.datastore import datastore_export
 from catalog.actions.sql import datastore_sql_export
 from catalog.api import body
 from catalog.api.errors import error_body, error_headers
 from catalog.api.session import request_context
-from catalog.errors import BadRequest
+from catalog.core import jsoninput, validate
+from catalog.core.errors import BadRequest
 
 bp = Blueprint("dump", __name__)
 

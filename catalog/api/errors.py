@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from catalog.errors import BadRequest, MosuError, ValidationError, http_status
+from catalog.core.errors import BadRequest, MosuError, ValidationError, http_status
 
 log = logging.getLogger("catalog.api")
 

@@ -6,11 +6,11 @@ import uuid
 
 from flask import current_app, g, request
 
-from catalog import tokens
-from catalog.context import Actor, Context
-from catalog.errors import NotAuthorized, TooManyRequests
-from catalog.models import utcnow
-from catalog.throttle import FailureCounter, client_key
+from catalog.access import tokens
+from catalog.access.context import Actor, Context
+from catalog.access.throttle import FailureCounter, client_key
+from catalog.core.errors import NotAuthorized, TooManyRequests
+from catalog.db.models import utcnow
 
 log = logging.getLogger("catalog.api")
 FAILURES = "mosu.token_failures"  # the app's FailureCounter of bad tokens per client address
@@ -35,7 +35,7 @@ def site_url() -> str:
 
 def _actor_for(platform, token: str) -> Actor:
     """The token's actor; bad tokens are counted per client address and, past the limit, the
-    address gets 429 without its token being looked at (see :mod:`catalog.throttle`)."""
+    address gets 429 without its token being looked at (see :mod:`catalog.access.throttle`)."""
     failures: FailureCounter = current_app.extensions[FAILURES]
     key = client_key(request.remote_addr)
     wait = failures.retry_after(key)

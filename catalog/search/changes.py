@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from catalog.models import Counter, SearchChange
+from catalog.db.models import Counter, SearchChange
 
 COUNTER = "search"
 KEEP, PRUNE_EVERY = 100_000, 1000

@@ -13,8 +13,8 @@ from typing import Iterable, Iterator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from catalog import dictize
-from catalog.models import Group, Member, Package, PackageTag, Resource, ResourceVersion
+from catalog.db import dictize
+from catalog.db.models import Group, Member, Package, PackageTag, Resource, ResourceVersion
 
 BATCH = 1000
 

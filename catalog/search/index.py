@@ -24,9 +24,9 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from catalog.core.errors import SearchQueryError
 from catalog.search import parse
 from catalog.search.documents import Document
-from catalog.errors import SearchQueryError
 
 K1, B = 1.2, 0.75
 TITLE_WEIGHT, TAG_WEIGHT = 3, 2

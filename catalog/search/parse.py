@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from catalog.errors import SearchQueryError
+from catalog.core.errors import SearchQueryError
 
 TEXT_FIELDS = frozenset({"text", "title", "notes", "res_name", "res_description", "author", "maintainer",
                          "extras"})

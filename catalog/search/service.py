@@ -6,7 +6,7 @@ import time
 
 from sqlalchemy import func, select
 
-from catalog.models import SearchChange
+from catalog.db.models import SearchChange
 from catalog.search import changes, documents
 from catalog.search.index import SearchIndex, SearchRequest, SearchResult, Visibility
 

@@ -1,0 +1,399 @@
+"""Check a researcher's SQL before it runs: one SELECT over resource tables, nothing else.
+
+This is the first line of defence; the sandbox of record is :class:`catalog.datastore.sandbox.QueryService`
+(external access off, configuration locked, a fresh cursor that sees only the registered
+tables, time/memory/row limits). The checks here refuse early, with a message that says
+why, what the sandbox would refuse with an obscure error or what it would not refuse at all:
+
+- Free table names: DuckDB's Python client can resolve an unknown table name to a Python
+  variable of the calling frame (the sandbox also turns that off), and a bare name could
+  reach a built-in view; so every base-table name must be a resource id or a CTE of the query.
+- System catalogs (``duckdb_settings()``, ``information_schema``...) describe the server.
+- Table functions other than a few generators (``range``, ``generate_series``, ``unnest``)
+  read files, run nested SQL (``query``) or describe the server. The generators compute
+  from their arguments only; their cost is bounded by the time and row limits.
+- Scalar functions that read the environment or configuration, sleep (a sleep is not
+  interruptible) or write the log.
+- Values built by one call: ``repeat``/``lpad``/``rpad``/``list_resize``/scalar ``range`` sizes and
+  ``printf``/``format`` widths must be literal numbers, and together (nested calls multiply) at most
+  :data:`MAX_LITERAL_SIZE`. DuckDB computes 2,048 rows at a time and does not count these strings
+  against its memory limit (``repeat('x', 1000000)`` over 500 rows took 1.1 GB against a 256 MB
+  limit), so a value's size times 2,048 is memory no interrupt or limit can stop.
+- Names resolve per scope: a CTE is visible in its own query (its later siblings and itself, for a
+  recursive one), never outside it, so a CTE named ``pg_settings`` in a subquery does not let the
+  outer query read the built-in view of that name.
+
+The query is parsed by DuckDB's own parser (``json_serialize_sql``), never by pattern
+matching, so what is checked is exactly what DuckDB will run.
+"""
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import duckdb
+
+from catalog.core.errors import QueryRejected
+
+MAX_SQL_CHARS = 20_000
+# Generators: they read nothing but their arguments; their cost is bounded by the limits.
+ALLOWED_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest"})
+_ALLOWED_TEXT = "/".join(sorted(ALLOWED_TABLE_FUNCTIONS))
+# Scalars that leak the server's environment or configuration, block a thread (sleeps
+# ignore interrupts), or have a side effect (the log).
+REFUSED_FUNCTIONS = frozenset({
+    "getenv", "current_setting", "getvariable", "version", "current_database", "current_catalog",
+    "current_schema", "current_schemas", "current_user", "session_user", "user", "current_role",
+    "current_query", "current_connection_id", "current_query_id", "current_transaction_id", "txid_current",
+    "in_search_path", "has_database_privilege", "has_schema_privilege", "has_table_privilege",
+    "write_log", "json_execute_serialized_sql", "pg_my_temp_schema",
+    "pg_is_other_temp_schema", "pg_conversion_is_visible",
+})
+SLEEPS = frozenset({"sleep_ms", "pg_sleep", "sleep"})
+# Scalars whose output size is one of their arguments (None: any numeric argument, as for
+# range(start, stop)): the size must be a literal within the cap; a computed one is refused.
+# A string or list built by one call cannot be interrupted and escapes DuckDB's memory limit;
+# as table functions, range and generate_series stream rows and the time and row limits bound them.
+SIZED_FUNCTIONS: dict[str, int | None] = {"repeat": 1, "lpad": 1, "rpad": 1, "range": None,
+                                          "generate_series": None, "list_resize": 1, "array_resize": 1}
+# Scalars whose output size is set by widths and precisions inside their format string (printf's
+# ``%0100000000d``, format's ``{:>100000000}``): the format must be a literal and its widths are sizes.
+FORMAT_FUNCTIONS = {"printf": "printf", "format": "fmt"}
+MAX_LITERAL_SIZE = 10_000
+"""The characters or elements one query may build with the sized and format functions, all calls
+together: 2,048 rows of such values are at most ~20 MB, which DuckDB's memory limit does not see
+(at 100,000, a result stopped at 128 MiB had peaked at 900 MB)."""
+SYSTEM_SCHEMAS = frozenset({"information_schema", "pg_catalog", "system", "temp", "main"})
+_SYSTEM_PREFIXES = ("duckdb_", "pg_", "sqlite_", "pragma_", "information_schema")
+# Table references DuckDB parses but a researcher's SELECT does not need (SHOW/DESCRIBE/
+# SUMMARIZE, bound or internal forms).
+_REFUSED_REFS = {"SHOW_REF": "DESCRIBE, SHOW and SUMMARIZE are not available",
+                 "COLUMN_DATA": "this table reference is not allowed",
+                 "DELIM_GET": "this table reference is not allowed",
+                 "BOUND_TABLE_REF": "this table reference is not allowed",
+                 "INVALID": "this table reference is not allowed"}
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")  # on a name, not on SQL
+_local = threading.local()
+
+
+@dataclass(frozen=True)
+class CheckedQuery:
+    """A query that passed the checks, and the resource ids it reads (lower case, in order)."""
+    sql: str
+    resource_ids: list[str]
+
+
+def _parser() -> duckdb.DuckDBPyConnection:
+    """A private in-memory DuckDB per thread, used only to parse (it never runs the query)."""
+    con = getattr(_local, "con", None)
+    if con is None:
+        con = duckdb.connect(":memory:")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+        _local.con = con
+    return con
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+
+
+def is_resource_id(name: str) -> bool:
+    """Whether a table name has the form of a resource id (a UUID, any case)."""
+    return _UUID.fullmatch(name.lower()) is not None
+
+
+def _statement(sql: str) -> None:
+    """Exactly one statement, and a SELECT."""
+    try:
+        statements = _parser().extract_statements(sql)
+    except duckdb.Error as exc:
+        raise QueryRejected(f"The query could not be parsed: {_first_line(exc)} (a resource is a table "
+                            "named by its id in double quotes: SELECT * FROM \"<resource id>\")") from None
+    if len(statements) != 1:
+        raise QueryRejected(f"Send only one SELECT statement (got {len(statements)})")
+    kind = statements[0].type.name
+    if kind != "SELECT":
+        raise QueryRejected(f"Only one SELECT statement is allowed ({kind} statements are not)")
+
+
+def _tree(sql: str) -> dict[str, Any]:
+    """DuckDB's own parse tree of the statement, as JSON."""
+    try:
+        raw = _parser().execute("SELECT json_serialize_sql(?)", [sql]).fetchall()[0][0]
+        tree = json.loads(raw)
+    except RecursionError:
+        raise QueryRejected("The query is nested too deeply to be checked") from None
+    except duckdb.Error as exc:
+        raise QueryRejected(f"The query could not be parsed: {_first_line(exc)}") from None
+    if tree.get("error"):
+        raise QueryRejected(f"Only one plain SELECT statement is allowed: {tree.get('error_message', '')}")
+    return tree
+
+
+def _scoped_nodes(tree: Any) -> Iterator[tuple[dict[str, Any], frozenset[str]]]:
+    """Every object in the tree, in query order and iteratively (a deep query must not overflow
+    Python's stack), with the CTE names visible where it is.
+
+    A query node's ``cte_map`` names are visible in that node and everything under it; the body of
+    its i-th CTE sees the names up to and including its own (a later sibling is not yet defined
+    there, and DuckDB would resolve such a name to a catalog table instead).
+    """
+    stack: list[tuple[Any, frozenset[str]]] = [(tree, frozenset())]
+    while stack:
+        item, scope = stack.pop()
+        if isinstance(item, list):
+            stack.extend((child, scope) for child in reversed(item))
+            continue
+        if not isinstance(item, dict):
+            continue
+        yield item, scope
+        entries = item.get("cte_map", {}).get("map", []) if isinstance(item.get("cte_map"), dict) else []
+        names = [str(entry.get("key", "")).lower() for entry in entries if isinstance(entry, dict)]
+        inner = scope.union(names)
+        children: list[tuple[Any, frozenset[str]]] = []
+        for key, value in item.items():
+            if key == "cte_map" and names:
+                children.extend((entry, scope.union(names[:i + 1])) for i, entry in enumerate(entries))
+            else:
+                children.append((value, inner))
+        stack.extend(reversed(children))
+
+
+def _literal_number(expr: Any) -> float | None:
+    """The value of a numeric literal, possibly cast (``1e9::BIGINT``); None for anything else."""
+    while isinstance(expr, dict) and expr.get("class") == "CAST":
+        expr = expr.get("child")
+    if isinstance(expr, dict) and expr.get("class") == "CONSTANT":
+        literal = expr.get("value") or expr.get("literal") or {}
+        text = literal.get("text") if isinstance(literal, dict) else None
+        try:
+            return float(text) if text is not None else None
+        except ValueError:
+            return None
+    return None
+
+
+def _check_base_table(node: dict[str, Any], ctes: frozenset[str], found: list[str]) -> None:
+    name = str(node.get("table_name", ""))
+    schema = str(node.get("schema_name", "")).lower()
+    catalog = str(node.get("catalog_name", "")).lower()
+    lower = name.lower()
+    if any(mark in name for mark in ("/", "\\", "://", "~")) or "." in name or lower.startswith(("s3:", "http")):
+        raise QueryRejected(f"Reading files is not allowed: \"{name}\" is not a table (tables are "
+                            "resource ids)")
+    if schema or catalog:
+        qualified = ".".join(p for p in (catalog, schema, name) if p)
+        if schema in SYSTEM_SCHEMAS or catalog in SYSTEM_SCHEMAS:
+            raise QueryRejected(f"The system catalog {qualified} is not available")
+        raise QueryRejected(f"Unknown table {qualified}: a table is a resource id, unqualified")
+    if is_resource_id(lower):
+        if lower not in found:
+            found.append(lower)
+        return
+    if lower in ctes:
+        return
+    if lower.startswith(_SYSTEM_PREFIXES) or lower in {"tables", "columns", "schemata", "views"}:
+        raise QueryRejected(f"The system catalog {name} is not available")
+    raise QueryRejected(f"Unknown table \"{name}\": tables are named by resource id, "
+                        "as in SELECT * FROM \"<resource id>\"")
+
+
+def _check_table_function(node: dict[str, Any]) -> None:
+    function = node.get("function") or {}
+    name = str(function.get("function_name", "")).lower()
+    if function.get("schema") or function.get("catalog"):
+        name = f"{function.get('catalog') or ''}.{function.get('schema') or ''}.{name}".strip(".")
+    if name in ALLOWED_TABLE_FUNCTIONS:
+        return
+    if name.startswith(("read_", "parquet_", "glob", "sniff_", "iceberg", "delta", "sqlite_scan", "postgres_")):
+        raise QueryRejected(f"Reading files is not allowed: {name}() is refused")
+    if name.startswith(("duckdb_", "pragma_", "pg_", "which_secret")) or name in {"information_schema"}:
+        raise QueryRejected(f"The system catalog {name}() is not available")
+    raise QueryRejected(f"Table functions other than {_ALLOWED_TEXT} are not allowed ({name}() is refused)")
+
+
+_PRINTF_SPEC = re.compile(r"%(%|[^a-zA-Z%]*)")
+
+
+def _fmt_fields(fmt: str) -> list[str]:
+    """The replacement fields of a format-style string, ``{{``/``}}`` escapes skipped (pure)."""
+    fields, i = [], 0
+    while i < len(fmt):
+        if fmt.startswith(("{{", "}}"), i):
+            i += 2
+        elif fmt[i] == "{":
+            depth, j = 1, i + 1
+            while j < len(fmt) and depth:
+                depth += {"{": 1, "}": -1}.get(fmt[j], 0)
+                j += 1
+            fields.append(fmt[i + 1:j - 1] if not depth else fmt[i + 1:])
+            i = j
+        else:
+            i += 1
+    return fields
+
+
+def _format_widths(name: str, fmt: str) -> list[int]:
+    """The widths and precisions written in a printf- or format-style string (pure); a width taken
+    from an argument (``%*d``, ``{:{}}``) is refused, since its size is computed."""
+    if FORMAT_FUNCTIONS[name] == "printf":
+        bodies = [b for b in _PRINTF_SPEC.findall(fmt) if b != "%"]
+        computed = any("*" in b for b in bodies)
+    else:
+        bodies = _fmt_fields(fmt)
+        computed = any("{" in b for b in bodies)
+    if computed:
+        raise QueryRejected(f"{name}() needs its widths and precisions written as literal numbers "
+                            f"(at most {MAX_LITERAL_SIZE:,}), not taken from an argument")
+    return [int(d) for body in bodies for d in re.findall(r"\d+", body)]
+
+
+def _arguments(node: dict[str, Any]) -> list[Any]:
+    return [a.get("expression") if isinstance(a, dict) and "expression" in a else a
+            for a in node.get("arguments") or node.get("children") or []]
+
+
+def _literal_text(expr: Any) -> str | None:
+    """The text of a string literal, possibly cast; None for anything else."""
+    while isinstance(expr, dict) and expr.get("class") == "CAST":
+        expr = expr.get("child")
+    if isinstance(expr, dict) and expr.get("class") == "CONSTANT":
+        literal = expr.get("value") or expr.get("literal") or {}
+        if isinstance(literal, dict) and literal.get("kind") in ("STRING", "VARCHAR") and "text" in literal:
+            return str(literal["text"])
+    return None
+
+
+_CONSTANT_CLASSES = frozenset({"CONSTANT", "CAST", "FUNCTION", "OPERATOR", "CONJUNCTION", "COMPARISON", "CASE"})
+
+
+def _constant(expr: Any) -> bool:
+    """Whether an expression is computed from literals only (no column, subquery, lambda or
+    parameter anywhere in it), so that its size is bounded by the query's own text."""
+    stack = [expr]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if "class" in item and item["class"] not in _CONSTANT_CLASSES:
+                return False
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
+
+
+def _own_size(node: dict[str, Any], weight: dict[int, int]) -> int:
+    """Characters or elements one sized or format call builds, given the sizes built by its
+    arguments (``weight``, by argument id): nested calls multiply, as ``repeat(repeat('x', 1000), 1000)``
+    builds a million."""
+    name = str(node.get("function_name", "")).lower()
+    args = _arguments(node)
+    inner = sum(weight.get(id(a), 0) for a in args)
+    if name in FORMAT_FUNCTIONS:
+        fmt = _literal_text(args[0]) if args else None
+        return sum(_format_widths(name, fmt or "")) + len(fmt or "") + inner
+    position = SIZED_FUNCTIONS[name]
+    sizes = [abs(_literal_number(a) or 0) for a in (args if position is None else args[position:position + 1])]
+    size = int(max(sizes, default=0))
+    if name == "repeat" and args:
+        base = weight.get(id(args[0]), 0) or len(_literal_text(args[0]) or "x")
+        return size * max(1, base) + (inner - weight.get(id(args[0]), 0))
+    return size + inner
+
+
+def _built_size(tree: Any, table_functions: set[int]) -> int:
+    """What the query's sized and format calls build together (iteratively, children first)."""
+    order: list[Any] = []
+    stack = [tree]
+    while stack:
+        item = stack.pop()
+        order.append(item)
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    weight: dict[int, int] = {}
+    for item in reversed(order):
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        if isinstance(item, dict) and item.get("class") == "FUNCTION" and id(item) not in table_functions and (
+                str(item.get("function_name", "")).lower() in SIZED_FUNCTIONS
+                or str(item.get("function_name", "")).lower() in FORMAT_FUNCTIONS):
+            total = _own_size(item, weight)
+        else:
+            total = sum(weight.get(id(c), 0) for c in children if isinstance(c, (dict, list)))
+        if total:
+            weight[id(item)] = min(total, 10**18)
+    return weight.get(id(tree), 0)
+
+
+def _check_function(node: dict[str, Any], scalar: bool) -> None:
+    name = str(node.get("function_name", "")).lower()
+    if name in SLEEPS:
+        raise QueryRejected(f"The function {name}() is not available: a sleep cannot be interrupted")
+    if name in REFUSED_FUNCTIONS or name.startswith(("duckdb_", "pragma_")):
+        raise QueryRejected(f"The function {name}() is not available: it reads the server's environment, "
+                            "configuration or state, or writes its log")
+    if scalar and name in FORMAT_FUNCTIONS:
+        args = _arguments(node)
+        fmt = _literal_text(args[0]) if args else None
+        if fmt is None:
+            raise QueryRejected(f"{name}() needs its format as a literal string: the widths in it are "
+                                "sizes, and a computed one is only known once the value is built")
+        if any(width > MAX_LITERAL_SIZE for width in _format_widths(name, fmt)):
+            raise QueryRejected(f"{name}() may build at most {MAX_LITERAL_SIZE:,} characters in one value")
+        return
+    if not scalar or name not in SIZED_FUNCTIONS:
+        return
+    if name == "repeat" and _arguments(node) and not _constant(_arguments(node)[0]):
+        raise QueryRejected("repeat() needs a literal to repeat, not a column or a subquery: a value from the "
+                            "data may be megabytes long, and repeating it multiplies that before any limit applies")
+    position = SIZED_FUNCTIONS[name]
+    args = _arguments(node)
+    chosen = args if position is None else args[position:position + 1]
+    for arg in chosen:
+        size = _literal_number(arg)
+        if size is None:  # computed: its value is only known when the call has already built it
+            raise QueryRejected(f"{name}() needs its size as a literal number (at most {MAX_LITERAL_SIZE:,}), "
+                                "not a computed value")
+        if abs(size) > MAX_LITERAL_SIZE:
+            raise QueryRejected(f"{name}() may build at most {MAX_LITERAL_SIZE:,} characters or elements "
+                                "in one value")
+
+
+def check(sql: Any) -> CheckedQuery:
+    """Refuse anything but one SELECT over resource ids, allowed generators and safe functions.
+
+    Raises :class:`QueryRejected` (HTTP 400) naming the reason; returns the resource ids read
+    (authorization is the caller's job, by id, after this).
+    """
+    if not isinstance(sql, str) or not sql.strip():
+        raise QueryRejected("Missing value: sql must be a SELECT statement")
+    if len(sql) > MAX_SQL_CHARS:
+        raise QueryRejected(f"The query is longer than {MAX_SQL_CHARS:,} characters")
+    if "\x00" in sql:
+        raise QueryRejected("The query contains a NUL character")
+    _statement(sql)
+    tree = _tree(sql)
+    found: list[str] = []
+    table_functions: set[int] = set()  # the call nodes of table functions (not scalars)
+    for node, ctes in _scoped_nodes(tree):
+        kind = node.get("type")
+        if "class" not in node and kind in _REFUSED_REFS:
+            raise QueryRejected(_REFUSED_REFS[kind])
+        if kind == "BASE_TABLE" and "table_name" in node:
+            _check_base_table(node, ctes, found)
+        elif kind == "TABLE_FUNCTION" and "function" in node:
+            _check_table_function(node)
+            table_functions.add(id(node["function"]))
+        elif node.get("class") == "FUNCTION":
+            _check_function(node, scalar=id(node) not in table_functions)
+    built = _built_size(tree, table_functions)
+    if built > MAX_LITERAL_SIZE:
+        raise QueryRejected(f"The query may build at most {MAX_LITERAL_SIZE:,} characters or elements with "
+                            "repeat, lpad, rpad, printf, format, list_resize and range, all calls together "
+                            f"(this one: {built:,})")
+    return CheckedQuery(sql, found)

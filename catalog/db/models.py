@@ -1,0 +1,310 @@
+"""Catalog tables (SQLAlchemy 2 ORM), portable between SQLite and PostgreSQL.
+
+Ids are UUID strings generated here, never taken from user input; object keys
+and paths are built from them (:mod:`catalog.core.keys`). Times are naive UTC, as
+CKAN renders them.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    email: Mapped[str | None] = mapped_column(String(255))
+    fullname: Mapped[str | None] = mapped_column(String(255))
+    about: Mapped[str] = mapped_column(Text, default="")
+    image_url: Mapped[str] = mapped_column(Text, default="")
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    sysadmin: Mapped[bool] = mapped_column(Boolean, default=False)
+    state: Mapped[str] = mapped_column(String(20), default="active")
+    created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ApiToken(Base):
+    """An API token; only its SHA-256 is stored (tokens are 256-bit random)."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    expires: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    last_used: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    user: Mapped[User] = relationship()
+
+
+class Group(Base):
+    """An organization (``is_organization``) or a group; CKAN keeps both in one table too."""
+
+    __tablename__ = "groups"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    title: Mapped[str] = mapped_column(String(255), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    image_url: Mapped[str] = mapped_column(Text, default="")
+    is_organization: Mapped[bool] = mapped_column(Boolean, default=False)
+    state: Mapped[str] = mapped_column(String(20), default="active")
+    extras: Mapped[list[Any]] = mapped_column(default=list)
+    created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    @property
+    def type(self) -> str:
+        return "organization" if self.is_organization else "group"
+
+
+class Member(Base):
+    """A user's capacity in a group or organization, or a dataset's membership of a group.
+
+    ``table_name`` is ``user`` (capacity ``admin``/``editor``/``member``) or
+    ``package`` (datasets in a group; organizations own datasets via ``owner_org``).
+    """
+
+    __tablename__ = "members"
+    __table_args__ = (UniqueConstraint("group_id", "table_name", "table_id"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    group_id: Mapped[str] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), index=True)
+    table_name: Mapped[str] = mapped_column(String(20))
+    table_id: Mapped[str] = mapped_column(String(36), index=True)
+    capacity: Mapped[str] = mapped_column(String(20))
+
+
+class Collaborator(Base):
+    """A user given ``editor`` or ``member`` capacity on one dataset."""
+
+    __tablename__ = "package_collaborators"
+    package_id: Mapped[str] = mapped_column(ForeignKey("packages.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    capacity: Mapped[str] = mapped_column(String(20))
+    modified: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class PackageTag(Base):
+    __tablename__ = "package_tags"
+    package_id: Mapped[str] = mapped_column(ForeignKey("packages.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), primary_key=True, index=True)
+
+
+class Activity(Base):
+    """CKAN's activity stream: who changed what, with a snapshot of the object."""
+
+    __tablename__ = "activities"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    timestamp: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    user_id: Mapped[str | None] = mapped_column(String(36))
+    object_id: Mapped[str] = mapped_column(String(36), index=True)
+    group_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    private: Mapped[bool] = mapped_column(Boolean, default=False)
+    activity_type: Mapped[str] = mapped_column(String(50))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Package(Base):
+    """A dataset (CKAN calls it a package)."""
+
+    __tablename__ = "packages"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    title: Mapped[str] = mapped_column(String(255), default="")
+    notes: Mapped[str] = mapped_column(Text, default="")
+    url: Mapped[str] = mapped_column(Text, default="")
+    version: Mapped[str] = mapped_column(String(100), default="")
+    author: Mapped[str] = mapped_column(String(255), default="")
+    author_email: Mapped[str] = mapped_column(String(255), default="")
+    maintainer: Mapped[str] = mapped_column(String(255), default="")
+    maintainer_email: Mapped[str] = mapped_column(String(255), default="")
+    license_id: Mapped[str] = mapped_column(String(100), default="notspecified")
+    owner_org: Mapped[str | None] = mapped_column(ForeignKey("groups.id"), index=True)
+    private: Mapped[bool] = mapped_column(Boolean, default=False)
+    state: Mapped[str] = mapped_column(String(20), default="active")
+    type: Mapped[str] = mapped_column(String(100), default="dataset")
+    extras: Mapped[list[Any]] = mapped_column(default=list)
+    creator_user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    metadata_created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    metadata_modified: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    organization: Mapped[Group | None] = relationship()
+    resources: Mapped[list["Resource"]] = relationship(
+        back_populates="package", order_by="Resource.position", cascade="all, delete-orphan"
+    )
+    tag_rows: Mapped[list[PackageTag]] = relationship(cascade="all, delete-orphan", order_by="PackageTag.name")
+
+    @property
+    def tag_names(self) -> list[str]:
+        return [t.name for t in self.tag_rows]
+
+
+class Resource(Base):
+    """A file of a dataset; its published data is ``current_version``."""
+
+    __tablename__ = "resources"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    package_id: Mapped[str] = mapped_column(ForeignKey("packages.id"), index=True)
+    name: Mapped[str] = mapped_column(Text, default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    format: Mapped[str] = mapped_column(String(100), default="")
+    url: Mapped[str] = mapped_column(Text, default="")
+    url_type: Mapped[str | None] = mapped_column(String(50))
+    mimetype: Mapped[str | None] = mapped_column(String(255))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(20), default="active")
+    created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    last_modified: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    extras: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    ingest_status: Mapped[str | None] = mapped_column(String(20))
+    ingest_error: Mapped[str | None] = mapped_column(Text)
+    current_version_id: Mapped[str | None] = mapped_column(String(36))
+    package: Mapped[Package] = relationship(back_populates="resources")
+
+
+class ResourceVersion(Base):
+    """One immutable upload of a resource and, once ingested, its Parquet."""
+
+    __tablename__ = "resource_versions"
+    __table_args__ = (UniqueConstraint("resource_id", "number"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    resource_id: Mapped[str] = mapped_column(ForeignKey("resources.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    raw_key: Mapped[str] = mapped_column(Text)
+    original_filename: Mapped[str] = mapped_column(Text, default="")
+    parquet_key: Mapped[str | None] = mapped_column(Text)
+    row_count: Mapped[int | None] = mapped_column(BigInteger)
+    schema: Mapped[list[Any] | None] = mapped_column(JSON)
+    validation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    uploader_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    published: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # The whole quality report (also in object storage): loaded only when read, since it holds the
+    # profile of every column and dataset pages and the search index need just quality_score.
+    quality: Mapped[dict[str, Any] | None] = mapped_column(JSON, deferred=True)
+    quality_score: Mapped[float | None] = mapped_column(Float)
+    report_key: Mapped[str | None] = mapped_column(Text)
+
+
+class QualitySuite(Base):
+    """A resource's expectation suite (GX JSON): generated from its first version, then the provider's."""
+
+    __tablename__ = "quality_suites"
+    resource_id: Mapped[str] = mapped_column(ForeignKey("resources.id"), primary_key=True)
+    suite: Mapped[dict[str, Any]] = mapped_column(JSON)
+    source: Mapped[str] = mapped_column(String(20), default="generated")  # generated or provider
+    updated: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class PiiAcknowledgement(Base):
+    """A provider's statement that a resource's personal-information findings may be published."""
+
+    __tablename__ = "pii_acknowledgements"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    resource_id: Mapped[str] = mapped_column(ForeignKey("resources.id"), index=True)
+    version_id: Mapped[str] = mapped_column(ForeignKey("resource_versions.id"))
+    findings: Mapped[list[Any]] = mapped_column(JSON)  # [{"column", "kind"}] acknowledged
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    user_name: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class IngestJob(Base):
+    """A queued ingest of one version; claimed by a worker under a lease."""
+
+    __tablename__ = "ingest_jobs"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    resource_id: Mapped[str] = mapped_column(ForeignKey("resources.id"))
+    version_id: Mapped[str] = mapped_column(ForeignKey("resource_versions.id"))
+    kind: Mapped[str] = mapped_column(String(20), default="ingest")  # ingest, or validate (suite changed)
+    state: Mapped[str] = mapped_column(String(20), default="queued", index=True)
+    stage: Mapped[str] = mapped_column(String(40), default="queued")
+    progress: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker_id: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    not_before: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    error: Mapped[str | None] = mapped_column(Text)
+    created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class MultipartUpload(Base):
+    """A large upload that a client sends in parts straight to object storage."""
+
+    __tablename__ = "multipart_uploads"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    package_id: Mapped[str] = mapped_column(ForeignKey("packages.id"))
+    resource_id: Mapped[str] = mapped_column(String(36))  # new or existing resource
+    version_id: Mapped[str] = mapped_column(String(36))
+    new_resource: Mapped[bool] = mapped_column(Boolean)
+    resource_name: Mapped[str] = mapped_column(Text, default="")
+    user_id: Mapped[str | None] = mapped_column(String(36))
+    key: Mapped[str] = mapped_column(Text)
+    s3_upload_id: Mapped[str] = mapped_column(Text)
+    filename: Mapped[str] = mapped_column(Text, default="")
+    size: Mapped[int] = mapped_column(BigInteger)
+    part_size: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(20), default="open")
+    created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Counter(Base):
+    """Named sequences shared by all processes (e.g. ``search``: the catalog's change number)."""
+
+    __tablename__ = "counters"
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class SearchChange(Base):
+    """A dataset whose search entry must be refreshed (or dropped) as of change number ``seq``."""
+
+    __tablename__ = "search_changes"
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    package_id: Mapped[str] = mapped_column(String(36), index=True)
+
+
+class SchemaInfo(Base):
+    """One row: the schema version this database was created with."""
+
+    __tablename__ = "schema_info"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class AuditEvent(Base):
+    """One link of the tamper-evident audit chain (see :mod:`catalog.records.audit`)."""
+
+    __tablename__ = "audit_events"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(36), unique=True, default=new_id)
+    ts: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    actor: Mapped[str | None] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(100))
+    object_type: Mapped[str] = mapped_column(String(40))
+    object_id: Mapped[str | None] = mapped_column(String(36))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,1 @@
+"""What happened: the tamper-evident audit chain and the public activity streams."""

@@ -1,0 +1,2 @@
+"""Object storage: the one S3 interface (keys built from internal ids only) and the embedded
+SeaweedFS with its security configuration."""

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from catalog.access import authz
+from catalog.access import policy
 from catalog.access.context import Context
+from catalog.access.policy import Permission
 from catalog.actions import action
 from catalog.core.errors import NotAuthorized
 from catalog.datastore import exports, sqlcheck
@@ -34,7 +35,7 @@ def _readable_versions(ctx: Context, resource_ids: list[str]) -> dict[str, Resou
     with ctx.platform.read() as s:
         for rid in resource_ids:
             res = lookup.resource(s, rid)
-            if res is None or not authz.can_read_package(s, ctx.actor, res.package):
+            if res is None or not policy.allowed(s, ctx.actor, Permission.READ_DATA, res.package):
                 raise _denied(rid)
             version = s.get(ResourceVersion, res.current_version_id) if res.current_version_id else None
             if version is None or version.parquet_key is None:

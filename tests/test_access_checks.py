@@ -18,7 +18,7 @@ import requests
 
 from catalog.access import policy
 from catalog.access.context import Actor, Context
-from catalog.actions import UncheckedAction, _REGISTRY, action_names, call, run_checked
+from catalog.actions import _REGISTRY, UncheckedAction, action_names, call, run_checked
 from catalog.cli.app import create_app
 from catalog.core.errors import MosuError
 from catalog.db.models import User
@@ -178,6 +178,15 @@ def test_each_action_records_the_permission_it_needs(world, name):
             assert (perm, _fill(obj, ids)) in made, f"{name} recorded {made}, not {(perm, _fill(obj, ids))}"
     assert all(c.allowed for c in checks if (c.permission, c.object) in
                {(p, _fill(o, ids)) for p, o in expected if o}), "a sysadmin is allowed everything"
+
+
+def test_a_query_over_no_dataset_is_declared_open(world):
+    """``SELECT * FROM range(3)`` reads no dataset: it checks nothing, and says so (it answered 500)."""
+    with policy.recording() as checks:
+        result = call(Context(platform=world["platform"], actor=None), "datastore_search_sql",
+                      {"sql": "SELECT * FROM range(3)"})
+    assert len(result["records"]) == 3
+    assert [c.permission for c in checks] == ["public"]
 
 
 def test_an_action_that_returns_without_a_check_is_refused(world):

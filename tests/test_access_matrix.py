@@ -98,7 +98,8 @@ def world(s3, tmp_path_factory):
         call(site, "group_create", {"name": f"mx-g-{state}"})
         pkg = call(site, "package_create", {"name": name, "owner_org": "mx-org", "private": state == "private",
                                             "state": "draft" if state == "draft" else "active",
-                                            "tags": [{"name": f"mx-tag-{state}"}], "groups": [{"name": f"mx-g-{state}"}]})
+                                            "tags": [{"name": f"mx-tag-{state}"}],
+                                            "groups": [{"name": f"mx-g-{state}"}]})
         for who, capacity in (("collab-member", "member"), ("collab-editor", "editor")):
             call(site, "package_collaborator_create", {"id": name, "user_id": names[who], "capacity": capacity})
         res = call(site, "resource_create", {"package_id": name, "name": "table",
@@ -220,7 +221,8 @@ def test_lists_and_reads_come_from_one_rule(world, who):
             scope = policy.dataset_scope(s, actor, perm)
             for ds in world["datasets"].values():
                 pkg = s.get(Package, ds["id"])
-                in_scope = scope.everything or (pkg.state == "active" and (
-                    (scope.public and not pkg.private) or pkg.owner_org in scope.org_ids or pkg.id in scope.package_ids)) \
-                    or pkg.owner_org in scope.any_state_org_ids or pkg.id in scope.any_state_package_ids
+                active = pkg.state == "active"
+                in_scope = (scope.everything or (active and scope.public and not pkg.private)
+                            or (active and (pkg.owner_org in scope.org_ids or pkg.id in scope.package_ids))
+                            or pkg.owner_org in scope.any_state_org_ids or pkg.id in scope.any_state_package_ids)
                 assert policy.allowed(s, actor, perm, pkg) == (pkg.id in listed) == in_scope, (perm, ds["state"])

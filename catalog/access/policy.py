@@ -104,7 +104,7 @@ GRANTS: dict[str, frozenset[Permission]] = {
 EVERYTHING = _held(P.SYSADMIN)
 
 
-def _unpublished_rule(grant: frozenset[Permission]) -> bool:
+def _sees_inactive(grant: frozenset[Permission]) -> bool:
     """The state rule: a deleted or draft dataset is seen only through a role that may edit it."""
     return P.EDIT_DATASET in grant
 
@@ -113,14 +113,15 @@ def _capacities(kind: str, perm: Permission, active: bool) -> list[str]:
     """The capacities of ``kind`` (organization, collaborator) whose grant holds ``perm`` on a
     dataset that is (or is not) active: the one place the grant table becomes SQL and id sets."""
     return sorted(role.split(":", 1)[1] for role, grant in GRANTS.items()
-                  if role.startswith(kind + ":") and perm in grant and (active or _unpublished_rule(grant)))
+                  if role.startswith(kind + ":") and perm in grant and (active or _sees_inactive(grant)))
 
 
 # -- recorded checks --------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Check:
-    """One permission check: ``permission`` (a :class:`Permission` value, or ``public``) on
+    """One permission check: ``permission`` (a :class:`Permission` value; ``public`` for what is
+    open to everyone, ``registered`` for what any logged-in user may do) on
     ``object`` (``package:<id>``, ``organization:<id>``, ``group:<id>``, ``user:<id>``,
     ``datasets`` for a list, ``site``), and whether it was allowed."""
 
@@ -189,7 +190,7 @@ def _collaborator(session: Session, actor: Actor, package_id: str) -> str | None
 
 def _holds(session: Session, actor: Actor | None, perm: Permission, obj: Object) -> bool:
     if actor is not None and actor.sysadmin:
-        return True
+        return perm in EVERYTHING
     if isinstance(obj, Package):
         active = obj.state == "active"
         if active and not obj.private and perm in GRANTS["public"]:
@@ -198,7 +199,7 @@ def _holds(session: Session, actor: Actor | None, perm: Permission, obj: Object)
             return False
         roles = (f"organization:{_capacity(session, actor, obj.owner_org)}",
                  f"collaborator:{_collaborator(session, actor, obj.id)}")
-        return any(perm in grant and (active or _unpublished_rule(grant))
+        return any(perm in grant and (active or _sees_inactive(grant))
                    for grant in (GRANTS.get(r, frozenset()) for r in roles))
     if actor is None or actor.id is None:
         return False
@@ -223,11 +224,12 @@ _DOING = {P.VIEW_DATASET: "see", P.READ_DATA: "read the data of", P.DOWNLOAD_ORI
 def require(session: Session, actor: Actor | None, perm: Permission, obj: Object | None, *,
             missing: str | None = None, denied: str | None = None):
     """``obj`` if ``actor`` holds ``perm`` on it. A dataset the actor may not even view answers
-    Not Found (``missing``, default "Dataset not found"), exactly as one that does not exist;
-    otherwise a refusal is Not Authorized (``denied``, default "Access denied: you may not <do>
-    <object>"). Groups and users are public, so for them only a missing object is Not Found."""
+    Not Found (``missing``, default "Dataset not found"), exactly as one that does not exist (``obj``
+    None: the lookup found nothing); otherwise a refusal is Not Authorized (``denied``, default
+    "Access denied: you may not <do> <object>"). Groups and users are public: callers look them up
+    and answer their own Not Found first."""
     if obj is None:
-        raise NotFound(missing or "Not found")
+        raise NotFound(missing or "Dataset not found")
     if isinstance(obj, Package) and perm is not P.VIEW_DATASET and not _holds(session, actor, P.VIEW_DATASET, obj):
         _record(perm, _describe(obj), False)
         raise NotFound(missing or "Dataset not found")

@@ -1,2 +1,2 @@
-"""Who may do what: the caller (actor and context), the authorization rules every action asks,
-API tokens, passwords and the throttle on bad tokens."""
+"""Who may do what: the one access policy every action asks (:mod:`catalog.access.policy`), the
+caller (actor and context), API tokens, passwords and the throttle on bad tokens."""

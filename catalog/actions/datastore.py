@@ -9,8 +9,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from catalog.access import authz
+from catalog.access import policy
 from catalog.access.context import Context
+from catalog.access.policy import Permission
 from catalog.actions import action
 from catalog.actions.resources import _resource_and_package
 from catalog.core import validate
@@ -42,7 +43,7 @@ def resource_version_list(ctx: Context, data: dict[str, Any]) -> list[dict[str, 
     ``datastore_search(version=N)``."""
     with ctx.platform.read() as s:
         res, pkg = _resource_and_package(s, ctx, validate.required_id(data))
-        editor = authz.can_edit_package(s, ctx.actor, pkg)
+        editor = policy.allowed(s, ctx.actor, Permission.EDIT_DATASET, pkg)
         versions = s.scalars(select(ResourceVersion).where(ResourceVersion.resource_id == res.id)
                              .order_by(ResourceVersion.number.desc()))
         return [dictize.version(v, res.current_version_id, editor) for v in versions]
@@ -86,7 +87,7 @@ def datastore_search(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     """
     resource_id = validate.required_id(data, "resource_id")
     with ctx.platform.read() as s:
-        res, _ = _resource_and_package(s, ctx, resource_id)
+        res, _ = _resource_and_package(s, ctx, resource_id, Permission.READ_DATA)
         info = field_info((res.extras or {}).get(DICTIONARY_KEY))
         version = _published(s, res, data)
         names = [c["id"] for c in version.schema or []]
@@ -138,7 +139,7 @@ def datastore_info(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     data-dictionary ``info``), each with its summary from the quality profile when there is one."""
     resource_id = validate.required_id(data)
     with ctx.platform.read() as s:
-        res, _ = _resource_and_package(s, ctx, resource_id)
+        res, _ = _resource_and_package(s, ctx, resource_id, Permission.READ_DATA)
         info = field_info((res.extras or {}).get(DICTIONARY_KEY))
         version = _published(s, res, data)
         profile = {c["name"]: c for c in ((version.quality or {}).get("profile") or {}).get("columns", [])}
@@ -179,7 +180,7 @@ def datastore_export(ctx: Context, data: dict[str, Any]) -> exports.Export:
     resource_id = validate.required_id(data, "resource_id")
     fmt = exports.requested_format(data)
     with ctx.platform.read() as s:
-        res, _ = _resource_and_package(s, ctx, resource_id)
+        res, _ = _resource_and_package(s, ctx, resource_id, Permission.READ_DATA)
         version = _published(s, res, data)
         names = [c["id"] for c in version.schema or []]
     spec = searchspec.parse({**data, "include_total": False}, [ROW_ID, *names], default_limit=None,

@@ -7,8 +7,9 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from catalog.access import authz
+from catalog.access import policy
 from catalog.access.context import Context
+from catalog.access.policy import Permission
 from catalog.actions import action
 from catalog.actions.packages import chosen_id, package_dict
 from catalog.core import validate
@@ -46,9 +47,21 @@ def _datasets_query(grp: Group):
 
 
 def _package_count(s: Session, grp: Group) -> int:
-    """Public active datasets only: counts never reveal private ones."""
+    """What anyone may view (public active datasets), whoever asks: counts never reveal private ones."""
     return s.scalar(select(func.count()).select_from(Package).where(
-        _datasets_query(grp), authz.visible_packages(None))) or 0
+        _datasets_query(grp), policy.datasets_where(None, Permission.VIEW_DATASET))) or 0
+
+
+def _require_admin(s: Session, ctx: Context, grp: Group, what: str) -> None:
+    """Only the group's (or organization's) admins and sysadmins change it or its members."""
+    policy.require_user(ctx.actor, what)
+    policy.require(s, ctx.actor, Permission.MANAGE_MEMBERS, grp,
+                   denied=f"Access denied: only an admin of {grp.name} may {what}")
+
+
+def _may_see_members(s: Session, ctx: Context, grp: Group) -> bool:
+    """Member lists are shown to the group's own members and sysadmins only."""
+    return policy.allowed(s, ctx.actor, Permission.VIEW_MEMBERS, grp)
 
 
 def _users(s: Session, grp: Group) -> list[dict[str, Any]]:
@@ -111,7 +124,7 @@ def _record(s: Session, ctx: Context, grp: Group, verb: str) -> dict[str, Any]:
 
 
 def _create(ctx: Context, data: dict[str, Any], is_org: bool) -> dict[str, Any]:
-    actor = authz.require_create_group(ctx.actor, is_org, ctx.settings.users_create_organizations)
+    actor = policy.require_create_group(ctx.actor, is_org, ctx.settings.users_create_organizations)
     errors = validate.Errors()
     with ctx.platform.write.begin() as s:
         grp = Group(is_organization=is_org, id=chosen_id(s, ctx, Group, data.get("id"), errors) or str(uuid.uuid4()))
@@ -130,7 +143,7 @@ def _update(ctx: Context, data: dict[str, Any], is_org: bool, patch: bool) -> di
     errors = validate.Errors()
     with ctx.platform.write.begin() as s:
         grp = _get(s, validate.required_id(data), is_org)
-        authz.require_group_admin(s, ctx.actor, grp, f"update {grp.name}")
+        _require_admin(s, ctx, grp, f"update {grp.name}")
         if patch:
             data = {**dictize.group(grp), **data}
         data = {**data, "name": data.get("name") or grp.name}
@@ -143,7 +156,7 @@ def _update(ctx: Context, data: dict[str, Any], is_org: bool, patch: bool) -> di
 def _delete(ctx: Context, data: dict[str, Any], is_org: bool) -> None:
     with ctx.platform.write.begin() as s:
         grp = _get(s, validate.required_id(data), is_org)
-        authz.require_group_admin(s, ctx.actor, grp, f"delete {grp.name}")
+        _require_admin(s, ctx, grp, f"delete {grp.name}")
         if is_org and s.scalar(select(func.count()).select_from(Package).where(
                 Package.owner_org == grp.id, Package.state != "deleted")):
             raise ValidationError({"message": ["Organization cannot be deleted while it still has datasets"]})
@@ -163,12 +176,13 @@ def _show(ctx: Context, data: dict[str, Any], is_org: bool) -> dict[str, Any]:
     errors.raise_if_any()
     with ctx.platform.read() as s:
         grp = _get(s, validate.required_id(data), is_org)
+        policy.public(f"{grp.type} page")
         out = dictize.group(grp, package_count=_package_count(s, grp))
-        # Member lists are shown to the group's own members and sysadmins only.
-        if include_users and (authz.is_sysadmin(ctx.actor) or authz.capacity(s, ctx.actor, grp.id)):
+        if include_users and _may_see_members(s, ctx, grp):
             out["users"] = _users(s, grp)
         if include_datasets:
-            pkgs = s.scalars(select(Package).where(_datasets_query(grp), authz.visible_packages(ctx.actor))
+            pkgs = s.scalars(select(Package).where(_datasets_query(grp), Package.state == "active",
+                                                   policy.datasets_where(ctx.actor, Permission.VIEW_DATASET))
                              .order_by(Package.name).limit(SHOW_DATASETS_MAX))
             out["packages"] = [package_dict(s, p, ctx.site_url) for p in pkgs]
         return out
@@ -185,6 +199,7 @@ def _list(ctx: Context, data: dict[str, Any], is_org: bool) -> list[Any]:
     offset = validate.integer(data.get("offset"), "offset", 0)
     sort = str(data.get("sort") or "title asc").strip().lower()
     with ctx.platform.read() as s:
+        policy.public(f"{_kind(is_org)} list")
         query = select(Group).where(Group.state == "active", Group.is_organization.is_(is_org))
         names_field = "organizations" if is_org else "groups"
         names = validate.strings(data.get(names_field), names_field)
@@ -206,7 +221,7 @@ def _list(ctx: Context, data: dict[str, Any], is_org: bool) -> list[Any]:
         out = []
         for g in groups:
             d = dictize.group(g, package_count=counts.get(g.id) if include_count else None)
-            if include_users and (authz.is_sysadmin(ctx.actor) or authz.capacity(s, ctx.actor, g.id)):
+            if include_users and _may_see_members(s, ctx, g):
                 d["users"] = _users(s, g)
             out.append(d)
         return out
@@ -217,6 +232,7 @@ def _activity(ctx: Context, data: dict[str, Any], is_org: bool) -> list[dict[str
     offset = validate.integer(data.get("offset"), "offset", 0)
     with ctx.platform.read() as s:
         grp = _get(s, validate.required_id(data), is_org)
+        policy.public(f"{grp.type} activity (of datasets: what the caller may view)")
         query = select(Activity).where(or_(Activity.group_id == grp.id, Activity.object_id == grp.id),
                                        activity.visible_to(ctx.actor))
         return [activity.as_dict(a) for a in s.scalars(activity.filtered(query, data).offset(offset).limit(limit))]
@@ -225,7 +241,7 @@ def _activity(ctx: Context, data: dict[str, Any], is_org: bool) -> list[dict[str
 def _member_change(ctx: Context, data: dict[str, Any], is_org: bool, remove: bool) -> dict[str, Any] | None:
     with ctx.platform.write.begin() as s:
         grp = _get(s, validate.required_id(data), is_org)
-        authz.require_group_admin(s, ctx.actor, grp, "manage members")
+        _require_admin(s, ctx, grp, "manage members")
         user = lookup.user(s, validate.required_id(data, "username"))
         if user is None:
             raise NotFound("User not found")
@@ -373,8 +389,11 @@ def member_create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
             raise NotFound("Group not found")
         if grp.is_organization:
             raise ValidationError({"id": ["Datasets belong to an organization through owner_org"]})
-        authz.require_group_member(s, ctx.actor, grp, "add datasets to it")
-        pkg = authz.require_read_package(s, ctx.actor, lookup.package(s, validate.required_id(data, "object")))
+        policy.require_user(ctx.actor, "add datasets to it")
+        policy.require(s, ctx.actor, Permission.EDIT_DATASET, grp,  # any member adds datasets to a group (CKAN)
+                       denied=f"Access denied: you are not a member of {grp.name}")
+        pkg = policy.require(s, ctx.actor, Permission.VIEW_DATASET,
+                             lookup.package(s, validate.required_id(data, "object")))
         exists = s.scalar(select(Member).where(Member.group_id == grp.id, Member.table_name == "package",
                                                Member.table_id == pkg.id))
         if exists is None:
@@ -396,6 +415,7 @@ def _is_org(ctx: Context, data: dict[str, Any]) -> bool:
 @action
 def member_roles_list(ctx: Context, data: dict[str, Any]) -> list[dict[str, str]]:
     """The roles a member may have in a ``group_type`` (``organization`` default, or ``group``)."""
+    policy.public("the roles members may have")
     group_type = str(data.get("group_type") or "organization")
     if group_type not in ROLES:
         raise ValidationError({"group_type": ["Must be organization or group"]})
@@ -412,10 +432,11 @@ def organization_list_for_user(ctx: Context, data: dict[str, Any]) -> list[dict[
             user = lookup.user(s, str(data["id"]))
             if user is None:
                 raise NotFound("User not found")
-            if not (authz.is_sysadmin(ctx.actor) or (ctx.actor and ctx.actor.id == user.id)):
-                authz.require_sysadmin(ctx.actor, "list another user's organizations")
+            policy.require(s, ctx.actor, Permission.MANAGE_ACCOUNT, user,
+                           denied="Access denied: only a sysadmin may list another user's organizations")
             user_id, sysadmin = user.id, user.sysadmin
         else:
+            policy.public("the caller's own organizations")
             if ctx.actor is None:
                 return []
             user_id, sysadmin = ctx.actor.id, ctx.actor.sysadmin

@@ -8,12 +8,13 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from catalog.access import authz
+from catalog.access import policy
 from catalog.access.context import Context
+from catalog.access.policy import Permission
 from catalog.actions import action
 from catalog.core import validate
 from catalog.core.dictionary import DICTIONARY_KEY, DictionaryError, dictionary_dict, parse_dictionary
-from catalog.core.errors import NotFound, ValidationError
+from catalog.core.errors import NotAuthorized, NotFound, ValidationError
 from catalog.core.licenses import LICENSES
 from catalog.db import dictize, lookup
 from catalog.db.models import (
@@ -88,7 +89,7 @@ def error_details(s: Session, resources: list[Resource]) -> dict[str, str]:
 
 
 def _find(s: Session, ctx: Context, data: dict[str, Any]) -> Package:
-    return authz.require_read_package(s, ctx.actor, lookup.package(s, validate.required_id(data)))
+    return policy.require(s, ctx.actor, Permission.VIEW_DATASET, lookup.package(s, validate.required_id(data)))
 
 
 # -- writing ---------------------------------------------------------------------------------
@@ -99,7 +100,7 @@ def chosen_id(s: Session, ctx: Context, model, value: Any, errors: validate.Erro
     Only sysadmins choose ids; anyone else's is ignored (None: a new one is drawn), as CKAN ignores
     a non-sysadmin's dataset id, so nobody can squat the ids a later ``ckanapi load`` needs.
     """
-    if value in (None, "") or not authz.is_sysadmin(ctx.actor):
+    if value in (None, "") or not policy.is_sysadmin(ctx.actor):
         return None
     try:
         value = str(uuid.UUID(str(value)))
@@ -167,8 +168,9 @@ def _apply_groups(s: Session, ctx: Context, pkg: Package, value: Any, errors: va
     current = {m.group_id: m for m in s.scalars(select(Member).where(
         Member.table_name == "package", Member.table_id == pkg.id))}
 
-    def may_manage(group_id: str) -> bool:
-        return authz.is_sysadmin(ctx.actor) or authz.capacity(s, ctx.actor, group_id) is not None
+    def may_manage(group_id: str) -> bool:  # any member of a group adds datasets to it, as in CKAN
+        grp = wanted.get(group_id) or s.get(Group, group_id)
+        return grp is not None and policy.allowed(s, ctx.actor, Permission.EDIT_DATASET, grp)
 
     for group_id in wanted.keys() - current.keys():
         if may_manage(group_id):
@@ -265,7 +267,7 @@ def package_create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     ``license_id``, ``private``, ``tags``, ``extras``, ``groups``, ``url``, ``version``,
     ``author``..., and ``resources`` (links; files come through ``resource_create``).
     Sysadmins may set ``id`` (as ``ckanapi load`` does)."""
-    authz.require_user(ctx.actor, "create a dataset")
+    policy.require_user(ctx.actor, "create a dataset")
     errors = validate.Errors()
     # Validate and build the whole dataset, and its dict, before taking the write lock: the
     # lock is then held only for the inserts, so concurrent writers (ckanapi load -p N) overlap.
@@ -273,7 +275,7 @@ def package_create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
         org = _owner(s, ctx, data.get("owner_org"), errors)
         if org is None:
             errors.raise_if_any()
-        authz.require_create_in_org(s, ctx.actor, org.id)
+        _require_create_in(s, ctx, org)
         now = utcnow()
         pkg = Package(owner_org=org.id, creator_user_id=ctx.actor.id, metadata_created=now,
                       metadata_modified=now, resources=[], organization=org)
@@ -284,7 +286,7 @@ def package_create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
         s.expunge(org)
     pkg_dict = None if data.get("groups") else package_dict(None, pkg, ctx.site_url, groups=[])
     with ctx.platform.write.begin() as s:
-        authz.require_create_in_org(s, ctx.actor, org.id)  # again: membership may have changed
+        _require_create_in(s, ctx, s.get(Group, org.id))  # again: membership may have changed
         if s.scalar(select(Package.id).where((Package.name == pkg.name) | (Package.id == pkg.id))):
             raise ValidationError({"name": ["That URL is already in use."]})
         conn = s.connection()
@@ -298,6 +300,24 @@ def package_create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
             _apply_groups(s, ctx, pkg, data.get("groups"), errors, new=True)
             errors.raise_if_any()
         return _record_change(s, ctx, pkg, "new", pkg_dict=pkg_dict)
+
+
+def _require_create_in(s: Session, ctx: Context, org: Group) -> None:
+    policy.require(s, ctx.actor, Permission.EDIT_DATASET, org,
+                   denied="Access denied: you must be an editor or admin of the organization to create datasets in it")
+
+
+def _require_move(s: Session, ctx: Context, pkg: Package, target: Group) -> None:
+    """Moving a dataset to another organization takes it from one set of members to another: it
+    needs edit rights (editor or admin) in both organizations. A dataset collaborator never moves
+    it, whatever their capacity: otherwise an ``editor`` collaborator could carry a private dataset
+    into an organization of their own and lock its owners out. (Edit rights on an organization come
+    from its members only, never from a collaboration.)"""
+    source = s.get(Group, pkg.owner_org)
+    if not (source is not None and policy.allowed(s, ctx.actor, Permission.EDIT_DATASET, source)
+            and policy.allowed(s, ctx.actor, Permission.EDIT_DATASET, target)):
+        raise NotAuthorized(f"Access denied: moving dataset {pkg.name} to organization {target.name} needs "
+                            "edit rights in both its organization and the new one")
 
 
 def _refuse_unacknowledged_pii(s: Session, pkg: Package, errors: validate.Errors) -> None:
@@ -318,12 +338,12 @@ def _row(model, obj) -> dict[str, Any]:
 def _update(ctx: Context, data: dict[str, Any], verb: str = "changed") -> dict[str, Any]:
     errors = validate.Errors()
     with ctx.platform.write.begin() as s:
-        pkg = authz.require_edit_package(s, ctx.actor, lookup.package(s, validate.required_id(data)))
+        pkg = policy.require(s, ctx.actor, Permission.EDIT_DATASET, lookup.package(s, validate.required_id(data)))
         if data.get("owner_org") and data["owner_org"] not in (pkg.owner_org, getattr(pkg.organization, "name", None)):
             org = _owner(s, ctx, data["owner_org"], errors)
             errors.raise_if_any()
             if org.id != pkg.owner_org:
-                authz.require_move_package(s, ctx.actor, pkg, org)
+                _require_move(s, ctx, pkg, org)
                 pkg.owner_org, pkg.organization = org.id, org  # both: the returned dict names the new one
         data = {**data, "name": data.get("name") or pkg.name}
         was_private = pkg.private
@@ -348,7 +368,7 @@ def package_update(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
 def package_patch(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     """Change only the given fields of dataset ``id``; everything else stays as it is."""
     with ctx.platform.read() as s:
-        pkg = authz.require_edit_package(s, ctx.actor, lookup.package(s, validate.required_id(data)))
+        pkg = policy.require(s, ctx.actor, Permission.EDIT_DATASET, lookup.package(s, validate.required_id(data)))
         current = package_dict(s, pkg, ctx.site_url)
     patched = {**current, **{k: v for k, v in data.items() if k != "id"}, "id": current["id"]}
     return _update(ctx, patched)
@@ -358,7 +378,7 @@ def package_patch(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
 def package_delete(ctx: Context, data: dict[str, Any]) -> None:
     """Delete dataset ``id`` (soft: its state becomes ``deleted``; editors still see it)."""
     with ctx.platform.write.begin() as s:
-        pkg = authz.require_edit_package(s, ctx.actor, lookup.package(s, validate.required_id(data)))
+        pkg = policy.require(s, ctx.actor, Permission.EDIT_DATASET, lookup.package(s, validate.required_id(data)))
         pkg.state = "deleted"
         pkg.metadata_modified = utcnow()
         _record_change(s, ctx, pkg, "deleted")
@@ -368,7 +388,7 @@ def package_delete(ctx: Context, data: dict[str, Any]) -> None:
 @action
 def dataset_purge(ctx: Context, data: dict[str, Any]) -> None:
     """Remove dataset ``id`` for good, with its resources, versions and stored files (sysadmins only)."""
-    authz.require_sysadmin(ctx.actor, "purge datasets")
+    policy.require_sysadmin(ctx.actor, "purge datasets")
     with ctx.platform.write.begin() as s:
         pkg = lookup.package(s, validate.required_id(data))
         if pkg is None:
@@ -399,7 +419,14 @@ def package_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     """Return a dataset by ``id`` or name, with its resources and groups."""
     with ctx.platform.read() as s:
         pkg = _find(s, ctx, data)
-        return package_dict(s, pkg, ctx.site_url, editor=authz.can_edit_package(s, ctx.actor, pkg))
+        return package_dict(s, pkg, ctx.site_url, editor=policy.allowed(s, ctx.actor, Permission.EDIT_DATASET, pkg))
+
+
+def _listed(ctx: Context, include_private: bool):
+    """The datasets a list shows: active ones the caller may view, public ones only unless
+    ``include_private`` (CKAN's default)."""
+    where = policy.datasets_where(ctx.actor, Permission.VIEW_DATASET) & (Package.state == "active")
+    return where if include_private else where & Package.private.is_(False)
 
 
 @action
@@ -412,7 +439,7 @@ def package_list(ctx: Context, data: dict[str, Any]) -> list[str]:
     limit = validate.integer(data.get("limit"), "limit", 10_000_000, 0)
     offset = validate.integer(data.get("offset"), "offset", 0)
     with ctx.platform.read() as s:
-        return list(s.scalars(select(Package.name).where(authz.visible_packages(ctx.actor, include_private))
+        return list(s.scalars(select(Package.name).where(_listed(ctx, include_private))
                               .order_by(Package.name).limit(limit).offset(offset)))
 
 
@@ -422,7 +449,7 @@ def current_package_list_with_resources(ctx: Context, data: dict[str, Any]) -> l
     limit = validate.integer(data.get("limit"), "limit", 10, 0, 1000)
     offset = validate.integer(data.get("offset"), "offset", 0)
     with ctx.platform.read() as s:
-        pkgs = s.scalars(select(Package).where(authz.visible_packages(ctx.actor, include_private=False))
+        pkgs = s.scalars(select(Package).where(_listed(ctx, include_private=False))
                          .order_by(Package.metadata_modified.desc()).limit(limit).offset(offset)).all()
         return [package_dict(s, p, ctx.site_url) for p in pkgs]
 
@@ -433,10 +460,10 @@ COLLABORATOR_CAPACITIES = ("editor", "member")
 
 
 def _manage_collaborators(s: Session, ctx: Context, data: dict[str, Any]) -> Package:
-    pkg = authz.require_read_package(s, ctx.actor, lookup.package(s, validate.required_id(data)))
-    if not (authz.is_sysadmin(ctx.actor) or authz.capacity(s, ctx.actor, pkg.owner_org) == "admin"):
-        authz.require_sysadmin(ctx.actor, f"manage the collaborators of {pkg.name} (organization admins may)")
-    return pkg
+    pkg = lookup.package(s, validate.required_id(data))
+    return policy.require(s, ctx.actor, Permission.MANAGE_MEMBERS, pkg,
+                          denied=f"Access denied: only a sysadmin may manage the collaborators of "
+                                 f"{pkg.name if pkg else ''} (organization admins may)")
 
 
 def _collaborator_dict(c: Collaborator) -> dict[str, Any]:

@@ -13,8 +13,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from catalog.access import authz
+from catalog.access import policy
 from catalog.access.context import Context
+from catalog.access.policy import Permission
 from catalog.actions import action
 from catalog.actions.resources import _resource_and_package
 from catalog.core import validate
@@ -41,11 +42,10 @@ def _version(s: Session, res: Resource, key: Any) -> ResourceVersion:
     return version
 
 
-def _require_report_access(s: Session, ctx: Context, res: Resource, version: ResourceVersion) -> None:
-    """Anyone who may read the dataset sees the reports of published versions; reports of versions
-    that were never published (failed the gate, held, still running) are for its editors."""
-    if version.published is None:
-        authz.require_edit_package(s, ctx.actor, res.package)
+def _report_permission(version: ResourceVersion) -> Permission:
+    """A report shows value examples: a published version's is for whoever may read the data; one
+    of a version that was never published (failed the gate, held, still running), for its editors."""
+    return Permission.READ_DATA if version.published is not None else Permission.EDIT_DATASET
 
 
 @action
@@ -57,10 +57,11 @@ def quality_report_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     with ctx.platform.read() as s:
         res, pkg = _resource_and_package(s, ctx, validate.required_id(data))
         version = _version(s, res, data.get("version"))
-        _require_report_access(s, ctx, res, version)
+        policy.require(s, ctx.actor, _report_permission(version), pkg, missing="Resource not found")
         if version.quality is None:
             raise NotFound(f"Version {version.number} has no quality report yet (ingest {version.status})")
-        report = version.quality if authz.can_edit_package(s, ctx.actor, pkg) else unpublished.report(version.quality)
+        editor = policy.allowed(s, ctx.actor, Permission.EDIT_DATASET, pkg)
+        report = version.quality if editor else unpublished.report(version.quality)
         return {**report, "version": version.number, "version_id": version.id,
                 "version_status": version.status, "report_key": version.report_key}
 
@@ -69,9 +70,11 @@ def quality_report_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
 def quality_suite_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     """Resource ``id``'s expectation suite as GX JSON, with ``source`` (generated or provider)."""
     with ctx.platform.read() as s:
-        res, pkg = _resource_and_package(s, ctx, validate.required_id(data))
+        # A suite generated from the data names its values (sets, ranges): for readers of the data,
+        # and for its editors before a version is published.
+        res, pkg = _resource_and_package(s, ctx, validate.required_id(data), Permission.READ_DATA)
         if res.current_version_id is None:
-            authz.require_edit_package(s, ctx.actor, pkg)
+            policy.require(s, ctx.actor, Permission.EDIT_DATASET, pkg)
         suite = s.get(QualitySuite, res.id)
         if suite is None:
             raise NotFound("This resource has no suite yet: one is generated from its first ingested version")
@@ -83,11 +86,10 @@ def quality_suite_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
 def quality_suite_update(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     """Replace resource ``id``'s suite with ``suite`` (GX JSON; each expectation's ``meta.severity``
     is ``blocking`` or ``warning``). The current version is validated again, without a re-upload."""
-    authz.require_user(ctx.actor, "change expectation suites")
+    policy.require_user(ctx.actor, "change expectation suites")
     resource_id = validate.required_id(data)
     with ctx.platform.write.begin() as s:
-        res, pkg = _resource_and_package(s, ctx, resource_id)
-        authz.require_edit_package(s, ctx.actor, pkg)
+        res, pkg = _resource_and_package(s, ctx, resource_id, Permission.EDIT_DATASET)
         current = s.get(ResourceVersion, res.current_version_id) if res.current_version_id else None
         columns = [c["id"] for c in current.schema] if current is not None and current.schema else None
         try:
@@ -111,14 +113,13 @@ def quality_pii_acknowledge(ctx: Context, data: dict[str, Any]) -> dict[str, Any
     """Acknowledge the personal-information findings of resource ``id``'s ``version`` (default: the
     held or current one), with an optional ``reason``. Recorded with who and when; a version held
     for it is published. Only the dataset's editors may do this."""
-    authz.require_user(ctx.actor, "acknowledge personal information")
+    policy.require_user(ctx.actor, "acknowledge personal information")
     resource_id = validate.required_id(data)
     errors = validate.Errors()
     reason = validate.text(data.get("reason"), errors, "reason", 2000) or ""
     errors.raise_if_any()
     with ctx.platform.write.begin() as s:
-        res, pkg = _resource_and_package(s, ctx, resource_id)
-        authz.require_edit_package(s, ctx.actor, pkg)
+        res, pkg = _resource_and_package(s, ctx, resource_id, Permission.EDIT_DATASET)
         key = data.get("version")
         if key in (None, ""):
             held = s.scalar(select(ResourceVersion).where(ResourceVersion.resource_id == res.id,

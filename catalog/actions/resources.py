@@ -8,12 +8,13 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from catalog.access import authz
+from catalog.access import policy
 from catalog.access.context import Context
+from catalog.access.policy import Permission
 from catalog.actions import action
 from catalog.actions.packages import apply_resource_fields, error_details, package_dict
 from catalog.core import keys, validate
-from catalog.core.errors import NotAuthorized, NotFound, ValidationError
+from catalog.core.errors import NotFound, ValidationError
 from catalog.db import dictize, lookup
 from catalog.db.models import IngestJob, Package, Resource, ResourceVersion, new_id, utcnow
 from catalog.records import activity, audit
@@ -26,20 +27,22 @@ log = logging.getLogger(__name__)
 DOWNLOAD_URL_SECONDS = 300
 
 
-def _resource_and_package(s: Session, ctx: Context, resource_id: str) -> tuple[Resource, Package]:
-    """The resource and its dataset if the caller may read them. One answer, "Resource not found",
-    whether it does not exist or is in a dataset the caller may not see: two would tell a stranger
-    which ids are private resources."""
+def _resource_and_package(s: Session, ctx: Context, resource_id: str,
+                          perm: Permission = Permission.VIEW_DATASET) -> tuple[Resource, Package]:
+    """The resource and its dataset if the caller holds ``perm`` on it. One answer, "Resource not
+    found", whether it does not exist or is in a dataset the caller may not see: two would tell a
+    stranger which ids are private resources."""
     res = lookup.resource(s, resource_id)
-    if res is None or not authz.can_read_package(s, ctx.actor, res.package):
+    if res is None:
         raise NotFound("Resource not found")
+    policy.require(s, ctx.actor, perm, res.package, missing="Resource not found")
     return res, res.package
 
 
 def resource_dict(s: Session, ctx: Context, res: Resource) -> dict[str, Any]:
     """The resource as the caller may see it: the details of an unpublished upload for its editors."""
     version = s.get(ResourceVersion, res.current_version_id) if res.current_version_id else None
-    editor = authz.can_edit_package(s, ctx.actor, res.package)
+    editor = policy.allowed(s, ctx.actor, Permission.EDIT_DATASET, res.package)
     detail = error_details(s, [res]).get(res.id) if editor else None
     return dictize.resource(res, version, ctx.site_url, editor=editor, error_detail=detail)
 
@@ -104,16 +107,17 @@ def resource_create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     An upload is streamed to object storage as received, then recorded and queued
     for ingest in one transaction; ``ingest_status`` follows its progress.
     """
-    authz.require_user(ctx.actor, "add resources")
+    policy.require_user(ctx.actor, "add resources")
     with ctx.platform.read() as s:
-        pkg = authz.require_edit_package(s, ctx.actor, lookup.package(s, validate.required_id(data, "package_id")))
+        pkg = policy.require(s, ctx.actor, Permission.EDIT_DATASET,
+                             lookup.package(s, validate.required_id(data, "package_id")))
         package_id = pkg.id
     upload = _upload_of(data)
     resource_id = new_id()
     version_id, stored = _store_upload(ctx, resource_id, upload) if upload else (None, None)
     try:
         with ctx.platform.write.begin() as s:
-            pkg = authz.require_edit_package(s, ctx.actor, s.get(Package, package_id))
+            pkg = policy.require(s, ctx.actor, Permission.EDIT_DATASET, s.get(Package, package_id))
             now = utcnow()
             res = Resource(id=resource_id, package_id=pkg.id, created=now, extras={},
                            position=len([r for r in pkg.resources if r.state == "active"]))
@@ -138,14 +142,12 @@ def resource_create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
 def _update(ctx: Context, data: dict[str, Any], replace: bool) -> dict[str, Any]:
     resource_id = validate.required_id(data)
     with ctx.platform.read() as s:
-        res, pkg = _resource_and_package(s, ctx, resource_id)
-        authz.require_edit_package(s, ctx.actor, pkg)
+        _resource_and_package(s, ctx, resource_id, Permission.EDIT_DATASET)
     upload = _upload_of(data)
     version_id, stored = _store_upload(ctx, resource_id, upload) if upload else (None, None)
     try:
         with ctx.platform.write.begin() as s:
-            res, pkg = _resource_and_package(s, ctx, resource_id)
-            authz.require_edit_package(s, ctx.actor, pkg)
+            res, pkg = _resource_and_package(s, ctx, resource_id, Permission.EDIT_DATASET)
             errors = validate.Errors()
             apply_resource_fields(res, data, errors, replace=replace)
             errors.raise_if_any()
@@ -182,8 +184,7 @@ def resource_patch(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
 def resource_delete(ctx: Context, data: dict[str, Any]) -> None:
     """Delete resource ``id`` (soft: its stored versions are kept)."""
     with ctx.platform.write.begin() as s:
-        res, pkg = _resource_and_package(s, ctx, validate.required_id(data))
-        authz.require_edit_package(s, ctx.actor, pkg)
+        res, pkg = _resource_and_package(s, ctx, validate.required_id(data), Permission.EDIT_DATASET)
         res.state = "deleted"
         _changed(s, ctx, res, pkg, "delete", {})
     return None
@@ -208,7 +209,7 @@ def ingest_status_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
         if job is None:
             raise NotFound("This resource has no upload to ingest")
         version = s.get(ResourceVersion, job.version_id)
-        editor = authz.can_edit_package(s, ctx.actor, pkg)
+        editor = policy.allowed(s, ctx.actor, Permission.EDIT_DATASET, pkg)
         error, progress = job.error, job.progress or {}
         if not editor:  # the job's messages and odd values may quote the upload: a summary for others
             error = (unpublished.error_summary(version.status, version.validation) if version else None) \
@@ -282,13 +283,18 @@ def resource_download(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
             if not published:
                 raise ValidationError({"version": [f"Version {version.number} is {version.status}, not published: "
                                                    "it has no Parquet to download"]})
+            policy.require(s, ctx.actor, Permission.READ_DATA, pkg, missing="Resource not found")
             key = version.parquet_key
             stem = (version.original_filename or res.id).rsplit(".", 1)[0] or res.id
             filename = f"{stem}.v{version.number}.parquet"
         else:
-            if not published and not authz.can_edit_package(s, ctx.actor, pkg):
-                raise NotAuthorized(f"Access denied: version {version.number} is {version.status}, not published; "
-                                    "only the dataset's editors may download its original upload")
+            # A published version's original is for whoever may download originals; an unpublished
+            # one's (failed, held: it may hold personal information) for the dataset's editors.
+            policy.require(s, ctx.actor, Permission.DOWNLOAD_ORIGINAL if published else Permission.EDIT_DATASET, pkg,
+                           missing="Resource not found",
+                           denied=f"Access denied: version {version.number} is {version.status}, not published; "
+                                  "only the dataset's editors may download its original upload" if not published
+                           else None)
             key = version.raw_key
             filename = version.original_filename or f"{res.id}.bin"
         audit.record(s, ctx.actor_name, "resource_download", "resource", res.id,

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
+from catalog.access import policy
 from catalog.access.context import Context
+from catalog.access.policy import Permission
 from catalog.actions import action
 from catalog.core import jsoninput, validate
 from catalog.core.errors import BadRequest, SearchQueryError
-from catalog.db.models import Collaborator, Member
 from catalog.search.index import SearchRequest, Visibility
 
 ROWS_MAX = 1000
@@ -36,20 +35,13 @@ def _list_param(value: Any, field: str) -> list[str]:
 
 
 def _visibility(ctx: Context, include_private: bool, include_drafts: bool) -> Visibility:
-    actor = ctx.actor
-    if actor is None:
-        return Visibility()
-    if actor.sysadmin or actor.id is None:
-        return Visibility(sysadmin=actor.sysadmin, include_private=include_private, include_drafts=include_drafts)
-    if not (include_private or include_drafts):
-        return Visibility()
-    with ctx.platform.read() as s:
-        roles = s.execute(select(Member.group_id, Member.capacity).where(
-            Member.table_name == "user", Member.table_id == actor.id)).all()
-        shared = s.scalars(select(Collaborator.package_id).where(Collaborator.user_id == actor.id)).all()
-    return Visibility(org_ids=frozenset(g for g, _ in roles),
-                      edit_org_ids=frozenset(g for g, c in roles if c in ("admin", "editor")),
-                      package_ids=frozenset(shared), include_private=include_private,
+    """The index's mask of what the caller may view, from the policy's :func:`~catalog.access.policy.dataset_scope`
+    (the same rules as ``package_show``); ``include_private``/``include_drafts`` only narrow it."""
+    with ctx.platform.read() as s:  # the actor's roles are looked up only when they can widen the answer
+        scope = policy.dataset_scope(s, ctx.actor, Permission.VIEW_DATASET, roles=include_private or include_drafts)
+    return Visibility(everything=scope.everything, public=scope.public, org_ids=scope.org_ids,
+                      package_ids=scope.package_ids, draft_org_ids=scope.any_state_org_ids,
+                      draft_package_ids=scope.any_state_package_ids, include_private=include_private,
                       include_drafts=include_drafts)
 
 

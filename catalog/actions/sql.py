@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from catalog.access import authz
+from catalog.access import policy
 from catalog.access.context import Context
+from catalog.access.policy import Permission
 from catalog.actions import action
 from catalog.core.errors import NotAuthorized
 from catalog.datastore import exports, sqlcheck
@@ -31,10 +32,12 @@ def _denied(resource_id: str) -> NotAuthorized:
 def _readable_versions(ctx: Context, resource_ids: list[str]) -> dict[str, ResourceVersion]:
     """The current published version of each resource, if the caller may read every one."""
     versions: dict[str, ResourceVersion] = {}
+    if not resource_ids:
+        policy.public("a query that reads no dataset (range, generate_series, literals)")
     with ctx.platform.read() as s:
         for rid in resource_ids:
             res = lookup.resource(s, rid)
-            if res is None or not authz.can_read_package(s, ctx.actor, res.package):
+            if res is None or not policy.allowed(s, ctx.actor, Permission.READ_DATA, res.package):
                 raise _denied(rid)
             version = s.get(ResourceVersion, res.current_version_id) if res.current_version_id else None
             if version is None or version.parquet_key is None:

@@ -5,8 +5,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from catalog.access import authz
+from catalog.access import policy
 from catalog.access.context import Context
+from catalog.access.policy import Permission
 from catalog.actions import action
 from catalog.actions.packages import package_dict
 from catalog.core import validate
@@ -29,7 +30,7 @@ def tag_list(ctx: Context, data: dict[str, Any]) -> list[Any]:
     errors.raise_if_any()
     with ctx.platform.read() as s:
         query = (select(PackageTag.name).join(Package, Package.id == PackageTag.package_id)
-                 .where(authz.visible_packages(None)).distinct().order_by(PackageTag.name))
+                 .where(policy.datasets_where(None, Permission.VIEW_DATASET)).distinct().order_by(PackageTag.name))
         if data.get("query") or data.get("q"):
             query = query.where(like.contains(PackageTag.name, data.get("query") or data.get("q")))
         names = list(s.scalars(query))
@@ -45,7 +46,8 @@ def tag_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     name = validate.required_id(data)
     with ctx.platform.read() as s:
         query = select(Package).join(PackageTag, PackageTag.package_id == Package.id).where(
-            PackageTag.name == name, authz.visible_packages(ctx.actor))
+            PackageTag.name == name, Package.state == "active",
+            policy.datasets_where(ctx.actor, Permission.VIEW_DATASET))
         if not s.scalar(select(func.count()).select_from(query.subquery())):
             raise NotFound("Tag not found")
         out = _tag_dict(name)
@@ -57,4 +59,5 @@ def tag_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
 @action
 def license_list(ctx: Context, data: dict[str, Any]) -> list[dict[str, Any]]:
     """The licences a dataset may carry."""
+    policy.public("the licence register")
     return [lic.as_dict() for lic in LICENSES.values()]

@@ -12,14 +12,15 @@ import datetime as dt
 import math
 from typing import Any
 
-from catalog.access import authz
+from catalog.access import policy
 from catalog.access.context import Context
+from catalog.access.policy import Permission
 from catalog.actions import action
 from catalog.actions.resources import _add_version, _changed, _discard, _resource_and_package, resource_dict
 from catalog.core import keys, validate
 from catalog.core.errors import NotFound, PayloadTooLarge, ValidationError
 from catalog.db import lookup
-from catalog.db.models import MultipartUpload, Package, Resource, new_id, utcnow
+from catalog.db.models import MultipartUpload, Package, Resource, User, new_id, utcnow
 from catalog.records import audit
 from catalog.storage.objects import StoredObject
 from catalog.versions.uploads import Upload, display_filename, format_from_filename
@@ -32,7 +33,8 @@ URL_SECONDS = 3600
 def _get(s, ctx: Context, upload_id: str) -> MultipartUpload:
     """The caller's open upload (sysadmins see every one); others' uploads do not exist for them."""
     up = s.get(MultipartUpload, upload_id)
-    if up is None or not (authz.is_sysadmin(ctx.actor) or (ctx.actor and ctx.actor.id == up.user_id)):
+    uploader = s.get(User, up.user_id) if up is not None and up.user_id else None
+    if up is None or uploader is None or not policy.allowed(s, ctx.actor, Permission.MANAGE_ACCOUNT, uploader):
         raise NotFound("Upload not found")
     if up.state != "open":
         raise ValidationError({"upload_id": [f"This upload is {up.state}"]})
@@ -50,18 +52,18 @@ def resource_upload_start(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     """Start a large upload of ``size`` bytes (``filename``): to existing resource ``id`` as a new
     version, or as a new resource ``name`` of dataset ``package_id``. Returns ``upload_id``,
     ``part_size`` and ``part_count``; fetch a URL per part with ``resource_upload_part``."""
-    authz.require_user(ctx.actor, "upload files")
+    policy.require_user(ctx.actor, "upload files")
     size = validate.integer(data.get("size"), "size", 0, 1)
     if size > ctx.settings.max_upload_bytes:
         raise PayloadTooLarge(f"The upload of {size} bytes exceeds the limit of {ctx.settings.max_upload_bytes} bytes")
     filename = display_filename(str(data.get("filename") or ""))
     with ctx.platform.read() as s:
         if data.get("id"):
-            res, pkg = _resource_and_package(s, ctx, str(data["id"]))
-            authz.require_edit_package(s, ctx.actor, pkg)
+            res, pkg = _resource_and_package(s, ctx, str(data["id"]), Permission.EDIT_DATASET)
             resource_id, new = res.id, False
         else:
-            pkg = authz.require_edit_package(s, ctx.actor, lookup.package(s, validate.required_id(data, "package_id")))
+            pkg = policy.require(s, ctx.actor, Permission.EDIT_DATASET,
+                                 lookup.package(s, validate.required_id(data, "package_id")))
             resource_id, new = new_id(), True
         package_id = pkg.id
     version_id = new_id()
@@ -123,7 +125,7 @@ def resource_upload_complete(ctx: Context, data: dict[str, Any]) -> dict[str, An
     try:
         with ctx.platform.write.begin() as s:
             up = _get(s, ctx, upload_id)
-            pkg = authz.require_edit_package(s, ctx.actor, s.get(Package, up.package_id))
+            pkg = policy.require(s, ctx.actor, Permission.EDIT_DATASET, s.get(Package, up.package_id))
             if up.new_resource:
                 now = utcnow()
                 res = Resource(id=up.resource_id, package_id=pkg.id, name=up.resource_name,

@@ -6,8 +6,9 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 
-from catalog.access import authz, passwords, tokens
+from catalog.access import passwords, policy, tokens
 from catalog.access.context import Context
+from catalog.access.policy import Permission
 from catalog.actions import action
 from catalog.actions.packages import chosen_id, package_dict
 from catalog.core import validate
@@ -36,15 +37,15 @@ def _get_user(s, key: str) -> User:
     return user
 
 
-def _may_see_private(ctx: Context, user: User) -> bool:
-    return authz.is_sysadmin(ctx.actor) or (ctx.actor is not None and ctx.actor.id == user.id)
+def _may_see_private(s, ctx: Context, user: User) -> bool:
+    return policy.allowed(s, ctx.actor, Permission.MANAGE_ACCOUNT, user)
 
 
 @action
 def user_create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     """Create a user (sysadmins only). Fields: ``name``, ``email``, ``password`` (hashed with
     argon2, at least 8 characters), ``fullname``, ``about``, ``sysadmin``. Sysadmins may set ``id``."""
-    authz.require_sysadmin(ctx.actor, "create users")
+    policy.require_sysadmin(ctx.actor, "create users")
     errors = validate.Errors()
     name = validate.name(data.get("name"), errors)
     fields = {f: validate.text(data.get(f), errors, f, 255 if f != "about" else 10_000)
@@ -71,12 +72,12 @@ def user_create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
 def user_update(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     """Update user ``id`` (themselves or a sysadmin): ``email``, ``fullname``, ``about``,
     ``image_url``, ``password`` (changing one's own needs ``old_password``); ``sysadmin`` by sysadmins."""
-    actor = authz.require_user(ctx.actor, "update a user")
+    actor = policy.require_user(ctx.actor, "update a user")
     errors = validate.Errors()
     with ctx.platform.write.begin() as s:
         user = _get_user(s, validate.required_id(data))
-        if not actor.sysadmin and actor.id != user.id:
-            authz.require_sysadmin(actor, "update other users")
+        policy.require(s, actor, Permission.MANAGE_ACCOUNT, user,
+                       denied="Access denied: only a sysadmin may update other users")
         for field in ("email", "fullname", "about", "image_url"):
             if field in data:
                 check = validate.url if field == "image_url" else validate.text
@@ -90,7 +91,7 @@ def user_update(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
         if "sysadmin" in data:
             wanted = validate.boolean(data.get("sysadmin"), errors, "sysadmin")
             if wanted != user.sysadmin:
-                authz.require_sysadmin(actor, "change sysadmin rights")
+                policy.require_sysadmin(actor, "change sysadmin rights")
                 user.sysadmin = wanted
         errors.raise_if_any()
         audit.record(s, ctx.actor_name, "user_update", "user", user.id,
@@ -107,8 +108,9 @@ def user_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     errors.raise_if_any()
     with ctx.platform.read() as s:
         user = _get_user(s, validate.required_id(data))
-        out = dictize.user(user, include_email=_may_see_private(ctx, user))
-        visible = authz.visible_packages(ctx.actor)
+        policy.public("user profile")
+        out = dictize.user(user, include_email=_may_see_private(s, ctx, user))
+        visible = (Package.state == "active") & policy.datasets_where(ctx.actor, Permission.VIEW_DATASET)
         out["number_created_packages"] = s.scalar(select(func.count()).select_from(Package).where(
             Package.creator_user_id == user.id, visible)) or 0
         if include_datasets:
@@ -128,30 +130,30 @@ def user_list(ctx: Context, data: dict[str, Any]) -> list[Any]:
     limit = validate.integer(data.get("limit"), "limit", 1000, 0, 10_000)
     offset = validate.integer(data.get("offset"), "offset", 0)
     with ctx.platform.read() as s:
+        policy.public("user list")
         query = select(User).where(User.state == "active")
         if data.get("q"):
             q = data["q"]
             matched = [like.contains(User.name, q), like.contains(User.fullname, q)]
-            if authz.is_sysadmin(ctx.actor):  # e-mail addresses are private: only sysadmins search them (as CKAN)
+            if policy.is_sysadmin(ctx.actor):  # e-mail addresses are private: only sysadmins search them (as CKAN)
                 matched.append(like.contains(User.email, q))
             query = query.where(or_(*matched))
         order = {"created": User.created, "fullname": User.fullname}.get(str(data.get("order_by")), User.name)
         users = s.scalars(query.order_by(order, User.name).limit(limit).offset(offset)).all()
         if not all_fields:
             return [u.name for u in users]
-        return [dictize.user(u, include_email=authz.is_sysadmin(ctx.actor)) for u in users]
+        return [dictize.user(u, include_email=policy.is_sysadmin(ctx.actor)) for u in users]
 
 
 # -- API tokens ------------------------------------------------------------------------------
 
 def _token_owner(s, ctx: Context, key: str | None) -> User:
-    actor = authz.require_user(ctx.actor, "manage API tokens")
+    actor = policy.require_user(ctx.actor, "manage API tokens")
     user = _get_user(s, key) if key else (s.get(User, actor.id) if actor.id else None)
     if user is None:
         raise NotFound("User not found")
-    if not actor.sysadmin and actor.id != user.id:
-        authz.require_sysadmin(actor, "manage other users' tokens")
-    return user
+    return policy.require(s, actor, Permission.MANAGE_ACCOUNT, user,
+                          denied="Access denied: only a sysadmin may manage other users' tokens")
 
 
 def _token_dict(t: ApiToken) -> dict[str, Any]:
@@ -208,7 +210,7 @@ def api_token_list(ctx: Context, data: dict[str, Any]) -> list[dict[str, Any]]:
 @action
 def api_token_revoke(ctx: Context, data: dict[str, Any]) -> None:
     """Revoke a token by its ``jti`` (id) or by the ``token`` itself; refused from the next request."""
-    actor = authz.require_user(ctx.actor, "revoke API tokens")
+    actor = policy.require_user(ctx.actor, "revoke API tokens")
     with ctx.platform.write.begin() as s:
         if data.get("token"):
             row = s.scalar(select(ApiToken).where(ApiToken.token_hash == tokens.digest(str(data["token"]))))
@@ -216,7 +218,8 @@ def api_token_revoke(ctx: Context, data: dict[str, Any]) -> None:
             row = s.get(ApiToken, str(data.get("jti") or data.get("id")))
         else:
             raise ValidationError({"jti": ["Give the token's jti (id) or the token"]})
-        if row is None or (not actor.sysadmin and row.user_id != actor.id):
+        owner = s.get(User, row.user_id) if row is not None else None
+        if owner is None or not policy.allowed(s, actor, Permission.MANAGE_ACCOUNT, owner):
             raise NotFound("API token not found")
         row.revoked = True
         audit.record(s, ctx.actor_name, "api_token_revoke", "user", row.user_id, {"token_id": row.id})

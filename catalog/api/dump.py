@@ -10,6 +10,7 @@ import json
 
 from flask import Blueprint, Response, current_app, g, request, stream_with_context
 
+from catalog.actions import run_checked
 from catalog.actions.datastore import datastore_export
 from catalog.actions.sql import datastore_sql_export
 from catalog.api import body
@@ -36,12 +37,12 @@ def _params() -> dict:
     return data
 
 
-def _stream(export_of, extra: dict | None = None) -> Response:
+def _stream(name: str, export_of, extra: dict | None = None) -> Response:
     try:
         ctx = request_context()
         data = {**_params(), **(extra or {})}
         validate.unicode_text(data)
-        export = export_of(ctx, data)
+        export = run_checked(ctx, name, export_of, data)  # refused, as an action is, without a permission check
     except Exception as exc:  # noqa: BLE001 - typed errors map to their status, the rest to a logged 500
         status, error = error_body(exc, g.get("request_id", "-"))
         return current_app.response_class(json.dumps({"success": False, "error": error}), status=status,
@@ -54,10 +55,10 @@ def _stream(export_of, extra: dict | None = None) -> Response:
 @bp.route("/datastore/dump_sql", methods=["GET", "POST"])
 def dump_sql() -> Response:
     """A researcher's SQL result (``sql``) as csv (default), tsv, jsonl or parquet (``format``), streamed."""
-    return _stream(datastore_sql_export)
+    return _stream("datastore_sql_export", datastore_sql_export)
 
 
 @bp.route("/datastore/dump/<resource_id>", methods=["GET", "POST"])
 def dump(resource_id: str) -> Response:
     """Every matching row as csv (default), tsv, jsonl or parquet (``format``), streamed."""
-    return _stream(datastore_export, {"resource_id": resource_id})
+    return _stream("datastore_export", datastore_export, {"resource_id": resource_id})

@@ -35,6 +35,9 @@ class Settings:
     # CKAN's default (ckan.auth.user_create_organizations/groups = false): only sysadmins create
     # organizations and groups, so nobody can conjure an organization to move datasets into.
     users_create_organizations: bool = False
+    # An action that returns without having checked a permission is a bug that may leak data: refuse
+    # its answer (500) rather than only log it. Off, it is logged and the answer returned.
+    strict_permission_checks: bool = True
     max_upload_bytes: int = 10 * GIB
     # Any body other than a file upload (JSON, forms): json.loads turns 1 MiB into up to ~28 MiB of objects.
     max_body_bytes: int = 1024 * 1024

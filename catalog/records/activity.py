@@ -6,8 +6,9 @@ from typing import Any
 from sqlalchemy import Select, insert, select, true
 from sqlalchemy.orm import Session
 
-from catalog.access import authz
+from catalog.access import policy
 from catalog.access.context import Actor
+from catalog.access.policy import Permission
 from catalog.core import validate
 from catalog.db.models import Activity, Package, new_id, utcnow
 
@@ -39,10 +40,10 @@ def visible_to(actor: Actor | None):
     collaborators, sysadmins) even after it goes public. Organization and group activities are
     public, as their pages are.
     """
-    if authz.is_sysadmin(actor):
+    if actor is not None and actor.sysadmin:
         return true()
-    readable = select(Package.id).where(authz.readable_packages(actor))
-    insiders = select(Package.id).where(authz.insider_packages(actor))
+    readable = select(Package.id).where(policy.datasets_where(actor, Permission.VIEW_DATASET))
+    insiders = select(Package.id).where(policy.datasets_where(actor, Permission.VIEW_DATASET, public_grant=False))
     return (Activity.activity_type.not_in(PACKAGE_TYPES)
             | (Activity.object_id.in_(readable) & (Activity.private.is_(False) | Activity.object_id.in_(insiders))))
 

@@ -74,12 +74,18 @@ class _Multi:
 
 @dataclass
 class Visibility:
-    """What the caller may see beyond public active datasets."""
+    """What the caller may see, as the access policy's ``dataset_scope`` gives it: ``everything``
+    (sysadmins), or public active datasets (``public``), the active ones of ``org_ids`` and
+    ``package_ids``, and the drafts of ``draft_org_ids`` and ``draft_package_ids``. The index adds
+    no rule of its own: ``include_private``/``include_drafts`` narrow, and deleted datasets are
+    never listed (CKAN's search neither)."""
 
-    sysadmin: bool = False
+    everything: bool = False
+    public: bool = True
     org_ids: frozenset[str] = frozenset()
-    edit_org_ids: frozenset[str] = frozenset()
     package_ids: frozenset[str] = frozenset()  # collaborations
+    draft_org_ids: frozenset[str] = frozenset()
+    draft_package_ids: frozenset[str] = frozenset()
     include_private: bool = False
     include_drafts: bool = False
 
@@ -328,23 +334,27 @@ class SearchIndex:
         a = self.arrays()
         alive, active = a["alive"], a["state"] == 0
         public = alive & active & ~a["private"]
-        if vis.sysadmin:
+        draft = alive & (a["state"] == 1)
+        if vis.everything:
             mask = alive & active if vis.include_private else public
             if vis.include_drafts:
-                mask |= alive & (a["state"] == 1)
+                mask |= draft
             return mask
-        mask = public
+        mask = public if vis.public else np.zeros_like(alive)
         if vis.include_private and (vis.org_ids or vis.package_ids):
-            orgs = [self.org_by_id[o] for o in vis.org_ids if o in self.org_by_id]
-            mine = np.isin(a["org"], orgs)
-            for pid in vis.package_ids:
-                if pid in self.slot_of:
-                    mine[self.slot_of[pid]] = True
-            mask = mask | (alive & active & mine)
-        if vis.include_drafts and vis.edit_org_ids:
-            orgs = [self.org_by_id[o] for o in vis.edit_org_ids if o in self.org_by_id]
-            mask = mask | (alive & (a["state"] == 1) & np.isin(a["org"], orgs))
+            mask = mask | (alive & active & self._of(vis.org_ids, vis.package_ids))
+        if vis.include_drafts and (vis.draft_org_ids or vis.draft_package_ids):
+            mask = mask | (draft & self._of(vis.draft_org_ids, vis.draft_package_ids))
         return mask
+
+    def _of(self, org_ids: frozenset[str], package_ids: frozenset[str]) -> np.ndarray:
+        """The slots of the datasets of ``org_ids`` and of ``package_ids``."""
+        a = self.arrays()
+        mine = np.isin(a["org"], [self.org_by_id[o] for o in org_ids if o in self.org_by_id])
+        for pid in package_ids:
+            if pid in self.slot_of:
+                mine[self.slot_of[pid]] = True
+        return mine
 
     def search(self, req: SearchRequest, vis: Visibility) -> SearchResult:
         with self.lock:

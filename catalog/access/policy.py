@@ -1,0 +1,345 @@
+"""The one access policy: named permissions, who holds them, and the one choke point every path asks.
+
+CKAN's model, written as two tables. :data:`IMPLIES` names each permission and what holding it
+implies (``download-original`` → ``read-data`` → ``view-dataset``); :data:`GRANTS` says which
+permission each role holds: anyone on a public active dataset, an organization's admins, editors
+and members (on the organization and its datasets), a dataset's collaborators, a group's admins
+and members (on the group). One state rule completes it: a dataset that is not active (deleted,
+draft) is seen only through a role that may edit it. Sysadmins hold everything.
+
+Two functions answer every question, both from those tables, so a list can never show what a
+read refuses:
+
+- :func:`allowed` / :func:`require`: may this actor do P on this object (a dataset, a group or
+  organization, a user account)? ``require`` answers Not Found when the actor may not even
+  view the dataset (its existence does not leak), Not Authorized otherwise.
+- :func:`datasets_where`: a WHERE clause on ``Package`` selecting the datasets the actor holds P
+  on (lists, counts, tags, activity); :func:`dataset_scope` gives the same set as ids for the
+  search index's masks.
+
+Every check is recorded (:func:`recording`): :func:`catalog.actions.call` refuses an action that
+returns without having made one, as CKAN's ``check_access`` audit does. An action that is open to
+everyone says so with :func:`public`, so that ``grep -rn "policy.public("`` lists them all.
+
+The next issues add grants and access levels: rows of :data:`GRANTS` (and permissions of
+:data:`IMPLIES`), nothing else.
+"""
+from __future__ import annotations
+
+import contextvars
+import enum
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator, Union
+
+from sqlalchemy import ColumnElement, false, or_, select, true
+from sqlalchemy.orm import Session
+
+from catalog.access.context import Actor
+from catalog.core.errors import NotAuthorized, NotFound
+from catalog.db.models import Collaborator, Group, Member, Package, User
+
+
+class Permission(str, enum.Enum):
+    VIEW_DATASET = "view-dataset"
+    READ_DATA = "read-data"
+    DOWNLOAD_ORIGINAL = "download-original"
+    EDIT_DATASET = "edit-dataset"
+    VIEW_MEMBERS = "view-members"
+    MANAGE_MEMBERS = "manage-members"
+    MANAGE_ACCOUNT = "manage-account"
+    SYSADMIN = "sysadmin"
+
+
+P = Permission
+
+# Each permission: what it allows, and the permissions holding it implies (the closure is taken).
+IMPLIES: dict[Permission, tuple[str, frozenset[Permission]]] = {
+    P.VIEW_DATASET: ("see a dataset's metadata: show, lists, search, tags, counts, activity", frozenset()),
+    P.READ_DATA: ("read its rows: datastore_search, SQL, exports, column summaries, value examples in "
+                  "quality reports, the published Parquet", frozenset({P.VIEW_DATASET})),
+    P.DOWNLOAD_ORIGINAL: ("download a published version's upload as it was received", frozenset({P.READ_DATA})),
+    P.EDIT_DATASET: ("change a dataset, its resources and suites, see and download its unpublished "
+                     "versions; on an organization: create datasets in it; on a group: add datasets to it",
+                     frozenset({P.DOWNLOAD_ORIGINAL})),
+    P.VIEW_MEMBERS: ("see a group's or organization's member list", frozenset()),
+    P.MANAGE_MEMBERS: ("change a group or organization and its members; a dataset's collaborators",
+                       frozenset({P.EDIT_DATASET, P.VIEW_MEMBERS})),
+    P.MANAGE_ACCOUNT: ("change a user account and its API tokens, see its e-mail address and uploads",
+                       frozenset()),
+    P.SYSADMIN: ("everything", frozenset({P.MANAGE_MEMBERS, P.MANAGE_ACCOUNT})),
+}
+
+
+def implied(perm: Permission) -> frozenset[Permission]:
+    """``perm`` and everything holding it implies."""
+    out, todo = {perm}, [perm]
+    while todo:
+        for other in IMPLIES[todo.pop()][1]:
+            if other not in out:
+                out.add(other)
+                todo.append(other)
+    return frozenset(out)
+
+
+def _held(*perms: Permission) -> frozenset[Permission]:
+    return frozenset().union(*(implied(p) for p in perms))
+
+
+# Who holds what. "public": everyone, anonymous callers too, on an active dataset that is not
+# private. "organization:<capacity>": a member of the organization, on it and on its datasets.
+# "collaborator:<capacity>": on that one dataset. "group:<capacity>": on the group only (a group
+# grants nothing on its datasets, as in CKAN). "self": a user on their own account.
+GRANTS: dict[str, frozenset[Permission]] = {
+    "public": _held(P.DOWNLOAD_ORIGINAL),
+    "organization:admin": _held(P.MANAGE_MEMBERS),
+    "organization:editor": _held(P.EDIT_DATASET, P.VIEW_MEMBERS),
+    "organization:member": _held(P.DOWNLOAD_ORIGINAL, P.VIEW_MEMBERS),
+    "collaborator:editor": _held(P.EDIT_DATASET),
+    "collaborator:member": _held(P.DOWNLOAD_ORIGINAL),
+    "group:admin": _held(P.MANAGE_MEMBERS),
+    "group:member": _held(P.EDIT_DATASET, P.VIEW_MEMBERS),  # any member adds datasets to a group (CKAN)
+    "self": _held(P.MANAGE_ACCOUNT),
+}
+EVERYTHING = _held(P.SYSADMIN)
+
+
+def _sees_inactive(grant: frozenset[Permission]) -> bool:
+    """The state rule: a deleted or draft dataset is seen only through a role that may edit it."""
+    return P.EDIT_DATASET in grant
+
+
+def _capacities(kind: str, perm: Permission, active: bool) -> list[str]:
+    """The capacities of ``kind`` (organization, collaborator) whose grant holds ``perm`` on a
+    dataset that is (or is not) active: the one place the grant table becomes SQL and id sets."""
+    return sorted(role.split(":", 1)[1] for role, grant in GRANTS.items()
+                  if role.startswith(kind + ":") and perm in grant and (active or _sees_inactive(grant)))
+
+
+# -- recorded checks --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Check:
+    """One permission check: ``permission`` (a :class:`Permission` value; ``public`` for what is
+    open to everyone, ``registered`` for what any logged-in user may do) on
+    ``object`` (``package:<id>``, ``organization:<id>``, ``group:<id>``, ``user:<id>``,
+    ``datasets`` for a list, ``site``), and whether it was allowed."""
+
+    permission: str
+    object: str
+    allowed: bool = True
+
+
+_checks: contextvars.ContextVar[list[Check] | None] = contextvars.ContextVar("mosu_permission_checks",
+                                                                             default=None)
+
+
+@contextmanager
+def recording() -> Iterator[list[Check]]:
+    """Record the checks made inside the block (an action call); nested blocks also pass theirs up."""
+    checks: list[Check] = []
+    token = _checks.set(checks)
+    try:
+        yield checks
+    finally:
+        _checks.reset(token)
+        outer = _checks.get()
+        if outer is not None:
+            outer.extend(checks)
+
+
+def _record(perm: Permission | str, obj: str, ok: bool) -> bool:
+    checks = _checks.get()
+    if checks is not None:
+        checks.append(Check(perm.value if isinstance(perm, Permission) else perm, obj, ok))
+    return ok
+
+
+def public(what: str) -> None:
+    """Declare that what follows is open to everyone (site status, licences, a group's page): the
+    explicit, greppable form of "this action needs no permission"."""
+    _record("public", what, True)
+
+
+# -- may this actor do P on this object --------------------------------------------------------
+
+Object = Union[Package, Group, User]
+
+
+def _describe(obj: Object) -> str:
+    if isinstance(obj, Package):
+        return f"package:{obj.id}"
+    if isinstance(obj, Group):
+        return f"{'organization' if obj.is_organization else 'group'}:{obj.id}"
+    return f"user:{obj.id}"
+
+
+def _capacity(session: Session, actor: Actor, group_id: str | None) -> str | None:
+    if actor.id is None or group_id is None:
+        return None
+    return session.scalar(select(Member.capacity).where(
+        Member.group_id == group_id, Member.table_name == "user", Member.table_id == actor.id))
+
+
+def _collaborator(session: Session, actor: Actor, package_id: str) -> str | None:
+    if actor.id is None:
+        return None
+    return session.scalar(select(Collaborator.capacity).where(
+        Collaborator.package_id == package_id, Collaborator.user_id == actor.id))
+
+
+def _holds(session: Session, actor: Actor | None, perm: Permission, obj: Object) -> bool:
+    if actor is not None and actor.sysadmin:
+        return perm in EVERYTHING
+    if isinstance(obj, Package):
+        active = obj.state == "active"
+        if active and not obj.private and perm in GRANTS["public"]:
+            return True  # no query on the hot path: public data
+        if actor is None or actor.id is None:
+            return False
+        roles = (f"organization:{_capacity(session, actor, obj.owner_org)}",
+                 f"collaborator:{_collaborator(session, actor, obj.id)}")
+        return any(perm in grant and (active or _sees_inactive(grant))
+                   for grant in (GRANTS.get(r, frozenset()) for r in roles))
+    if actor is None or actor.id is None:
+        return False
+    if isinstance(obj, Group):
+        kind = "organization" if obj.is_organization else "group"
+        return perm in GRANTS.get(f"{kind}:{_capacity(session, actor, obj.id)}", frozenset())
+    if isinstance(obj, User):
+        return actor.id == obj.id and perm in GRANTS["self"]
+    raise TypeError(f"no permissions on {type(obj).__name__}")
+
+
+def allowed(session: Session, actor: Actor | None, perm: Permission, obj: Object) -> bool:
+    """Whether ``actor`` holds ``perm`` on ``obj`` (recorded)."""
+    return _record(perm, _describe(obj), _holds(session, actor, perm, obj))
+
+
+_DOING = {P.VIEW_DATASET: "see", P.READ_DATA: "read the data of", P.DOWNLOAD_ORIGINAL: "download the original of",
+          P.EDIT_DATASET: "edit", P.VIEW_MEMBERS: "see the members of", P.MANAGE_MEMBERS: "manage",
+          P.MANAGE_ACCOUNT: "manage", P.SYSADMIN: "administer"}
+
+
+def require(session: Session, actor: Actor | None, perm: Permission, obj: Object | None, *,
+            missing: str | None = None, denied: str | None = None):
+    """``obj`` if ``actor`` holds ``perm`` on it. A dataset the actor may not even view answers
+    Not Found (``missing``, default "Dataset not found"), exactly as one that does not exist (``obj``
+    None: the lookup found nothing); otherwise a refusal is Not Authorized (``denied``, default
+    "Access denied: you may not <do> <object>"). Groups and users are public: callers look them up
+    and answer their own Not Found first."""
+    if obj is None:
+        raise NotFound(missing or "Dataset not found")
+    if isinstance(obj, Package) and perm is not P.VIEW_DATASET and not _holds(session, actor, P.VIEW_DATASET, obj):
+        _record(perm, _describe(obj), False)
+        raise NotFound(missing or "Dataset not found")
+    if not allowed(session, actor, perm, obj):
+        if isinstance(obj, Package) and perm is P.VIEW_DATASET:
+            raise NotFound(missing or "Dataset not found")
+        kind = "dataset" if isinstance(obj, Package) else "user" if isinstance(obj, User) else \
+            "organization" if obj.is_organization else "group"
+        raise NotAuthorized(denied or f"Access denied: you may not {_DOING[perm]} {kind} {obj.name}")
+    return obj
+
+
+def require_user(actor: Actor | None, what: str) -> Actor:
+    """A logged-in actor, else Not Authorized. Not a permission check by itself (not recorded):
+    the object's check follows."""
+    if actor is None:
+        raise NotAuthorized(f"Access denied: you must be logged in to {what}")
+    return actor
+
+
+def require_sysadmin(actor: Actor | None, what: str) -> Actor:
+    if not _record(P.SYSADMIN, "site", actor is not None and actor.sysadmin):
+        raise NotAuthorized(f"Access denied: only a sysadmin may {what}")
+    return actor  # type: ignore[return-value]
+
+
+def is_sysadmin(actor: Actor | None) -> bool:
+    """Whether the actor is a sysadmin (recorded as a check of ``sysadmin`` on the site)."""
+    return _record(P.SYSADMIN, "site", actor is not None and actor.sysadmin)
+
+
+def require_create_group(actor: Actor | None, is_organization: bool, users_may_create: bool) -> Actor:
+    """Creating organizations and groups is for sysadmins unless the site lets users
+    (``MOSU_USERS_CREATE_ORGANIZATIONS``), as CKAN's ``ckan.auth.user_create_*`` defaults."""
+    what = "create organizations" if is_organization else "create groups"
+    actor = require_user(actor, what)
+    if users_may_create and not actor.sysadmin:
+        _record("registered", "site", True)
+        return actor
+    return require_sysadmin(actor, f"{what} on this site")
+
+
+# -- which datasets may this actor see with P --------------------------------------------------
+
+def _role_clause(actor: Actor, perm: Permission, active: bool) -> ColumnElement[bool]:
+    orgs = _capacities("organization", perm, active)
+    shared = _capacities("collaborator", perm, active)
+    clauses = []
+    if orgs:
+        clauses.append(Package.owner_org.in_(select(Member.group_id).where(
+            Member.table_name == "user", Member.table_id == actor.id, Member.capacity.in_(orgs))))
+    if shared:
+        clauses.append(Package.id.in_(select(Collaborator.package_id).where(
+            Collaborator.user_id == actor.id, Collaborator.capacity.in_(shared))))
+    return or_(*clauses) if clauses else false()
+
+
+def datasets_where(actor: Actor | None, perm: Permission = P.VIEW_DATASET, *,
+                   public_grant: bool = True) -> ColumnElement[bool]:
+    """A WHERE clause on ``Package``: the datasets, in any state, on which :func:`allowed` would
+    give ``actor`` ``perm`` (recorded as a check on ``datasets``). Lists narrow it further (active
+    ones only, public ones unless ``include_private``), never widen it. With ``public_grant=False``,
+    only what the actor holds through a role (what they could read were the dataset private)."""
+    _record(perm, "datasets", True)
+    if actor is not None and actor.sysadmin:
+        return true()
+    active = Package.state == "active"
+    clauses = []
+    if public_grant and perm in GRANTS["public"]:
+        clauses.append(active & Package.private.is_(False))
+    if actor is not None and actor.id is not None:
+        clauses.append(active & _role_clause(actor, perm, True))
+        clauses.append(~active & _role_clause(actor, perm, False))
+    return or_(*clauses) if clauses else false()
+
+
+@dataclass(frozen=True)
+class Scope:
+    """:func:`datasets_where` as ids, for the search index's masks: ``everything`` (sysadmins), or
+    public active datasets plus the active datasets of ``org_ids`` and ``package_ids`` and the
+    datasets in any state of ``any_state_org_ids`` and ``any_state_package_ids``."""
+
+    everything: bool = False
+    public: bool = True
+    org_ids: frozenset[str] = frozenset()
+    package_ids: frozenset[str] = frozenset()
+    any_state_org_ids: frozenset[str] = frozenset()
+    any_state_package_ids: frozenset[str] = frozenset()
+
+
+def dataset_scope(session: Session, actor: Actor | None, perm: Permission = P.VIEW_DATASET, *,
+                  roles: bool = True) -> Scope:
+    """The datasets ``actor`` holds ``perm`` on, as the search index takes them (recorded as a check
+    on ``datasets``). ``roles=False`` skips the lookup of the actor's roles: public datasets only."""
+    _record(perm, "datasets", True)
+    if actor is not None and actor.sysadmin:
+        return Scope(everything=True)
+    public_ok = perm in GRANTS["public"]
+    if not roles or actor is None or actor.id is None:
+        return Scope(public=public_ok)
+    memberships = session.execute(select(Member.group_id, Member.capacity).where(
+        Member.table_name == "user", Member.table_id == actor.id)).all()
+    shared = session.execute(select(Collaborator.package_id, Collaborator.capacity).where(
+        Collaborator.user_id == actor.id)).all()
+
+    def ids(rows, kind: str, active: bool) -> frozenset[str]:
+        caps = set(_capacities(kind, perm, active))
+        return frozenset(i for i, cap in rows if cap in caps)
+
+    return Scope(public=public_ok, org_ids=ids(memberships, "organization", True),
+                 package_ids=ids(shared, "collaborator", True),
+                 any_state_org_ids=ids(memberships, "organization", False),
+                 any_state_package_ids=ids(shared, "collaborator", False))

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from catalog.core.sqltext import first_line, ident
 from quality.profile import classify, json_value
 
 SEVERITIES = ("blocking", "warning")
@@ -210,17 +211,13 @@ def check_suite(doc: Any, columns: list[str] | None = None) -> Suite:
 
 # -- evaluation -------------------------------------------------------------------------------
 
-def quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _base_type(duck_type: str) -> str:
     return duck_type.upper().split("(")[0].strip()
 
 
 def _row_condition(e: Expectation, duck_type: str) -> tuple[str, list[Any], bool]:
     """(SQL condition for an unexpected row, its parameters, whether nulls are counted) (pure)."""
-    c, kw, t = quote(e.kwargs["column"]), e.kwargs, duck_type
+    c, kw, t = ident(e.kwargs["column"]), e.kwargs, duck_type
     if e.type == "expect_column_values_to_not_be_null":
         return f"{c} IS NULL", [], True
     if e.type == "expect_column_values_to_be_null":
@@ -341,24 +338,20 @@ def evaluate(con, relation: str, schema: list[tuple[str, str]], row_count: int, 
             except Exception as exc:  # noqa: BLE001 - reported as errored
                 results[i] = _result(e, False, error=str(exc)[:300])
         elif e.type in _AGGREGATES:
-            aggregates.append((i, e, _AGGREGATES[e.type].format(c=quote(column))))
+            aggregates.append((i, e, _AGGREGATES[e.type].format(c=ident(column))))
         else:
             try:
                 results[i] = _table_rule(con, relation, e, names, types, row_count, footer or {})
             except Exception as exc:  # noqa: BLE001 - one expectation that cannot run is reported, not fatal
-                results[i] = _result(e, False, error=f"could not be evaluated: {_short(exc)}")
+                results[i] = _result(e, False, error=f"could not be evaluated: {first_line(exc)}")
     _run_row_rules(con, relation, row_rules, row_count, results, duckdb.Error)
     for i, e, sql in aggregates:
         try:
             observed = con.execute(f"SELECT {sql} FROM {relation}").fetchall()[0][0]
             results[i] = _result(e, _between(observed, e.kwargs), observed)
         except duckdb.Error as exc:
-            results[i] = _result(e, False, error=_short(exc))
+            results[i] = _result(e, False, error=first_line(exc))
     return [results[i] for i in range(len(suite.expectations))]
-
-
-def _short(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0][:300]
 
 
 def _run_row_rules(con, relation: str, rules: list, row_count: int, results: dict, db_error: type) -> None:
@@ -370,7 +363,7 @@ def _run_row_rules(con, relation: str, rules: list, row_count: int, results: dic
     def select(batch: list) -> tuple[str, list[Any]]:
         parts, params = [], []
         for n, (_, e, cond, p, nulls) in enumerate(batch):
-            column = quote(e.kwargs["column"])
+            column = ident(e.kwargs["column"])
             where = cond if nulls else f"{column} IS NOT NULL AND {cond}"
             value = f"left(CAST({column} AS VARCHAR), 80)"
             parts.append(f"count(*) FILTER (WHERE {where}) AS u{n}")
@@ -396,7 +389,7 @@ def _run_row_rules(con, relation: str, rules: list, row_count: int, results: dic
                 sql, params = select([rule])
                 record([rule], con.execute(sql, params).fetchall()[0])
             except db_error as exc:
-                results[rule[0]] = _result(rule[1], False, error=_short(exc))
+                results[rule[0]] = _result(rule[1], False, error=first_line(exc))
 
 
 DENSE_MAX_ROWS = 100_000_000  # 200 MB of marks at most
@@ -417,7 +410,7 @@ def _dense_integer_key(con, relation: str, e: Expectation, columns: list[str], t
     if not isinstance(lo, int) or not isinstance(hi, int) or not non_null or non_null > DENSE_MAX_ROWS \
             or hi - lo + 1 > 2 * non_null:
         return None
-    column = quote(columns[0])
+    column = ident(columns[0])
     seen = np.zeros(hi - lo + 1, dtype=bool)  # one byte per possible value
     reader = con.execute(f"SELECT {column} AS v FROM {relation} WHERE {column} IS NOT NULL").to_arrow_reader(1 << 20)
     for batch in reader:  # a million values at a time: memory stays flat
@@ -452,21 +445,21 @@ def _table_rule(con, relation: str, e: Expectation, names: list[str], types: dic
         return _result(e, False, error=f"the table has no column {missing[0]!r}")
     if e.type == "expect_column_distinct_values_to_be_in_set":
         try:
-            rows = con.execute(f"SELECT DISTINCT {quote(columns[0])} FROM {relation} WHERE {quote(columns[0])} "
+            rows = con.execute(f"SELECT DISTINCT {ident(columns[0])} FROM {relation} WHERE {ident(columns[0])} "
                                f"IS NOT NULL LIMIT 1001").fetchall()
         except duckdb.Error as exc:
-            return _result(e, False, error=_short(exc))
+            return _result(e, False, error=first_line(exc))
         observed = sorted((r[0] for r in rows), key=str)
         allowed = {str(v) for v in kw["value_set"]}
         return _result(e, all(str(v) in allowed for v in observed), observed[:100])
-    keys = ", ".join(quote(c) for c in columns)
-    not_null = " AND ".join(f"{quote(c)} IS NOT NULL" for c in columns)
+    keys = ", ".join(ident(c) for c in columns)
+    not_null = " AND ".join(f"{ident(c)} IS NOT NULL" for c in columns)
     dense = _dense_integer_key(con, relation, e, columns, types, footer)
     if dense is not None:
         return dense
     try:  # rows whose key occurs more than once, and a few of the repeated keys
         # Group by the key's own values (casting 10M keys to text first costs more than the grouping).
-        key = quote(columns[0]) if len(columns) == 1 else f"({keys})"
+        key = ident(columns[0]) if len(columns) == 1 else f"({keys})"
         found = con.execute(f"SELECT coalesce(sum(n), 0), count(*), list(CAST(k AS VARCHAR) ORDER BY k)[1:{EXAMPLES}] "
                             f"FROM (SELECT {key} AS k, count(*) AS n FROM {relation} WHERE {not_null} "
                             f"GROUP BY ALL HAVING count(*) > 1)").fetchall()[0]
@@ -474,7 +467,7 @@ def _table_rule(con, relation: str, e: Expectation, names: list[str], types: dic
         total = known if known is not None else \
             con.execute(f"SELECT count(*) FROM {relation} WHERE {not_null}").fetchall()[0][0]
     except duckdb.Error as exc:
-        return _result(e, False, error=_short(exc))
+        return _result(e, False, error=first_line(exc))
     unexpected, _, repeated = found
     return _result(e, _mostly(e, int(unexpected), total), None, int(unexpected), total,
                    [{"value": k} for k in repeated or []])

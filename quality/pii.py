@@ -32,6 +32,8 @@ from typing import Iterable
 
 import duckdb
 
+from catalog.core.sqltext import ident
+
 KINDS = ("email", "phone", "cn_id", "bank_card", "ip_address", "passport")
 
 SHARE_THRESHOLD = 0.5
@@ -397,10 +399,6 @@ def scannable(duckdb_type: str) -> bool:
     return t in _WIDE_INT_TYPES or (t.startswith(_TEXT_TYPES) and not t.endswith("]"))
 
 
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
 def scan_table(con: duckdb.DuckDBPyConnection, relation_sql: str, columns: list[tuple[str, str]],
                sample_rows: int = 10_000, window_rows: int | None = None) -> list[Finding]:
     """Findings for every scannable column of a relation, from one sampling query.
@@ -421,7 +419,7 @@ def scan_table(con: duckdb.DuckDBPyConnection, relation_sql: str, columns: list[
     if not wanted:
         return []
     window = window_rows if window_rows is not None else 10 * sample_rows
-    cols = ", ".join(_quote(c) for c in wanted)
+    cols = ", ".join(ident(c) for c in wanted)
     sql = (f"SELECT {cols} FROM (SELECT {cols} FROM {relation_sql} LIMIT {int(window)}) "
            f"USING SAMPLE reservoir({int(sample_rows)} ROWS) REPEATABLE (42)")
     rows = con.execute(sql).fetchall()

@@ -42,6 +42,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from catalog.core.sqltext import ident, literal
+
 LOW_CARDINALITY = 10_000  # text columns with at most this many (estimated) values get exact top counts
 SAMPLE_ROWS = 200_000  # rows read for the top values of high-cardinality text
 _NUMBER, _TEMPORAL, _TEXT, _BOOL, _NESTED, _OTHER = "number", "temporal", "text", "bool", "nested", "other"
@@ -94,14 +96,6 @@ def classify(duck_type: str) -> tuple[str, str]:
     if t == "VARCHAR":
         return "text", _TEXT
     return "text", _OTHER  # UUID, BLOB, INTERVAL, ...: distinct count and footer stats only
-
-
-def ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _leaves(t: pa.DataType) -> int:

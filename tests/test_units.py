@@ -134,6 +134,16 @@ def test_like_patterns_take_wildcards_literally():
     assert like.pattern("plain") == "%plain%"
 
 
+def test_sql_text_quotes_names_and_literals_and_keeps_an_errors_first_line():
+    from catalog.core.sqltext import first_line, ident, literal
+
+    assert ident('a "b"') == '"a ""b"""' and ident("") == '""'
+    assert literal("it's") == "'it''s'" and literal(Path("/x/y'z")) == "'/x/y''z'"
+    assert first_line(ValueError("Parser Error: bad\nLINE 1: SELECT " + "x" * 500)) == "Parser Error: bad"
+    assert first_line(ValueError("y" * 400)) == "y" * 300 and first_line(ValueError("z" * 400), 10) == "z" * 10
+    assert first_line(ValueError("  ")) == "ValueError", "an empty message names the error, not IndexError"
+
+
 def test_ckan_types_and_json_values():
     assert [ckan_type(t) for t in ("BIGINT", "DOUBLE", "DECIMAL(10,2)", "VARCHAR", "DATE",
                                    "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "BOOLEAN", "INTEGER[]")] == \

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from catalog.core.errors import QueryRejected
 from catalog.core.settings import Settings
+from catalog.core.sqltext import first_line
 from catalog.datastore.slots import QuerySlots, Slot
 from catalog.datastore.tablecache import ROW_ID, TableCache
 from catalog.storage.objects import ObjectStore
@@ -52,10 +53,6 @@ class Result:
     names: list[str]
     rows: list[tuple]
     truncated: bool
-
-
-def _clean_error(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0][:300]
 
 
 def value_bytes(value: Any) -> int:
@@ -216,8 +213,8 @@ class QueryService:
             return QueryRejected("The query needed more memory than a query may use "
                                  f"({self.settings.query_memory_limit})")
         if isinstance(exc, duckdb.PermissionException):
-            return QueryRejected(f"Not allowed here: {_clean_error(exc)}")
-        return QueryRejected(f"The query failed: {_clean_error(exc)}")
+            return QueryRejected(f"Not allowed here: {first_line(exc)}")
+        return QueryRejected(f"The query failed: {first_line(exc)}")
 
     def _too_large(self) -> QueryRejected:
         limit = self.settings.query_max_result_bytes
@@ -329,7 +326,7 @@ class QueryService:
             except duckdb.Error as exc:
                 raise self._rejected(exc, watch) from None
             except (pa.ArrowException, OSError) as exc:  # DuckDB's errors, wrapped by the Arrow stream
-                raise (watch.error() if watch.reason else QueryRejected(f"The query failed: {_clean_error(exc)}")
+                raise (watch.error() if watch.reason else QueryRejected(f"The query failed: {first_line(exc)}")
                        ) from None
             finally:
                 watch.idle()

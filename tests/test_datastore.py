@@ -161,3 +161,22 @@ def test_dump_has_every_row_unless_a_limit_is_given(mosu, weather):
     assert len(every) == 251 and every[-1] == "250,row 250", "past datastore_search's default page of 100"
     some = requests.get(url, params={"limit": 10, "offset": 5}, timeout=30).text.splitlines()
     assert some[1:] == [f"{i},row {i}" for i in range(6, 16)]
+
+
+def test_a_dictionary_typed_string_keeps_its_labels_and_the_dataset_stays_editable(mosu):
+    """Issue 11: ``string`` was stored as ``VARCHAR``, then refused as an unknown type when read back:
+    the ingest failed, the labels vanished and every later ``package_patch`` was refused."""
+    ckan = mosu.admin_with_dataset("dictionary-string")
+    dictionary = [{"id": "code", "type": "string", "label": "Station code"},
+                  {"id": "rain", "type": "number", "label": "Rainfall"}]
+    res = ckan.action.resource_create(package_id="dictionary-string", name="typed", schema=json.dumps(dictionary),
+                                      upload=("t.csv", io.BytesIO(b"code,rain\n007,1.5\n010,2\n")))
+    assert [f["type"] for f in res["schema"]["fields"]] == ["VARCHAR", "DOUBLE"]
+    res = wait_for_ingest(ckan, res["id"])
+    assert res["ingest_status"] == "ready", res["ingest_error"]
+    found = search(ckan, res["id"])
+    assert {f["id"]: f.get("info") for f in found["fields"]}["code"] == {"label": "Station code"}
+    assert found["records"][0]["code"] == "007", "declared text keeps its leading zeros"
+    patched = ckan.action.package_patch(id="dictionary-string", notes="Rain by station")
+    assert patched["notes"] == "Rain by station"
+    assert patched["resources"][0]["schema"] == res["schema"], "the stored dictionary reads back as it was"

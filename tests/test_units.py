@@ -262,11 +262,14 @@ def test_infer_type_tolerates_one_percent_of_odd_values_and_keeps_codes_text():
 
 
 def test_data_dictionary_forms_and_errors():
-    from catalog.core.dictionary import DictionaryError, field_info, parse_dictionary
+    from catalog.core.dictionary import TYPES, DictionaryError, dictionary_dict, field_info, parse_dictionary
 
     fields = parse_dictionary('{"fields": [{"name": "p", "type": "Decimal(12, 3)", "title": "Price"}]}')
     assert fields[0].id == "p" and fields[0].type == "DECIMAL(12,3)" and fields[0].label == "Price"
     assert parse_dictionary([{"id": "t", "type": "timestamp with time zone"}])[0].type == "TIMESTAMPTZ"
+    every = [{"id": f"c{i}", "type": name} for i, name in enumerate([*TYPES, "decimal(12,3)"])]
+    stored = dictionary_dict(parse_dictionary(every))
+    assert parse_dictionary(stored) == parse_dictionary(every), "the stored form (VARCHAR...) reads back as written"
     for bad in ([], {}, "[1]", [{"id": "x", "type": "decimal(40,2)"}], [{"id": 3}]):
         with pytest.raises(DictionaryError):
             parse_dictionary(bad)

@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 
+from catalog.core import coltypes
 from catalog.core.dictionary import Field
 from catalog.core.errors import IngestFailed
 from catalog.core.sqltext import ident, literal
@@ -219,14 +220,8 @@ def _odd_values(con: duckdb.DuckDBPyConnection, text_source: str, typed: dict[st
     for i, name in enumerate(names):
         count, examples = row[2 * i], row[2 * i + 1] or []
         if count:
-            found.append(OddValues(name, _friendly(typed[name]), count, [(e["r"], e["v"]) for e in examples]))
+            found.append(OddValues(name, coltypes.said(typed[name]), count, [(e["r"], e["v"]) for e in examples]))
     return found
-
-
-def _friendly(duck_type: str) -> str:
-    return {"BIGINT": "integer", "DOUBLE": "float", "BOOLEAN": "boolean", "DATE": "date", "TIMESTAMP": "timestamp",
-            "TIMESTAMPTZ": "timestamp with time zone", "TIMESTAMP WITH TIME ZONE": "timestamp with time zone",
-            "VARCHAR": "text"}.get(duck_type, duck_type.lower())
 
 
 def to_parquet(con: duckdb.DuckDBPyConnection, fmt: str, src: Path, dst: Path, row_group_rows: int,

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from catalog.core import coltypes
 from catalog.core.sqltext import first_line, ident
 from quality.profile import classify, json_value
 
@@ -68,23 +69,14 @@ _AGGREGATES = {
     "expect_column_sum_to_be_between": "sum({c})", "expect_column_unique_value_count_to_be_between":
     "count(DISTINCT {c})",
 }
-# Type names a suite may use -> the DuckDB types they accept.
-TYPE_NAMES = {
-    "int": ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"),
-    "float": ("FLOAT", "DOUBLE"), "numeric": ("DECIMAL",), "bool": ("BOOLEAN",), "date": ("DATE",),
-    "timestamp": ("TIMESTAMP",), "timestamptz": ("TIMESTAMP WITH TIME ZONE",), "time": ("TIME",),
-    "text": ("VARCHAR",), "json": ("STRUCT", "MAP", "LIST"),
-}
-
-
 def type_matches(observed: str, wanted: str) -> bool:
     """Whether a DuckDB column type is the suite's type name (pure). A CKAN name (int, text, ...)
     compares through the profile's own mapping, so a generated suite always agrees with the
     profile it came from; a DuckDB name compares base types exactly (TIMESTAMP is not
     TIMESTAMP WITH TIME ZONE)."""
-    if wanted.lower() in TYPE_NAMES:
+    if wanted.lower() in coltypes.CKAN_TYPES:
         return classify(observed)[0] == wanted.lower()
-    return observed.upper().split("(")[0].strip() == wanted.upper().split("(")[0].strip()
+    return coltypes.base_name(observed) == coltypes.base_name(wanted)
 
 
 class SuiteError(ValueError):
@@ -157,14 +149,9 @@ def _check_kwargs(kind: str, kwargs: dict[str, Any], columns: set[str] | None) -
             re.compile(kwargs["regex"])
         except re.error as exc:
             raise SuiteError(f"regex does not compile: {exc}") from None
-    if kind == "expect_column_values_to_be_of_type" and str(kwargs["type_"]).lower() not in TYPE_NAMES \
-            and not _is_duckdb_type(str(kwargs["type_"])):
-        raise SuiteError(f"unknown type {str(kwargs['type_'])[:40]!r}; use one of {', '.join(TYPE_NAMES)}")
-
-
-def _is_duckdb_type(name: str) -> bool:
-    upper = name.upper()
-    return any(upper.startswith(t) for types in TYPE_NAMES.values() for t in types)
+    if kind == "expect_column_values_to_be_of_type" and str(kwargs["type_"]).lower() not in coltypes.CKAN_TYPES \
+            and not coltypes.is_duckdb_type(str(kwargs["type_"])):
+        raise SuiteError(f"unknown type {str(kwargs['type_'])[:40]!r}; use one of {', '.join(coltypes.CKAN_TYPES)}")
 
 
 def check_suite(doc: Any, columns: list[str] | None = None) -> Suite:
@@ -210,10 +197,6 @@ def check_suite(doc: Any, columns: list[str] | None = None) -> Suite:
 
 
 # -- evaluation -------------------------------------------------------------------------------
-
-def _base_type(duck_type: str) -> str:
-    return duck_type.upper().split("(")[0].strip()
-
 
 def _row_condition(e: Expectation, duck_type: str) -> tuple[str, list[Any], bool]:
     """(SQL condition for an unexpected row, its parameters, whether nulls are counted) (pure)."""
@@ -403,7 +386,7 @@ def _dense_integer_key(con, relation: str, e: Expectation, columns: list[str], t
     or has repeats (the caller's GROUP BY then counts them and names a few)."""
     import numpy as np
 
-    if len(columns) != 1 or _base_type(types[columns[0]]) not in TYPE_NAMES["int"]:
+    if len(columns) != 1 or coltypes.ckan_type(types[columns[0]]) != "int":
         return None
     known = footer.get(columns[0], {})
     lo, hi, non_null = known.get("min"), known.get("max"), known.get("non_null")

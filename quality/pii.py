@@ -32,6 +32,7 @@ from typing import Iterable
 
 import duckdb
 
+from catalog.core import coltypes
 from catalog.core.sqltext import ident
 
 KINDS = ("email", "phone", "cn_id", "bank_card", "ip_address", "passport")
@@ -384,10 +385,6 @@ def detect_column(name: str, values: Iterable[object]) -> list[Finding]:
     return findings
 
 
-_TEXT_TYPES = ("VARCHAR", "TEXT", "STRING", "CHAR", "BPCHAR", "ENUM")
-_WIDE_INT_TYPES = ("BIGINT", "INT8", "LONG", "UBIGINT", "HUGEINT", "UHUGEINT", "INT64", "UINT64", "INT128")
-
-
 def scannable(duckdb_type: str) -> bool:
     """Text columns, and integers wide enough for 11+ digits (BIGINT and up).
 
@@ -395,8 +392,7 @@ def scannable(duckdb_type: str) -> bool:
     floats, booleans, dates, timestamps, lists and structs cannot hold these kinds.
     DECIMAL is skipped too: card or ID numbers stored as DECIMAL(19,0) would be missed.
     """
-    t = duckdb_type.strip().upper()
-    return t in _WIDE_INT_TYPES or (t.startswith(_TEXT_TYPES) and not t.endswith("]"))
+    return coltypes.of_duckdb(duckdb_type).pii
 
 
 def scan_table(con: duckdb.DuckDBPyConnection, relation_sql: str, columns: list[tuple[str, str]],

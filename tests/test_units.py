@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from catalog.core import keys
+from catalog.core.coltypes import ckan_type
 from catalog.core.errors import IngestFailed, NotAuthorized, NotFound, PayloadTooLarge, ValidationError, http_status
 from catalog.core.settings import Settings
-from catalog.datastore.sandbox import ckan_type, json_value
+from catalog.datastore.sandbox import json_value
 from catalog.db import like
 from catalog.db.models import AuditEvent
 from catalog.records import audit
@@ -152,6 +153,34 @@ def test_ckan_types_and_json_values():
     assert json_value(decimal.Decimal("1.10")) == "1.10"
     assert json_value(float("nan")) is None
     assert json_value({"a": [dt.datetime(2024, 1, 1, 12)]}) == {"a": ["2024-01-01T12:00:00"]}
+
+
+def test_one_column_type_table_agrees_for_duckdb_arrow_and_dictionary_names():
+    import duckdb
+
+    from catalog.core import coltypes
+    from catalog.core.dictionary import duckdb_type
+    from quality.pii import scannable
+    from quality.profile import classify
+
+    con = duckdb.connect()
+    rel = con.sql("SELECT 1::TINYINT a, 2::BIGINT b, 3::UBIGINT c, 1.5::FLOAT d, 2.5::DOUBLE e, 1.25::DECIMAL(10,2) f, "
+                  "true g, DATE '2024-01-01' h, TIMESTAMP '2024-01-01 08:00' i, "
+                  "TIMESTAMPTZ '2024-01-01 08:00+08' j, TIME '08:00' k, 'x' l, [1, 2] m, {'p': 1} n, "
+                  "uuid() o, 'x'::BLOB q")
+    duck = [str(t) for t in rel.types]
+    arrow = [str(f.type) for f in rel.arrow().schema]
+    expected = ["int", "int", "int", "float", "float", "numeric", "bool", "date", "timestamp", "timestamptz",
+                "time", "text", "json", "json", "text", "text"]
+    assert [coltypes.ckan_type(t) for t in duck] == expected, duck
+    assert [coltypes.of_arrow(t).ckan for t in arrow] == expected, arrow
+    assert [classify(t)[0] for t in duck] == expected, "the profile reads the same table"
+    assert [scannable(t) for t in duck] == [False, True, True] + [False] * 8 + [True] + [False] * 4
+    for word, declared in coltypes.DECLARED.items():
+        assert duckdb_type(word) == duckdb_type(declared) == declared
+        assert coltypes.ckan_type(declared) in coltypes.CKAN_TYPES
+    assert coltypes.said("BIGINT") == "integer" and coltypes.said("VARCHAR") == "text"
+    assert coltypes.said("DECIMAL(10,2)") == "decimal(10,2)"
 
 
 def test_client_file_names_are_reduced_to_labels():

@@ -12,19 +12,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from catalog.core import jsoninput
+from catalog.core import coltypes, jsoninput
 from catalog.core.errors import BadRequest
 
-# The provider's vocabulary (the issue's names plus Frictionless Table Schema's) -> DuckDB types.
-TYPES = {
-    "integer": "BIGINT", "int": "BIGINT", "bigint": "BIGINT",
-    "float": "DOUBLE", "number": "DOUBLE", "double": "DOUBLE",
-    "boolean": "BOOLEAN", "bool": "BOOLEAN",
-    "date": "DATE",
-    "timestamp": "TIMESTAMP", "datetime": "TIMESTAMP",
-    "timestamptz": "TIMESTAMPTZ", "timestamp with time zone": "TIMESTAMPTZ",
-    "string": "VARCHAR", "text": "VARCHAR",
-}
+TYPES = coltypes.DECLARED
+"""The provider's vocabulary (the issue's names plus Frictionless Table Schema's) -> DuckDB types."""
 _STORED = {duck.lower(): duck for duck in TYPES.values()}
 _DECIMAL = re.compile(r"^(?:decimal|numeric)\s*\(\s*(\d{1,2})\s*,\s*(\d{1,2})\s*\)$")
 DICTIONARY_KEY = "schema"  # the resource field that holds it (Frictionless Table Schema's name)

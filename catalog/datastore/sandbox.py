@@ -21,24 +21,20 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from catalog.core.coltypes import ckan_type
 from catalog.core.errors import QueryRejected
 from catalog.core.settings import Settings
 from catalog.core.sqltext import first_line
 from catalog.datastore.slots import QuerySlots, Slot
 from catalog.datastore.tablecache import ROW_ID, TableCache
 from catalog.storage.objects import ObjectStore
-from quality.profile import classify, json_value
+from quality.profile import json_value
 
 _CACHE_SIZE = 1024
 FETCH_ROWS = 2048
 """Rows fetched (and measured) at a time: DuckDB computes 2,048-row chunks, so a query's memory
 before its size is checked is one chunk, not its whole result."""
 _POLL_SECONDS = 0.05
-
-def ckan_type(duckdb_type: str) -> str:
-    """The CKAN DataStore type name of a DuckDB column type (pure; one table, in quality.profile)."""
-    return classify(duckdb_type)[0]
-
 
 @dataclass(frozen=True)
 class Page:

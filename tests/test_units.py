@@ -6,6 +6,7 @@ import decimal
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from catalog.core import keys
 from catalog.core.coltypes import ckan_type
@@ -413,3 +414,23 @@ def test_site_url_defaults_and_checks():
     for bad in ("javascript:alert(1)", "data.example.org", "https://", "ftp://x.example"):
         with pytest.raises(StartupError):
             check_site_url(bad)
+
+
+def test_platforms_opened_to_inspect_a_running_mosu_are_closed_when_it_stops(tmp_path):
+    import os
+    import subprocess
+
+    from tests.conftest import RunningMosu
+
+    def open_files() -> list[str]:
+        return [os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
+                if os.path.exists(f"/proc/self/fd/{fd}")]
+
+    settings = Settings(data_dir=tmp_path / "data")
+    running = RunningMosu("http://127.0.0.1:9", settings, {}, subprocess.Popen(["true"]), tmp_path / "log")
+    for _ in range(3):
+        with running.inspect().read() as s:
+            s.scalars(select(AuditEvent)).all()
+    assert any(f.startswith(str(tmp_path / "data")) for f in open_files()), "the pooled connections hold the file"
+    running.stop()
+    assert not [f for f in open_files() if f.startswith(str(tmp_path / "data"))], "stop() closed every inspect()"

@@ -8,9 +8,9 @@ import time
 import ckanapi
 import pytest
 import requests
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from catalog.db.models import Group, Package, ResourceVersion, User
+from catalog.db.models import Activity, AuditEvent, Group, Package, ResourceVersion, SearchChange, User
 from tests.conftest import s3_settings, start_mosu, wait_for_ingest
 
 
@@ -465,6 +465,41 @@ def test_activity_follows_the_dataset_s_current_visibility(people):
     eddie.action.package_delete(id=pkg["id"])  # deleted: only its editors still read it, and its activity
     assert seen(anon, id="health-lab") == [] and seen(mia, id="health-lab") == []
     assert len(seen(eddie, id="health-lab")) == 4
+
+
+def test_each_dataset_change_leaves_an_activity_an_audit_event_and_a_search_change(mosu, people):
+    eddie = people["eddie"]
+    pkg = eddie.action.package_create(name="three-records", owner_org="health-lab")
+    res = eddie.action.resource_create(package_id=pkg["id"], name="link", url="https://example.org/a.csv")
+    eddie.action.resource_patch(id=res["id"], description="Daily")
+    eddie.action.resource_delete(id=res["id"])
+    eddie.action.package_patch(id=pkg["id"], notes="Counted twice")
+    eddie.action.package_delete(id=pkg["id"])
+    with mosu.inspect().read() as s:
+        acts = s.scalars(select(Activity.activity_type).where(Activity.object_id == pkg["id"])
+                         .order_by(Activity.timestamp)).all()
+        events = s.execute(select(AuditEvent.action, AuditEvent.object_id, AuditEvent.actor)
+                           .where(AuditEvent.object_id.in_([pkg["id"], res["id"]])).order_by(AuditEvent.seq)).all()
+        marks = s.scalar(select(func.count()).select_from(SearchChange).where(SearchChange.package_id == pkg["id"]))
+    assert acts == ["new package"] + ["changed package"] * 4 + ["deleted package"]
+    assert [tuple(e) for e in events] == [
+        ("package_create", pkg["id"], "eddie"), ("resource_create", res["id"], "eddie"),
+        ("resource_update", res["id"], "eddie"), ("resource_delete", res["id"], "eddie"),
+        ("package_update", pkg["id"], "eddie"), ("package_delete", pkg["id"], "eddie")]
+    assert marks == 6
+
+
+def test_a_dataset_change_with_an_unknown_verb_records_nothing(site):
+    from catalog.actions import call
+    from catalog.records.dataset_change import record_dataset_change
+
+    call(site, "organization_create", {"name": "verbs"})
+    pkg = call(site, "package_create", {"name": "verbs-ds", "owner_org": "verbs"})
+    with site.platform.write.begin() as s:
+        before = s.scalar(select(func.count()).select_from(AuditEvent))
+        with pytest.raises(ValueError, match="unknown activity verb 'edited'"):
+            record_dataset_change(s, site.actor, s.get(Package, pkg["id"]), "edited", {}, "package_update")
+        assert s.scalar(select(func.count()).select_from(AuditEvent)) == before
 
 
 def test_only_sysadmins_choose_ids(people):

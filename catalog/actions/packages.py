@@ -31,6 +31,7 @@ from catalog.db.models import (
     utcnow,
 )
 from catalog.records import activity, audit
+from catalog.records.dataset_change import record_dataset_change
 from catalog.search import changes
 from catalog.versions import disclosure
 
@@ -244,11 +245,8 @@ def _record_change(s: Session, ctx: Context, pkg: Package, verb: str,
     with s.no_autoflush:  # one flush at commit instead of one per statement below
         if pkg_dict is None:
             pkg_dict = package_dict(s, pkg, ctx.site_url)
-        activity.record(s, ctx.actor, f"{verb} package", pkg.id, {"package": pkg_dict},
-                        group_id=pkg.owner_org, private=pkg.private)
-        audit.record(s, ctx.actor_name, f"package_{activity.AUDIT_VERBS[verb]}", "package", pkg.id,
-                     {"name": pkg.name})
-        changes.mark(s, pkg.id)
+        record_dataset_change(s, ctx.actor, pkg, verb, pkg_dict, f"package_{activity.AUDIT_VERBS[verb]}",
+                              detail={"name": pkg.name})
     return pkg_dict
 
 

@@ -200,6 +200,20 @@ def test_errors_map_to_ckan_types_in_one_table():
     assert http_status(KeyError("boom")) == (500, "Internal Server Error")
 
 
+def test_an_unknown_action_is_a_typed_error_not_a_message_to_match():
+    from catalog.actions import get_action
+    from catalog.api.errors import error_body
+    from catalog.core.errors import BadRequest, UnknownAction
+
+    with pytest.raises(UnknownAction) as err:
+        get_action("no_such_thing")
+    assert err.value.name == "no_such_thing" and err.value.message == "Action name not known: no_such_thing"
+    assert error_body(err.value, "r1") == (400, {"__type": "Bad request - Action Error",
+                                                 "message": "Action name not known: no_such_thing"})
+    # Another bad request whose text happens to start the same way keeps its own type.
+    assert error_body(BadRequest("Action name not known: spoof"), "r2")[1]["__type"] == "Bad request - JSON Error"
+
+
 def test_blocking_failures_are_explained_in_plain_words():
     from quality.report import explain_blocking
 

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from catalog.access.context import Context
 from catalog.core import validate
-from catalog.core.errors import BadRequest
+from catalog.core.errors import UnknownAction
 
 Action = Callable[[Context, dict[str, Any]], Any]
 _REGISTRY: dict[str, Action] = {}
@@ -27,7 +27,7 @@ def get_action(name: str) -> Action:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise BadRequest(f"Action name not known: {name}") from None
+        raise UnknownAction(name) from None
 
 
 def action_names() -> list[str]:

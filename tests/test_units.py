@@ -214,6 +214,22 @@ def test_an_unknown_action_is_a_typed_error_not_a_message_to_match():
     assert error_body(BadRequest("Action name not known: spoof"), "r2")[1]["__type"] == "Bad request - JSON Error"
 
 
+def test_a_second_action_with_a_taken_name_is_refused():
+    from catalog.actions import action, action_names, get_action
+
+    names, package_show = action_names(), get_action("package_show")
+
+    def package_show_(ctx, data):  # a plugin or a new module reusing a name
+        return "hijacked"
+
+    package_show_.__name__ = "package_show"
+    with pytest.raises(ValueError, match="two actions are named 'package_show'"):
+        action(package_show_)
+    assert get_action("package_show") is package_show and action_names() == names
+    assert {"package_show", "datastore_search", "quality_report_show", "resource_upload_start", "status_show",
+            "tag_list", "user_show", "datastore_search_sql", "package_search"} <= set(names), "every module loaded"
+
+
 def test_blocking_failures_are_explained_in_plain_words():
     from quality.report import explain_blocking
 

@@ -6,6 +6,8 @@ all call actions through :func:`get_action`; none reaches the database itself.
 """
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import Any, Callable
 
 from catalog.access.context import Context
@@ -14,10 +16,15 @@ from catalog.core.errors import UnknownAction
 
 Action = Callable[[Context, dict[str, Any]], Any]
 _REGISTRY: dict[str, Action] = {}
+_LOADED = False
 
 
 def action(func: Action) -> Action:
-    """Register ``func`` under its own name."""
+    """Register ``func`` under its own name; a second action of that name is a programming error
+    (the later one would silently answer for both), refused when its module is imported."""
+    found = _REGISTRY.get(func.__name__)
+    if found is not None and (found.__module__, found.__qualname__) != (func.__module__, func.__qualname__):
+        raise ValueError(f"two actions are named {func.__name__!r}: {found.__module__} and {func.__module__}")
     _REGISTRY[func.__name__] = func
     return func
 
@@ -44,17 +51,11 @@ def call(ctx: Context, name: str, data: dict[str, Any] | None = None) -> Any:
 
 
 def _load() -> None:
-    # Importing the modules registers their actions.
-    from catalog.actions import (  # noqa: F401
-        datastore,
-        groups,
-        packages,
-        quality,
-        resources,
-        search,
-        sql,
-        status,
-        tags,
-        uploads,
-        users,
-    )
+    """Import every module of this package once: importing one registers its actions, so a new
+    module needs no list to be added to."""
+    global _LOADED
+    if _LOADED:
+        return
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+    _LOADED = True

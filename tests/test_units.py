@@ -255,19 +255,22 @@ def test_suite_checks_name_the_bad_expectation():
                        ["a"])
     assert good.expectations[0].severity == "blocking"
     assert good.as_gx()["expectations"][0]["meta"]["severity"] == "blocking"
+    unique, regex, not_null = ("expect_column_values_to_be_unique", "expect_column_values_to_match_regex",
+                               "expect_column_values_to_not_be_null")
     for doc, message in (
-        ({"expectations": [{"type": "expect_column_values_to_be_unique", "kwargs": {}}]}, "missing column"),
-        ({"expectations": [{"type": "expect_column_values_to_match_regex",
-                            "kwargs": {"column": "a", "regex": "("}}]}, "regex does not compile"),
-        ({"expectations": [{"type": "expect_column_values_to_not_be_null",
-                            "kwargs": {"column": "a", "mostly": 2}}]}, "mostly must be a number from 0 to 1"),
-        ({"expectations": [{"type": "expect_column_values_to_not_be_null",
-                            "kwargs": {"column": "a", "colour": 1}}]}, "unknown argument 'colour'"),
-        ({"expectations": "x"}, 'a list "expectations"'),
+        ({"expectations": [{"type": unique, "kwargs": {}}]}, f"expectation 0 ({unique}): missing column"),
+        ({"expectations": [{"type": unique, "kwargs": {"column": "a"}}, {"type": regex, "kwargs": {
+            "column": "a", "regex": "("}}]},
+         f"expectation 1 ({regex}): regex does not compile: missing ), unterminated subpattern at position 0"),
+        ({"expectations": [{"type": not_null, "kwargs": {"column": "a", "mostly": 2}}]},
+         f"expectation 0 ({not_null}): mostly must be a number from 0 to 1"),
+        ({"expectations": [{"type": not_null, "kwargs": {"column": "a", "colour": 1}}]},
+         f"expectation 0 ({not_null}): unknown argument 'colour'"),
+        ({"expectations": "x"}, 'the suite must be an object with a list "expectations"'),
     ):
-        with pytest.raises(SuiteError, match="") as err:
+        with pytest.raises(SuiteError) as err:
             check_suite(doc, ["a"])
-        assert message in str(err.value)
+        assert str(err.value) == message, "names the bad expectation by position and type"
 
 
 def test_default_suite_and_score_from_a_profile():

@@ -338,6 +338,45 @@ def mask(kind: str, value: str) -> str:
     return v[:1] + "*" * (len(v) - 2) + v[-1:] if len(v) >= 6 else "*" * len(v)
 
 
+def _shown(value: object) -> str:
+    """A profile value as the text it stands for: 13800000000.0 (a histogram edge) is 13800000000."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def mask_profile(profile: dict, findings: Iterable[Finding]) -> dict:
+    """``profile`` with the values of each column flagged as personal information masked as its
+    examples are (pure): min, max, top values and histogram edges (whose ends are min and max).
+
+    Counts, lengths and moments stay: they describe the column, not a person. A masked column
+    carries ``"masked": kind``; its min and max are text now, so nothing compares them as numbers.
+    """
+    kinds: dict[str, str] = {}
+    for f in findings:
+        kinds.setdefault(f.column, f.kind)
+    if not kinds:
+        return profile
+    columns = []
+    for column in profile.get("columns", []):
+        kind = kinds.get(column.get("name"))
+        if kind is None:
+            columns.append(column)
+            continue
+        column = {**column, "masked": kind}
+        for key in ("min", "max"):
+            if column.get(key) is not None:
+                column[key] = mask(kind, _shown(column[key]))
+        if column.get("top"):
+            column["top"] = [{**top, "value": None if top.get("value") is None else mask(kind, _shown(top["value"]))}
+                             for top in column["top"]]
+        if column.get("histogram"):
+            column["histogram"] = {**column["histogram"],
+                                   "edges": [mask(kind, _shown(e)) for e in column["histogram"]["edges"]]}
+        columns.append(column)
+    return {**profile, "columns": columns}
+
+
 # ---------------------------------------------------------------- columns
 
 def detect_column(name: str, values: Iterable[object]) -> list[Finding]:

@@ -81,6 +81,7 @@ def build(con: duckdb.DuckDBPyConnection, parquet: Path, resource_id: str, versi
     timings["validation"] = round(time.perf_counter() - t, 3)
     t = time.perf_counter()
     findings = _scan_pii(con, parquet, schema)
+    profile = pii.mask_profile(profile, findings)  # shown beside the masked examples: never the raw values
     timings["pii"] = round(time.perf_counter() - t, 3)
     scored = suites.score(results, profile, odd_values or [])
     blocking = [r for r in results if r["severity"] == "blocking" and not r["success"]]

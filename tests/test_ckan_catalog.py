@@ -207,6 +207,31 @@ def test_licenses_and_help(people):
     assert "Replace a dataset" in people["anon"].action.help_show(name="package_update")
 
 
+def test_any_short_licence_id_is_kept_and_the_common_spdx_ids_are_registered(people):
+    """Issue 11: 'Unknown licence: CC-BY-4.0' made ``ckanapi load`` from real portals fail; CKAN keeps
+    any licence id, its title falling back to the id."""
+    eddie = people["eddie"]
+    listed = {lic["id"]: lic for lic in people["anon"].action.license_list()}
+    spdx = {"CC0-1.0", "CC-BY-4.0", "CC-BY-SA-4.0", "CC-BY-NC-4.0", "ODbL-1.0", "ODC-By-1.0", "PDDL-1.0", "OGL-UK-3.0"}
+    assert spdx | {"cc-by", "odc-odbl", "notspecified", "other-closed"} <= set(listed), "beside CKAN's defaults"
+    assert set(listed["CC-BY-4.0"]) == set(listed["cc-by"]), "license_list keeps CKAN's shape"
+    assert listed["CC-BY-4.0"]["is_okd_compliant"] is True and listed["CC-BY-NC-4.0"]["is_okd_compliant"] is False
+    pkg = eddie.action.package_create(name="spdx-licensed", owner_org="health-lab", license_id="CC-BY-4.0")
+    assert (pkg["license_id"], pkg["license_title"], pkg["isopen"]) == (
+        "CC-BY-4.0", "Creative Commons Attribution 4.0 International", True)
+    assert pkg["license_url"] == "https://creativecommons.org/licenses/by/4.0/"
+    own = eddie.action.package_create(name="own-licence", owner_org="health-lab", license_id="city-data-licence-2.1")
+    assert (own["license_id"], own["license_title"], own["license_url"], own["isopen"]) == (
+        "city-data-licence-2.1", "city-data-licence-2.1", "", False)
+    patched = eddie.action.package_patch(id="own-licence", notes="kept on patch")
+    assert patched["license_id"] == "city-data-licence-2.1"
+    for bad, message in (("x" * 101, "Must be at most 100 characters"),
+                         ("cc-by\nInjected: yes", "Must not contain control characters")):
+        with pytest.raises(ckanapi.ValidationError) as err:
+            eddie.action.package_create(name="bad-licence", owner_org="health-lab", license_id=bad)
+        assert err.value.error_dict["license_id"] == [message]
+
+
 # -- users and tokens ------------------------------------------------------------------------
 
 def test_passwords_are_argon2_and_changing_one_needs_the_old(mosu, people):

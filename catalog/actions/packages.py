@@ -11,10 +11,9 @@ from sqlalchemy.orm import Session
 from catalog.access import authz
 from catalog.access.context import Context
 from catalog.actions import action
-from catalog.core import validate
+from catalog.core import licenses, validate
 from catalog.core.dictionary import DICTIONARY_KEY, DictionaryError, dictionary_dict, parse_dictionary
 from catalog.core.errors import NotFound, ValidationError
-from catalog.core.licenses import LICENSES
 from catalog.db import dictize, lookup
 from catalog.db.models import (
     Activity,
@@ -124,10 +123,12 @@ def _apply_fields(s: Session, ctx: Context, pkg: Package, data: dict[str, Any], 
     for field, max_len in TEXT_FIELDS.items():
         check = validate.url if field == "url" else validate.text
         setattr(pkg, field, check(data.get(field), errors, field, max_len))
-    license_id = validate.text(data.get("license_id"), errors, "license_id", 100) or "notspecified"
-    if license_id not in LICENSES:
-        errors.add("license_id", f"Unknown licence: {license_id}")
-    pkg.license_id = license_id
+    license_id = data.get("license_id") or "notspecified"  # kept even when not in the register, as in CKAN
+    if not isinstance(license_id, str):
+        errors.add("license_id", "Must be a string")
+    elif licenses.id_problem(license_id):
+        errors.add("license_id", licenses.id_problem(license_id))
+    pkg.license_id = license_id if isinstance(license_id, str) else "notspecified"
     pkg.private = validate.boolean(data.get("private"), errors, "private")
     state = data.get("state") or "active"
     if state not in ("active", "draft", "deleted"):

@@ -118,14 +118,18 @@ def test_dump_streams_filtered_rows_in_every_format(mosu, weather):
     _, rid = weather
     url = f"{mosu.url}/datastore/dump/{rid}"
     resp = requests.get(url, params={"filters": json.dumps({"city": "Guangzhou"})}, timeout=30)
-    assert resp.status_code == 200 and resp.headers["Content-Type"].startswith("text/csv")
-    assert f'filename="{rid}-v1.csv"' in resp.headers["Content-Disposition"]
+    assert resp.status_code == 200 and resp.headers["Content-Type"] == "text/csv; charset=utf-8", "one charset"
+    assert resp.headers["Content-Disposition"] == 'attachment; filename="weather-v1.csv"', "named by resource, version"
     lines = resp.text.splitlines()
     assert lines[0] == "station,city,rain,day,note"
     assert lines[1] == 's4,Guangzhou,30.25,2024-05-02,"\'=HYPERLINK(""x"")"', "the formula is defused"
     jsonl = requests.get(url, params={"format": "jsonl", "sort": "rain desc", "fields": "station,rain"}, timeout=30)
     assert [json.loads(line) for line in jsonl.text.splitlines()][:2] == [
         {"station": "s4", "rain": 30.25}, {"station": "s2", "rain": 12.0}]
+    assert jsonl.headers["Content-Type"] == "application/x-ndjson"
+    assert jsonl.headers["Content-Disposition"] == 'attachment; filename="weather-v1.jsonl"'
+    tsv = requests.get(url, params={"format": "tsv"}, timeout=30)
+    assert tsv.headers["Content-Type"] == "text/tab-separated-values; charset=utf-8"
     parquet = requests.get(url, params={"format": "parquet", "q": "Beijing"}, timeout=30)
     table = pq.read_table(io.BytesIO(parquet.content))
     assert table.num_rows == 3 and table.column_names == ["station", "city", "rain", "day", "note"]
@@ -180,3 +184,17 @@ def test_a_dictionary_typed_string_keeps_its_labels_and_the_dataset_stays_editab
     patched = ckan.action.package_patch(id="dictionary-string", notes="Rain by station")
     assert patched["notes"] == "Rain by station"
     assert patched["resources"][0]["schema"] == res["schema"], "the stored dictionary reads back as it was"
+
+
+def test_a_dump_is_named_by_a_safe_form_of_the_resource_name(mosu, weather):
+    import requests
+
+    ckan, _ = weather
+    for name, expected in (('Météo "daily"/../../etc/passwd; x=1', "Meteo-daily-etc-passwd-x-1-v1.csv"),
+                           ("气象数据", None), ("...", None)):
+        res = ckan.action.resource_create(package_id="datastore", name=name,
+                                          upload=("n.csv", io.BytesIO(b"a,b\n1,2\n")))
+        assert wait_for_ingest(ckan, res["id"])["ingest_status"] == "ready"
+        resp = requests.get(f"{mosu.url}/datastore/dump/{res['id']}", timeout=30)
+        assert resp.status_code == 200
+        assert resp.headers["Content-Disposition"] == f'attachment; filename="{expected or res["id"] + "-v1.csv"}"'

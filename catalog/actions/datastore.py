@@ -182,4 +182,4 @@ def datastore_export(ctx: Context, data: dict[str, Any]) -> exports.Export:
         audit.record(s, ctx.actor_name, "datastore_export", "resource", res.id,
                      {"version_id": version.id, "format": fmt, **({"filters": spec.filters} if spec.filters else {}),
                       **({"q": spec.q} if spec.q else {})})
-    return exports.export(f"{res.id}-v{version.number}", fmt, reader)
+    return exports.export(exports.file_stem(res.name, res.id, version.number), fmt, reader)

@@ -205,3 +205,22 @@ def test_pages_run_under_the_content_security_policy(demo_site, browser):
     page.wait_for_timeout(300)
     assert violations == [] and dialogs == []
     page.close()
+
+
+# -- issue 11: what a new user hit ----------------------------------------------------------------
+
+def test_a_malformed_search_keeps_the_search_box_and_the_typed_query(demo_site, browser):
+    import requests
+
+    typed = 'title:(unclosed <b>bold</b> "x'
+    r = requests.get(demo_site.url + "/", params={"q": typed}, timeout=10)
+    assert r.status_code == 400
+    assert "<b>bold</b>" not in r.text and "&lt;b&gt;bold&lt;/b&gt;" in r.text, "the query is escaped"
+    page = browser.new_page()
+    page.goto(demo_site.url + "/?" + requests.compat.urlencode({"q": typed}))
+    assert page.input_value("form.search input[name=q]") == typed
+    assert "could not be read" in page.locator(".search-error").inner_text().lower()
+    page.fill("form.search input[name=q]", "weather")
+    page.click("form.search button")
+    page.wait_for_selector("text=for “weather”")
+    page.close()

@@ -224,3 +224,40 @@ def test_a_malformed_search_keeps_the_search_box_and_the_typed_query(demo_site, 
     page.click("form.search button")
     page.wait_for_selector("text=for “weather”")
     page.close()
+
+
+def test_unknown_routes_get_the_site_s_error_page_and_api_paths_the_ckan_envelope(demo_site):
+    import requests
+
+    for method, path, status in (("GET", "/no/such/page", 404), ("GET", "/dataset", 404),
+                                 ("POST", "/", 405), ("DELETE", "/dataset/iowa-electricity", 405)):
+        r = requests.request(method, demo_site.url + path, timeout=10)
+        assert r.status_code == status and r.headers["Content-Type"].startswith("text/html"), (path, r.text[:200])
+        assert 'class="brand"' in r.text and 'rel="stylesheet"' in r.text, "the site's page, not Flask's"
+        assert f"{status} ·" in r.text and "Back to the datasets" in r.text
+    allowed = requests.post(demo_site.url + "/", timeout=10).headers["Allow"]
+    assert set(allowed.split(", ")) == {"GET", "HEAD", "OPTIONS"}, "a 405 still says what is allowed"
+    for method, path, status, ckan_type in (("GET", "/api/3/nothing", 404, "Not Found Error"),
+                                            ("GET", "/api/3/action/", 404, "Not Found Error"),
+                                            ("PUT", "/api/3/action/status_show", 405, "Method Not Allowed"),
+                                            ("DELETE", "/datastore/dump_sql", 405, "Method Not Allowed")):
+        r = requests.request(method, demo_site.url + path, timeout=10)
+        assert r.status_code == status and r.headers["Content-Type"] == "application/json", (path, r.text[:200])
+        assert r.json()["success"] is False and r.json()["error"]["__type"] == ckan_type
+
+
+def test_every_page_has_a_favicon(demo_site, browser):
+    import requests
+
+    icon = requests.get(demo_site.url + "/favicon.ico", timeout=10)
+    assert icon.status_code == 200 and icon.headers["Content-Type"].startswith("image/svg+xml")
+    assert icon.content.lstrip().startswith(b"<svg")
+    page = browser.new_page()
+    failed = []
+    page.on("response", lambda resp: failed.append(resp.url) if resp.status >= 400 else None)
+    page.goto(demo_site.url + "/dataset/seattle-weather")
+    href = page.locator("link[rel=icon]").get_attribute("href")
+    assert requests.get(demo_site.url + href, timeout=10).status_code == 200
+    page.wait_for_timeout(300)
+    assert failed == []
+    page.close()

@@ -5,10 +5,11 @@ exactly the permissions and audit of the API.
 """
 from __future__ import annotations
 
-from flask import Blueprint, current_app, redirect, render_template, request
+from flask import Blueprint, Response, current_app, make_response, redirect, render_template, request
 
 from catalog.access.context import Context
 from catalog.actions import call
+from catalog.api import ERROR_PAGE
 from catalog.core import validate
 from catalog.core.errors import BadRequest, MosuError, NotFound, SearchQueryError, http_status
 
@@ -34,6 +35,22 @@ def linkable(value: object) -> bool:
 def _error_page(exc: MosuError):
     status, title = http_status(exc)
     return render_template("error.html", status=status, title=title, message=exc.message), status
+
+
+def _page_for_error(status: int, title: str, message: str) -> Response:
+    """The site's error page for an address no route answers (404) or a method it does not take (405)."""
+    return make_response(render_template("error.html", status=status, title=title, message=message), status)
+
+
+bp.record_once(lambda state: state.app.extensions.setdefault(ERROR_PAGE, _page_for_error))
+
+
+@bp.route("/favicon.ico")
+def favicon():
+    """The site's icon where browsers look for it first (the pages also link it as SVG)."""
+    response = bp.send_static_file("favicon.svg")
+    response.mimetype = "image/svg+xml"
+    return response
 
 
 FACETS = ("organization", "tags", "res_format", "license_id")

@@ -209,23 +209,6 @@ def test_pages_run_under_the_content_security_policy(demo_site, browser):
 
 # -- issue 11: what a new user hit ----------------------------------------------------------------
 
-def test_a_malformed_search_keeps_the_search_box_and_the_typed_query(demo_site, browser):
-    import requests
-
-    typed = 'title:(unclosed <b>bold</b> "x'
-    r = requests.get(demo_site.url + "/", params={"q": typed}, timeout=10)
-    assert r.status_code == 400
-    assert "<b>bold</b>" not in r.text and "&lt;b&gt;bold&lt;/b&gt;" in r.text, "the query is escaped"
-    page = browser.new_page()
-    page.goto(demo_site.url + "/?" + requests.compat.urlencode({"q": typed}))
-    assert page.input_value("form.search input[name=q]") == typed
-    assert "could not be read" in page.locator(".search-error").inner_text().lower()
-    page.fill("form.search input[name=q]", "weather")
-    page.click("form.search button")
-    page.wait_for_selector("text=for “weather”")
-    page.close()
-
-
 def test_unknown_routes_get_the_site_s_error_page_and_api_paths_the_ckan_envelope(demo_site):
     import requests
 
@@ -246,6 +229,23 @@ def test_unknown_routes_get_the_site_s_error_page_and_api_paths_the_ckan_envelop
         assert r.json()["success"] is False and r.json()["error"]["__type"] == ckan_type
 
 
+def test_a_malformed_search_keeps_the_search_box_and_the_typed_query(demo_site, browser):
+    import requests
+
+    typed = 'title:(unclosed <b>bold</b> "x'
+    r = requests.get(demo_site.url + "/", params={"q": typed}, timeout=10)
+    assert r.status_code == 400
+    assert "<b>bold</b>" not in r.text and "&lt;b&gt;bold&lt;/b&gt;" in r.text, "the query is escaped"
+    page = browser.new_page()
+    page.goto(demo_site.url + "/?" + requests.compat.urlencode({"q": typed}))
+    assert page.input_value("form.search input[name=q]") == typed
+    assert "could not be read" in page.locator(".search-error").inner_text().lower()
+    page.fill("form.search input[name=q]", "weather")
+    page.click("form.search button")
+    page.wait_for_selector("text=for “weather”")
+    page.close()
+
+
 def test_every_page_has_a_favicon(demo_site, browser):
     import requests
 
@@ -260,4 +260,23 @@ def test_every_page_has_a_favicon(demo_site, browser):
     assert requests.get(demo_site.url + href, timeout=10).status_code == 200
     page.wait_for_timeout(300)
     assert failed == []
+    page.close()
+
+
+def test_the_quality_page_fits_a_390_px_phone(demo_site, browser):
+    ckan = demo_site.ckan(demo_site.token("phone-" + uuid.uuid4().hex[:6], sysadmin=True))
+    pkg = ckan.action.package_create(name="phone-" + uuid.uuid4().hex[:8], owner_org="public-domain-samples",
+                                     private=True)
+    long_text = "a-long-unbroken-value-" * 6
+    body = b"id,contact,station_with_a_rather_long_column_name,note\n" + b"".join(
+        b"%d,user%d@example.org,%d.5,%s%d\n" % (i, i, i, long_text.encode(), i % 3) for i in range(1, 201))
+    res = ckan.action.resource_create(package_id=pkg["id"], upload=("p.csv", io.BytesIO(body)))
+    assert wait_for_ingest(ckan, res["id"])["ingest_status"] == "ready"
+    ckan.action.quality_pii_acknowledge(id=res["id"])
+    ckan.action.package_patch(id=pkg["id"], private=False)
+    page = browser.new_page(viewport={"width": 390, "height": 900})
+    page.goto(f"{demo_site.url}/dataset/{pkg['name']}/resource/{res['id']}/quality")
+    assert page.locator("table.checks tbody tr").count() >= 3 and page.locator("table.pii tbody tr").count() == 1
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the page is {width} px wide: it scrolls sideways on a phone"
     page.close()

@@ -9,8 +9,10 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 
+from catalog.core import coltypes
 from catalog.core.dictionary import Field
 from catalog.core.errors import IngestFailed
+from catalog.core.sqltext import ident, literal
 from ingest.types import (
     CANDIDATES,
     EXAMPLES,
@@ -35,10 +37,6 @@ class Converted:
     row_count: int
     parquet_columns: list[Column]
     odd_values: list[OddValues] = field(default_factory=list)  # per column, left empty in the table
-
-
-def _literal(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
 
 
 def _clean(exc: Exception) -> str:
@@ -134,10 +132,6 @@ def _refuse_ragged(src: Path, header: str) -> None:
                            f"(delimiter {shown}); fix that row or quote the field that holds the delimiter.")
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _source(con: duckdb.DuckDBPyConnection, fmt: str, src: Path, sheet: str | None, max_line_bytes: int,
             as_text: bool = False) -> str:
     """The SQL that reads ``src``; ``as_text`` reads every CSV column as text (for TRY_CAST)."""
@@ -158,7 +152,7 @@ def _source(con: duckdb.DuckDBPyConnection, fmt: str, src: Path, sheet: str | No
         con.register("arrow_upload", table)
         return "arrow_upload"
     # The sniffer's sample and the odd-value check's sample must be the same rows.
-    sql = READERS[fmt].format(path=_literal(src), sample=SAMPLE_ROWS, max_line=int(max_line_bytes),
+    sql = READERS[fmt].format(path=literal(src), sample=SAMPLE_ROWS, max_line=int(max_line_bytes),
                               buffer=csv_buffer(max_line_bytes))
     return sql[:-1] + ", all_varchar=true)" if as_text and fmt == "csv" else sql
 
@@ -172,7 +166,7 @@ def _sample_stats(con: duckdb.DuckDBPyConnection, text_source: str, names: list[
     """How the sniffer's sample of each text column parses as each candidate type (one query)."""
     parts = []
     for i, name in enumerate(names):
-        col = _quote(name)
+        col = ident(name)
         parts.append(f"count({col}) AS v{i}")
         parts += [f"count(TRY_CAST({col} AS {t})) FILTER (WHERE {_shape(col, t)}) AS p{i}_{j}"
                   for j, t in enumerate(CANDIDATES)]
@@ -213,27 +207,21 @@ def _odd_values(con: duckdb.DuckDBPyConnection, text_source: str, typed: dict[st
     if not typed:
         return []
     names = list(typed)
-    odd = [f"({_quote(n)} IS NOT NULL AND TRY_CAST({_quote(n)} AS {typed[n]}) IS NULL)" for n in names]
+    odd = [f"({ident(n)} IS NOT NULL AND TRY_CAST({ident(n)} AS {typed[n]}) IS NULL)" for n in names]
     parts = []
     for i, (name, cond) in enumerate(zip(names, odd)):
-        value = f"left(CAST({_quote(name)} AS VARCHAR), {VALUE_CHARS})"
+        value = f"left(CAST({ident(name)} AS VARCHAR), {VALUE_CHARS})"
         parts.append(f"count(*) FILTER (WHERE {cond}) AS n{i}")
         parts.append(f"arg_min(struct_pack(r := rn, v := {value}), rn, {EXAMPLES}) FILTER (WHERE {cond}) AS e{i}")
-    cols = ", ".join(_quote(n) for n in names)
+    cols = ", ".join(ident(n) for n in names)
     row = con.execute(f"SELECT {', '.join(parts)} FROM (SELECT row_number() OVER () AS rn, {cols} "
                       f"FROM {text_source})").fetchone()
     found = []
     for i, name in enumerate(names):
         count, examples = row[2 * i], row[2 * i + 1] or []
         if count:
-            found.append(OddValues(name, _friendly(typed[name]), count, [(e["r"], e["v"]) for e in examples]))
+            found.append(OddValues(name, coltypes.said(typed[name]), count, [(e["r"], e["v"]) for e in examples]))
     return found
-
-
-def _friendly(duck_type: str) -> str:
-    return {"BIGINT": "integer", "DOUBLE": "float", "BOOLEAN": "boolean", "DATE": "date", "TIMESTAMP": "timestamp",
-            "TIMESTAMPTZ": "timestamp with time zone", "TIMESTAMP WITH TIME ZONE": "timestamp with time zone",
-            "VARCHAR": "text"}.get(duck_type, duck_type.lower())
 
 
 def to_parquet(con: duckdb.DuckDBPyConnection, fmt: str, src: Path, dst: Path, row_group_rows: int,
@@ -262,7 +250,7 @@ def to_parquet(con: duckdb.DuckDBPyConnection, fmt: str, src: Path, dst: Path, r
         clean = all(targets[c.name] == c.type for c in columns)
         if clean:
             try:
-                con.execute(f"COPY (SELECT * FROM {source}) TO {_literal(dst)} ({options})")
+                con.execute(f"COPY (SELECT * FROM {source}) TO {literal(dst)} ({options})")
             except duckdb.ConversionException:
                 if fmt != "csv":
                     raise
@@ -271,9 +259,9 @@ def to_parquet(con: duckdb.DuckDBPyConnection, fmt: str, src: Path, dst: Path, r
             from_text = fmt == "csv"  # every column arrives as text and is cast to its type
             casts = {c.name: targets[c.name] for c in columns
                      if targets[c.name] != ("VARCHAR" if from_text else c.type)}
-            select = ", ".join(f"TRY_CAST({_quote(c.name)} AS {casts[c.name]}) AS {_quote(c.name)}"
-                               if c.name in casts else _quote(c.name) for c in columns)
-            con.execute(f"COPY (SELECT {select} FROM {text_source}) TO {_literal(dst)} ({options})")
+            select = ", ".join(f"TRY_CAST({ident(c.name)} AS {casts[c.name]}) AS {ident(c.name)}"
+                               if c.name in casts else ident(c.name) for c in columns)
+            con.execute(f"COPY (SELECT {select} FROM {text_source}) TO {literal(dst)} ({options})")
             typed = {name: kind for name, kind in casts.items() if kind != "VARCHAR"}
             odd = _odd_values(con, text_source, typed)
     except duckdb.Error as exc:

@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from catalog.core import coltypes
+from catalog.core.sqltext import first_line, ident
 from quality.profile import classify, json_value
 
 SEVERITIES = ("blocking", "warning")
@@ -67,23 +69,14 @@ _AGGREGATES = {
     "expect_column_sum_to_be_between": "sum({c})", "expect_column_unique_value_count_to_be_between":
     "count(DISTINCT {c})",
 }
-# Type names a suite may use -> the DuckDB types they accept.
-TYPE_NAMES = {
-    "int": ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"),
-    "float": ("FLOAT", "DOUBLE"), "numeric": ("DECIMAL",), "bool": ("BOOLEAN",), "date": ("DATE",),
-    "timestamp": ("TIMESTAMP",), "timestamptz": ("TIMESTAMP WITH TIME ZONE",), "time": ("TIME",),
-    "text": ("VARCHAR",), "json": ("STRUCT", "MAP", "LIST"),
-}
-
-
 def type_matches(observed: str, wanted: str) -> bool:
     """Whether a DuckDB column type is the suite's type name (pure). A CKAN name (int, text, ...)
     compares through the profile's own mapping, so a generated suite always agrees with the
     profile it came from; a DuckDB name compares base types exactly (TIMESTAMP is not
     TIMESTAMP WITH TIME ZONE)."""
-    if wanted.lower() in TYPE_NAMES:
+    if wanted.lower() in coltypes.CKAN_TYPES:
         return classify(observed)[0] == wanted.lower()
-    return observed.upper().split("(")[0].strip() == wanted.upper().split("(")[0].strip()
+    return coltypes.base_name(observed) == coltypes.base_name(wanted)
 
 
 class SuiteError(ValueError):
@@ -156,14 +149,9 @@ def _check_kwargs(kind: str, kwargs: dict[str, Any], columns: set[str] | None) -
             re.compile(kwargs["regex"])
         except re.error as exc:
             raise SuiteError(f"regex does not compile: {exc}") from None
-    if kind == "expect_column_values_to_be_of_type" and str(kwargs["type_"]).lower() not in TYPE_NAMES \
-            and not _is_duckdb_type(str(kwargs["type_"])):
-        raise SuiteError(f"unknown type {str(kwargs['type_'])[:40]!r}; use one of {', '.join(TYPE_NAMES)}")
-
-
-def _is_duckdb_type(name: str) -> bool:
-    upper = name.upper()
-    return any(upper.startswith(t) for types in TYPE_NAMES.values() for t in types)
+    if kind == "expect_column_values_to_be_of_type" and str(kwargs["type_"]).lower() not in coltypes.CKAN_TYPES \
+            and not coltypes.is_duckdb_type(str(kwargs["type_"])):
+        raise SuiteError(f"unknown type {str(kwargs['type_'])[:40]!r}; use one of {', '.join(coltypes.CKAN_TYPES)}")
 
 
 def check_suite(doc: Any, columns: list[str] | None = None) -> Suite:
@@ -210,17 +198,9 @@ def check_suite(doc: Any, columns: list[str] | None = None) -> Suite:
 
 # -- evaluation -------------------------------------------------------------------------------
 
-def quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _base_type(duck_type: str) -> str:
-    return duck_type.upper().split("(")[0].strip()
-
-
 def _row_condition(e: Expectation, duck_type: str) -> tuple[str, list[Any], bool]:
     """(SQL condition for an unexpected row, its parameters, whether nulls are counted) (pure)."""
-    c, kw, t = quote(e.kwargs["column"]), e.kwargs, duck_type
+    c, kw, t = ident(e.kwargs["column"]), e.kwargs, duck_type
     if e.type == "expect_column_values_to_not_be_null":
         return f"{c} IS NULL", [], True
     if e.type == "expect_column_values_to_be_null":
@@ -341,24 +321,20 @@ def evaluate(con, relation: str, schema: list[tuple[str, str]], row_count: int, 
             except Exception as exc:  # noqa: BLE001 - reported as errored
                 results[i] = _result(e, False, error=str(exc)[:300])
         elif e.type in _AGGREGATES:
-            aggregates.append((i, e, _AGGREGATES[e.type].format(c=quote(column))))
+            aggregates.append((i, e, _AGGREGATES[e.type].format(c=ident(column))))
         else:
             try:
                 results[i] = _table_rule(con, relation, e, names, types, row_count, footer or {})
             except Exception as exc:  # noqa: BLE001 - one expectation that cannot run is reported, not fatal
-                results[i] = _result(e, False, error=f"could not be evaluated: {_short(exc)}")
+                results[i] = _result(e, False, error=f"could not be evaluated: {first_line(exc)}")
     _run_row_rules(con, relation, row_rules, row_count, results, duckdb.Error)
     for i, e, sql in aggregates:
         try:
             observed = con.execute(f"SELECT {sql} FROM {relation}").fetchall()[0][0]
             results[i] = _result(e, _between(observed, e.kwargs), observed)
         except duckdb.Error as exc:
-            results[i] = _result(e, False, error=_short(exc))
+            results[i] = _result(e, False, error=first_line(exc))
     return [results[i] for i in range(len(suite.expectations))]
-
-
-def _short(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0][:300]
 
 
 def _run_row_rules(con, relation: str, rules: list, row_count: int, results: dict, db_error: type) -> None:
@@ -370,7 +346,7 @@ def _run_row_rules(con, relation: str, rules: list, row_count: int, results: dic
     def select(batch: list) -> tuple[str, list[Any]]:
         parts, params = [], []
         for n, (_, e, cond, p, nulls) in enumerate(batch):
-            column = quote(e.kwargs["column"])
+            column = ident(e.kwargs["column"])
             where = cond if nulls else f"{column} IS NOT NULL AND {cond}"
             value = f"left(CAST({column} AS VARCHAR), 80)"
             parts.append(f"count(*) FILTER (WHERE {where}) AS u{n}")
@@ -396,7 +372,7 @@ def _run_row_rules(con, relation: str, rules: list, row_count: int, results: dic
                 sql, params = select([rule])
                 record([rule], con.execute(sql, params).fetchall()[0])
             except db_error as exc:
-                results[rule[0]] = _result(rule[1], False, error=_short(exc))
+                results[rule[0]] = _result(rule[1], False, error=first_line(exc))
 
 
 DENSE_MAX_ROWS = 100_000_000  # 200 MB of marks at most
@@ -410,14 +386,14 @@ def _dense_integer_key(con, relation: str, e: Expectation, columns: list[str], t
     or has repeats (the caller's GROUP BY then counts them and names a few)."""
     import numpy as np
 
-    if len(columns) != 1 or _base_type(types[columns[0]]) not in TYPE_NAMES["int"]:
+    if len(columns) != 1 or coltypes.ckan_type(types[columns[0]]) != "int":
         return None
     known = footer.get(columns[0], {})
     lo, hi, non_null = known.get("min"), known.get("max"), known.get("non_null")
     if not isinstance(lo, int) or not isinstance(hi, int) or not non_null or non_null > DENSE_MAX_ROWS \
             or hi - lo + 1 > 2 * non_null:
         return None
-    column = quote(columns[0])
+    column = ident(columns[0])
     seen = np.zeros(hi - lo + 1, dtype=bool)  # one byte per possible value
     reader = con.execute(f"SELECT {column} AS v FROM {relation} WHERE {column} IS NOT NULL").to_arrow_reader(1 << 20)
     for batch in reader:  # a million values at a time: memory stays flat
@@ -452,21 +428,21 @@ def _table_rule(con, relation: str, e: Expectation, names: list[str], types: dic
         return _result(e, False, error=f"the table has no column {missing[0]!r}")
     if e.type == "expect_column_distinct_values_to_be_in_set":
         try:
-            rows = con.execute(f"SELECT DISTINCT {quote(columns[0])} FROM {relation} WHERE {quote(columns[0])} "
+            rows = con.execute(f"SELECT DISTINCT {ident(columns[0])} FROM {relation} WHERE {ident(columns[0])} "
                                f"IS NOT NULL LIMIT 1001").fetchall()
         except duckdb.Error as exc:
-            return _result(e, False, error=_short(exc))
+            return _result(e, False, error=first_line(exc))
         observed = sorted((r[0] for r in rows), key=str)
         allowed = {str(v) for v in kw["value_set"]}
         return _result(e, all(str(v) in allowed for v in observed), observed[:100])
-    keys = ", ".join(quote(c) for c in columns)
-    not_null = " AND ".join(f"{quote(c)} IS NOT NULL" for c in columns)
+    keys = ", ".join(ident(c) for c in columns)
+    not_null = " AND ".join(f"{ident(c)} IS NOT NULL" for c in columns)
     dense = _dense_integer_key(con, relation, e, columns, types, footer)
     if dense is not None:
         return dense
     try:  # rows whose key occurs more than once, and a few of the repeated keys
         # Group by the key's own values (casting 10M keys to text first costs more than the grouping).
-        key = quote(columns[0]) if len(columns) == 1 else f"({keys})"
+        key = ident(columns[0]) if len(columns) == 1 else f"({keys})"
         found = con.execute(f"SELECT coalesce(sum(n), 0), count(*), list(CAST(k AS VARCHAR) ORDER BY k)[1:{EXAMPLES}] "
                             f"FROM (SELECT {key} AS k, count(*) AS n FROM {relation} WHERE {not_null} "
                             f"GROUP BY ALL HAVING count(*) > 1)").fetchall()[0]
@@ -474,7 +450,7 @@ def _table_rule(con, relation: str, e: Expectation, names: list[str], types: dic
         total = known if known is not None else \
             con.execute(f"SELECT count(*) FROM {relation} WHERE {not_null}").fetchall()[0][0]
     except duckdb.Error as exc:
-        return _result(e, False, error=_short(exc))
+        return _result(e, False, error=first_line(exc))
     unexpected, _, repeated = found
     return _result(e, _mostly(e, int(unexpected), total), None, int(unexpected), total,
                    [{"value": k} for k in repeated or []])

@@ -32,6 +32,9 @@ from typing import Iterable
 
 import duckdb
 
+from catalog.core import coltypes
+from catalog.core.sqltext import ident
+
 KINDS = ("email", "phone", "cn_id", "bank_card", "ip_address", "passport")
 
 SHARE_THRESHOLD = 0.5
@@ -335,6 +338,45 @@ def mask(kind: str, value: str) -> str:
     return v[:1] + "*" * (len(v) - 2) + v[-1:] if len(v) >= 6 else "*" * len(v)
 
 
+def _shown(value: object) -> str:
+    """A profile value as the text it stands for: 13800000000.0 (a histogram edge) is 13800000000."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def mask_profile(profile: dict, findings: Iterable[Finding]) -> dict:
+    """``profile`` with the values of each column flagged as personal information masked as its
+    examples are (pure): min, max, top values and histogram edges (whose ends are min and max).
+
+    Counts, lengths and moments stay: they describe the column, not a person. A masked column
+    carries ``"masked": kind``; its min and max are text now, so nothing compares them as numbers.
+    """
+    kinds: dict[str, str] = {}
+    for f in findings:
+        kinds.setdefault(f.column, f.kind)
+    if not kinds:
+        return profile
+    columns = []
+    for column in profile.get("columns", []):
+        kind = kinds.get(column.get("name"))
+        if kind is None:
+            columns.append(column)
+            continue
+        column = {**column, "masked": kind}
+        for key in ("min", "max"):
+            if column.get(key) is not None:
+                column[key] = mask(kind, _shown(column[key]))
+        if column.get("top"):
+            column["top"] = [{**top, "value": None if top.get("value") is None else mask(kind, _shown(top["value"]))}
+                             for top in column["top"]]
+        if column.get("histogram"):
+            column["histogram"] = {**column["histogram"],
+                                   "edges": [mask(kind, _shown(e)) for e in column["histogram"]["edges"]]}
+        columns.append(column)
+    return {**profile, "columns": columns}
+
+
 # ---------------------------------------------------------------- columns
 
 def detect_column(name: str, values: Iterable[object]) -> list[Finding]:
@@ -382,10 +424,6 @@ def detect_column(name: str, values: Iterable[object]) -> list[Finding]:
     return findings
 
 
-_TEXT_TYPES = ("VARCHAR", "TEXT", "STRING", "CHAR", "BPCHAR", "ENUM")
-_WIDE_INT_TYPES = ("BIGINT", "INT8", "LONG", "UBIGINT", "HUGEINT", "UHUGEINT", "INT64", "UINT64", "INT128")
-
-
 def scannable(duckdb_type: str) -> bool:
     """Text columns, and integers wide enough for 11+ digits (BIGINT and up).
 
@@ -393,12 +431,7 @@ def scannable(duckdb_type: str) -> bool:
     floats, booleans, dates, timestamps, lists and structs cannot hold these kinds.
     DECIMAL is skipped too: card or ID numbers stored as DECIMAL(19,0) would be missed.
     """
-    t = duckdb_type.strip().upper()
-    return t in _WIDE_INT_TYPES or (t.startswith(_TEXT_TYPES) and not t.endswith("]"))
-
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
+    return coltypes.of_duckdb(duckdb_type).pii
 
 
 def scan_table(con: duckdb.DuckDBPyConnection, relation_sql: str, columns: list[tuple[str, str]],
@@ -421,7 +454,7 @@ def scan_table(con: duckdb.DuckDBPyConnection, relation_sql: str, columns: list[
     if not wanted:
         return []
     window = window_rows if window_rows is not None else 10 * sample_rows
-    cols = ", ".join(_quote(c) for c in wanted)
+    cols = ", ".join(ident(c) for c in wanted)
     sql = (f"SELECT {cols} FROM (SELECT {cols} FROM {relation_sql} LIMIT {int(window)}) "
            f"USING SAMPLE reservoir({int(sample_rows)} ROWS) REPEATABLE (42)")
     rows = con.execute(sql).fetchall()

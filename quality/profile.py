@@ -42,9 +42,13 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from catalog.core import coltypes
+from catalog.core.sqltext import ident, literal
+
 LOW_CARDINALITY = 10_000  # text columns with at most this many (estimated) values get exact top counts
 SAMPLE_ROWS = 200_000  # rows read for the top values of high-cardinality text
-_NUMBER, _TEMPORAL, _TEXT, _BOOL, _NESTED, _OTHER = "number", "temporal", "text", "bool", "nested", "other"
+_NUMBER, _TEMPORAL, _TEXT, _BOOL, _NESTED = (coltypes.NUMBER, coltypes.TEMPORAL, coltypes.TEXT, coltypes.BOOL,
+                                             coltypes.NESTED)
 
 
 @dataclass
@@ -69,39 +73,9 @@ def connect(threads: int = 2, memory_limit: str = "512MB") -> duckdb.DuckDBPyCon
 
 
 def classify(duck_type: str) -> tuple[str, str]:
-    """(CKAN type, internal kind) for a DuckDB type name (pure).
-
-    The one table of CKAN type names: ``catalog.datastore.sandbox.ckan_type`` uses it too.
-    """
-    t = duck_type.upper()
-    if t.startswith(("STRUCT", "MAP", "UNION")) or t.endswith("]"):
-        return "json", _NESTED
-    if t.startswith(("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-                     "UINTEGER", "UBIGINT", "UHUGEINT")):
-        return "int", _NUMBER
-    if t.startswith(("FLOAT", "DOUBLE")):
-        return "float", _NUMBER
-    if t.startswith("DECIMAL"):
-        return "numeric", _NUMBER
-    if t == "BOOLEAN":
-        return "bool", _BOOL
-    if t == "DATE":
-        return "date", _TEMPORAL
-    if t.startswith("TIMESTAMP"):
-        return ("timestamptz" if "TIME ZONE" in t or t.startswith("TIMESTAMPTZ") else "timestamp"), _TEMPORAL
-    if t.startswith("TIME"):
-        return "time", _OTHER
-    if t == "VARCHAR":
-        return "text", _TEXT
-    return "text", _OTHER  # UUID, BLOB, INTERVAL, ...: distinct count and footer stats only
-
-
-def ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+    """(CKAN type, internal kind) for a DuckDB type name (pure), from ``catalog.core.coltypes``."""
+    row = coltypes.of_duckdb(duck_type)
+    return row.ckan, row.kind
 
 
 def _leaves(t: pa.DataType) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 
 import duckdb
 
+from catalog.core.sqltext import first_line, literal
 from quality import expectations, pii, suites
 from quality.profile import profile_parquet, sample_row_groups
 
@@ -22,10 +23,6 @@ from quality.profile import profile_parquet, sample_row_groups
 def connect(memory_limit: str = "160MB", threads: int = 2) -> duckdb.DuckDBPyConnection:
     """The worker's own DuckDB for quality checks (it reads the local Parquet it was given)."""
     return duckdb.connect(":memory:", config={"memory_limit": memory_limit, "threads": threads})
-
-
-def _literal(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
 
 
 def gx_errors(suite: expectations.Suite) -> dict[int, str]:
@@ -42,7 +39,7 @@ def gx_errors(suite: expectations.Suite) -> dict[int, str]:
         try:
             cls(**kwargs)
         except Exception as exc:  # noqa: BLE001 - GX raises pydantic and its own errors
-            errors[i] = f"Great Expectations refused it: {str(exc).splitlines()[0][:200]}"
+            errors[i] = f"Great Expectations refused it: {first_line(exc, 200)}"
     return errors
 
 
@@ -53,8 +50,8 @@ def build(con: duckdb.DuckDBPyConnection, parquet: Path, resource_id: str, versi
     generated from this profile and returned in ``report["suite"]`` for the caller to save.
     ``profile`` may be passed in to re-validate without profiling again."""
     started = time.perf_counter()
-    relation = f"read_parquet({_literal(parquet)}, file_row_number=true)"
-    plain = f"read_parquet({_literal(parquet)})"
+    relation = f"read_parquet({literal(parquet)}, file_row_number=true)"
+    plain = f"read_parquet({literal(parquet)})"
     timings: dict[str, float] = {}
     if profile is None:
         profile = profile_parquet(con, parquet)
@@ -84,6 +81,7 @@ def build(con: duckdb.DuckDBPyConnection, parquet: Path, resource_id: str, versi
     timings["validation"] = round(time.perf_counter() - t, 3)
     t = time.perf_counter()
     findings = _scan_pii(con, parquet, schema)
+    profile = pii.mask_profile(profile, findings)  # shown beside the masked examples: never the raw values
     timings["pii"] = round(time.perf_counter() - t, 3)
     scored = suites.score(results, profile, odd_values or [])
     blocking = [r for r in results if r["severity"] == "blocking" and not r["success"]]

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -119,6 +119,7 @@ class RunningMosu:
     env: dict[str, str]
     proc: subprocess.Popen
     log: Path
+    opened: list[Platform] = field(default_factory=list)  # by inspect(); closed by stop()
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return subprocess.run([*MOSU, *args], env=self.env, capture_output=True, text=True,
@@ -142,10 +143,15 @@ class RunningMosu:
         return admin
 
     def inspect(self) -> Platform:
-        """The same database and object store, opened directly for assertions."""
-        return Platform.open(self.settings)
+        """The same database and object store, opened directly for assertions; closed by :meth:`stop`
+        (the fixture's teardown), so a test need not close it."""
+        platform = Platform.open(self.settings)
+        self.opened.append(platform)
+        return platform
 
     def stop(self) -> int:
+        while self.opened:
+            self.opened.pop().close()
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:

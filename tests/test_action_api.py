@@ -57,7 +57,8 @@ def test_both_api_paths_get_and_post(mosu):
 def test_unknown_action_and_bad_json_are_400(mosu):
     r = requests.post(mosu.url + "/api/3/action/no_such_thing", json={}, timeout=10)
     assert r.status_code == 400
-    assert r.json()["error"]["message"] == "Action name not known: no_such_thing"
+    assert r.json()["error"] == {"__type": "Bad request - Action Error",
+                                 "message": "Action name not known: no_such_thing"}
     r = requests.post(mosu.url + "/api/3/action/package_show", data=b"{not json",
                       headers={"Content-Type": "application/json"}, timeout=10)
     assert r.status_code == 400

@@ -20,7 +20,7 @@ NESTED = "(" * 5000 + "x" + ")" * 5000
 
 
 @pytest.fixture(scope="module")
-def site(mosu):
+def inputs_site(mosu):
     admin = mosu.admin_with_dataset("inputs")
     res = admin.action.resource_create(package_id="inputs", name="table",
                                        upload=("table.csv", io.BytesIO(b"id,city\n1,Oslo\n2,Lima\n")))
@@ -91,9 +91,9 @@ CASES = [
 
 @pytest.mark.parametrize("method, action, params, status, ckan_type", [c[1:] for c in CASES],
                          ids=[c[0] for c in CASES])
-def test_bad_input_gets_a_specific_error_not_a_500(site, method, action, params, status, ckan_type):
-    params = {k: site["resource"] if v == "{res}" else v for k, v in params.items()}
-    url, headers = f"{site['url']}/api/3/action/{action}", {"Authorization": site["token"]}
+def test_bad_input_gets_a_specific_error_not_a_500(inputs_site, method, action, params, status, ckan_type):
+    params = {k: inputs_site["resource"] if v == "{res}" else v for k, v in params.items()}
+    url, headers = f"{inputs_site['url']}/api/3/action/{action}", {"Authorization": inputs_site["token"]}
     if method == "GET":
         r = requests.get(url, params=params, headers=headers, timeout=60)
     else:
@@ -104,25 +104,25 @@ def test_bad_input_gets_a_specific_error_not_a_500(site, method, action, params,
     assert body["success"] is False and body["error"]["__type"] == ckan_type, body
 
 
-def test_the_home_page_refuses_a_deeply_nested_query_with_400(site):
-    r = requests.get(f"{site['url']}/", params={"q": NESTED}, timeout=60)
+def test_the_home_page_refuses_a_deeply_nested_query_with_400(inputs_site):
+    r = requests.get(f"{inputs_site['url']}/", params={"q": NESTED}, timeout=60)
     assert r.status_code == 400 and "levels deep" in r.text
 
 
-def test_a_dump_of_a_version_that_cannot_exist_is_404(site):
-    r = requests.get(f"{site['url']}/datastore/dump/{site['resource']}", params={"version": HUGE_VERSION},
-                     headers={"Authorization": site["token"]}, timeout=60)
+def test_a_dump_of_a_version_that_cannot_exist_is_404(inputs_site):
+    r = requests.get(f"{inputs_site['url']}/datastore/dump/{inputs_site['resource']}", params={"version": HUGE_VERSION},
+                     headers={"Authorization": inputs_site["token"]}, timeout=60)
     assert r.status_code == 404 and r.json()["error"]["__type"] == "Not Found Error"
 
 
-def test_in_range_values_still_work(site):
+def test_in_range_values_still_work(inputs_site):
     """The bounds refuse only what cannot be meant: ordinary offsets, versions and expiries pass."""
-    headers = {"Authorization": site["token"]}
-    ok = requests.get(f"{site['url']}/api/3/action/datastore_search", headers=headers, timeout=60,
-                      params={"resource_id": site["resource"], "version": "1", "offset": "1"}).json()
+    headers = {"Authorization": inputs_site["token"]}
+    ok = requests.get(f"{inputs_site['url']}/api/3/action/datastore_search", headers=headers, timeout=60,
+                      params={"resource_id": inputs_site["resource"], "version": "1", "offset": "1"}).json()
     assert ok["success"] and [r["city"] for r in ok["result"]["records"]] == ["Lima"]
-    token = requests.post(f"{site['url']}/api/3/action/api_token_create", headers=headers, timeout=60,
+    token = requests.post(f"{inputs_site['url']}/api/3/action/api_token_create", headers=headers, timeout=60,
                           json={"user": "inputs-admin", "name": "year", "expires_in": 52, "unit": "week"}).json()
     assert token["success"], token
-    assert requests.get(f"{site['url']}/api/3/action/package_list", params={"offset": 2**53 - 1},
+    assert requests.get(f"{inputs_site['url']}/api/3/action/package_list", params={"offset": 2**53 - 1},
                         timeout=60).json()["result"] == []

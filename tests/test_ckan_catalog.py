@@ -8,9 +8,9 @@ import time
 import ckanapi
 import pytest
 import requests
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from catalog.db.models import Group, Package, ResourceVersion, User
+from catalog.db.models import Activity, AuditEvent, Group, Package, ResourceVersion, SearchChange, User
 from tests.conftest import s3_settings, start_mosu, wait_for_ingest
 
 
@@ -205,6 +205,31 @@ def test_licenses_and_help(people):
     ids = {lic["id"] for lic in people["anon"].action.license_list()}
     assert {"cc-by", "odc-odbl", "notspecified"} <= ids
     assert "Replace a dataset" in people["anon"].action.help_show(name="package_update")
+
+
+def test_any_short_licence_id_is_kept_and_the_common_spdx_ids_are_registered(people):
+    """Issue 11: 'Unknown licence: CC-BY-4.0' made ``ckanapi load`` from real portals fail; CKAN keeps
+    any licence id, its title falling back to the id."""
+    eddie = people["eddie"]
+    listed = {lic["id"]: lic for lic in people["anon"].action.license_list()}
+    spdx = {"CC0-1.0", "CC-BY-4.0", "CC-BY-SA-4.0", "CC-BY-NC-4.0", "ODbL-1.0", "ODC-By-1.0", "PDDL-1.0", "OGL-UK-3.0"}
+    assert spdx | {"cc-by", "odc-odbl", "notspecified", "other-closed"} <= set(listed), "beside CKAN's defaults"
+    assert set(listed["CC-BY-4.0"]) == set(listed["cc-by"]), "license_list keeps CKAN's shape"
+    assert listed["CC-BY-4.0"]["is_okd_compliant"] is True and listed["CC-BY-NC-4.0"]["is_okd_compliant"] is False
+    pkg = eddie.action.package_create(name="spdx-licensed", owner_org="health-lab", license_id="CC-BY-4.0")
+    assert (pkg["license_id"], pkg["license_title"], pkg["isopen"]) == (
+        "CC-BY-4.0", "Creative Commons Attribution 4.0 International", True)
+    assert pkg["license_url"] == "https://creativecommons.org/licenses/by/4.0/"
+    own = eddie.action.package_create(name="own-licence", owner_org="health-lab", license_id="city-data-licence-2.1")
+    assert (own["license_id"], own["license_title"], own["license_url"], own["isopen"]) == (
+        "city-data-licence-2.1", "city-data-licence-2.1", "", False)
+    patched = eddie.action.package_patch(id="own-licence", notes="kept on patch")
+    assert patched["license_id"] == "city-data-licence-2.1"
+    for bad, message in (("x" * 101, "Must be at most 100 characters"),
+                         ("cc-by\nInjected: yes", "Must not contain control characters")):
+        with pytest.raises(ckanapi.ValidationError) as err:
+            eddie.action.package_create(name="bad-licence", owner_org="health-lab", license_id=bad)
+        assert err.value.error_dict["license_id"] == [message]
 
 
 # -- users and tokens ------------------------------------------------------------------------
@@ -465,6 +490,41 @@ def test_activity_follows_the_dataset_s_current_visibility(people):
     eddie.action.package_delete(id=pkg["id"])  # deleted: only its editors still read it, and its activity
     assert seen(anon, id="health-lab") == [] and seen(mia, id="health-lab") == []
     assert len(seen(eddie, id="health-lab")) == 4
+
+
+def test_each_dataset_change_leaves_an_activity_an_audit_event_and_a_search_change(mosu, people):
+    eddie = people["eddie"]
+    pkg = eddie.action.package_create(name="three-records", owner_org="health-lab")
+    res = eddie.action.resource_create(package_id=pkg["id"], name="link", url="https://example.org/a.csv")
+    eddie.action.resource_patch(id=res["id"], description="Daily")
+    eddie.action.resource_delete(id=res["id"])
+    eddie.action.package_patch(id=pkg["id"], notes="Counted twice")
+    eddie.action.package_delete(id=pkg["id"])
+    with mosu.inspect().read() as s:
+        acts = s.scalars(select(Activity.activity_type).where(Activity.object_id == pkg["id"])
+                         .order_by(Activity.timestamp)).all()
+        events = s.execute(select(AuditEvent.action, AuditEvent.object_id, AuditEvent.actor)
+                           .where(AuditEvent.object_id.in_([pkg["id"], res["id"]])).order_by(AuditEvent.seq)).all()
+        marks = s.scalar(select(func.count()).select_from(SearchChange).where(SearchChange.package_id == pkg["id"]))
+    assert acts == ["new package"] + ["changed package"] * 4 + ["deleted package"]
+    assert [tuple(e) for e in events] == [
+        ("package_create", pkg["id"], "eddie"), ("resource_create", res["id"], "eddie"),
+        ("resource_update", res["id"], "eddie"), ("resource_delete", res["id"], "eddie"),
+        ("package_update", pkg["id"], "eddie"), ("package_delete", pkg["id"], "eddie")]
+    assert marks == 6
+
+
+def test_a_dataset_change_with_an_unknown_verb_records_nothing(site):
+    from catalog.actions import call
+    from catalog.records.dataset_change import record_dataset_change
+
+    call(site, "organization_create", {"name": "verbs"})
+    pkg = call(site, "package_create", {"name": "verbs-ds", "owner_org": "verbs"})
+    with site.platform.write.begin() as s:
+        before = s.scalar(select(func.count()).select_from(AuditEvent))
+        with pytest.raises(ValueError, match="unknown activity verb 'edited'"):
+            record_dataset_change(s, site.actor, s.get(Package, pkg["id"]), "edited", {}, "package_update")
+        assert s.scalar(select(func.count()).select_from(AuditEvent)) == before
 
 
 def test_only_sysadmins_choose_ids(people):

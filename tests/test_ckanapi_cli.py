@@ -37,7 +37,7 @@ ROUND_TRIPPED = ("id", "name", "title", "notes", "owner_org", "license_id", "pri
 
 
 @pytest.fixture(scope="module")
-def site(mosu, tmp_path_factory):
+def ckanapi_cli(mosu, tmp_path_factory):
     token = mosu.token("loader", sysadmin=True)
     work = tmp_path_factory.mktemp("ckanapi")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
@@ -56,18 +56,18 @@ def site(mosu, tmp_path_factory):
     return ckanapi, write, work
 
 
-def _load(site, thing: str, rows: list[dict], name: str) -> list[tuple[str, str | None]]:
+def _load(ckanapi_cli, thing: str, rows: list[dict], name: str) -> list[tuple[str, str | None]]:
     """Run ``ckanapi load``; (action, error) per record, from its JSON-lines log (-l)."""
-    ckanapi, write, work = site
+    ckanapi, write, work = ckanapi_cli
     log = work / f"{name}.log"
     ckanapi("load", thing, "-I", write(f"{name}.jsonl", rows), "-l", str(log))
     return [(r[2], r[3]) for r in map(json.loads, log.read_text().splitlines())]
 
 
-def test_load_then_dump_round_trips_and_reload_updates(mosu, site):
-    ckanapi, write, work = site
-    assert _load(site, "organizations", ORGS, "orgs") == [("create", None), ("create", None)]
-    assert _load(site, "datasets", DATASETS, "datasets") == [("create", None)] * 3
+def test_load_then_dump_round_trips_and_reload_updates(mosu, ckanapi_cli):
+    ckanapi, write, work = ckanapi_cli
+    assert _load(ckanapi_cli, "organizations", ORGS, "orgs") == [("create", None), ("create", None)]
+    assert _load(ckanapi_cli, "datasets", DATASETS, "datasets") == [("create", None)] * 3
 
     ckanapi("dump", "datasets", "--all", "--include-private", "-O", "dump.jsonl")
     dumped = {d["name"]: d for d in map(json.loads, (work / "dump.jsonl").read_text().splitlines())}
@@ -87,14 +87,14 @@ def test_load_then_dump_round_trips_and_reload_updates(mosu, site):
 
     # Loading the dump again updates in place: no duplicates, changes applied.
     changed = [dict(d, title=d["title"] + " (revised)") for d in dumped.values()]
-    assert _load(site, "datasets", changed, "again") == [("update", None)] * 3
+    assert _load(ckanapi_cli, "datasets", changed, "again") == [("update", None)] * 3
     everything = mosu.ckan().action.package_search(q="*:*", rows=1000)["results"]
     assert sorted(d["name"] for d in everything) == ["ship-arrivals", "tram-stops"]
     assert mosu.ckan().action.package_show(id="tram-stops")["title"] == "Tram stops (revised)"
 
 
-def test_dump_organizations(site):
-    ckanapi, _, work = site
+def test_dump_organizations(ckanapi_cli):
+    ckanapi, _, work = ckanapi_cli
     ckanapi("dump", "organizations", "--all", "-O", "orgs-out.jsonl")
     orgs = {o["name"]: o for o in map(json.loads, (work / "orgs-out.jsonl").read_text().splitlines())}
     assert {"port-authority", "city-transit"} <= set(orgs)
@@ -102,8 +102,8 @@ def test_dump_organizations(site):
     assert orgs["port-authority"]["description"] == "Harbour data"
 
 
-def test_search_and_action_commands(site):
-    ckanapi, _, _ = site
+def test_search_and_action_commands(ckanapi_cli):
+    ckanapi, _, _ = ckanapi_cli
     found = [json.loads(line) for line in
              ckanapi("search", "datasets", "q=tram", "fq=organization:city-transit").stdout.splitlines()
              if line.strip()]

@@ -118,14 +118,18 @@ def test_dump_streams_filtered_rows_in_every_format(mosu, weather):
     _, rid = weather
     url = f"{mosu.url}/datastore/dump/{rid}"
     resp = requests.get(url, params={"filters": json.dumps({"city": "Guangzhou"})}, timeout=30)
-    assert resp.status_code == 200 and resp.headers["Content-Type"].startswith("text/csv")
-    assert f'filename="{rid}-v1.csv"' in resp.headers["Content-Disposition"]
+    assert resp.status_code == 200 and resp.headers["Content-Type"] == "text/csv; charset=utf-8", "one charset"
+    assert resp.headers["Content-Disposition"] == 'attachment; filename="weather-v1.csv"', "named by resource, version"
     lines = resp.text.splitlines()
     assert lines[0] == "station,city,rain,day,note"
     assert lines[1] == 's4,Guangzhou,30.25,2024-05-02,"\'=HYPERLINK(""x"")"', "the formula is defused"
     jsonl = requests.get(url, params={"format": "jsonl", "sort": "rain desc", "fields": "station,rain"}, timeout=30)
     assert [json.loads(line) for line in jsonl.text.splitlines()][:2] == [
         {"station": "s4", "rain": 30.25}, {"station": "s2", "rain": 12.0}]
+    assert jsonl.headers["Content-Type"] == "application/x-ndjson"
+    assert jsonl.headers["Content-Disposition"] == 'attachment; filename="weather-v1.jsonl"'
+    tsv = requests.get(url, params={"format": "tsv"}, timeout=30)
+    assert tsv.headers["Content-Type"] == "text/tab-separated-values; charset=utf-8"
     parquet = requests.get(url, params={"format": "parquet", "q": "Beijing"}, timeout=30)
     table = pq.read_table(io.BytesIO(parquet.content))
     assert table.num_rows == 3 and table.column_names == ["station", "city", "rain", "day", "note"]
@@ -161,3 +165,36 @@ def test_dump_has_every_row_unless_a_limit_is_given(mosu, weather):
     assert len(every) == 251 and every[-1] == "250,row 250", "past datastore_search's default page of 100"
     some = requests.get(url, params={"limit": 10, "offset": 5}, timeout=30).text.splitlines()
     assert some[1:] == [f"{i},row {i}" for i in range(6, 16)]
+
+
+def test_a_dictionary_typed_string_keeps_its_labels_and_the_dataset_stays_editable(mosu):
+    """Issue 11: ``string`` was stored as ``VARCHAR``, then refused as an unknown type when read back:
+    the ingest failed, the labels vanished and every later ``package_patch`` was refused."""
+    ckan = mosu.admin_with_dataset("dictionary-string")
+    dictionary = [{"id": "code", "type": "string", "label": "Station code"},
+                  {"id": "rain", "type": "number", "label": "Rainfall"}]
+    res = ckan.action.resource_create(package_id="dictionary-string", name="typed", schema=json.dumps(dictionary),
+                                      upload=("t.csv", io.BytesIO(b"code,rain\n007,1.5\n010,2\n")))
+    assert [f["type"] for f in res["schema"]["fields"]] == ["VARCHAR", "DOUBLE"]
+    res = wait_for_ingest(ckan, res["id"])
+    assert res["ingest_status"] == "ready", res["ingest_error"]
+    found = search(ckan, res["id"])
+    assert {f["id"]: f.get("info") for f in found["fields"]}["code"] == {"label": "Station code"}
+    assert found["records"][0]["code"] == "007", "declared text keeps its leading zeros"
+    patched = ckan.action.package_patch(id="dictionary-string", notes="Rain by station")
+    assert patched["notes"] == "Rain by station"
+    assert patched["resources"][0]["schema"] == res["schema"], "the stored dictionary reads back as it was"
+
+
+def test_a_dump_is_named_by_a_safe_form_of_the_resource_name(mosu, weather):
+    import requests
+
+    ckan, _ = weather
+    for name, expected in (('Météo "daily"/../../etc/passwd; x=1', "Meteo-daily-etc-passwd-x-1-v1.csv"),
+                           ("气象数据", None), ("...", None)):
+        res = ckan.action.resource_create(package_id="datastore", name=name,
+                                          upload=("n.csv", io.BytesIO(b"a,b\n1,2\n")))
+        assert wait_for_ingest(ckan, res["id"])["ingest_status"] == "ready"
+        resp = requests.get(f"{mosu.url}/datastore/dump/{res['id']}", timeout=30)
+        assert resp.status_code == 200
+        assert resp.headers["Content-Disposition"] == f'attachment; filename="{expected or res["id"] + "-v1.csv"}"'

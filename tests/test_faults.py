@@ -26,7 +26,7 @@ def own_s3(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def site(own_s3, tmp_path_factory):
+def three_workers(own_s3, tmp_path_factory):
     """mosu up with three workers and a 3-second lease, so a dead worker's job moves on quickly."""
     data_dir = tmp_path_factory.mktemp("faults") / "data"
     settings = s3_settings(own_s3, data_dir, job_lease_seconds=3, worker_poll_seconds=0.2)
@@ -48,8 +48,8 @@ def _slow_file(megabytes: int) -> bytes:
     return header + line * (megabytes * 1024 * 1024 // len(line))
 
 
-def test_a_worker_killed_mid_ingest_is_replaced_and_the_job_published_once(site):
-    running, admin = site
+def test_a_worker_killed_mid_ingest_is_replaced_and_the_job_published_once(three_workers):
+    running, admin = three_workers
     res = admin.action.resource_create(package_id="faults", upload=("slow.csv", io.BytesIO(_slow_file(60))))
     deadline = time.monotonic() + 60
     status = None
@@ -80,8 +80,8 @@ def test_a_worker_killed_mid_ingest_is_replaced_and_the_job_published_once(site)
     assert len(_workers(running)) == 3, "the killed worker was replaced"
 
 
-def test_racing_workers_ingest_every_upload_exactly_once(site):
-    running, admin = site
+def test_racing_workers_ingest_every_upload_exactly_once(three_workers):
+    running, admin = three_workers
     ids = [admin.action.resource_create(package_id="faults", name=f"race-{i}",
                                         upload=(f"r{i}.csv", io.BytesIO(f"i,v\n{i},{uuid.uuid4()}\n".encode())))["id"]
            for i in range(15)]
@@ -97,8 +97,8 @@ def test_racing_workers_ingest_every_upload_exactly_once(site):
     assert len(workers) >= 2, "the jobs were shared between workers"
 
 
-def test_the_object_store_going_away_delays_but_does_not_lose_an_ingest(site, own_s3):
-    running, admin = site
+def test_the_object_store_going_away_delays_but_does_not_lose_an_ingest(three_workers, own_s3):
+    running, admin = three_workers
     own_s3.stop()
     try:
         # The upload itself needs the store: it fails cleanly, with nothing recorded.

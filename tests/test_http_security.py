@@ -24,7 +24,7 @@ XSS = "javascript:alert(document.domain)//"
 
 
 @pytest.fixture(scope="module")
-def site(s3, tmp_path_factory):
+def limited_mosu(s3, tmp_path_factory):
     """``mosu up`` with the default body limit (1 MiB), a 2 MiB upload limit and a low bad-token
     limit, so each can be crossed cheaply."""
     data_dir = tmp_path_factory.mktemp("http-security") / "data"
@@ -36,8 +36,8 @@ def site(s3, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def admin(site):
-    return site.ckan(site.token("http-admin", sysadmin=True))
+def admin(limited_mosu):
+    return limited_mosu.ckan(limited_mosu.token("http-admin", sysadmin=True))
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +49,10 @@ def _name() -> str:
     return "ds-" + uuid.uuid4().hex[:10]
 
 
-def _post(site, action: str, data: bytes | object, token: str | None = None, **headers) -> requests.Response:
+def _post(limited_mosu, action: str, data: bytes | object, token: str | None = None, **headers) -> requests.Response:
     headers = {"Content-Type": "application/json", **({"Authorization": token} if token else {}), **headers}
     body = data if isinstance(data, (bytes, str)) or hasattr(data, "__next__") else json.dumps(data)
-    return requests.post(f"{site.url}/api/3/action/{action}", data=body, headers=headers, timeout=120)
+    return requests.post(f"{limited_mosu.url}/api/3/action/{action}", data=body, headers=headers, timeout=120)
 
 
 def _rss(pid: int) -> dict[str, int]:
@@ -66,7 +66,7 @@ def _rss(pid: int) -> dict[str, int]:
 
 # -- item 6: only http(s) and relative URLs; security headers ---------------------------------
 
-def test_javascript_urls_are_refused_in_every_url_field(site, admin, org):
+def test_javascript_urls_are_refused_in_every_url_field(limited_mosu, admin, org):
     with pytest.raises(ckanapi.ValidationError) as err:
         admin.action.package_create(name=_name(), owner_org=org["id"], url=XSS)
     assert "url" in err.value.error_dict
@@ -96,16 +96,16 @@ def test_javascript_urls_are_refused_in_every_url_field(site, admin, org):
     assert admin.action.resource_patch(id=res["id"], url="files/data.csv")["url"] == "files/data.csv"
 
 
-def test_a_stored_script_url_is_never_rendered_as_a_link(site, admin, org):
+def test_a_stored_script_url_is_never_rendered_as_a_link(limited_mosu, admin, org):
     """Defence in depth: a URL stored before URL fields were checked is shown, not linked."""
     pkg = admin.action.package_create(name=_name(), owner_org=org["id"],
                                       resources=[{"url": "https://example.org/a.csv", "name": "link"}])
-    platform = site.inspect()
+    platform = limited_mosu.inspect()
     with platform.write.begin() as s:
         s.get(Package, pkg["id"]).url = XSS
         s.get(Resource, pkg["resources"][0]["id"]).url = "JAVASCRIPT:alert(2)"
     platform.close()
-    html = requests.get(f"{site.url}/dataset/{pkg['name']}", timeout=10).text
+    html = requests.get(f"{limited_mosu.url}/dataset/{pkg['name']}", timeout=10).text
     assert XSS in html and "JAVASCRIPT:alert(2)" in html, "the values are still shown"
     assert 'href="javascript' not in html.lower()
 
@@ -113,18 +113,18 @@ def test_a_stored_script_url_is_never_rendered_as_a_link(site, admin, org):
 SECURITY_HEADERS = ("Content-Security-Policy", "X-Content-Type-Options", "Referrer-Policy")
 
 
-def test_every_response_carries_the_security_headers(site, admin, org):
+def test_every_response_carries_the_security_headers(limited_mosu, admin, org):
     pkg = admin.action.package_create(name=_name(), owner_org=org["id"])
     answers = {
-        "home page": requests.get(site.url + "/", timeout=10),
-        "dataset page": requests.get(f"{site.url}/dataset/{pkg['name']}", timeout=10),
-        "missing dataset page": requests.get(f"{site.url}/dataset/nope-{uuid.uuid4().hex}", timeout=10),
-        "unknown route": requests.get(site.url + "/no/such/page", timeout=10),
-        "static file": requests.get(site.url + "/static/status.js", timeout=10),
-        "action": requests.get(site.url + "/api/3/action/status_show", timeout=10),
-        "action error": requests.get(site.url + "/api/3/action/package_show?id=nope", timeout=10),
-        "dump error": requests.get(site.url + "/datastore/dump/nope", timeout=10),
-        "too large": _post(site, "status_show", b"{" + b" " * (2 << 20) + b"}"),
+        "home page": requests.get(limited_mosu.url + "/", timeout=10),
+        "dataset page": requests.get(f"{limited_mosu.url}/dataset/{pkg['name']}", timeout=10),
+        "missing dataset page": requests.get(f"{limited_mosu.url}/dataset/nope-{uuid.uuid4().hex}", timeout=10),
+        "unknown route": requests.get(limited_mosu.url + "/no/such/page", timeout=10),
+        "static file": requests.get(limited_mosu.url + "/static/status.js", timeout=10),
+        "action": requests.get(limited_mosu.url + "/api/3/action/status_show", timeout=10),
+        "action error": requests.get(limited_mosu.url + "/api/3/action/package_show?id=nope", timeout=10),
+        "dump error": requests.get(limited_mosu.url + "/datastore/dump/nope", timeout=10),
+        "too large": _post(limited_mosu, "status_show", b"{" + b" " * (2 << 20) + b"}"),
     }
     for label, resp in answers.items():
         csp = resp.headers.get("Content-Security-Policy", "")
@@ -136,44 +136,44 @@ def test_every_response_carries_the_security_headers(site, admin, org):
 
 # -- item 7: small bodies except uploads, bounded nesting ------------------------------------
 
-def test_a_large_json_body_is_refused_unread(site):
+def test_a_large_json_body_is_refused_unread(limited_mosu):
     """The issue's 30 MB body to status_show (799 MB of RSS before): 413, and memory stays flat."""
     body = b'{"a": [' + b",".join([b"{}"] * (30 * 1024 * 1024 // 3)) + b"]}"
-    before = _rss(site.proc.pid)
-    resp = _post(site, "status_show", body)
+    before = _rss(limited_mosu.proc.pid)
+    resp = _post(limited_mosu, "status_show", body)
     assert resp.status_code == 413
     error = resp.json()["error"]
     assert error["__type"] == "Validation Error" and "exceeds the limit of 1048576 bytes" in error["message"]
-    chunked = _post(site, "status_show", iter([body[i:i + (1 << 20)] for i in range(0, len(body), 1 << 20)]))
+    chunked = _post(limited_mosu, "status_show", iter([body[i:i + (1 << 20)] for i in range(0, len(body), 1 << 20)]))
     assert chunked.status_code == 413, "a chunked body (no Content-Length) is held to the same limit"
-    after = _rss(site.proc.pid)
+    after = _rss(limited_mosu.proc.pid)
     assert after["VmHWM"] - before["VmHWM"] < 64 * 1024 * 1024, (before, after)
-    form = requests.post(site.url + "/api/3/action/status_show", data={"a": "x" * (2 << 20)}, timeout=60)
+    form = requests.post(limited_mosu.url + "/api/3/action/status_show", data={"a": "x" * (2 << 20)}, timeout=60)
     assert form.status_code == 413
-    dump = requests.post(site.url + "/datastore/dump_sql", data=body[:(2 << 20)],
+    dump = requests.post(limited_mosu.url + "/datastore/dump_sql", data=body[:(2 << 20)],
                          headers={"Content-Type": "application/json"}, timeout=60)
     assert dump.status_code == 413 and dump.json()["error"]["__type"] == "Validation Error"
 
 
-def test_uploads_keep_the_upload_limit(site, admin, org):
+def test_uploads_keep_the_upload_limit(limited_mosu, admin, org):
     pkg = admin.action.package_create(name=_name(), owner_org=org["id"])
     csv = b"n,square\n" + b"".join(b"%d,%d\n" % (i, i * i) for i in range(120_000))
     assert 1024 * 1024 < len(csv) < UPLOAD_LIMIT
     res = admin.action.resource_create(package_id=pkg["id"], upload=("squares.csv", io.BytesIO(csv)))
     assert wait_for_ingest(admin, res["id"])["row_count"] == 120_000
-    resp = _post(site, "resource_patch", {"id": res["id"], "description": "x" * (2 << 20)}, admin.apikey)
+    resp = _post(limited_mosu, "resource_patch", {"id": res["id"], "description": "x" * (2 << 20)}, admin.apikey)
     assert resp.status_code == 413, "a JSON body is not an upload, whatever the action"
 
 
-def test_deeply_nested_json_is_a_bad_request(site, admin, org):
+def test_deeply_nested_json_is_a_bad_request(limited_mosu, admin, org):
     deep = b"[" * 200_000 + b"]" * 200_000
     for action in ("status_show", "package_search"):
-        resp = _post(site, action, b'{"q": ' + deep + b"}")
+        resp = _post(limited_mosu, action, b'{"q": ' + deep + b"}")
         assert resp.status_code == 400, resp.text[:300]
         error = resp.json()["error"]
         assert error["__type"] == "Bad request - JSON Error" and "nested deeper than 64 levels" in error["message"]
-    assert _post(site, "status_show", deep).status_code == 400
-    dump = requests.post(site.url + "/datastore/dump_sql", data=b'{"sql": ' + deep + b"}",
+    assert _post(limited_mosu, "status_show", deep).status_code == 400
+    dump = requests.post(limited_mosu.url + "/datastore/dump_sql", data=b'{"sql": ' + deep + b"}",
                          headers={"Content-Type": "application/json"}, timeout=30)
     assert dump.status_code == 400 and dump.json()["error"]["__type"] == "Bad request - JSON Error"
     pkg = admin.action.package_create(name=_name(), owner_org=org["id"])
@@ -186,26 +186,26 @@ def test_deeply_nested_json_is_a_bad_request(site, admin, org):
 
 # -- item 12: absolute URLs from the site URL, never from Host --------------------------------
 
-def test_a_forged_host_header_never_reaches_a_link(site, admin, org):
+def test_a_forged_host_header_never_reaches_a_link(limited_mosu, admin, org):
     pkg = admin.action.package_create(name=_name(), owner_org=org["id"])
     res = admin.action.resource_create(package_id=pkg["id"], upload=("a.csv", io.BytesIO(b"a,b\n1,2\n")))
     wait_for_ingest(admin, res["id"])
     evil = {"Host": "evil.example", "X-Forwarded-Host": "evil.example"}
-    status = requests.get(site.url + "/api/3/action/status_show", headers=evil, timeout=10).json()
-    assert status["result"]["site_url"] == site.url, "MOSU_SITE_URL defaults to the listen URL"
-    assert status["help"] == f"{site.url}/api/3/action/help_show?name=status_show"
-    answers = [requests.get(f"{site.url}/api/3/action/{action}", params=params, headers=evil, timeout=10)
+    status = requests.get(limited_mosu.url + "/api/3/action/status_show", headers=evil, timeout=10).json()
+    assert status["result"]["site_url"] == limited_mosu.url, "MOSU_SITE_URL defaults to the listen URL"
+    assert status["help"] == f"{limited_mosu.url}/api/3/action/help_show?name=status_show"
+    answers = [requests.get(f"{limited_mosu.url}/api/3/action/{action}", params=params, headers=evil, timeout=10)
                for action, params in (("resource_show", {"id": res["id"]}), ("package_show", {"id": pkg["id"]}),
                                       ("package_search", {"q": pkg["name"]}), ("package_activity_list",
                                                                               {"id": pkg["id"]}))]
-    answers.append(requests.get(f"{site.url}/dataset/{pkg['name']}", headers=evil, timeout=10))
-    answers.append(requests.get(f"{site.url}/api/3/action/nope", headers=evil, timeout=10))
+    answers.append(requests.get(f"{limited_mosu.url}/dataset/{pkg['name']}", headers=evil, timeout=10))
+    answers.append(requests.get(f"{limited_mosu.url}/api/3/action/nope", headers=evil, timeout=10))
     for resp in answers:
         assert "evil.example" not in resp.text, resp.url
-    shown = requests.get(f"{site.url}/api/3/action/resource_show", params={"id": res["id"]}, headers=evil,
+    shown = requests.get(f"{limited_mosu.url}/api/3/action/resource_show", params={"id": res["id"]}, headers=evil,
                          timeout=10).json()["result"]
-    assert shown["url"] == f"{site.url}/dataset/{pkg['id']}/resource/{res['id']}/download"
-    found = requests.get(f"{site.url}/api/3/action/package_search", params={"q": pkg["name"]},
+    assert shown["url"] == f"{limited_mosu.url}/dataset/{pkg['id']}/resource/{res['id']}/download"
+    found = requests.get(f"{limited_mosu.url}/api/3/action/package_search", params={"q": pkg["name"]},
                          headers=evil, timeout=10).json()["result"]["results"][0]
     assert found["resources"][0]["url"] == shown["url"]
     download = requests.get(shown["url"], headers=evil, allow_redirects=False, timeout=10)
@@ -214,9 +214,9 @@ def test_a_forged_host_header_never_reaches_a_link(site, admin, org):
 
 # -- item 14: token use recorded; bursts of bad tokens slowed ---------------------------------
 
-def test_token_use_is_recorded_at_most_once_a_minute(site, admin):
-    token = site.token("token-user")
-    bob = site.ckan(token)
+def test_token_use_is_recorded_at_most_once_a_minute(limited_mosu, admin):
+    token = limited_mosu.token("token-user")
+    bob = limited_mosu.ckan(token)
     assert all(t["last_access"] is None for t in admin.action.api_token_list(user="token-user"))
     bob.action.package_list()
     [listed] = [t for t in admin.action.api_token_list(user="token-user") if t["last_access"]]
@@ -225,9 +225,9 @@ def test_token_use_is_recorded_at_most_once_a_minute(site, admin):
     assert again["last_access"] == listed["last_access"], "a second use within a minute is not a write"
 
 
-def _from(address: str, site, token: str) -> tuple[int, dict, dict]:
+def _from(address: str, limited_mosu, token: str) -> tuple[int, dict, dict]:
     """One request from the loopback ``address`` (127.0.0.0/8 all reaches the server)."""
-    host, port = site.url.removeprefix("http://").split(":")
+    host, port = limited_mosu.url.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=10, source_address=(address, 0))
     try:
         conn.request("GET", "/api/3/action/package_list", headers={"Authorization": token})
@@ -237,27 +237,27 @@ def _from(address: str, site, token: str) -> tuple[int, dict, dict]:
         conn.close()
 
 
-def test_a_burst_of_bad_tokens_gets_429(site, admin):
-    good = site.token("burst-victim")
+def test_a_burst_of_bad_tokens_gets_429(limited_mosu, admin):
+    good = limited_mosu.token("burst-victim")
     attacker = f"127.0.{uuid.uuid4().int % 200 + 20}.{uuid.uuid4().int % 200 + 20}"
     for i in range(TOKEN_FAILURE_LIMIT):
-        status, _, body = _from(attacker, site, f"mosu_forged-{i}")
+        status, _, body = _from(attacker, limited_mosu, f"mosu_forged-{i}")
         assert status == 403 and body["error"]["__type"] == "Authorization Error"
-    status, headers, body = _from(attacker, site, "mosu_forged-next")
+    status, headers, body = _from(attacker, limited_mosu, "mosu_forged-next")
     assert status == 429
     assert body["error"]["__type"] == "Rate Limit Error" and "Too many requests" in body["error"]["message"]
     assert 1 <= int(headers["Retry-After"]) <= 60
-    status, _, _ = _from(attacker, site, good)
+    status, _, _ = _from(attacker, limited_mosu, good)
     assert status == 429, "past the limit the address's tokens are not even looked up"
-    status, _, body = _from("127.0.0.1", site, good)
+    status, _, body = _from("127.0.0.1", limited_mosu, good)
     assert status == 200 and body["success"], "other addresses are not affected"
-    status, _, _ = _from(attacker, site, "")
+    status, _, _ = _from(attacker, limited_mosu, "")
     assert status == 200, "anonymous requests from the address still work"
 
 
 # -- item 15: text encodings only -------------------------------------------------------------
 
-def test_a_bytes_codec_is_refused_as_a_resource_encoding(site, admin, org):
+def test_a_bytes_codec_is_refused_as_a_resource_encoding(limited_mosu, admin, org):
     pkg = admin.action.package_create(name=_name(), owner_org=org["id"])
     for bad in ("base64_codec", "zlib", "rot13", "no-such-codec", 42):
         with pytest.raises(ckanapi.ValidationError) as err:
@@ -272,11 +272,11 @@ def test_a_bytes_codec_is_refused_as_a_resource_encoding(site, admin, org):
                                      upload=("a.csv", io.BytesIO(b"a,b\n1,2\n")))
 
 
-def test_a_stored_bytes_codec_fails_the_ingest_once(site, admin, org):
+def test_a_stored_bytes_codec_fails_the_ingest_once(limited_mosu, admin, org):
     """An encoding stored before the check fails the version at once, with no retries."""
     pkg = admin.action.package_create(name=_name(), owner_org=org["id"])
     res = admin.action.resource_create(package_id=pkg["id"], url="https://example.org/a.csv")
-    platform = site.inspect()
+    platform = limited_mosu.inspect()
     with platform.write.begin() as s:
         s.get(Resource, res["id"]).extras = {"encoding": "base64_codec"}
     started = time.monotonic()

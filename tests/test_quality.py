@@ -194,6 +194,26 @@ def test_private_dataset_publishes_but_cannot_go_public_before_acknowledging(cka
     assert ckan.action.package_patch(id="people-private", private=False)["private"] is False
 
 
+def test_the_profile_of_a_personal_information_column_is_masked_like_its_examples(ckan):
+    ckan.action.package_create(name="people-profile", owner_org="quality-org", private=True)
+    body = _people()
+    res = upload(ckan, body, "people.csv", dataset="people-profile")
+    assert res["ingest_status"] == "ready", res["ingest_error"]
+    cells = {cell for line in body.decode().splitlines() for cell in line.split(",")}
+    report = ckan.action.quality_report_show(id=res["id"])
+    profile = {c["name"]: c for c in report["profile"]["columns"]}
+    summaries = {f["id"]: f["summary"] for f in ckan.action.datastore_info(id=res["id"])["fields"]}
+    for column, kind in (("email", "email"), ("mobile", "phone"), ("id_number", "cn_id")):
+        for where in (profile[column], summaries[column]):
+            shown = [where["min"], where["max"], *(t["value"] for t in where.get("top", [])),
+                     *where.get("histogram", {}).get("edges", [])]
+            assert len(shown) >= 2 and where["masked"] == kind
+            for value in shown:
+                assert "*" in str(value) and str(value) not in cells, (column, value)
+    assert profile["email"]["min"] == "u***@example.org" and profile["mobile"]["min"] == "138****0000"
+    assert profile["price"]["min"] == 12.5 and "masked" not in profile["price"], "other columns keep their values"
+
+
 def test_suite_edits_are_checked_and_revalidate_without_a_reupload(ckan):
     res = upload(ckan, _orders(), "suite.csv")
     bad_suites = [

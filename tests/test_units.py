@@ -6,11 +6,13 @@ import decimal
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from catalog.core import keys
+from catalog.core.coltypes import ckan_type
 from catalog.core.errors import IngestFailed, NotAuthorized, NotFound, PayloadTooLarge, ValidationError, http_status
 from catalog.core.settings import Settings
-from catalog.datastore.sandbox import ckan_type, json_value
+from catalog.datastore.sandbox import json_value
 from catalog.db import like
 from catalog.db.models import AuditEvent
 from catalog.records import audit
@@ -134,6 +136,16 @@ def test_like_patterns_take_wildcards_literally():
     assert like.pattern("plain") == "%plain%"
 
 
+def test_sql_text_quotes_names_and_literals_and_keeps_an_errors_first_line():
+    from catalog.core.sqltext import first_line, ident, literal
+
+    assert ident('a "b"') == '"a ""b"""' and ident("") == '""'
+    assert literal("it's") == "'it''s'" and literal(Path("/x/y'z")) == "'/x/y''z'"
+    assert first_line(ValueError("Parser Error: bad\nLINE 1: SELECT " + "x" * 500)) == "Parser Error: bad"
+    assert first_line(ValueError("y" * 400)) == "y" * 300 and first_line(ValueError("z" * 400), 10) == "z" * 10
+    assert first_line(ValueError("  ")) == "ValueError", "an empty message names the error, not IndexError"
+
+
 def test_ckan_types_and_json_values():
     assert [ckan_type(t) for t in ("BIGINT", "DOUBLE", "DECIMAL(10,2)", "VARCHAR", "DATE",
                                    "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "BOOLEAN", "INTEGER[]")] == \
@@ -142,6 +154,34 @@ def test_ckan_types_and_json_values():
     assert json_value(decimal.Decimal("1.10")) == "1.10"
     assert json_value(float("nan")) is None
     assert json_value({"a": [dt.datetime(2024, 1, 1, 12)]}) == {"a": ["2024-01-01T12:00:00"]}
+
+
+def test_one_column_type_table_agrees_for_duckdb_arrow_and_dictionary_names():
+    import duckdb
+
+    from catalog.core import coltypes
+    from catalog.core.dictionary import duckdb_type
+    from quality.pii import scannable
+    from quality.profile import classify
+
+    con = duckdb.connect()
+    rel = con.sql("SELECT 1::TINYINT a, 2::BIGINT b, 3::UBIGINT c, 1.5::FLOAT d, 2.5::DOUBLE e, 1.25::DECIMAL(10,2) f, "
+                  "true g, DATE '2024-01-01' h, TIMESTAMP '2024-01-01 08:00' i, "
+                  "TIMESTAMPTZ '2024-01-01 08:00+08' j, TIME '08:00' k, 'x' l, [1, 2] m, {'p': 1} n, "
+                  "uuid() o, 'x'::BLOB q")
+    duck = [str(t) for t in rel.types]
+    arrow = [str(f.type) for f in rel.arrow().schema]
+    expected = ["int", "int", "int", "float", "float", "numeric", "bool", "date", "timestamp", "timestamptz",
+                "time", "text", "json", "json", "text", "text"]
+    assert [coltypes.ckan_type(t) for t in duck] == expected, duck
+    assert [coltypes.of_arrow(t).ckan for t in arrow] == expected, arrow
+    assert [classify(t)[0] for t in duck] == expected, "the profile reads the same table"
+    assert [scannable(t) for t in duck] == [False, True, True] + [False] * 8 + [True] + [False] * 4
+    for word, declared in coltypes.DECLARED.items():
+        assert duckdb_type(word) == duckdb_type(declared) == declared
+        assert coltypes.ckan_type(declared) in coltypes.CKAN_TYPES
+    assert coltypes.said("BIGINT") == "integer" and coltypes.said("VARCHAR") == "text"
+    assert coltypes.said("DECIMAL(10,2)") == "decimal(10,2)"
 
 
 def test_client_file_names_are_reduced_to_labels():
@@ -158,6 +198,36 @@ def test_errors_map_to_ckan_types_in_one_table():
     assert http_status(ValidationError({"name": ["bad"]})) == (409, "Validation Error")
     assert http_status(PayloadTooLarge("x"))[0] == 413
     assert http_status(KeyError("boom")) == (500, "Internal Server Error")
+
+
+def test_an_unknown_action_is_a_typed_error_not_a_message_to_match():
+    from catalog.actions import get_action
+    from catalog.api.errors import error_body
+    from catalog.core.errors import BadRequest, UnknownAction
+
+    with pytest.raises(UnknownAction) as err:
+        get_action("no_such_thing")
+    assert err.value.name == "no_such_thing" and err.value.message == "Action name not known: no_such_thing"
+    assert error_body(err.value, "r1") == (400, {"__type": "Bad request - Action Error",
+                                                 "message": "Action name not known: no_such_thing"})
+    # Another bad request whose text happens to start the same way keeps its own type.
+    assert error_body(BadRequest("Action name not known: spoof"), "r2")[1]["__type"] == "Bad request - JSON Error"
+
+
+def test_a_second_action_with_a_taken_name_is_refused():
+    from catalog.actions import action, action_names, get_action
+
+    names, package_show = action_names(), get_action("package_show")
+
+    def package_show_(ctx, data):  # a plugin or a new module reusing a name
+        return "hijacked"
+
+    package_show_.__name__ = "package_show"
+    with pytest.raises(ValueError, match="two actions are named 'package_show'"):
+        action(package_show_)
+    assert get_action("package_show") is package_show and action_names() == names
+    assert {"package_show", "datastore_search", "quality_report_show", "resource_upload_start", "status_show",
+            "tag_list", "user_show", "datastore_search_sql", "package_search"} <= set(names), "every module loaded"
 
 
 def test_blocking_failures_are_explained_in_plain_words():
@@ -185,19 +255,22 @@ def test_suite_checks_name_the_bad_expectation():
                        ["a"])
     assert good.expectations[0].severity == "blocking"
     assert good.as_gx()["expectations"][0]["meta"]["severity"] == "blocking"
+    unique, regex, not_null = ("expect_column_values_to_be_unique", "expect_column_values_to_match_regex",
+                               "expect_column_values_to_not_be_null")
     for doc, message in (
-        ({"expectations": [{"type": "expect_column_values_to_be_unique", "kwargs": {}}]}, "missing column"),
-        ({"expectations": [{"type": "expect_column_values_to_match_regex",
-                            "kwargs": {"column": "a", "regex": "("}}]}, "regex does not compile"),
-        ({"expectations": [{"type": "expect_column_values_to_not_be_null",
-                            "kwargs": {"column": "a", "mostly": 2}}]}, "mostly must be a number from 0 to 1"),
-        ({"expectations": [{"type": "expect_column_values_to_not_be_null",
-                            "kwargs": {"column": "a", "colour": 1}}]}, "unknown argument 'colour'"),
-        ({"expectations": "x"}, 'a list "expectations"'),
+        ({"expectations": [{"type": unique, "kwargs": {}}]}, f"expectation 0 ({unique}): missing column"),
+        ({"expectations": [{"type": unique, "kwargs": {"column": "a"}}, {"type": regex, "kwargs": {
+            "column": "a", "regex": "("}}]},
+         f"expectation 1 ({regex}): regex does not compile: missing ), unterminated subpattern at position 0"),
+        ({"expectations": [{"type": not_null, "kwargs": {"column": "a", "mostly": 2}}]},
+         f"expectation 0 ({not_null}): mostly must be a number from 0 to 1"),
+        ({"expectations": [{"type": not_null, "kwargs": {"column": "a", "colour": 1}}]},
+         f"expectation 0 ({not_null}): unknown argument 'colour'"),
+        ({"expectations": "x"}, 'the suite must be an object with a list "expectations"'),
     ):
-        with pytest.raises(SuiteError, match="") as err:
+        with pytest.raises(SuiteError) as err:
             check_suite(doc, ["a"])
-        assert message in str(err.value)
+        assert str(err.value) == message, "names the bad expectation by position and type"
 
 
 def test_default_suite_and_score_from_a_profile():
@@ -252,11 +325,14 @@ def test_infer_type_tolerates_one_percent_of_odd_values_and_keeps_codes_text():
 
 
 def test_data_dictionary_forms_and_errors():
-    from catalog.core.dictionary import DictionaryError, field_info, parse_dictionary
+    from catalog.core.dictionary import TYPES, DictionaryError, dictionary_dict, field_info, parse_dictionary
 
     fields = parse_dictionary('{"fields": [{"name": "p", "type": "Decimal(12, 3)", "title": "Price"}]}')
     assert fields[0].id == "p" and fields[0].type == "DECIMAL(12,3)" and fields[0].label == "Price"
     assert parse_dictionary([{"id": "t", "type": "timestamp with time zone"}])[0].type == "TIMESTAMPTZ"
+    every = [{"id": f"c{i}", "type": name} for i, name in enumerate([*TYPES, "decimal(12,3)"])]
+    stored = dictionary_dict(parse_dictionary(every))
+    assert parse_dictionary(stored) == parse_dictionary(every), "the stored form (VARCHAR...) reads back as written"
     for bad in ([], {}, "[1]", [{"id": "x", "type": "decimal(40,2)"}], [{"id": 3}]):
         with pytest.raises(DictionaryError):
             parse_dictionary(bad)
@@ -371,3 +447,23 @@ def test_site_url_defaults_and_checks():
     for bad in ("javascript:alert(1)", "data.example.org", "https://", "ftp://x.example"):
         with pytest.raises(StartupError):
             check_site_url(bad)
+
+
+def test_platforms_opened_to_inspect_a_running_mosu_are_closed_when_it_stops(tmp_path):
+    import os
+    import subprocess
+
+    from tests.conftest import RunningMosu
+
+    def open_files() -> list[str]:
+        return [os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
+                if os.path.exists(f"/proc/self/fd/{fd}")]
+
+    settings = Settings(data_dir=tmp_path / "data")
+    running = RunningMosu("http://127.0.0.1:9", settings, {}, subprocess.Popen(["true"]), tmp_path / "log")
+    for _ in range(3):
+        with running.inspect().read() as s:
+            s.scalars(select(AuditEvent)).all()
+    assert any(f.startswith(str(tmp_path / "data")) for f in open_files()), "the pooled connections hold the file"
+    running.stop()
+    assert not [f for f in open_files() if f.startswith(str(tmp_path / "data"))], "stop() closed every inspect()"

@@ -40,7 +40,7 @@ def _odd_published() -> bytes:
 
 
 @pytest.fixture(scope="module")
-def site(mosu):
+def leaky_site(mosu):
     """A public dataset with: a resource whose second upload failed its unique-key check, a resource
     whose upload is held for personal information, and one published with an odd value."""
     admin = mosu.admin_with_dataset("leaky")
@@ -65,80 +65,81 @@ def site(mosu):
             "keyed": keyed["id"], "people": people["id"], "odd": odd["id"]}
 
 
-def _get(site: dict, token: str | None, action: str, **params) -> requests.Response:
+def _get(leaky_site: dict, token: str | None, action: str, **params) -> requests.Response:
     headers = {"Authorization": token} if token else {}
-    return requests.get(f"{site['url']}/api/3/action/{action}", params=params, headers=headers, timeout=30)
+    return requests.get(f"{leaky_site['url']}/api/3/action/{action}", params=params, headers=headers, timeout=30)
 
 
-def _answers(site: dict, token: str | None) -> dict[str, str]:
+def _answers(leaky_site: dict, token: str | None) -> dict[str, str]:
     """The raw text of every answer that mentions the resources (errors included)."""
     out = {}
-    for rid in (site["keyed"], site["people"], site["odd"]):
+    for rid in (leaky_site["keyed"], leaky_site["people"], leaky_site["odd"]):
         for action in ("resource_show", "resource_version_list", "ingest_status_show", "quality_report_show"):
-            out[f"{action} {rid}"] = _get(site, token, action, id=rid).text
+            out[f"{action} {rid}"] = _get(leaky_site, token, action, id=rid).text
         for version in (1, 2):
-            out[f"quality_report_show {rid} v{version}"] = _get(site, token, "quality_report_show", id=rid,
+            out[f"quality_report_show {rid} v{version}"] = _get(leaky_site, token, "quality_report_show", id=rid,
                                                                  version=version).text
     for action, params in (("package_show", {"id": "leaky"}), ("package_search", {"q": "leaky"}),
                            ("package_activity_list", {"id": "leaky"}),
                            ("organization_activity_list", {"id": "leaky-org"}),
                            ("current_package_list_with_resources", {}),
                            ("organization_show", {"id": "leaky-org", "include_datasets": "true"})):
-        out[action] = _get(site, token, action, **params).text
-    out["dataset page"] = requests.get(f"{site['url']}/dataset/leaky", timeout=30).text
+        out[action] = _get(leaky_site, token, action, **params).text
+    out["dataset page"] = requests.get(f"{leaky_site['url']}/dataset/leaky", timeout=30).text
     return out
 
 
 @pytest.mark.parametrize("who", ["anonymous", "stranger"])
-def test_the_public_sees_that_an_upload_did_not_pass_never_its_values(site, who):
-    token = site["stranger"] if who == "stranger" else None
-    for where, text in _answers(site, token).items():
+def test_the_public_sees_that_an_upload_did_not_pass_never_its_values(leaky_site, who):
+    token = leaky_site["stranger"] if who == "stranger" else None
+    for where, text in _answers(leaky_site, token).items():
         for secret in (*SECRETS, HELD_ODD, PUBLISHED_ODD):
             assert secret not in text, f"{who}: {secret!r} leaks through {where}"
-    keyed = _get(site, token, "resource_show", id=site["keyed"]).json()["result"]
+    keyed = _get(leaky_site, token, "resource_show", id=leaky_site["keyed"]).json()["result"]
     assert keyed["ingest_status"] == "failed" and keyed["datastore_active"] is True
     assert keyed["ingest_error"] == (
         "Blocking quality checks failed, so the latest upload was not published (the current version, if any, "
         "stays): column values to be unique on column 'key': 9 unexpected values.")
-    versions = _get(site, token, "resource_version_list", id=site["keyed"]).json()["result"]
+    versions = _get(leaky_site, token, "resource_version_list", id=leaky_site["keyed"]).json()["result"]
     assert versions[0]["status"] == "failed" and versions[0]["error"] == keyed["ingest_error"]
     assert versions[1]["schema"], "a published version's columns are public"
-    held_versions = _get(site, token, "resource_version_list", id=site["people"]).json()["result"]
+    held_versions = _get(leaky_site, token, "resource_version_list", id=leaky_site["people"]).json()["result"]
     assert held_versions[0]["schema"] is None, "a held version's columns are part of its unpublished upload"
-    status = _get(site, token, "ingest_status_show", id=site["keyed"]).json()["result"]
+    status = _get(leaky_site, token, "ingest_status_show", id=leaky_site["keyed"]).json()["result"]
     assert status["state"] == "failed" and status["error"] == keyed["ingest_error"]
-    refused = _get(site, token, "quality_report_show", id=site["keyed"], version=2)
+    refused = _get(leaky_site, token, "quality_report_show", id=leaky_site["keyed"], version=2)
     assert refused.status_code == 403, "an unpublished version's report is for editors"
-    held = _get(site, token, "ingest_status_show", id=site["people"]).json()["result"]
+    held = _get(leaky_site, token, "ingest_status_show", id=leaky_site["people"]).json()["result"]
     assert held["progress"]["odd_values"] == [{"column": "visits", "type": "integer", "count": 1}]
-    people = _get(site, token, "resource_show", id=site["people"]).json()["result"]
+    people = _get(leaky_site, token, "resource_show", id=leaky_site["people"]).json()["result"]
     assert people["ingest_status"] == "held" and "e-mail addresses" in people["ingest_error"]
-    odd = _get(site, token, "resource_show", id=site["odd"]).json()["result"]
+    odd = _get(leaky_site, token, "resource_show", id=leaky_site["odd"]).json()["result"]
     assert odd["ingest_warnings"] == [
         "Column 'measure': 1 value could not be read as integer and was left empty."]
-    report = _get(site, token, "quality_report_show", id=site["odd"]).json()["result"]
+    report = _get(leaky_site, token, "quality_report_show", id=leaky_site["odd"]).json()["result"]
     assert report["odd_values"] == [{"column": "measure", "type": "integer", "count": 1}]
-    page = requests.get(f"{site['url']}/dataset/leaky", timeout=30).text
+    page = requests.get(f"{leaky_site['url']}/dataset/leaky", timeout=30).text
     assert "column values to be unique on column" in page, "the page says that the upload did not pass"
 
 
-def test_the_datasets_editors_still_see_the_values(site):
-    token = site["editor"]
-    keyed = _get(site, token, "resource_show", id=site["keyed"]).json()["result"]
+def test_the_datasets_editors_still_see_the_values(leaky_site):
+    token = leaky_site["editor"]
+    keyed = _get(leaky_site, token, "resource_show", id=leaky_site["keyed"]).json()["result"]
     assert "SECRET-KEY-0" in keyed["ingest_error"] and keyed["ingest_error"].startswith("Blocking quality checks")
-    assert "SECRET-KEY-0" in json.dumps(_get(site, token, "package_show", id="leaky").json()["result"])
-    versions = _get(site, token, "resource_version_list", id=site["keyed"]).json()["result"]
+    assert "SECRET-KEY-0" in json.dumps(_get(leaky_site, token, "package_show", id="leaky").json()["result"])
+    versions = _get(leaky_site, token, "resource_version_list", id=leaky_site["keyed"]).json()["result"]
     assert "SECRET-KEY-0" in versions[0]["error"]
-    assert "SECRET-KEY-0" in _get(site, token, "ingest_status_show", id=site["keyed"]).json()["result"]["error"]
-    report = _get(site, token, "quality_report_show", id=site["keyed"], version=2).json()["result"]
+    status = _get(leaky_site, token, "ingest_status_show", id=leaky_site["keyed"]).json()["result"]
+    assert "SECRET-KEY-0" in status["error"]
+    report = _get(leaky_site, token, "quality_report_show", id=leaky_site["keyed"], version=2).json()["result"]
     assert "SECRET-KEY-" in json.dumps(report["validation"])
-    held = _get(site, token, "ingest_status_show", id=site["people"]).json()["result"]
+    held = _get(leaky_site, token, "ingest_status_show", id=leaky_site["people"]).json()["result"]
     assert held["progress"]["odd_values"][0]["examples"] == [{"row": 151, "value": HELD_ODD}]
-    held_version = _get(site, token, "resource_version_list", id=site["people"]).json()["result"][0]
+    held_version = _get(leaky_site, token, "resource_version_list", id=leaky_site["people"]).json()["result"][0]
     assert HELD_ODD in held_version["warnings"][0] and held_version["schema"]
-    people = _get(site, token, "resource_show", id=site["people"]).json()["result"]
+    people = _get(leaky_site, token, "resource_show", id=leaky_site["people"]).json()["result"]
     assert "Personal information found" in people["ingest_error"]
-    odd = _get(site, token, "resource_show", id=site["odd"]).json()["result"]
+    odd = _get(leaky_site, token, "resource_show", id=leaky_site["odd"]).json()["result"]
     assert PUBLISHED_ODD in odd["ingest_warnings"][0]
-    report = _get(site, token, "quality_report_show", id=site["odd"]).json()["result"]
+    report = _get(leaky_site, token, "quality_report_show", id=leaky_site["odd"]).json()["result"]
     assert report["odd_values"][0]["examples"] == [{"row": 43, "value": PUBLISHED_ODD}]

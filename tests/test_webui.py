@@ -208,3 +208,78 @@ def test_pages_run_under_the_content_security_policy(demo_site, browser):
     page.wait_for_timeout(300)
     assert violations == [] and dialogs == []
     page.close()
+
+
+# -- issue 11: what a new user hit ----------------------------------------------------------------
+
+def test_unknown_routes_get_the_site_s_error_page_and_api_paths_the_ckan_envelope(demo_site):
+    import requests
+
+    for method, path, status in (("GET", "/no/such/page", 404), ("GET", "/dataset", 404),
+                                 ("POST", "/", 405), ("DELETE", "/dataset/iowa-electricity", 405)):
+        r = requests.request(method, demo_site.url + path, timeout=10)
+        assert r.status_code == status and r.headers["Content-Type"].startswith("text/html"), (path, r.text[:200])
+        assert 'class="brand"' in r.text and 'rel="stylesheet"' in r.text, "the site's page, not Flask's"
+        assert f"{status} ·" in r.text and "Back to the datasets" in r.text
+    allowed = requests.post(demo_site.url + "/", timeout=10).headers["Allow"]
+    assert set(allowed.split(", ")) == {"GET", "HEAD", "OPTIONS"}, "a 405 still says what is allowed"
+    for method, path, status, ckan_type in (("GET", "/api/3/nothing", 404, "Not Found Error"),
+                                            ("GET", "/api/3/action/", 404, "Not Found Error"),
+                                            ("PUT", "/api/3/action/status_show", 405, "Method Not Allowed"),
+                                            ("DELETE", "/datastore/dump_sql", 405, "Method Not Allowed")):
+        r = requests.request(method, demo_site.url + path, timeout=10)
+        assert r.status_code == status and r.headers["Content-Type"] == "application/json", (path, r.text[:200])
+        assert r.json()["success"] is False and r.json()["error"]["__type"] == ckan_type
+
+
+def test_a_malformed_search_keeps_the_search_box_and_the_typed_query(demo_site, browser):
+    import requests
+
+    typed = 'title:(unclosed <b>bold</b> "x'
+    r = requests.get(demo_site.url + "/", params={"q": typed}, timeout=10)
+    assert r.status_code == 400
+    assert "<b>bold</b>" not in r.text and "&lt;b&gt;bold&lt;/b&gt;" in r.text, "the query is escaped"
+    page = browser.new_page()
+    page.goto(demo_site.url + "/?" + requests.compat.urlencode({"q": typed}))
+    assert page.input_value("form.search input[name=q]") == typed
+    assert "could not be read" in page.locator(".search-error").inner_text().lower()
+    page.fill("form.search input[name=q]", "weather")
+    page.click("form.search button")
+    page.wait_for_selector("text=for “weather”")
+    page.close()
+
+
+def test_every_page_has_a_favicon(demo_site, browser):
+    import requests
+
+    icon = requests.get(demo_site.url + "/favicon.ico", timeout=10)
+    assert icon.status_code == 200 and icon.headers["Content-Type"].startswith("image/svg+xml")
+    assert icon.content.lstrip().startswith(b"<svg")
+    page = browser.new_page()
+    failed = []
+    page.on("response", lambda resp: failed.append(resp.url) if resp.status >= 400 else None)
+    page.goto(demo_site.url + "/dataset/seattle-weather")
+    href = page.locator("link[rel=icon]").get_attribute("href")
+    assert requests.get(demo_site.url + href, timeout=10).status_code == 200
+    page.wait_for_timeout(300)
+    assert failed == []
+    page.close()
+
+
+def test_the_quality_page_fits_a_390_px_phone(demo_site, browser):
+    ckan = demo_site.ckan(demo_site.token("phone-" + uuid.uuid4().hex[:6], sysadmin=True))
+    pkg = ckan.action.package_create(name="phone-" + uuid.uuid4().hex[:8], owner_org="public-domain-samples",
+                                     private=True)
+    long_text = "a-long-unbroken-value-" * 6
+    body = b"id,contact,station_with_a_rather_long_column_name,note\n" + b"".join(
+        b"%d,user%d@example.org,%d.5,%s%d\n" % (i, i, i, long_text.encode(), i % 3) for i in range(1, 201))
+    res = ckan.action.resource_create(package_id=pkg["id"], upload=("p.csv", io.BytesIO(body)))
+    assert wait_for_ingest(ckan, res["id"])["ingest_status"] == "ready"
+    ckan.action.quality_pii_acknowledge(id=res["id"])
+    ckan.action.package_patch(id=pkg["id"], private=False)
+    page = browser.new_page(viewport={"width": 390, "height": 900})
+    page.goto(f"{demo_site.url}/dataset/{pkg['name']}/resource/{res['id']}/quality")
+    assert page.locator("table.checks tbody tr").count() >= 3 and page.locator("table.pii tbody tr").count() == 1
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the page is {width} px wide: it scrolls sideways on a phone"
+    page.close()

@@ -5,12 +5,13 @@ exactly the permissions and audit of the API.
 """
 from __future__ import annotations
 
-from flask import Blueprint, current_app, redirect, render_template, request
+from flask import Blueprint, Response, current_app, make_response, redirect, render_template, request
 
 from catalog.access.context import Context
 from catalog.actions import call
+from catalog.api import ERROR_PAGE
 from catalog.core import validate
-from catalog.core.errors import MosuError, NotFound, http_status
+from catalog.core.errors import BadRequest, MosuError, NotFound, SearchQueryError, http_status
 
 bp = Blueprint("webui", __name__, template_folder="templates", static_folder="static",
                static_url_path="/static")
@@ -34,6 +35,22 @@ def linkable(value: object) -> bool:
 def _error_page(exc: MosuError):
     status, title = http_status(exc)
     return render_template("error.html", status=status, title=title, message=exc.message), status
+
+
+def _page_for_error(status: int, title: str, message: str) -> Response:
+    """The site's error page for an address no route answers (404) or a method it does not take (405)."""
+    return make_response(render_template("error.html", status=status, title=title, message=message), status)
+
+
+bp.record_once(lambda state: state.app.extensions.setdefault(ERROR_PAGE, _page_for_error))
+
+
+@bp.route("/favicon.ico")
+def favicon():
+    """The site's icon where browsers look for it first (the pages also link it as SVG)."""
+    response = bp.send_static_file("favicon.svg")
+    response.mimetype = "image/svg+xml"
+    return response
 
 
 FACETS = ("organization", "tags", "res_format", "license_id")
@@ -62,10 +79,15 @@ def home():
     q = request.args.get("q", "").strip()
     page = max(1, request.args.get("page", 1, type=int) or 1)
     chosen = [(f, v) for f in FACETS for v in request.args.getlist(f)]
-    result = call(_ctx(), "package_search", {
-        "q": q or "*:*", "fq_list": [f"{f}:{_quoted(v)}" for f, v in chosen],
-        "facet.field": list(FACETS), "facet.limit": 8, "rows": PAGE_ROWS, "start": (page - 1) * PAGE_ROWS,
-        "sort": "score desc, metadata_modified desc" if q else "metadata_modified desc"})
+    try:
+        result = call(_ctx(), "package_search", {
+            "q": q or "*:*", "fq_list": [f"{f}:{_quoted(v)}" for f, v in chosen],
+            "facet.field": list(FACETS), "facet.limit": 8, "rows": PAGE_ROWS, "start": (page - 1) * PAGE_ROWS,
+            "sort": "score desc, metadata_modified desc" if q else "metadata_modified desc"})
+    except (SearchQueryError, BadRequest) as exc:  # the user's words: answer on the page, box and query kept
+        empty = {"count": 0, "results": [], "search_facets": {}}
+        return render_template("home.html", result=empty, q=q, chosen=chosen, page=1, rows=PAGE_ROWS,
+                               facet_titles=FACET_TITLES, search_error=exc.message), 400
     return render_template("home.html", result=result, q=q, chosen=chosen, page=page, rows=PAGE_ROWS,
                            facet_titles=FACET_TITLES)
 

@@ -10,23 +10,30 @@ without any (CKAN's ``check_access`` audit): an ``UncheckedAction`` error, a 500
 """
 from __future__ import annotations
 
+import importlib
 import logging
+import pkgutil
 from typing import Any, Callable, TypeVar
 
 from catalog.access import policy
 from catalog.access.context import Context
 from catalog.core import validate
-from catalog.core.errors import BadRequest
+from catalog.core.errors import UnknownAction
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 Action = Callable[[Context, dict[str, Any]], Any]
 _REGISTRY: dict[str, Action] = {}
+_LOADED = False
 
 
 def action(func: Action) -> Action:
-    """Register ``func`` under its own name."""
+    """Register ``func`` under its own name; a second action of that name is a programming error
+    (the later one would silently answer for both), refused when its module is imported."""
+    found = _REGISTRY.get(func.__name__)
+    if found is not None and (found.__module__, found.__qualname__) != (func.__module__, func.__qualname__):
+        raise ValueError(f"two actions are named {func.__name__!r}: {found.__module__} and {func.__module__}")
     _REGISTRY[func.__name__] = func
     return func
 
@@ -36,7 +43,7 @@ def get_action(name: str) -> Action:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise BadRequest(f"Action name not known: {name}") from None
+        raise UnknownAction(name) from None
 
 
 def action_names() -> list[str]:
@@ -69,17 +76,11 @@ def run_checked(ctx: Context, name: str, func: Callable[[Context, dict[str, Any]
 
 
 def _load() -> None:
-    # Importing the modules registers their actions.
-    from catalog.actions import (  # noqa: F401
-        datastore,
-        groups,
-        packages,
-        quality,
-        resources,
-        search,
-        sql,
-        status,
-        tags,
-        uploads,
-        users,
-    )
+    """Import every module of this package once: importing one registers its actions, so a new
+    module needs no list to be added to."""
+    global _LOADED
+    if _LOADED:
+        return
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+    _LOADED = True

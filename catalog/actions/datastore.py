@@ -14,7 +14,7 @@ from catalog.access.context import Context
 from catalog.access.policy import Permission
 from catalog.actions import action
 from catalog.actions.resources import _resource_and_package
-from catalog.core import validate
+from catalog.core import coltypes, validate
 from catalog.core.dictionary import DICTIONARY_KEY, field_info
 from catalog.core.errors import NotFound, ValidationError
 from catalog.datastore import exports, searchspec
@@ -148,7 +148,7 @@ def datastore_info(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
         fields = []
         for column in version.schema or []:
             name, summary = column["id"], profile.get(column["id"])
-            entry = {"id": name, "type": summary["type"] if summary else ckan_arrow_type(column["type"]),
+            entry = {"id": name, "type": summary["type"] if summary else coltypes.of_arrow(column["type"]).ckan,
                      "schema": {"native_type": column["type"]}}
             if name in info:
                 entry["info"] = info[name]
@@ -156,17 +156,6 @@ def datastore_info(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
                 entry["summary"] = {k: v for k, v in summary.items() if k not in ("name", "type")}
             fields.append(entry)
     return {"meta": meta, "fields": fields, "schema": {f["id"]: f["type"] for f in fields}}
-
-
-def ckan_arrow_type(arrow_type: str) -> str:
-    """A CKAN type name for an Arrow type string (pure), when no profile says it."""
-    t = arrow_type.lower()
-    for prefix, name in (("int", "int"), ("uint", "int"), ("double", "float"), ("float", "float"),
-                         ("decimal", "numeric"), ("bool", "bool"), ("date", "date"), ("timestamp", "timestamp"),
-                         ("string", "text"), ("large_string", "text")):
-        if t.startswith(prefix):
-            return "timestamptz" if name == "timestamp" and "tz=" in t else name
-    return "json" if t.startswith(("struct", "list", "map", "large_list")) else "text"
 
 
 def datastore_export(ctx: Context, data: dict[str, Any]) -> exports.Export:
@@ -194,4 +183,4 @@ def datastore_export(ctx: Context, data: dict[str, Any]) -> exports.Export:
         audit.record(s, ctx.actor_name, "datastore_export", "resource", res.id,
                      {"version_id": version.id, "format": fmt, **({"filters": spec.filters} if spec.filters else {}),
                       **({"q": spec.q} if spec.q else {})})
-    return exports.export(f"{res.id}-v{version.number}", fmt, reader)
+    return exports.export(exports.file_stem(res.name, res.id, version.number), fmt, reader)

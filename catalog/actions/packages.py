@@ -12,10 +12,9 @@ from catalog.access import policy
 from catalog.access.context import Context
 from catalog.access.policy import Permission
 from catalog.actions import action
-from catalog.core import validate
+from catalog.core import licenses, validate
 from catalog.core.dictionary import DICTIONARY_KEY, DictionaryError, dictionary_dict, parse_dictionary
 from catalog.core.errors import NotAuthorized, NotFound, ValidationError
-from catalog.core.licenses import LICENSES
 from catalog.db import dictize, lookup
 from catalog.db.models import (
     Activity,
@@ -32,6 +31,7 @@ from catalog.db.models import (
     utcnow,
 )
 from catalog.records import activity, audit
+from catalog.records.dataset_change import record_dataset_change
 from catalog.search import changes
 from catalog.versions import disclosure
 
@@ -124,10 +124,12 @@ def _apply_fields(s: Session, ctx: Context, pkg: Package, data: dict[str, Any], 
     for field, max_len in TEXT_FIELDS.items():
         check = validate.url if field == "url" else validate.text
         setattr(pkg, field, check(data.get(field), errors, field, max_len))
-    license_id = validate.text(data.get("license_id"), errors, "license_id", 100) or "notspecified"
-    if license_id not in LICENSES:
-        errors.add("license_id", f"Unknown licence: {license_id}")
-    pkg.license_id = license_id
+    license_id = data.get("license_id") or "notspecified"  # kept even when not in the register, as in CKAN
+    if not isinstance(license_id, str):
+        errors.add("license_id", "Must be a string")
+    elif licenses.id_problem(license_id):
+        errors.add("license_id", licenses.id_problem(license_id))
+    pkg.license_id = license_id if isinstance(license_id, str) else "notspecified"
     pkg.private = validate.boolean(data.get("private"), errors, "private")
     state = data.get("state") or "active"
     if state not in ("active", "draft", "deleted"):
@@ -246,11 +248,8 @@ def _record_change(s: Session, ctx: Context, pkg: Package, verb: str,
     with s.no_autoflush:  # one flush at commit instead of one per statement below
         if pkg_dict is None:
             pkg_dict = package_dict(s, pkg, ctx.site_url)
-        activity.record(s, ctx.actor, f"{verb} package", pkg.id, {"package": pkg_dict},
-                        group_id=pkg.owner_org, private=pkg.private)
-        audit.record(s, ctx.actor_name, f"package_{activity.AUDIT_VERBS[verb]}", "package", pkg.id,
-                     {"name": pkg.name})
-        changes.mark(s, pkg.id)
+        record_dataset_change(s, ctx.actor, pkg, verb, pkg_dict, f"package_{activity.AUDIT_VERBS[verb]}",
+                              detail={"name": pkg.name})
     return pkg_dict
 
 

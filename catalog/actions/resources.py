@@ -17,8 +17,8 @@ from catalog.core import keys, validate
 from catalog.core.errors import NotFound, ValidationError
 from catalog.db import dictize, lookup
 from catalog.db.models import IngestJob, Package, Resource, ResourceVersion, new_id, utcnow
-from catalog.records import activity, audit
-from catalog.search import changes
+from catalog.records import audit
+from catalog.records.dataset_change import record_dataset_change
 from catalog.storage.objects import StoredObject
 from catalog.versions import jobs, unpublished
 from catalog.versions.uploads import Upload, format_from_filename
@@ -91,13 +91,13 @@ def _add_version(s: Session, ctx: Context, res: Resource, version_id: str, store
     return True
 
 
-def _changed(s: Session, ctx: Context, res: Resource, pkg: Package, verb: str, detail: dict) -> None:
+def resource_changed(s: Session, ctx: Context, res: Resource, pkg: Package, verb: str, detail: dict) -> None:
+    """A resource of ``pkg`` was created, updated or deleted (``verb``): the dataset is modified now,
+    and the change recorded (see :func:`record_dataset_change`)."""
     pkg.metadata_modified = utcnow()
     s.flush()
-    activity.record(s, ctx.actor, "changed package", pkg.id, {"package": package_dict(s, pkg, ctx.site_url)},
-                    group_id=pkg.owner_org, private=pkg.private)
-    audit.record(s, ctx.actor_name, f"resource_{verb}", "resource", res.id, {"package_id": pkg.id, **detail})
-    changes.mark(s, pkg.id)
+    record_dataset_change(s, ctx.actor, pkg, "changed", package_dict(s, pkg, ctx.site_url), f"resource_{verb}",
+                          about=("resource", res.id), detail={"package_id": pkg.id, **detail})
 
 
 @action
@@ -132,7 +132,7 @@ def resource_create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
                 res.format = res.format or format_from_filename(upload.filename)
                 _add_version(s, ctx, res, version_id, stored, upload)
                 detail.update(version_id=version_id, size=stored.size, sha256=stored.sha256)
-            _changed(s, ctx, res, pkg, "create", detail)
+            resource_changed(s, ctx, res, pkg, "create", detail)
             return resource_dict(s, ctx, res)
     except Exception:
         _discard(ctx, stored)
@@ -157,7 +157,7 @@ def _update(ctx: Context, data: dict[str, Any], replace: bool) -> dict[str, Any]
                     detail.update(version_id=version_id, size=stored.size, sha256=stored.sha256)
                 else:
                     detail["unchanged_upload"] = stored.sha256
-            _changed(s, ctx, res, pkg, "update", detail)
+            resource_changed(s, ctx, res, pkg, "update", detail)
             result = resource_dict(s, ctx, res)
     except Exception:
         _discard(ctx, stored)
@@ -186,7 +186,7 @@ def resource_delete(ctx: Context, data: dict[str, Any]) -> None:
     with ctx.platform.write.begin() as s:
         res, pkg = _resource_and_package(s, ctx, validate.required_id(data), Permission.EDIT_DATASET)
         res.state = "deleted"
-        _changed(s, ctx, res, pkg, "delete", {})
+        resource_changed(s, ctx, res, pkg, "delete", {})
     return None
 
 

@@ -16,7 +16,7 @@ from catalog.access import policy
 from catalog.access.context import Context
 from catalog.access.policy import Permission
 from catalog.actions import action
-from catalog.actions.resources import _add_version, _changed, _discard, _resource_and_package, resource_dict
+from catalog.actions.resources import _add_version, _discard, _resource_and_package, resource_changed, resource_dict
 from catalog.core import keys, validate
 from catalog.core.errors import NotFound, PayloadTooLarge, ValidationError
 from catalog.db import lookup
@@ -137,9 +137,9 @@ def resource_upload_complete(ctx: Context, data: dict[str, Any]) -> dict[str, An
                 res = s.get(Resource, up.resource_id)
             created = _add_version(s, ctx, res, up.version_id, stored, Upload(stream=None, filename=up.filename))
             up.state = "completed"
-            _changed(s, ctx, res, pkg, "create" if up.new_resource else "update",
-                     {"upload_id": up.id, "version_id": up.version_id, "size": stored_size, "sha256": digest}
-                     if created else {"unchanged_upload": digest})
+            resource_changed(s, ctx, res, pkg, "create" if up.new_resource else "update",
+                             {"upload_id": up.id, "version_id": up.version_id, "size": stored_size, "sha256": digest}
+                             if created else {"unchanged_upload": digest})
             result = resource_dict(s, ctx, res)
     except Exception:
         _discard(ctx, stored)

@@ -3,7 +3,11 @@ of typed errors to responses. :func:`register` puts them on an app; the app itse
 :func:`catalog.cli.app.create_app`, which adds the web pages."""
 from __future__ import annotations
 
-from flask import Flask, Response
+import json
+from typing import Callable
+
+from flask import Flask, Response, current_app, request
+from werkzeug.exceptions import HTTPException
 
 from catalog.platform import Platform
 
@@ -25,6 +29,33 @@ def _security_headers(response: Response) -> Response:
     return response
 
 
+API_PATHS = ("/api/", "/datastore/")
+"""Paths whose clients are programs: any answer there is JSON in CKAN's envelope."""
+ERROR_PAGE = "mosu.error_page"
+"""``app.extensions`` key of the function that renders an error as a page (set by the web pages)."""
+ErrorPage = Callable[[int, str, str], Response]
+
+_UNROUTED = {404: ("Not Found Error", "There is no page at this address."),
+             405: ("Method Not Allowed", "This address does not take that method.")}
+
+
+def _unrouted(exc: HTTPException) -> Response:
+    """A URL no route answers (404) or a method its route does not take (405): CKAN's envelope on
+    the API's paths, the site's error page elsewhere (Flask's bare page before)."""
+    status = exc.code or 404
+    ckan_type, message = _UNROUTED.get(status, (exc.name, exc.description or exc.name))
+    page: ErrorPage | None = current_app.extensions.get(ERROR_PAGE)
+    if request.path.startswith(API_PATHS) or page is None:
+        response = current_app.response_class(json.dumps({"success": False, "error": {
+            "__type": ckan_type, "message": f"{message[:-1]}: {request.method} {request.path[:200]}"}}),
+            status=status, mimetype="application/json")
+    else:
+        response = page(status, exc.name, message)
+    if getattr(exc, "valid_methods", None):
+        response.headers["Allow"] = ", ".join(exc.valid_methods)
+    return response
+
+
 def register(app: Flask, platform: Platform) -> None:
     """Body limits, security headers, the bad-token throttle and the API's blueprints, on ``app``."""
     from catalog.access.throttle import FailureCounter
@@ -40,5 +71,7 @@ def register(app: Flask, platform: Platform) -> None:
     app.extensions[FAILURES] = FailureCounter(platform.settings.token_failure_limit)
     app.before_request(body.set_limit)
     app.after_request(_security_headers)
+    for status in _UNROUTED:
+        app.register_error_handler(status, _unrouted)
     app.register_blueprint(action_bp)
     app.register_blueprint(dump_bp)

@@ -47,7 +47,8 @@ def _stream(name: str, export_of, extra: dict | None = None) -> Response:
         status, error = error_body(exc, g.get("request_id", "-"))
         return current_app.response_class(json.dumps({"success": False, "error": error}), status=status,
                                           mimetype="application/json", headers=error_headers(exc))
-    response = Response(stream_with_context(export.chunks), mimetype=export.content_type)
+    # content_type, not mimetype: Flask appends "; charset=utf-8" to a text mimetype that already has one
+    response = Response(stream_with_context(export.chunks), content_type=export.content_type)
     response.headers["Content-Disposition"] = f'attachment; filename="{export.filename}"'
     return response
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from catalog.core.errors import BadRequest, MosuError, ValidationError, http_status
+from catalog.core.errors import MosuError, ValidationError, http_status
 
 log = logging.getLogger("catalog.api")
 
@@ -17,8 +17,6 @@ def error_body(exc: BaseException, request_id: str) -> tuple[int, dict]:
     if status == 500:
         log.exception("internal error in request %s", request_id, exc_info=exc)
         return 500, {"__type": ckan_type, "message": f"Internal Server Error (request {request_id})"}
-    if isinstance(exc, BadRequest) and exc.message.startswith("Action name not known"):
-        ckan_type = "Bad request - Action Error"
     error: dict = {"__type": ckan_type, "message": exc.message if isinstance(exc, MosuError) else str(exc)}
     if isinstance(exc, ValidationError):
         error.update(exc.field_errors)

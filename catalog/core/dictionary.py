@@ -12,19 +12,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from catalog.core import jsoninput
+from catalog.core import coltypes, jsoninput
 from catalog.core.errors import BadRequest
 
-# The provider's vocabulary (the issue's names plus Frictionless Table Schema's) -> DuckDB types.
-TYPES = {
-    "integer": "BIGINT", "int": "BIGINT", "bigint": "BIGINT",
-    "float": "DOUBLE", "number": "DOUBLE", "double": "DOUBLE",
-    "boolean": "BOOLEAN", "bool": "BOOLEAN",
-    "date": "DATE",
-    "timestamp": "TIMESTAMP", "datetime": "TIMESTAMP",
-    "timestamptz": "TIMESTAMPTZ", "timestamp with time zone": "TIMESTAMPTZ",
-    "string": "VARCHAR", "text": "VARCHAR",
-}
+TYPES = coltypes.DECLARED
+"""The provider's vocabulary (the issue's names plus Frictionless Table Schema's) -> DuckDB types."""
+_STORED = {duck.lower(): duck for duck in TYPES.values()}
 _DECIMAL = re.compile(r"^(?:decimal|numeric)\s*\(\s*(\d{1,2})\s*,\s*(\d{1,2})\s*\)$")
 DICTIONARY_KEY = "schema"  # the resource field that holds it (Frictionless Table Schema's name)
 MAX_FIELDS = 4096
@@ -51,6 +44,8 @@ def duckdb_type(name: str) -> str:
     key = " ".join(str(name).strip().lower().split())
     if key in TYPES:
         return TYPES[key]
+    if key in _STORED:  # the stored form names DuckDB types: it must read back as it was written
+        return _STORED[key]
     match = _DECIMAL.match(key)
     if match:
         precision, scale = int(match.group(1)), int(match.group(2))

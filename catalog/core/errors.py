@@ -42,6 +42,14 @@ class BadRequest(MosuError):
     """The request itself could not be understood (bad JSON, unknown action)."""
 
 
+class UnknownAction(BadRequest):
+    """No action has the name that was called (CKAN's "Bad request - Action Error")."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Action name not known: {name}")
+        self.name = name
+
+
 class PayloadTooLarge(MosuError):
     """An upload exceeded a configured limit."""
 
@@ -95,6 +103,7 @@ _HTTP: list[tuple[type[MosuError], int, str]] = [
     (QueryRejected, 400, "Validation Error"),
     (TooManyRequests, 429, "Rate Limit Error"),
     (SearchQueryError, 400, "Search Query Error"),
+    (UnknownAction, 400, "Bad request - Action Error"),
     (BadRequest, 400, "Bad request - JSON Error"),
 ]
 

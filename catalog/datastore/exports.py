@@ -41,6 +41,8 @@ Parquet (``application/vnd.apache.parquet``)
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Iterator, NamedTuple
 
@@ -80,6 +82,23 @@ def requested_format(data: dict[str, Any]) -> str:
     if fmt not in FORMATS:
         raise ValidationError({"format": [f"Must be one of {', '.join(FORMATS)}"]})
     return fmt
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_SEPARATORS = re.compile(r"[-._]{2,}")
+STEM_CHARS = 80
+
+
+def file_stem(name: str | None, fallback: str, version: int) -> str:
+    """A download's file name without extension (pure): the resource name reduced to
+    ``[A-Za-z0-9._-]`` (accents dropped, every other run of characters one ``-``, no ``..``, no
+    leading dot), or ``fallback`` (its id) when nothing is left, then ``-v<version>``.
+
+    Plain ASCII, so the ``filename`` parameter needs no quoting rules or ``filename*``
+    (RFC 6266), and no path, quote or header break of a provider's name reaches a header."""
+    text = unicodedata.normalize("NFKD", name or "").encode("ascii", "ignore").decode()
+    slug = _SEPARATORS.sub("-", _UNSAFE.sub("-", text)).strip("-._")[:STEM_CHARS].strip("-._")
+    return f"{slug or fallback}-v{int(version)}"
 
 
 def export(stem: str, fmt: str, reader: pa.RecordBatchReader) -> Export:

@@ -21,23 +21,20 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from catalog.core.coltypes import ckan_type
 from catalog.core.errors import QueryRejected
 from catalog.core.settings import Settings
+from catalog.core.sqltext import first_line
 from catalog.datastore.slots import QuerySlots, Slot
 from catalog.datastore.tablecache import ROW_ID, TableCache
 from catalog.storage.objects import ObjectStore
-from quality.profile import classify, json_value
+from quality.profile import json_value
 
 _CACHE_SIZE = 1024
 FETCH_ROWS = 2048
 """Rows fetched (and measured) at a time: DuckDB computes 2,048-row chunks, so a query's memory
 before its size is checked is one chunk, not its whole result."""
 _POLL_SECONDS = 0.05
-
-def ckan_type(duckdb_type: str) -> str:
-    """The CKAN DataStore type name of a DuckDB column type (pure; one table, in quality.profile)."""
-    return classify(duckdb_type)[0]
-
 
 @dataclass(frozen=True)
 class Page:
@@ -52,10 +49,6 @@ class Result:
     names: list[str]
     rows: list[tuple]
     truncated: bool
-
-
-def _clean_error(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0][:300]
 
 
 def value_bytes(value: Any) -> int:
@@ -216,8 +209,8 @@ class QueryService:
             return QueryRejected("The query needed more memory than a query may use "
                                  f"({self.settings.query_memory_limit})")
         if isinstance(exc, duckdb.PermissionException):
-            return QueryRejected(f"Not allowed here: {_clean_error(exc)}")
-        return QueryRejected(f"The query failed: {_clean_error(exc)}")
+            return QueryRejected(f"Not allowed here: {first_line(exc)}")
+        return QueryRejected(f"The query failed: {first_line(exc)}")
 
     def _too_large(self) -> QueryRejected:
         limit = self.settings.query_max_result_bytes
@@ -329,7 +322,7 @@ class QueryService:
             except duckdb.Error as exc:
                 raise self._rejected(exc, watch) from None
             except (pa.ArrowException, OSError) as exc:  # DuckDB's errors, wrapped by the Arrow stream
-                raise (watch.error() if watch.reason else QueryRejected(f"The query failed: {_clean_error(exc)}")
+                raise (watch.error() if watch.reason else QueryRejected(f"The query failed: {first_line(exc)}")
                        ) from None
             finally:
                 watch.idle()

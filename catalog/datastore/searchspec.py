@@ -11,6 +11,7 @@ from typing import Any
 
 from catalog.core import jsoninput, validate
 from catalog.core.errors import BadRequest, ValidationError
+from catalog.core.sqltext import ident
 
 MAX_LIMIT = 32_000
 FORMATS = ("objects", "lists", "csv", "tsv")
@@ -33,10 +34,6 @@ class Spec:
     def plain_page(self) -> bool:
         """Rows in file order with every column: answerable by slicing, without a query."""
         return not (self.filters or self.q or self.sort or self.distinct)
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _json_arg(value: Any, name: str) -> Any:
@@ -125,18 +122,18 @@ def _where(spec: Spec, types: dict[str, str]) -> tuple[str, list[Any]]:
     params: list[Any] = []
     for name, values in spec.filters.items():
         marks = ", ".join(f"CAST(? AS {types[name]})" for _ in values)
-        parts.append(f"{_quote(name)} IN ({marks})")
+        parts.append(f"{ident(name)} IN ({marks})")
         params += [v if v is None or isinstance(v, (int, float, bool)) else str(v) for v in values]
     if isinstance(spec.q, dict):
         for name, text in spec.q.items():
-            parts.append(f"CAST({_quote(name)} AS VARCHAR) ILIKE ? ESCAPE '\\'")
+            parts.append(f"CAST({ident(name)} AS VARCHAR) ILIKE ? ESCAPE '\\'")
             params.append(f"%{_escape_like(text)}%")
     elif spec.q:
         text_columns = [n for n, t in types.items() if t.upper() == "VARCHAR" and n != ROW_ID]
         if not text_columns:
             return "false", []  # full-text search over a table without text finds nothing
         for word in spec.q.split():  # every word in some text column, as full-text search does
-            parts.append("(" + " OR ".join(f"{_quote(c)} ILIKE ? ESCAPE '\\'" for c in text_columns) + ")")
+            parts.append("(" + " OR ".join(f"{ident(c)} ILIKE ? ESCAPE '\\'" for c in text_columns) + ")")
             params += [f"%{_escape_like(word)}%"] * len(text_columns)
     return (" AND ".join(parts) or "true"), params
 
@@ -148,11 +145,11 @@ def _escape_like(text: str) -> str:
 def build(spec: Spec, types: dict[str, str], table: str = "t") -> tuple[str, list[Any], str, list[Any]]:
     """(page SQL, its parameters, total SQL, its parameters) for ``spec`` over ``table``."""
     where, params = _where(spec, types)
-    columns = ", ".join(_quote(f) for f in spec.fields)
+    columns = ", ".join(ident(f) for f in spec.fields)
     select = f"SELECT {'DISTINCT ' if spec.distinct else ''}{columns} FROM {table} WHERE {where}"
-    order = [f"{_quote(c)} {'DESC' if desc else 'ASC'} NULLS LAST" for c, desc in spec.sort]
+    order = [f"{ident(c)} {'DESC' if desc else 'ASC'} NULLS LAST" for c, desc in spec.sort]
     if order and not spec.distinct and ROW_ID in types:
-        order.append(_quote(ROW_ID))  # ties keep file order
+        order.append(ident(ROW_ID))  # ties keep file order
     # Without a sort, rows come in file order anyway (DuckDB keeps insertion order), and a LIMIT
     # can stop the scan early instead of ranking every match.
     page = f" LIMIT {spec.limit}" if spec.limit is not None else ""

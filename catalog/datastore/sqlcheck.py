@@ -37,6 +37,7 @@ from typing import Any, Iterator
 import duckdb
 
 from catalog.core.errors import QueryRejected
+from catalog.core.sqltext import first_line
 
 MAX_SQL_CHARS = 20_000
 # Generators: they read nothing but their arguments; their cost is bounded by the limits.
@@ -97,10 +98,6 @@ def _parser() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-
-
 def is_resource_id(name: str) -> bool:
     """Whether a table name has the form of a resource id (a UUID, any case)."""
     return _UUID.fullmatch(name.lower()) is not None
@@ -111,7 +108,7 @@ def _statement(sql: str) -> None:
     try:
         statements = _parser().extract_statements(sql)
     except duckdb.Error as exc:
-        raise QueryRejected(f"The query could not be parsed: {_first_line(exc)} (a resource is a table "
+        raise QueryRejected(f"The query could not be parsed: {first_line(exc)} (a resource is a table "
                             "named by its id in double quotes: SELECT * FROM \"<resource id>\")") from None
     if len(statements) != 1:
         raise QueryRejected(f"Send only one SELECT statement (got {len(statements)})")
@@ -128,7 +125,7 @@ def _tree(sql: str) -> dict[str, Any]:
     except RecursionError:
         raise QueryRejected("The query is nested too deeply to be checked") from None
     except duckdb.Error as exc:
-        raise QueryRejected(f"The query could not be parsed: {_first_line(exc)}") from None
+        raise QueryRejected(f"The query could not be parsed: {first_line(exc)}") from None
     if tree.get("error"):
         raise QueryRejected(f"Only one plain SELECT statement is allowed: {tree.get('error_message', '')}")
     return tree

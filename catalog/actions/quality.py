@@ -23,6 +23,7 @@ from catalog.db import lookup
 from catalog.db.models import PiiAcknowledgement, QualitySuite, Resource, ResourceVersion, utcnow
 from catalog.records import audit
 from catalog.versions import disclosure, jobs, unpublished
+from catalog.versions.lifecycle import State
 from catalog.versions.publish import publish_version
 from quality.expectations import SuiteError, check_suite
 
@@ -122,7 +123,7 @@ def quality_pii_acknowledge(ctx: Context, data: dict[str, Any]) -> dict[str, Any
         key = data.get("version")
         if key in (None, ""):
             held = s.scalar(select(ResourceVersion).where(ResourceVersion.resource_id == res.id,
-                                                          ResourceVersion.status == "held")
+                                                          ResourceVersion.status == State.HELD.value)
                             .order_by(ResourceVersion.number.desc()).limit(1))
             version = held or _version(s, res, None)
         else:
@@ -134,7 +135,7 @@ def quality_pii_acknowledge(ctx: Context, data: dict[str, Any]) -> dict[str, Any
                                  user_id=ctx.actor.id, user_name=ctx.actor_name, reason=reason)
         s.add(ack)
         published = False
-        if version.status == "held":
+        if version.status == State.HELD:
             publish_version(s, res, version)
             published = True
         audit.record(s, ctx.actor_name, "quality_pii_acknowledge", "resource", res.id,

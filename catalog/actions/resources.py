@@ -19,7 +19,8 @@ from catalog.db.models import IngestJob, Package, Resource, ResourceVersion, new
 from catalog.records import activity, audit
 from catalog.search import changes
 from catalog.storage.objects import StoredObject
-from catalog.versions import jobs, unpublished
+from catalog.versions import jobs, lifecycle, unpublished
+from catalog.versions.lifecycle import JobState, State, is_published
 from catalog.versions.uploads import Upload, format_from_filename
 
 log = logging.getLogger(__name__)
@@ -80,11 +81,11 @@ def _add_version(s: Session, ctx: Context, res: Resource, version_id: str, store
               or 0) + 1
     s.add(ResourceVersion(id=version_id, resource_id=res.id, number=number, sha256=stored.sha256,
                           size=stored.size, raw_key=stored.key, original_filename=upload.display_name,
-                          uploader_id=ctx.actor.id if ctx.actor else None))
+                          uploader_id=ctx.actor.id if ctx.actor else None, status=State.QUEUED.value))
     s.flush()
     jobs.enqueue(s, res.id, version_id)
     res.url_type, res.url = "upload", ""
-    res.ingest_status, res.ingest_error = "queued", None
+    lifecycle.show(res, State.QUEUED)
     return True
 
 
@@ -212,7 +213,7 @@ def ingest_status_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
         error, progress = job.error, job.progress or {}
         if not editor:  # the job's messages and odd values may quote the upload: a summary for others
             error = (unpublished.error_summary(version.status, version.validation) if version else None) \
-                or (unpublished.FAILED if job.state == "failed" else None)
+                or (unpublished.FAILED if job.state == JobState.FAILED else None)
             progress = unpublished.progress(progress)
         return {"resource_id": res.id, "job_id": job.id, "version_id": job.version_id,
                 "version": version.number if version else None, "state": job.state, "stage": job.stage,
@@ -253,9 +254,7 @@ def _download_version(s: Session, res: Resource, key: Any) -> ResourceVersion:
 
 
 def _published(version: ResourceVersion) -> bool:
-    # A held version has its Parquet written but awaits a personal-information acknowledgement:
-    # it is not published, and its Parquet must not leave the platform until it is.
-    return version.status == "ready" and version.parquet_key is not None
+    return is_published(version)
 
 
 @action

@@ -13,14 +13,15 @@ from catalog.access.context import Context
 from catalog.actions import action
 from catalog.actions.packages import apply_resource_fields, error_details, package_dict
 from catalog.core import keys, validate
-from catalog.core.errors import NotAuthorized, NotFound, ValidationError
+from catalog.core.errors import NotFound, ValidationError
 from catalog.db import dictize, lookup
 from catalog.db.models import IngestJob, Package, Resource, ResourceVersion, new_id, utcnow
 from catalog.records import activity, audit
 from catalog.search import changes
 from catalog.storage.objects import StoredObject
 from catalog.versions import jobs, lifecycle, unpublished
-from catalog.versions.lifecycle import JobState, State, is_published
+from catalog.versions.lifecycle import JobState, State
+from catalog.versions.resolve import NoPublishedVersion, Read, version_to_read
 from catalog.versions.uploads import Upload, format_from_filename
 
 log = logging.getLogger(__name__)
@@ -236,25 +237,16 @@ def resource_view_list(ctx: Context, data: dict[str, Any]) -> list[dict[str, Any
 DOWNLOAD_FORMATS = ("original", "parquet")
 
 
-def _download_version(s: Session, res: Resource, key: Any) -> ResourceVersion:
-    """The version to download: ``key`` is a version number or id; none means the current one.
-
-    Unlike ``datastore_search``'s lookup, an unpublished version is returned too: its original
-    upload is still downloadable by the dataset's editors (to see why it failed, say).
-    """
-    if key in (None, ""):
-        version = s.get(ResourceVersion, res.current_version_id) if res.current_version_id else None
-        if version is None:
-            raise ValidationError({"id": ["This resource has no published upload to download"]})
-        return version
-    version = lookup.version(s, res.id, key)
-    if version is None:
-        raise NotFound(f"Version {key} of this resource not found")
-    return version
-
-
-def _published(version: ResourceVersion) -> bool:
-    return is_published(version)
+def _download_version(s: Session, res: Resource, key: Any, fmt: str, editor: bool) -> ResourceVersion:
+    """The version to download: by default the current one; a named ``key`` (number or id) if it was
+    published, or, for the ``original`` upload, an unpublished one to the dataset's editors (to see
+    why it failed, say). A held version's Parquet must not leave the platform until it is published."""
+    named = key not in (None, "")
+    try:
+        return version_to_read(s, res, key, Read.EDITORS if named and fmt == "original" else Read.PUBLISHED,
+                               editor=editor)
+    except NoPublishedVersion:
+        raise ValidationError({"id": ["This resource has no published upload to download"]}) from None
 
 
 @action
@@ -275,19 +267,12 @@ def resource_download(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
         raise ValidationError({"format": [f"Must be one of: {', '.join(DOWNLOAD_FORMATS)}"]})
     with ctx.platform.write.begin() as s:
         res, pkg = _resource_and_package(s, ctx, resource_id)
-        version = _download_version(s, res, data.get("version"))
-        published = _published(version)
+        version = _download_version(s, res, data.get("version"), fmt, authz.can_edit_package(s, ctx.actor, pkg))
         if fmt == "parquet":
-            if not published:
-                raise ValidationError({"version": [f"Version {version.number} is {version.status}, not published: "
-                                                   "it has no Parquet to download"]})
             key = version.parquet_key
             stem = (version.original_filename or res.id).rsplit(".", 1)[0] or res.id
             filename = f"{stem}.v{version.number}.parquet"
         else:
-            if not published and not authz.can_edit_package(s, ctx.actor, pkg):
-                raise NotAuthorized(f"Access denied: version {version.number} is {version.status}, not published; "
-                                    "only the dataset's editors may download its original upload")
             key = version.raw_key
             filename = version.original_filename or f"{res.id}.bin"
         audit.record(s, ctx.actor_name, "resource_download", "resource", res.id,

@@ -202,7 +202,9 @@ def resource_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
 @action
 def ingest_status_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     """The ingest job of resource ``id``'s latest upload: ``state`` (queued, running, done,
-    failed), ``stage``, ``attempts``, ``progress`` (bytes, rows, format, encoding), ``error``."""
+    failed), ``stage``, ``attempts``, ``progress`` (bytes, rows, format, encoding), ``error``, and
+    ``version_status``, the state of the version it ingests: a job ``done`` left it ``ready``
+    (published) or ``held`` for a personal-information acknowledgement (``error`` says why)."""
     with ctx.platform.read() as s:
         res, pkg = _resource_and_package(s, ctx, validate.required_id(data))
         job = s.scalar(select(IngestJob).where(IngestJob.resource_id == res.id)
@@ -212,6 +214,8 @@ def ingest_status_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
         version = s.get(ResourceVersion, job.version_id)
         editor = authz.can_edit_package(s, ctx.actor, pkg)
         error, progress = job.error, job.progress or {}
+        if error is None and version is not None and version.status in lifecycle.UNPUBLISHED_OUTCOMES:
+            error = version.error  # held: the job is done, the reason is the version's
         if not editor:  # the job's messages and odd values may quote the upload: a summary for others
             error = (unpublished.error_summary(version.status, version.validation) if version else None) \
                 or (unpublished.FAILED if job.state == JobState.FAILED else None)
@@ -219,6 +223,7 @@ def ingest_status_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
         return {"resource_id": res.id, "job_id": job.id, "version_id": job.version_id,
                 "version": version.number if version else None, "state": job.state, "stage": job.stage,
                 "attempts": job.attempts, "progress": progress, "error": error,
+                "version_status": version.status if version else None,
                 "ingest_status": res.ingest_status, "created": dictize.iso(job.created),
                 "updated": dictize.iso(job.updated)}
 

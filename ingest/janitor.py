@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from catalog.db.models import IngestJob
 from catalog.platform import Platform
+from catalog.versions.lifecycle import JobState
 
 log = logging.getLogger("ingest.janitor")
 
@@ -25,7 +26,7 @@ def clean_staging(platform: Platform, max_age_seconds: int) -> list[str]:
     store, removed = platform.store, []
     with platform.read() as s:
         running = {(job_id, attempts) for job_id, attempts in s.execute(
-            select(IngestJob.id, IngestJob.attempts).where(IngestJob.state == "running"))}
+            select(IngestJob.id, IngestJob.attempts).where(IngestJob.state == JobState.RUNNING.value))}
     for key, modified in store.list_with_times("staging/"):
         parts = key.split("/")  # staging/<job id>/<attempt>.parquet
         attempt = parts[2].split(".")[0] if len(parts) == 3 else ""

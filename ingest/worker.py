@@ -26,7 +26,8 @@ from catalog.db.models import Package, QualitySuite, Resource, ResourceVersion
 from catalog.platform import Platform
 from catalog.records import audit
 from catalog.search import changes
-from catalog.versions import disclosure, jobs, unpublished
+from catalog.versions import disclosure, jobs, lifecycle, unpublished
+from catalog.versions.lifecycle import JobState, State
 from catalog.versions.publish import publish_version
 from ingest.convert import connect, to_parquet
 from ingest.janitor import clean_staging, expire_uploads
@@ -86,8 +87,7 @@ class Worker:
             if claim is None:
                 return False
             if claim.kind == "ingest":
-                res = s.get(Resource, claim.resource_id)
-                res.ingest_status, res.ingest_error = "running", None
+                lifecycle.show(s.get(Resource, claim.resource_id), State.RUNNING)
         log.info("job %s: resource %s attempt %d", claim.job_id, claim.resource_id, claim.attempt)
         beat = _Heartbeat(self.platform, claim)
         beat.start()
@@ -197,7 +197,7 @@ class Worker:
                  progress: dict) -> None:
         """The publish: one transaction, and only if this worker still owns the job."""
         with self.platform.write.begin() as s:
-            if not jobs.finish(s, claim, "done", progress=progress):
+            if not jobs.finish(s, claim, JobState.DONE, progress=progress):
                 log.warning("job %s: lost to another worker; not publishing", claim.job_id)
                 return
             version = s.get(ResourceVersion, claim.version_id)
@@ -216,9 +216,9 @@ class Worker:
             held = self._pii_hold(s, res, report)
             if held:  # the detail (columns, shares) for editors; the resource row keeps the public summary
                 summary = unpublished.held_summary(report["pii"])
-                version.status, version.error = "held", held
+                lifecycle.move_version(version, State.HELD, held)
                 version.validation["summary"] = summary
-                res.ingest_status, res.ingest_error = "held", summary
+                lifecycle.show(res, State.HELD, summary)
                 audit.record(s, f"worker:{self.name}", "resource_held", "resource", res.id,
                              {"version_id": version.id, "pii": disclosure.pairs_list(report["pii"])})
                 changes.mark(s, res.package_id)
@@ -286,7 +286,7 @@ class Worker:
         self._stage(claim, beat, None, progress)
         progress["quality"] = {"score": report["score"], **report["summary"], "pii": len(report["pii"])}
         with self.platform.write.begin() as s:
-            if not jobs.finish(s, claim, "done", progress=progress):
+            if not jobs.finish(s, claim, JobState.DONE, progress=progress):
                 return
             version = s.get(ResourceVersion, claim.version_id)
             self._keep_report(s, claim, version, report, report_key)
@@ -305,19 +305,24 @@ class Worker:
             except Exception:  # the report stays on the version row; only its copy is missing
                 log.warning("job %s: could not store the quality report", claim.job_id, exc_info=True)
         with self.platform.write.begin() as s:
-            if not jobs.finish(s, claim, "failed", exc.message):
+            if not jobs.finish(s, claim, JobState.FAILED, exc.message):
                 return
             version = s.get(ResourceVersion, claim.version_id)
             res = s.get(Resource, claim.resource_id)
+            if claim.kind == "validate":  # the published version stays published: only its re-check failed
+                audit.record(s, f"worker:{self.name}", "quality_revalidation_failed", "resource", res.id,
+                             {"version_id": version.id, "error": exc.message})
+                log.info("job %s: revalidation failed: %s", claim.job_id, exc.message)
+                return
             # The message may quote the upload's values: it stays on the version and the job, for the
             # dataset's editors; the resource row and everyone else get a value-free summary.
             summary = (unpublished.gate_summary(exc.report) if isinstance(exc, QualityGateFailed)
                        else exc.message if exc.public else unpublished.FAILED)
-            version.status, version.error = "failed", exc.message
+            lifecycle.move_version(version, State.FAILED, exc.message)
             version.validation = {**(version.validation or {}), "summary": summary}
             if isinstance(exc, QualityGateFailed):  # the report is kept, so the provider sees why
                 self._keep_report(s, claim, version, exc.report, report_key)
-            res.ingest_status, res.ingest_error = "failed", summary
+            lifecycle.show(res, State.FAILED, summary)
             audit.record(s, f"worker:{self.name}", "resource_ingest_failed", "resource", res.id,
                          {"version_id": version.id, "error": exc.message})
             changes.mark(s, res.package_id)
@@ -334,9 +339,9 @@ class Worker:
         delay = min(MAX_BACKOFF_SECONDS, 2.0 ** claim.attempt)
         try:
             with self.platform.write.begin() as s:
-                if jobs.retry_later(s, claim, delay, type(exc).__name__):
-                    res = s.get(Resource, claim.resource_id)
-                    res.ingest_status = "queued"
+                # a revalidation leaves the resource as it shows: its published version stays as it is
+                if jobs.retry_later(s, claim, delay, type(exc).__name__) and claim.kind == "ingest":
+                    lifecycle.show(s.get(Resource, claim.resource_id), State.QUEUED)
         except Exception:  # the database itself is away: the lease will expire and hand it back
             log.warning("job %s: could not schedule a retry", claim.job_id, exc_info=True)
 

@@ -15,7 +15,7 @@ import pytest
 import requests
 from minio.error import S3Error
 
-from catalog.cli.client import Client, UploadInterrupted
+from catalog.cli.client import ApiError, Client, UploadInterrupted
 from catalog.cli.client import push as client_push
 from catalog.cli.resume import UploadState
 from catalog.storage.objects import MIB, ObjectStore
@@ -103,6 +103,54 @@ def test_mosu_push_sends_large_files_in_parts(mosu, ckan, tmp_path):
     with platform.read() as s:
         states = list(s.scalars(select(MultipartUpload.state).where(MultipartUpload.filename == "large.csv")))
     assert states == ["completed"], "it went through the multipart path"
+
+
+def test_mosu_push_reports_a_held_version_as_held_not_published(mosu, ckan, tmp_path):
+    """A version of a public dataset held for a personal-information acknowledgement is not
+    published: push says so, with the reason and what to do, and exits 3 (not 0, nor failure's 1)."""
+    data = tmp_path / "people.csv"
+    data.write_text("id,email\n" + "".join(f"{i},person{i}@example.org\n" for i in range(200)))
+    out = mosu.cli("push", str(data), "--dataset", "parts", "--resource", "people", "--url", mosu.url,
+                   "--token", mosu.token("held-pusher", sysadmin=True), check=False)
+    assert out.returncode == 3, (out.stdout, out.stderr)
+    assert "published" not in out.stdout.replace("not published", "")
+    last = out.stdout.strip().splitlines()[-1]
+    assert last.startswith("held: version 1, 200 rows, not published: Personal information found: email in "
+                           "column 'email'"), last
+    assert "quality_pii_acknowledge" in last, "the pusher is an editor: the detail and what to do"
+    res = next(r for r in ckan.action.package_show(id="parts")["resources"] if r["name"] == "people")
+    assert res["ingest_status"] == "held" and res["datastore_active"] is False
+
+
+def test_push_without_permission_is_refused_before_a_byte_of_the_file_is_sent(mosu, ckan, tmp_path):
+    """An anonymous push, or one by a user who may not edit the dataset, is refused by a permission
+    check before the upload: the file is never read, nothing reaches object storage."""
+    data = tmp_path / "big.csv"
+    data.write_bytes(_body(250_000))  # ~9 MB: one request, under --multipart-over
+    inspect = mosu.inspect()
+    try:
+        raw_before = set(inspect.store.list("raw/"))
+        for token, message in ((None, "Access denied: you must be logged in"),
+                               (mosu.token("parts-stranger"), "Access denied: you may not edit dataset parts")):
+            sent: list[int] = []
+            with pytest.raises(ApiError) as err:
+                client_push(Client(mosu.url, token), data, "parts", "new table", on_progress=sent.append)
+            assert err.value.status == 403 and message in str(err.value)
+            assert sent == [], "not a byte of the file was read for sending"
+        out = mosu.cli("push", str(data), "--dataset", "parts", "--url", mosu.url, check=False)
+        assert out.returncode == 1 and "Traceback" not in out.stderr
+        assert "mosu: error: Access denied: you must be logged in to upload files (HTTP 403)" in out.stderr
+        assert "uploading big.csv:   0%" in out.stderr and "100%" not in out.stderr, "the bar never moved"
+        assert set(inspect.store.list("raw/")) == raw_before
+    finally:
+        inspect.close()
+    names = [r["name"] for r in ckan.action.package_show(id="parts")["resources"]]
+    assert "new table" not in names and "big.csv" not in names
+    allowed = ckan.action.resource_upload_check(package_id="parts", size=data.stat().st_size)
+    assert allowed["resource_id"] is None and allowed["max_upload_bytes"] == 1024 ** 3
+    too_big = requests.post(f"{mosu.url}/api/3/action/resource_upload_check", json={
+        "package_id": "parts", "size": 1024 ** 3 + 1}, headers={"Authorization": ckan.apikey}, timeout=30)
+    assert too_big.status_code == 413 and "exceeds the limit" in too_big.json()["error"]["message"]
 
 
 # -- mosu push resumes ----------------------------------------------------------------------

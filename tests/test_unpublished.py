@@ -7,9 +7,12 @@ search index, the activity stream or the dataset page. Over real HTTP, against `
 """
 from __future__ import annotations
 
+import html
 import io
 import json
+import re
 
+import ckanapi
 import pytest
 import requests
 
@@ -119,7 +122,7 @@ def test_the_public_sees_that_an_upload_did_not_pass_never_its_values(leaky_site
     report = _get(leaky_site, token, "quality_report_show", id=leaky_site["odd"]).json()["result"]
     assert report["odd_values"] == [{"column": "measure", "type": "integer", "count": 1}]
     page = requests.get(f"{leaky_site['url']}/dataset/leaky", timeout=30).text
-    assert "column values to be unique on column" in page, "the page says that the upload did not pass"
+    assert "e-mail addresses" in _section(page, leaky_site["people"]), "nothing published: the page says why"
 
 
 def test_the_datasets_editors_still_see_the_values(leaky_site):
@@ -143,3 +146,51 @@ def test_the_datasets_editors_still_see_the_values(leaky_site):
     assert PUBLISHED_ODD in odd["ingest_warnings"][0]
     report = _get(leaky_site, token, "quality_report_show", id=leaky_site["odd"]).json()["result"]
     assert report["odd_values"][0]["examples"] == [{"row": 43, "value": PUBLISHED_ODD}]
+
+
+def _section(page: str, resource_id: str) -> str:
+    """The dataset page's section of one resource."""
+    found = re.search(rf'<section class="resource" id="resource-{resource_id}".*?</section>', page, re.S)
+    assert found, f"no section for {resource_id}"
+    return html.unescape(found.group(0))
+
+
+def test_the_dataset_page_shows_everyone_the_published_version_and_editors_what_waits(leaky_site):
+    """Public pages showed provider-facing internals to everyone: a red "failed" badge and why for a
+    rejected version 2 while version 1 is served, and a newer upload held for personal information.
+    The public sees the published version (``ready``); the dataset's editors (here, by API token)
+    see the newer version's state and the full reason, with what to do."""
+    headers = {"Authorization": leaky_site["editor"]}
+    ckan = ckanapi.RemoteCKAN(leaky_site["url"], apikey=leaky_site["editor"])
+    rows = [(i, f"city {i % 9}", f"person{i}@example.org") for i in range(200)]
+    desks = "id,city,contact\n" + "".join(f"{i},{c},desk {i}\n" for i, c, _ in rows)  # same columns, no PII
+    contacts = ckan.action.resource_create(package_id="leaky", name="contacts",
+                                           upload=("contacts.csv", io.BytesIO(desks.encode())))
+    assert wait_for_ingest(ckan, contacts["id"])["ingest_status"] == "ready"
+    ckan.action.resource_patch(id=contacts["id"], upload=(
+        "contacts.csv", io.BytesIO(("id,city,contact\n" + "".join(f"{i},{c},{e}\n" for i, c, e in rows)).encode())))
+    assert wait_for_ingest(ckan, contacts["id"])["ingest_status"] == "held"
+
+    for token in (None, leaky_site["stranger"]):
+        page = requests.get(f"{leaky_site['url']}/dataset/leaky", headers={"Authorization": token} if token else {},
+                            timeout=30)
+        assert page.status_code == 200
+        for rid in (leaky_site["keyed"], contacts["id"]):  # v2 failed / v2 held, v1 served
+            section = _section(page.text, rid)
+            assert 'data-status="ready"' in section and 'class="status status-ready"' in section
+            assert "status-failed" not in section and "status-held" not in section
+            assert 'class="error"' not in section and "not published" not in section
+            assert "<table class=\"preview\"" in section, "the published version's rows"
+        text = html.unescape(page.text)
+        assert "quality_pii_acknowledge" not in text and "column 'contact'" not in text
+        assert "Blocking quality checks failed" not in text
+
+    page = requests.get(f"{leaky_site['url']}/dataset/leaky", headers=headers, timeout=30)
+    keyed, held = _section(page.text, leaky_site["keyed"]), _section(page.text, contacts["id"])
+    assert 'class="status status-failed"' in keyed and "Blocking quality checks failed" in keyed
+    assert "SECRET-KEY-0" in keyed, "editors see the values that stopped it"
+    assert 'class="status status-held"' in held and "Personal information found: email in column 'contact'" in held
+    assert "quality_pii_acknowledge" in held and "published version below stays" in held
+    assert "<table class=\"preview\"" in held, "version 1 is still shown"
+    forged = requests.get(f"{leaky_site['url']}/dataset/leaky", headers={"Authorization": "forged"}, timeout=30)
+    assert forged.status_code == 403, "a bad token is refused, not ignored"

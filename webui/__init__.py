@@ -10,8 +10,9 @@ from flask import Blueprint, Response, current_app, make_response, redirect, ren
 from catalog.access.context import Context
 from catalog.actions import call
 from catalog.api import ERROR_PAGE
+from catalog.api.session import request_context
 from catalog.core import validate
-from catalog.core.errors import BadRequest, MosuError, NotFound, SearchQueryError, http_status
+from catalog.core.errors import BadRequest, MosuError, NotAuthorized, NotFound, SearchQueryError, http_status
 
 bp = Blueprint("webui", __name__, template_folder="templates", static_folder="static",
                static_url_path="/static")
@@ -20,8 +21,34 @@ PREVIEW_ROWS = 20
 
 
 def _ctx() -> Context:
-    # Anonymous until web login lands: pages show what the public may see.
-    return Context(platform=current_app.extensions["mosu"])
+    """The caller, as the API sees it: anonymous (what the public may see) unless the request carries
+    an API token (``Authorization``), as scripts and the tests do until web login lands."""
+    return request_context()
+
+
+def _may_edit(ctx: Context, pkg: dict) -> bool:
+    """Whether the caller may edit the dataset (asked as "may I upload to it", the provider's question)."""
+    if ctx.actor is None:
+        return False
+    try:
+        call(ctx, "resource_upload_check", {"package_id": pkg["id"]})
+    except (NotAuthorized, NotFound):
+        return False
+    return True
+
+
+@bp.app_template_global()
+def shown_status(res: dict, editor: bool) -> str | None:
+    """The ingest status a dataset page shows for resource ``res`` (pure).
+
+    The dataset's editors see its latest upload's: a newer version queued, running, held or
+    failed, and why. Everyone else sees the version they can read: ``ready`` while one is
+    published, whatever happened to a newer upload since; the latest upload's status only while
+    nothing is published (with the value-free summary of why, when it did not pass).
+    """
+    if editor or not res.get("datastore_active"):
+        return res.get("ingest_status")
+    return "ready"
 
 
 @bp.app_template_test()
@@ -100,7 +127,7 @@ def dataset(dataset_id: str):
     for res in pkg["resources"]:
         if res["datastore_active"]:
             previews[res["id"]] = call(ctx, "datastore_search", {"resource_id": res["id"], "limit": PREVIEW_ROWS})
-    return render_template("dataset.html", pkg=pkg, previews=previews)
+    return render_template("dataset.html", pkg=pkg, previews=previews, editor=_may_edit(ctx, pkg))
 
 
 @bp.route("/dataset/<dataset_id>/resource/<resource_id>/quality")

@@ -16,24 +16,14 @@ from catalog.actions import action
 from catalog.actions.resources import _resource_and_package
 from catalog.core import coltypes, validate
 from catalog.core.dictionary import DICTIONARY_KEY, field_info
-from catalog.core.errors import NotFound, ValidationError
 from catalog.datastore import exports, searchspec
 from catalog.datastore.exports import neutralise
 from catalog.datastore.sandbox import json_value
 from catalog.datastore.searchspec import ROW_ID
-from catalog.db import dictize, lookup
+from catalog.db import dictize
 from catalog.db.models import ResourceVersion
 from catalog.records import audit
-
-
-def _version(s, resource_id: str, key: str) -> ResourceVersion:
-    """A published version of the resource by number or id."""
-    version = lookup.version(s, resource_id, key)
-    if version is None:
-        raise NotFound(f"Version {key} of this resource not found")
-    if version.parquet_key is None or version.status != "ready":  # a held version has Parquet but is not public
-        raise ValidationError({"version": [f"Version {version.number} is {version.status}, not published"]})
-    return version
+from catalog.versions.resolve import Read, version_to_read
 
 
 @action
@@ -50,14 +40,8 @@ def resource_version_list(ctx: Context, data: dict[str, Any]) -> list[dict[str, 
 
 
 def _published(s, res, data: dict[str, Any]) -> ResourceVersion:
-    """The version a datastore call reads: ``version`` (number or id) or the current one."""
-    if data.get("version") not in (None, ""):
-        return _version(s, res.id, str(data["version"]))
-    version = s.get(ResourceVersion, res.current_version_id) if res.current_version_id else None
-    if version is None or version.parquet_key is None:
-        raise NotFound(f"Resource \"{res.id}\" was not found in the datastore"
-                       + (f" (ingest {res.ingest_status})" if res.ingest_status else ""))
-    return version
+    """The version a datastore call reads: ``version`` (number or id) if published, or the current one."""
+    return version_to_read(s, res, data.get("version"), Read.PUBLISHED)
 
 
 def _format_records(rows: list[list[Any]], names: list[str], fmt: str) -> Any:

@@ -34,6 +34,7 @@ from catalog.records import activity, audit
 from catalog.records.dataset_change import record_dataset_change
 from catalog.search import changes
 from catalog.versions import disclosure
+from catalog.versions.lifecycle import UNPUBLISHED_OUTCOMES
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +80,12 @@ def package_dict(s: Session | None, pkg: Package, site_url: str, groups: list[Gr
 def error_details(s: Session, resources: list[Resource]) -> dict[str, str]:
     """For each failed or held resource, its latest upload's detailed error (which may quote the
     upload's values: for the dataset's editors only; the resource row holds the public summary)."""
-    ids = [r.id for r in resources if r.ingest_status in ("failed", "held")]
+    ids = [r.id for r in resources if r.ingest_status in UNPUBLISHED_OUTCOMES]
     if not ids:
         return {}
+    outcomes = [state.value for state in UNPUBLISHED_OUTCOMES]
     rows = s.execute(select(ResourceVersion.resource_id, ResourceVersion.error)
-                     .where(ResourceVersion.resource_id.in_(ids), ResourceVersion.status.in_(("failed", "held")))
+                     .where(ResourceVersion.resource_id.in_(ids), ResourceVersion.status.in_(outcomes))
                      .order_by(ResourceVersion.number))
     return {rid: error for rid, error in rows if error}  # the latest version's comes last and wins
 

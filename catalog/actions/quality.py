@@ -20,26 +20,13 @@ from catalog.actions import action
 from catalog.actions.resources import _resource_and_package
 from catalog.core import validate
 from catalog.core.errors import NotFound, ValidationError
-from catalog.db import lookup
 from catalog.db.models import PiiAcknowledgement, QualitySuite, Resource, ResourceVersion, utcnow
 from catalog.records import audit
 from catalog.versions import disclosure, jobs, unpublished
+from catalog.versions.lifecycle import State
 from catalog.versions.publish import publish_version
+from catalog.versions.resolve import Read, version_to_read
 from quality.expectations import SuiteError, check_suite
-
-
-def _version(s: Session, res: Resource, key: Any) -> ResourceVersion:
-    """A version by number or id, else the current one, else the latest."""
-    if key not in (None, ""):
-        version = lookup.version(s, res.id, key)
-    elif res.current_version_id:
-        version = s.get(ResourceVersion, res.current_version_id)
-    else:
-        version = s.scalar(select(ResourceVersion).where(ResourceVersion.resource_id == res.id)
-                           .order_by(ResourceVersion.number.desc()).limit(1))
-    if version is None:
-        raise NotFound("Version not found" if key not in (None, "") else "This resource has no upload yet")
-    return version
 
 
 def _report_permission(version: ResourceVersion) -> Permission:
@@ -56,11 +43,13 @@ def quality_report_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     ``pii`` findings with masked examples."""
     with ctx.platform.read() as s:
         res, pkg = _resource_and_package(s, ctx, validate.required_id(data))
-        version = _version(s, res, data.get("version"))
+        editor = policy.allowed(s, ctx.actor, Permission.EDIT_DATASET, pkg)
+        # Anyone who may read the dataset's data sees the reports of published versions; reports of
+        # versions that were never published (failed the gate, held, still running) are for its editors.
+        version = version_to_read(s, res, data.get("version"), Read.EDITORS, editor=editor)
         policy.require(s, ctx.actor, _report_permission(version), pkg, missing="Resource not found")
         if version.quality is None:
             raise NotFound(f"Version {version.number} has no quality report yet (ingest {version.status})")
-        editor = policy.allowed(s, ctx.actor, Permission.EDIT_DATASET, pkg)
         report = version.quality if editor else unpublished.report(version.quality)
         return {**report, "version": version.number, "version_id": version.id,
                 "version_status": version.status, "report_key": version.report_key}
@@ -120,14 +109,7 @@ def quality_pii_acknowledge(ctx: Context, data: dict[str, Any]) -> dict[str, Any
     errors.raise_if_any()
     with ctx.platform.write.begin() as s:
         res, pkg = _resource_and_package(s, ctx, resource_id, Permission.EDIT_DATASET)
-        key = data.get("version")
-        if key in (None, ""):
-            held = s.scalar(select(ResourceVersion).where(ResourceVersion.resource_id == res.id,
-                                                          ResourceVersion.status == "held")
-                            .order_by(ResourceVersion.number.desc()).limit(1))
-            version = held or _version(s, res, None)
-        else:
-            version = _version(s, res, key)
+        version = version_to_read(s, res, data.get("version"), Read.PENDING, editor=True)
         findings = (version.quality or {}).get("pii") or []
         if not findings:
             raise ValidationError({"version": [f"Version {version.number} has no personal-information findings"]})
@@ -135,7 +117,7 @@ def quality_pii_acknowledge(ctx: Context, data: dict[str, Any]) -> dict[str, Any
                                  user_id=ctx.actor.id, user_name=ctx.actor_name, reason=reason)
         s.add(ack)
         published = False
-        if version.status == "held":
+        if version.status == State.HELD:
             publish_version(s, res, version)
             published = True
         audit.record(s, ctx.actor_name, "quality_pii_acknowledge", "resource", res.id,

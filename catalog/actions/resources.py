@@ -20,7 +20,9 @@ from catalog.db.models import IngestJob, Package, Resource, ResourceVersion, new
 from catalog.records import audit
 from catalog.records.dataset_change import record_dataset_change
 from catalog.storage.objects import StoredObject
-from catalog.versions import jobs, unpublished
+from catalog.versions import jobs, lifecycle, unpublished
+from catalog.versions.lifecycle import JobState, State
+from catalog.versions.resolve import NoPublishedVersion, Read, version_to_read
 from catalog.versions.uploads import Upload, format_from_filename
 
 log = logging.getLogger(__name__)
@@ -83,11 +85,11 @@ def _add_version(s: Session, ctx: Context, res: Resource, version_id: str, store
               or 0) + 1
     s.add(ResourceVersion(id=version_id, resource_id=res.id, number=number, sha256=stored.sha256,
                           size=stored.size, raw_key=stored.key, original_filename=upload.display_name,
-                          uploader_id=ctx.actor.id if ctx.actor else None))
+                          uploader_id=ctx.actor.id if ctx.actor else None, status=State.QUEUED.value))
     s.flush()
     jobs.enqueue(s, res.id, version_id)
     res.url_type, res.url = "upload", ""
-    res.ingest_status, res.ingest_error = "queued", None
+    lifecycle.show(res, State.QUEUED)
     return True
 
 
@@ -201,7 +203,9 @@ def resource_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
 @action
 def ingest_status_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     """The ingest job of resource ``id``'s latest upload: ``state`` (queued, running, done,
-    failed), ``stage``, ``attempts``, ``progress`` (bytes, rows, format, encoding), ``error``."""
+    failed), ``stage``, ``attempts``, ``progress`` (bytes, rows, format, encoding), ``error``, and
+    ``version_status``, the state of the version it ingests: a job ``done`` left it ``ready``
+    (published) or ``held`` for a personal-information acknowledgement (``error`` says why)."""
     with ctx.platform.read() as s:
         res, pkg = _resource_and_package(s, ctx, validate.required_id(data))
         job = s.scalar(select(IngestJob).where(IngestJob.resource_id == res.id)
@@ -211,13 +215,16 @@ def ingest_status_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
         version = s.get(ResourceVersion, job.version_id)
         editor = policy.allowed(s, ctx.actor, Permission.EDIT_DATASET, pkg)
         error, progress = job.error, job.progress or {}
+        if error is None and version is not None and version.status in lifecycle.UNPUBLISHED_OUTCOMES:
+            error = version.error  # held: the job is done, the reason is the version's
         if not editor:  # the job's messages and odd values may quote the upload: a summary for others
             error = (unpublished.error_summary(version.status, version.validation) if version else None) \
-                or (unpublished.FAILED if job.state == "failed" else None)
+                or (unpublished.FAILED if job.state == JobState.FAILED else None)
             progress = unpublished.progress(progress)
         return {"resource_id": res.id, "job_id": job.id, "version_id": job.version_id,
                 "version": version.number if version else None, "state": job.state, "stage": job.stage,
                 "attempts": job.attempts, "progress": progress, "error": error,
+                "version_status": version.status if version else None,
                 "ingest_status": res.ingest_status, "created": dictize.iso(job.created),
                 "updated": dictize.iso(job.updated)}
 
@@ -236,27 +243,16 @@ def resource_view_list(ctx: Context, data: dict[str, Any]) -> list[dict[str, Any
 DOWNLOAD_FORMATS = ("original", "parquet")
 
 
-def _download_version(s: Session, res: Resource, key: Any) -> ResourceVersion:
-    """The version to download: ``key`` is a version number or id; none means the current one.
-
-    Unlike ``datastore_search``'s lookup, an unpublished version is returned too: its original
-    upload is still downloadable by the dataset's editors (to see why it failed, say).
-    """
-    if key in (None, ""):
-        version = s.get(ResourceVersion, res.current_version_id) if res.current_version_id else None
-        if version is None:
-            raise ValidationError({"id": ["This resource has no published upload to download"]})
-        return version
-    version = lookup.version(s, res.id, key)
-    if version is None:
-        raise NotFound(f"Version {key} of this resource not found")
-    return version
-
-
-def _published(version: ResourceVersion) -> bool:
-    # A held version has its Parquet written but awaits a personal-information acknowledgement:
-    # it is not published, and its Parquet must not leave the platform until it is.
-    return version.status == "ready" and version.parquet_key is not None
+def _download_version(s: Session, res: Resource, key: Any, fmt: str, editor: bool) -> ResourceVersion:
+    """The version to download: by default the current one; a named ``key`` (number or id) if it was
+    published, or, for the ``original`` upload, an unpublished one to the dataset's editors (to see
+    why it failed, say). A held version's Parquet must not leave the platform until it is published."""
+    named = key not in (None, "")
+    try:
+        return version_to_read(s, res, key, Read.EDITORS if named and fmt == "original" else Read.PUBLISHED,
+                               editor=editor)
+    except NoPublishedVersion:
+        raise ValidationError({"id": ["This resource has no published upload to download"]}) from None
 
 
 @action
@@ -277,12 +273,10 @@ def resource_download(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
         raise ValidationError({"format": [f"Must be one of: {', '.join(DOWNLOAD_FORMATS)}"]})
     with ctx.platform.write.begin() as s:
         res, pkg = _resource_and_package(s, ctx, resource_id)
-        version = _download_version(s, res, data.get("version"))
-        published = _published(version)
+        editor = policy.allowed(s, ctx.actor, Permission.EDIT_DATASET, pkg)
+        version = _download_version(s, res, data.get("version"), fmt, editor)
+        published = lifecycle.is_published(version)
         if fmt == "parquet":
-            if not published:
-                raise ValidationError({"version": [f"Version {version.number} is {version.status}, not published: "
-                                                   "it has no Parquet to download"]})
             policy.require(s, ctx.actor, Permission.READ_DATA, pkg, missing="Resource not found")
             key = version.parquet_key
             stem = (version.original_filename or res.id).rsplit(".", 1)[0] or res.id

@@ -22,6 +22,7 @@ from catalog.datastore.sandbox import json_value
 from catalog.db import lookup
 from catalog.db.models import ResourceVersion
 from catalog.records import audit
+from catalog.versions.resolve import NoPublishedVersion, Read, version_to_read
 
 
 def _denied(resource_id: str) -> NotAuthorized:
@@ -39,10 +40,10 @@ def _readable_versions(ctx: Context, resource_ids: list[str]) -> dict[str, Resou
             res = lookup.resource(s, rid)
             if res is None or not policy.allowed(s, ctx.actor, Permission.READ_DATA, res.package):
                 raise _denied(rid)
-            version = s.get(ResourceVersion, res.current_version_id) if res.current_version_id else None
-            if version is None or version.parquet_key is None:
-                raise _denied(rid)
-            versions[rid] = version
+            try:
+                versions[rid] = version_to_read(s, res, None, Read.PUBLISHED)
+            except NoPublishedVersion:
+                raise _denied(rid) from None
     return versions
 
 

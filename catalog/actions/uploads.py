@@ -1,10 +1,12 @@
-"""Large uploads in parts, sent by the client straight to object storage with presigned URLs.
+"""Large uploads in parts, sent by the client straight to object storage with presigned URLs, and
+the permission check a client asks before it sends a file at all.
 
 ``resource_upload_start`` opens an S3 multipart upload under a key built from
 ids; ``resource_upload_part`` hands out a short-lived PUT URL for one part;
 ``resource_upload_show`` lists the parts already stored, so a broken transfer
 resumes where it stopped; ``resource_upload_complete`` joins the parts, hashes
 the result and records the version and its ingest job in one transaction.
+``resource_upload_check`` answers, before a byte is sent, whether an upload would be refused.
 """
 from __future__ import annotations
 
@@ -47,24 +49,51 @@ def _info(up: MultipartUpload) -> dict[str, Any]:
             "url_expires_in": URL_SECONDS}
 
 
+def _upload_size(ctx: Context, data: dict[str, Any], minimum: int) -> int:
+    size = validate.integer(data.get("size"), "size", 0, minimum)
+    if size > ctx.settings.max_upload_bytes:
+        raise PayloadTooLarge(f"The upload of {size} bytes exceeds the limit of {ctx.settings.max_upload_bytes} bytes")
+    return size
+
+
+def _upload_target(s, ctx: Context, data: dict[str, Any]) -> tuple[Package, Resource | None]:
+    """The dataset an upload goes to and the resource it makes a new version of (``id``; None for a
+    new resource of ``package_id``), if the caller may edit that dataset."""
+    policy.require_user(ctx.actor, "upload files")
+    if data.get("id"):
+        res, pkg = _resource_and_package(s, ctx, str(data["id"]), Permission.EDIT_DATASET)
+        return pkg, res
+    return policy.require(s, ctx.actor, Permission.EDIT_DATASET,
+                          lookup.package(s, validate.required_id(data, "package_id"))), None
+
+
+@action
+def resource_upload_check(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """Whether the caller may upload a file of ``size`` bytes (optional) to resource ``id`` (a new
+    version) or dataset ``package_id`` (a new resource): the checks ``resource_create``,
+    ``resource_patch`` and ``resource_upload_start`` make, answered before a byte is sent, so a
+    client never streams a large file only to learn it is refused (``mosu push`` asks it first).
+    The refusals are theirs (403, 404, 413); the answer says where the upload would go."""
+    with ctx.platform.read() as s:
+        pkg, res = _upload_target(s, ctx, data)
+        answer = {"package_id": pkg.id, "resource_id": res.id if res else None,
+                  "max_upload_bytes": ctx.settings.max_upload_bytes}
+    if data.get("size") not in (None, ""):
+        answer["size"] = _upload_size(ctx, data, 0)
+    return answer
+
+
 @action
 def resource_upload_start(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     """Start a large upload of ``size`` bytes (``filename``): to existing resource ``id`` as a new
     version, or as a new resource ``name`` of dataset ``package_id``. Returns ``upload_id``,
     ``part_size`` and ``part_count``; fetch a URL per part with ``resource_upload_part``."""
     policy.require_user(ctx.actor, "upload files")
-    size = validate.integer(data.get("size"), "size", 0, 1)
-    if size > ctx.settings.max_upload_bytes:
-        raise PayloadTooLarge(f"The upload of {size} bytes exceeds the limit of {ctx.settings.max_upload_bytes} bytes")
+    size = _upload_size(ctx, data, 1)
     filename = display_filename(str(data.get("filename") or ""))
     with ctx.platform.read() as s:
-        if data.get("id"):
-            res, pkg = _resource_and_package(s, ctx, str(data["id"]), Permission.EDIT_DATASET)
-            resource_id, new = res.id, False
-        else:
-            pkg = policy.require(s, ctx.actor, Permission.EDIT_DATASET,
-                                 lookup.package(s, validate.required_id(data, "package_id")))
-            resource_id, new = new_id(), True
+        pkg, res = _upload_target(s, ctx, data)
+        resource_id, new = (res.id, False) if res is not None else (new_id(), True)
         package_id = pkg.id
     version_id = new_id()
     key = keys.raw_upload(resource_id, version_id)

@@ -14,6 +14,7 @@ import requests
 
 from catalog.cli import resume
 from catalog.cli.resume import UploadKey, UploadState
+from catalog.versions.lifecycle import JobState
 
 CHUNK = 1 << 20
 
@@ -111,13 +112,20 @@ def push(client: Client, path: Path, dataset: str, resource: str | None,
          state: UploadState | None = None, on_note: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Upload ``path`` to ``dataset``: a new version of resource ``resource`` if it exists
     (by name or id), else a new resource. Files over ``multipart_over`` bytes go in parts
-    straight to object storage, resuming an upload remembered in ``state``. Returns the resource dict."""
+    straight to object storage, resuming an upload remembered in ``state``. Returns the resource dict.
+
+    The server reads a whole request before answering it, so a refusal (not logged in, not an
+    editor, too large) is asked for first, with ``resource_upload_check``: it costs one small
+    request, where learning it from the upload would cost sending the whole file (the multipart
+    path asks ``resource_upload_start``, which checks the same before any part is sent)."""
     pkg = client.action("package_show", id=dataset)
     name = resource or path.name
     existing = next((r for r in pkg["resources"] if name in (r["id"], r["name"])), None)
     target = {"id": existing["id"]} if existing else {"package_id": pkg["id"], "name": name}
-    if path.stat().st_size > multipart_over:
+    size = path.stat().st_size
+    if size > multipart_over:
         return push_parts(client, path, target, on_progress, state=state, on_note=on_note)
+    client.action("resource_upload_check", size=size, **target)
     if existing is not None:
         return client.upload("resource_patch", target, path, on_progress)
     return client.upload("resource_create", target, path, on_progress)
@@ -259,7 +267,8 @@ def _put_part(client: Client, upload_id: str, number: int, part_count: int, chun
 
 def follow(client: Client, resource_id: str, on_status: Callable[[dict], None], timeout: float = 86_400,
            poll: float = 0.5) -> dict[str, Any]:
-    """Poll ``ingest_status_show`` until the job is done or failed, reporting each change."""
+    """Poll ``ingest_status_show`` until the job is done or failed, reporting each change. A job that
+    is done left its version published (``version_status`` ready) or held for an acknowledgement."""
     deadline, last = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
         status = client.action("ingest_status_show", id=resource_id)
@@ -267,7 +276,7 @@ def follow(client: Client, resource_id: str, on_status: Callable[[dict], None], 
         if key != last:
             on_status(status)
             last = key
-        if status["state"] in ("done", "failed"):
+        if status["state"] in (JobState.DONE, JobState.FAILED):
             return status
         time.sleep(poll)
     raise TimeoutError(f"ingest of {resource_id} did not finish in {timeout:.0f} s")

@@ -270,6 +270,10 @@ def worker(data_dir: Path | None, concurrency: int, exit_with_parent: bool) -> N
 
 # -- mosu push ------------------------------------------------------------------------------
 
+HELD_EXIT_STATUS = 3
+"""``mosu push``'s exit status for a version held for a personal-information acknowledgement: not
+published, yet not a failure either (1; click's usage errors are 2)."""
+
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--dataset", required=True, help="Dataset name or id to upload into.")
@@ -283,6 +287,9 @@ def push(file: Path, dataset: str, resource: str | None, url: str | None, token:
          no_wait: bool, multipart_over: int) -> None:
     """Upload FILE with a progress bar, then follow its ingest until it is published or fails.
 
+    Exit status: 0 published; 1 failed (or refused, or the upload broke); 3 held, not published
+    until one of the dataset's editors acknowledges the personal information found in it.
+
     A file sent in parts resumes where it stopped when the same command is run again: open
     uploads are remembered in uploads.json under MOSU_STATE_DIR (default
     $XDG_STATE_HOME/mosu or ~/.local/state/mosu).
@@ -292,6 +299,7 @@ def push(file: Path, dataset: str, resource: str | None, url: str | None, token:
     from catalog.cli.client import ApiError, Client, UploadInterrupted, default_url, follow
     from catalog.cli.client import push as push_file
     from catalog.cli.resume import UploadState, default_state_dir
+    from catalog.versions.lifecycle import JobState, State
 
     client = Client(url or default_url(), token)
     try:
@@ -317,9 +325,13 @@ def push(file: Path, dataset: str, resource: str | None, url: str | None, token:
         _fail(f"{exc} (HTTP {exc.status})")
     except requests_errors() as exc:
         _fail(f"cannot reach {client.url}: {exc.__class__.__name__}")
-    if status["state"] != "done":
+    rows = f"{status['progress'].get('rows', 0):,} rows"
+    if status["state"] != JobState.DONE or status.get("version_status") == State.FAILED:
         _fail(f"ingest failed: {status['error']}")
-    click.echo(f"published: version {status['version']}, {status['progress'].get('rows', 0):,} rows")
+    if status.get("version_status") == State.HELD:
+        click.echo(f"held: version {status['version']}, {rows}, not published: {status['error']}")
+        sys.exit(HELD_EXIT_STATUS)
+    click.echo(f"published: version {status['version']}, {rows}")
 
 
 def requests_errors() -> tuple[type[BaseException], ...]:

@@ -171,7 +171,7 @@ class Resource(Base):
     created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     last_modified: Mapped[dt.datetime | None] = mapped_column(DateTime)
     extras: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    ingest_status: Mapped[str | None] = mapped_column(String(20))
+    ingest_status: Mapped[str | None] = mapped_column(String(20))  # lifecycle.State of its latest upload
     ingest_error: Mapped[str | None] = mapped_column(Text)
     current_version_id: Mapped[str | None] = mapped_column(String(36))
     package: Mapped[Package] = relationship(back_populates="resources")
@@ -185,7 +185,7 @@ class ResourceVersion(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     resource_id: Mapped[str] = mapped_column(ForeignKey("resources.id"))
     number: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(20), default="queued")
+    status: Mapped[str] = mapped_column(String(20), default="queued")  # catalog.versions.lifecycle.State
     sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(BigInteger)
     raw_key: Mapped[str] = mapped_column(Text)
@@ -238,7 +238,7 @@ class IngestJob(Base):
     resource_id: Mapped[str] = mapped_column(ForeignKey("resources.id"))
     version_id: Mapped[str] = mapped_column(ForeignKey("resource_versions.id"))
     kind: Mapped[str] = mapped_column(String(20), default="ingest")  # ingest, or validate (suite changed)
-    state: Mapped[str] = mapped_column(String(20), default="queued", index=True)
+    state: Mapped[str] = mapped_column(String(20), default="queued", index=True)  # lifecycle.JobState
     stage: Mapped[str] = mapped_column(String(40), default="queued")
     progress: Mapped[dict[str, Any]] = mapped_column(default=dict)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -14,6 +14,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from catalog.db.models import IngestJob, utcnow
+from catalog.versions.lifecycle import IllegalMove, JobState, check_job_move
 
 
 @dataclass(frozen=True)
@@ -29,16 +30,18 @@ class Claim:
 def enqueue(session: Session, resource_id: str, version_id: str, kind: str = "ingest") -> IngestJob:
     """Queue an ingest (or, with ``kind="validate"``, a re-validation of a published version)
     in the caller's transaction (the one that records the upload or the new suite)."""
-    job = IngestJob(resource_id=resource_id, version_id=version_id, kind=kind)
+    job = IngestJob(resource_id=resource_id, version_id=version_id, kind=kind, state=JobState.QUEUED.value)
     session.add(job)
     session.flush()
     return job
 
 
 def _claimable(now: dt.datetime):
+    """The jobs a worker may move to ``running`` (:data:`catalog.versions.lifecycle.JOB_MOVES`): queued
+    and due, or running under a lease that ran out (its worker died)."""
     return or_(
-        and_(IngestJob.state == "queued", IngestJob.not_before <= now),
-        and_(IngestJob.state == "running", IngestJob.lease_until < now),
+        and_(IngestJob.state == JobState.QUEUED.value, IngestJob.not_before <= now),
+        and_(IngestJob.state == JobState.RUNNING.value, IngestJob.lease_until < now),
     )
 
 
@@ -59,7 +62,7 @@ def claim(session: Session, worker_id: str, lease_seconds: int) -> Claim | None:
         result = session.execute(
             update(IngestJob)
             .where(IngestJob.id == job_id, _claimable(now))
-            .values(state="running", stage="starting", worker_id=worker_id,
+            .values(state=JobState.RUNNING.value, stage="starting", worker_id=worker_id,
                     attempts=IngestJob.attempts + 1,
                     lease_until=now + dt.timedelta(seconds=lease_seconds), updated=now)
         )
@@ -88,14 +91,18 @@ def report(session: Session, claim: Claim, stage: str, progress: dict) -> bool:
 
 def owned(claim: Claim) -> tuple:
     """The WHERE clause that says this worker still holds this attempt of the job."""
-    return (IngestJob.id == claim.job_id, IngestJob.state == "running",
+    return (IngestJob.id == claim.job_id, IngestJob.state == JobState.RUNNING.value,
             IngestJob.worker_id == claim.worker_id, IngestJob.attempts == claim.attempt)
 
 
-def finish(session: Session, claim: Claim, state: str, error: str | None = None,
+def finish(session: Session, claim: Claim, state: JobState, error: str | None = None,
            progress: dict | None = None) -> bool:
     """Mark the job ``done`` or ``failed`` if this worker still owns it (with its final progress)."""
-    values: dict = {"state": state, "stage": state, "error": error, "lease_until": None, "updated": utcnow()}
+    state = check_job_move(JobState.RUNNING, state)  # owned() below: the job is still running
+    if state not in (JobState.DONE, JobState.FAILED):
+        raise IllegalMove(f"a job finishes done or failed, not {state.value!r}")
+    values: dict = {"state": state.value, "stage": state.value, "error": error, "lease_until": None,
+                    "updated": utcnow()}
     if progress is not None:
         values["progress"] = progress
     result = session.execute(update(IngestJob).where(*owned(claim)).values(**values))
@@ -105,9 +112,10 @@ def finish(session: Session, claim: Claim, state: str, error: str | None = None,
 def retry_later(session: Session, claim: Claim, delay_seconds: float, error: str) -> bool:
     """Give a transiently failed job back to the queue after a back-off."""
     now = utcnow()
+    state = check_job_move(JobState.RUNNING, JobState.QUEUED)
     result = session.execute(
         update(IngestJob).where(*owned(claim))
-        .values(state="queued", stage="waiting to retry", error=error, lease_until=None,
+        .values(state=state.value, stage="waiting to retry", error=error, lease_until=None,
                 not_before=now + dt.timedelta(seconds=delay_seconds), updated=now)
     )
     return result.rowcount == 1

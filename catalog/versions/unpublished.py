@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from catalog.versions.lifecycle import UNPUBLISHED_OUTCOMES
+
 FAILED = ("The latest upload could not be ingested, so it was not published; the current version, if any, "
           "stays. The dataset's editors can see why.")
 _KIND_NAMES = {"email": "e-mail addresses", "phone": "phone numbers", "cn_id": "identity numbers",
@@ -62,7 +64,7 @@ def held_summary(findings: Iterable[dict[str, Any]]) -> str:
 
 def error_summary(status: str | None, validation: dict[str, Any] | None) -> str | None:
     """What others see of a version's ``error``: the summary stored with it, else a generic sentence."""
-    if status not in ("failed", "held"):
+    if status not in UNPUBLISHED_OUTCOMES:
         return None
     stored = (validation or {}).get("summary")
     return stored if isinstance(stored, str) else FAILED

@@ -136,6 +136,7 @@ EXPECTED: dict[str, tuple[dict, set[tuple[str, str | None]]]] = {
     "resource_upload_complete": ({"upload_id": "{upload_complete}"}, {(ACCOUNT, "user:{sys}"), (EDIT, DS)}),
     "resource_upload_part": ({"upload_id": "{upload_part}", "part_number": 1}, {(ACCOUNT, "user:{sys}")}),
     "resource_upload_show": ({"upload_id": "{upload_part}"}, {(ACCOUNT, "user:{sys}")}),
+    "resource_upload_check": ({"package_id": "chk-ds", "size": 10}, {(EDIT, DS)}),
     "resource_upload_start": ({"package_id": "chk-ds", "size": 10}, {(EDIT, DS)}),
     "resource_version_list": ({"id": "{res}"}, {(VIEW, DS)}),
     "resource_view_list": ({"id": "{res}"}, {(VIEW, DS)}),

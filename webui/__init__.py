@@ -5,7 +5,7 @@ exactly the permissions and audit of the API.
 """
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, make_response, redirect, render_template, request
+from flask import Blueprint, Response, make_response, redirect, render_template, request
 
 from catalog.access.context import Context
 from catalog.actions import call

@@ -41,7 +41,7 @@ run: install
 
 test: install-test system-test-deps
 	$(BIN)/ruff check .
-	$(BIN)/lint-imports --config setup.cfg
+	$(BIN)/lint-imports setup.cfg
 	$(BIN)/python -m pytest -q $(ARGS)
 
 bench: install-test

@@ -467,3 +467,19 @@ def test_platforms_opened_to_inspect_a_running_mosu_are_closed_when_it_stops(tmp
     assert any(f.startswith(str(tmp_path / "data")) for f in open_files()), "the pooled connections hold the file"
     running.stop()
     assert not [f for f in open_files() if f.startswith(str(tmp_path / "data"))], "stop() closed every inspect()"
+
+
+def test_actions_never_import_another_action_module_s_private_helpers():
+    """A private helper is free to change with its module; one imported by a neighbour is a rule in
+    two places (the house issue found the resource lookup and version intake shared that way)."""
+    import ast
+    from pathlib import Path
+
+    import catalog.actions
+
+    found = []
+    for path in sorted(Path(catalog.actions.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("catalog.actions."):
+                found += [f"{path.name}: {node.module}.{a.name}" for a in node.names if a.name.startswith("_")]
+    assert found == []

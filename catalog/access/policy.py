@@ -37,7 +37,8 @@ from sqlalchemy.orm import Session
 
 from catalog.access.context import Actor
 from catalog.core.errors import NotAuthorized, NotFound
-from catalog.db.models import Collaborator, Group, Member, Package, User
+from catalog.db import lookup
+from catalog.db.models import Collaborator, Group, Member, Package, Resource, User
 
 
 class Permission(str, enum.Enum):
@@ -343,3 +344,15 @@ def dataset_scope(session: Session, actor: Actor | None, perm: Permission = P.VI
                  package_ids=ids(shared, "collaborator", True),
                  any_state_org_ids=ids(memberships, "organization", False),
                  any_state_package_ids=ids(shared, "collaborator", False))
+
+
+def require_resource(session: Session, actor: Actor | None, resource_id: str,
+                     perm: Permission = Permission.VIEW_DATASET) -> tuple[Resource, Package]:
+    """A resource and its dataset if ``actor`` holds ``perm`` on the dataset. One answer, "Resource
+    not found", whether it does not exist or is in a dataset the actor may not see: two would tell
+    a stranger which ids are private resources."""
+    res = lookup.resource(session, resource_id)
+    if res is None:
+        raise NotFound("Resource not found")
+    require(session, actor, perm, res.package, missing="Resource not found")
+    return res, res.package

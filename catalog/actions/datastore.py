@@ -13,7 +13,6 @@ from catalog.access import policy
 from catalog.access.context import Context
 from catalog.access.policy import Permission
 from catalog.actions import action
-from catalog.actions.resources import _resource_and_package
 from catalog.core import coltypes, validate
 from catalog.core.dictionary import DICTIONARY_KEY, field_info
 from catalog.datastore import exports, searchspec
@@ -32,7 +31,7 @@ def resource_version_list(ctx: Context, data: dict[str, Any]) -> list[dict[str, 
     times and whether it is the current one. Earlier versions stay readable with
     ``datastore_search(version=N)``."""
     with ctx.platform.read() as s:
-        res, pkg = _resource_and_package(s, ctx, validate.required_id(data))
+        res, pkg = policy.require_resource(s, ctx.actor, validate.required_id(data))
         editor = policy.allowed(s, ctx.actor, Permission.EDIT_DATASET, pkg)
         versions = s.scalars(select(ResourceVersion).where(ResourceVersion.resource_id == res.id)
                              .order_by(ResourceVersion.number.desc()))
@@ -71,7 +70,7 @@ def datastore_search(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     """
     resource_id = validate.required_id(data, "resource_id")
     with ctx.platform.read() as s:
-        res, _ = _resource_and_package(s, ctx, resource_id, Permission.READ_DATA)
+        res, _ = policy.require_resource(s, ctx.actor, resource_id, Permission.READ_DATA)
         info = field_info((res.extras or {}).get(DICTIONARY_KEY))
         version = _published(s, res, data)
         names = [c["id"] for c in version.schema or []]
@@ -123,7 +122,7 @@ def datastore_info(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     data-dictionary ``info``), each with its summary from the quality profile when there is one."""
     resource_id = validate.required_id(data)
     with ctx.platform.read() as s:
-        res, _ = _resource_and_package(s, ctx, resource_id, Permission.READ_DATA)
+        res, _ = policy.require_resource(s, ctx.actor, resource_id, Permission.READ_DATA)
         info = field_info((res.extras or {}).get(DICTIONARY_KEY))
         version = _published(s, res, data)
         profile = {c["name"]: c for c in ((version.quality or {}).get("profile") or {}).get("columns", [])}
@@ -153,7 +152,7 @@ def datastore_export(ctx: Context, data: dict[str, Any]) -> exports.Export:
     resource_id = validate.required_id(data, "resource_id")
     fmt = exports.requested_format(data)
     with ctx.platform.read() as s:
-        res, _ = _resource_and_package(s, ctx, resource_id, Permission.READ_DATA)
+        res, _ = policy.require_resource(s, ctx.actor, resource_id, Permission.READ_DATA)
         version = _published(s, res, data)
         names = [c["id"] for c in version.schema or []]
     spec = searchspec.parse({**data, "include_total": False}, [ROW_ID, *names], default_limit=None,

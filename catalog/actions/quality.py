@@ -17,7 +17,6 @@ from catalog.access import policy
 from catalog.access.context import Context
 from catalog.access.policy import Permission
 from catalog.actions import action
-from catalog.actions.resources import _resource_and_package
 from catalog.core import validate
 from catalog.core.errors import NotFound, ValidationError
 from catalog.db.models import PiiAcknowledgement, QualitySuite, Resource, ResourceVersion, utcnow
@@ -42,7 +41,7 @@ def quality_report_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     (type, kwargs, severity, status, success, observed value, unexpected count, examples) and
     ``pii`` findings with masked examples."""
     with ctx.platform.read() as s:
-        res, pkg = _resource_and_package(s, ctx, validate.required_id(data))
+        res, pkg = policy.require_resource(s, ctx.actor, validate.required_id(data))
         editor = policy.allowed(s, ctx.actor, Permission.EDIT_DATASET, pkg)
         # Anyone who may read the dataset's data sees the reports of published versions; reports of
         # versions that were never published (failed the gate, held, still running) are for its editors.
@@ -61,7 +60,7 @@ def quality_suite_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     with ctx.platform.read() as s:
         # A suite generated from the data names its values (sets, ranges): for readers of the data,
         # and for its editors before a version is published.
-        res, pkg = _resource_and_package(s, ctx, validate.required_id(data), Permission.READ_DATA)
+        res, pkg = policy.require_resource(s, ctx.actor, validate.required_id(data), Permission.READ_DATA)
         if res.current_version_id is None:
             policy.require(s, ctx.actor, Permission.EDIT_DATASET, pkg)
         suite = s.get(QualitySuite, res.id)
@@ -78,7 +77,7 @@ def quality_suite_update(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     policy.require_user(ctx.actor, "change expectation suites")
     resource_id = validate.required_id(data)
     with ctx.platform.write.begin() as s:
-        res, pkg = _resource_and_package(s, ctx, resource_id, Permission.EDIT_DATASET)
+        res, pkg = policy.require_resource(s, ctx.actor, resource_id, Permission.EDIT_DATASET)
         current = s.get(ResourceVersion, res.current_version_id) if res.current_version_id else None
         columns = [c["id"] for c in current.schema] if current is not None and current.schema else None
         try:
@@ -108,7 +107,7 @@ def quality_pii_acknowledge(ctx: Context, data: dict[str, Any]) -> dict[str, Any
     reason = validate.text(data.get("reason"), errors, "reason", 2000) or ""
     errors.raise_if_any()
     with ctx.platform.write.begin() as s:
-        res, pkg = _resource_and_package(s, ctx, resource_id, Permission.EDIT_DATASET)
+        res, pkg = policy.require_resource(s, ctx.actor, resource_id, Permission.EDIT_DATASET)
         version = version_to_read(s, res, data.get("version"), Read.PENDING, editor=True)
         findings = (version.quality or {}).get("pii") or []
         if not findings:

@@ -5,7 +5,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from catalog.access import policy
@@ -20,25 +20,13 @@ from catalog.db.models import IngestJob, Package, Resource, ResourceVersion, new
 from catalog.records import audit
 from catalog.records.dataset_change import record_dataset_change
 from catalog.storage.objects import StoredObject
-from catalog.versions import jobs, lifecycle, unpublished
-from catalog.versions.lifecycle import JobState, State
+from catalog.versions import intake, lifecycle, unpublished
+from catalog.versions.lifecycle import JobState
 from catalog.versions.resolve import NoPublishedVersion, Read, version_to_read
 from catalog.versions.uploads import Upload, format_from_filename
 
 log = logging.getLogger(__name__)
 DOWNLOAD_URL_SECONDS = 300
-
-
-def _resource_and_package(s: Session, ctx: Context, resource_id: str,
-                          perm: Permission = Permission.VIEW_DATASET) -> tuple[Resource, Package]:
-    """The resource and its dataset if the caller holds ``perm`` on it. One answer, "Resource not
-    found", whether it does not exist or is in a dataset the caller may not see: two would tell a
-    stranger which ids are private resources."""
-    res = lookup.resource(s, resource_id)
-    if res is None:
-        raise NotFound("Resource not found")
-    policy.require(s, ctx.actor, perm, res.package, missing="Resource not found")
-    return res, res.package
 
 
 def resource_dict(s: Session, ctx: Context, res: Resource) -> dict[str, Any]:
@@ -64,33 +52,6 @@ def _store_upload(ctx: Context, resource_id: str, upload: Upload) -> tuple[str, 
     stored = ctx.platform.store.put_stream(keys.raw_upload(resource_id, version_id), upload.stream,
                                            ctx.settings.max_upload_bytes)
     return version_id, stored
-
-
-def _discard(ctx: Context, stored: StoredObject | None) -> None:
-    if stored is None:
-        return
-    try:
-        ctx.platform.store.remove(stored.key)
-    except Exception:  # noqa: BLE001 - best effort: nothing refers to it
-        log.warning("could not remove unreferenced upload %s", stored.key)
-
-
-def _add_version(s: Session, ctx: Context, res: Resource, version_id: str, stored: StoredObject,
-                 upload: Upload) -> bool:
-    """Record a new version and queue its ingest; False when the bytes equal the current version."""
-    current = s.get(ResourceVersion, res.current_version_id) if res.current_version_id else None
-    if current is not None and current.sha256 == stored.sha256 and current.size == stored.size:
-        return False
-    number = (s.scalar(select(func.max(ResourceVersion.number)).where(ResourceVersion.resource_id == res.id))
-              or 0) + 1
-    s.add(ResourceVersion(id=version_id, resource_id=res.id, number=number, sha256=stored.sha256,
-                          size=stored.size, raw_key=stored.key, original_filename=upload.display_name,
-                          uploader_id=ctx.actor.id if ctx.actor else None, status=State.QUEUED.value))
-    s.flush()
-    jobs.enqueue(s, res.id, version_id)
-    res.url_type, res.url = "upload", ""
-    lifecycle.show(res, State.QUEUED)
-    return True
 
 
 def resource_changed(s: Session, ctx: Context, res: Resource, pkg: Package, verb: str, detail: dict) -> None:
@@ -132,40 +93,41 @@ def resource_create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
             if upload is not None:
                 res.name = res.name or upload.display_name
                 res.format = res.format or format_from_filename(upload.filename)
-                _add_version(s, ctx, res, version_id, stored, upload)
+                intake.add_version(s, res, version_id, stored, upload.display_name, ctx.actor.id if ctx.actor else None)
                 detail.update(version_id=version_id, size=stored.size, sha256=stored.sha256)
             resource_changed(s, ctx, res, pkg, "create", detail)
             return resource_dict(s, ctx, res)
     except Exception:
-        _discard(ctx, stored)
+        intake.discard(ctx.platform.store, stored)
         raise
 
 
 def _update(ctx: Context, data: dict[str, Any], replace: bool) -> dict[str, Any]:
     resource_id = validate.required_id(data)
     with ctx.platform.read() as s:
-        _resource_and_package(s, ctx, resource_id, Permission.EDIT_DATASET)
+        policy.require_resource(s, ctx.actor, resource_id, Permission.EDIT_DATASET)
     upload = _upload_of(data)
     version_id, stored = _store_upload(ctx, resource_id, upload) if upload else (None, None)
     try:
         with ctx.platform.write.begin() as s:
-            res, pkg = _resource_and_package(s, ctx, resource_id, Permission.EDIT_DATASET)
+            res, pkg = policy.require_resource(s, ctx.actor, resource_id, Permission.EDIT_DATASET)
             errors = validate.Errors()
             apply_resource_fields(res, data, errors, replace=replace)
             errors.raise_if_any()
             detail: dict[str, Any] = {}
             if upload is not None:
-                if _add_version(s, ctx, res, version_id, stored, upload):
+                uploader = ctx.actor.id if ctx.actor else None
+                if intake.add_version(s, res, version_id, stored, upload.display_name, uploader):
                     detail.update(version_id=version_id, size=stored.size, sha256=stored.sha256)
                 else:
                     detail["unchanged_upload"] = stored.sha256
             resource_changed(s, ctx, res, pkg, "update", detail)
             result = resource_dict(s, ctx, res)
     except Exception:
-        _discard(ctx, stored)
+        intake.discard(ctx.platform.store, stored)
         raise
     if upload is not None and "unchanged_upload" in detail:
-        _discard(ctx, stored)  # identical bytes: the current version already holds them
+        intake.discard(ctx.platform.store, stored)  # identical bytes: the current version already holds them
     return result
 
 
@@ -186,7 +148,7 @@ def resource_patch(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
 def resource_delete(ctx: Context, data: dict[str, Any]) -> None:
     """Delete resource ``id`` (soft: its stored versions are kept)."""
     with ctx.platform.write.begin() as s:
-        res, pkg = _resource_and_package(s, ctx, validate.required_id(data), Permission.EDIT_DATASET)
+        res, pkg = policy.require_resource(s, ctx.actor, validate.required_id(data), Permission.EDIT_DATASET)
         res.state = "deleted"
         resource_changed(s, ctx, res, pkg, "delete", {})
     return None
@@ -196,7 +158,7 @@ def resource_delete(ctx: Context, data: dict[str, Any]) -> None:
 def resource_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     """Return a resource by ``id``, with ``ingest_status``, ``ingest_error`` and ``datastore_active``."""
     with ctx.platform.read() as s:
-        res, _ = _resource_and_package(s, ctx, validate.required_id(data))
+        res, _ = policy.require_resource(s, ctx.actor, validate.required_id(data))
         return resource_dict(s, ctx, res)
 
 
@@ -207,7 +169,7 @@ def ingest_status_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     ``version_status``, the state of the version it ingests: a job ``done`` left it ``ready``
     (published) or ``held`` for a personal-information acknowledgement (``error`` says why)."""
     with ctx.platform.read() as s:
-        res, pkg = _resource_and_package(s, ctx, validate.required_id(data))
+        res, pkg = policy.require_resource(s, ctx.actor, validate.required_id(data))
         job = s.scalar(select(IngestJob).where(IngestJob.resource_id == res.id)
                        .order_by(IngestJob.created.desc()).limit(1))
         if job is None:
@@ -233,7 +195,7 @@ def ingest_status_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
 def resource_view_list(ctx: Context, data: dict[str, Any]) -> list[dict[str, Any]]:
     """The views of resource ``id``: a table view once its data is in the datastore."""
     with ctx.platform.read() as s:
-        res, pkg = _resource_and_package(s, ctx, validate.required_id(data))
+        res, pkg = policy.require_resource(s, ctx.actor, validate.required_id(data))
         if res.current_version_id is None:
             return []
         return [{"id": f"{res.id}-table", "resource_id": res.id, "package_id": pkg.id,
@@ -272,7 +234,7 @@ def resource_download(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     if fmt not in DOWNLOAD_FORMATS:
         raise ValidationError({"format": [f"Must be one of: {', '.join(DOWNLOAD_FORMATS)}"]})
     with ctx.platform.write.begin() as s:
-        res, pkg = _resource_and_package(s, ctx, resource_id)
+        res, pkg = policy.require_resource(s, ctx.actor, resource_id)
         editor = policy.allowed(s, ctx.actor, Permission.EDIT_DATASET, pkg)
         version = _download_version(s, res, data.get("version"), fmt, editor)
         published = lifecycle.is_published(version)

@@ -18,14 +18,15 @@ from catalog.access import policy
 from catalog.access.context import Context
 from catalog.access.policy import Permission
 from catalog.actions import action
-from catalog.actions.resources import _add_version, _discard, _resource_and_package, resource_changed, resource_dict
+from catalog.actions.resources import resource_changed, resource_dict
 from catalog.core import keys, validate
 from catalog.core.errors import NotFound, PayloadTooLarge, ValidationError
 from catalog.db import lookup
 from catalog.db.models import MultipartUpload, Package, Resource, User, new_id, utcnow
 from catalog.records import audit
 from catalog.storage.objects import StoredObject
-from catalog.versions.uploads import Upload, display_filename, format_from_filename
+from catalog.versions import intake
+from catalog.versions.uploads import display_filename, format_from_filename
 
 MIN_PART = 16 * 1024 * 1024
 MAX_PARTS = 9000
@@ -61,7 +62,7 @@ def _upload_target(s, ctx: Context, data: dict[str, Any]) -> tuple[Package, Reso
     new resource of ``package_id``), if the caller may edit that dataset."""
     policy.require_user(ctx.actor, "upload files")
     if data.get("id"):
-        res, pkg = _resource_and_package(s, ctx, str(data["id"]), Permission.EDIT_DATASET)
+        res, pkg = policy.require_resource(s, ctx.actor, str(data["id"]), Permission.EDIT_DATASET)
         return pkg, res
     return policy.require(s, ctx.actor, Permission.EDIT_DATASET,
                           lookup.package(s, validate.required_id(data, "package_id"))), None
@@ -164,17 +165,18 @@ def resource_upload_complete(ctx: Context, data: dict[str, Any]) -> dict[str, An
                 s.flush()
             else:
                 res = s.get(Resource, up.resource_id)
-            created = _add_version(s, ctx, res, up.version_id, stored, Upload(stream=None, filename=up.filename))
+            created = intake.add_version(s, res, up.version_id, stored, display_filename(up.filename),
+                                         ctx.actor.id if ctx.actor else None)
             up.state = "completed"
             resource_changed(s, ctx, res, pkg, "create" if up.new_resource else "update",
                              {"upload_id": up.id, "version_id": up.version_id, "size": stored_size, "sha256": digest}
                              if created else {"unchanged_upload": digest})
             result = resource_dict(s, ctx, res)
     except Exception:
-        _discard(ctx, stored)
+        intake.discard(ctx.platform.store, stored)
         raise
     if not created:
-        _discard(ctx, stored)  # identical bytes: the current version already holds them
+        intake.discard(ctx.platform.store, stored)  # identical bytes: the current version already holds them
     return result
 
 

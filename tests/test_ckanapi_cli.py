@@ -124,6 +124,7 @@ def test_errors_reach_ckanapi_as_typed_exceptions(mosu):
         anon.action.package_create(name="nope", owner_org="port-authority")
     admin = mosu.ckan(mosu.token("loader", sysadmin=True))
     with pytest.raises(ckanapi.ValidationError) as err:
-        admin.action.package_create(name="ship-arrivals", owner_org="port-authority", license_id="x" * 101)  # any short id is kept, as CKAN does
+        # any short licence id is kept, as CKAN does: only a long one is refused
+        admin.action.package_create(name="ship-arrivals", owner_org="port-authority", license_id="x" * 101)
     assert err.value.error_dict["name"] == ["That URL is already in use."]
     assert "license_id" in err.value.error_dict

@@ -291,6 +291,20 @@ def test_a_stored_bytes_codec_fails_the_ingest_once(site, admin, org):
     platform.close()
 
 
+def test_utf16_chosen_for_a_file_without_a_byte_order_mark_fails_once(site, admin, org):
+    """Python refuses such a file with a UnicodeError that is not a UnicodeDecodeError: it was taken
+    for a transient failure and retried five times over ~30 s, ending in "internal error"."""
+    pkg = admin.action.package_create(name=_name(), owner_org=org["id"])
+    res = admin.action.resource_create(package_id=pkg["id"], encoding="utf_16",
+                                       upload=("a.csv", io.BytesIO(b"a,b\n1,2\n")))
+    failed = wait_for_ingest(admin, res["id"], timeout=60)
+    assert failed["ingest_status"] == "failed"
+    assert "cannot be read as utf-16" in failed["ingest_error"] and "BOM" in failed["ingest_error"]
+    with site.inspect().read() as s:
+        job = s.scalars(select(IngestJob).where(IngestJob.resource_id == res["id"])).one()
+        assert job.state == "failed" and job.attempts == 1
+
+
 def test_without_a_site_url_links_are_relative_whatever_the_host(platform):
     """An app built without MOSU_SITE_URL (tests, embedding) never trusts Host: links stay relative."""
     from catalog.actions import call

@@ -19,9 +19,9 @@ why, what the sandbox would refuse with an obscure error or what it would not re
   :data:`MAX_LITERAL_SIZE`. DuckDB computes 2,048 rows at a time and does not count these strings
   against its memory limit (``repeat('x', 1000000)`` over 500 rows took 1.1 GB against a 256 MB
   limit), so a value's size times 2,048 is memory no interrupt or limit can stop.
-- Names resolve per scope: a CTE is visible in its own query (its later siblings and itself, for a
-  recursive one), never outside it, so a CTE named ``pg_settings`` in a subquery does not let the
-  outer query read the built-in view of that name.
+- Names resolve per scope, as DuckDB binds them: a CTE is visible in its own query and its later
+  siblings' bodies, never in its own body nor outside its query, so a CTE named ``pg_settings`` does
+  not let any part of the query read the built-in view of that name.
 
 The query is parsed by DuckDB's own parser (``json_serialize_sql``), never by pattern
 matching, so what is checked is exactly what DuckDB will run.
@@ -31,8 +31,9 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import duckdb
 
@@ -138,9 +139,12 @@ def _scoped_nodes(tree: Any) -> Iterator[tuple[dict[str, Any], frozenset[str]]]:
     """Every object in the tree, in query order and iteratively (a deep query must not overflow
     Python's stack), with the CTE names visible where it is.
 
-    A query node's ``cte_map`` names are visible in that node and everything under it; the body of
-    its i-th CTE sees the names up to and including its own (a later sibling is not yet defined
-    there, and DuckDB would resolve such a name to a catalog table instead).
+    A query node's ``cte_map`` names are visible in that node and everything under it. The body of
+    its i-th CTE sees only the names *before* its own: DuckDB binds a CTE's body without the CTE
+    itself, so in ``WITH pg_settings AS (SELECT * FROM pg_settings)`` the inner name is the built-in
+    view (also with ``MATERIALIZED``, and with ``RECURSIVE`` when the body is not a ``UNION``), and
+    a later sibling is not defined yet. Only the recursive part (``right``) of a recursive CTE
+    (``RECURSIVE_CTE_NODE``) sees its own name; its anchor (``left``) does not.
     """
     stack: list[tuple[Any, frozenset[str]]] = [(tree, frozenset())]
     while stack:
@@ -157,7 +161,9 @@ def _scoped_nodes(tree: Any) -> Iterator[tuple[dict[str, Any], frozenset[str]]]:
         children: list[tuple[Any, frozenset[str]]] = []
         for key, value in item.items():
             if key == "cte_map" and names:
-                children.extend((entry, scope.union(names[:i + 1])) for i, entry in enumerate(entries))
+                children.extend((entry, scope.union(names[:i])) for i, entry in enumerate(entries))
+            elif key == "right" and item.get("type") == "RECURSIVE_CTE_NODE":
+                children.append((value, inner | {str(item.get("cte_name", "")).lower()}))
             else:
                 children.append((value, inner))
         stack.extend(reversed(children))

@@ -27,7 +27,7 @@ from catalog.errors import ValidationError
 from catalog.query import json_value
 from tests.conftest import wait_for_ingest
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def _table() -> pa.Table:

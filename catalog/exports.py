@@ -41,14 +41,15 @@ Parquet (``application/vnd.apache.parquet``)
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from catalog.errors import ValidationError
+from catalog.errors import QueryRejected, ValidationError
 from catalog.query import json_value
 
 
@@ -83,9 +84,30 @@ def requested_format(data: dict[str, Any]) -> str:
 
 
 def export(stem: str, fmt: str, reader: pa.RecordBatchReader) -> Export:
-    """``reader`` as a download named ``stem`` plus the format's extension."""
+    """``reader`` as a download named ``stem`` plus the format's extension; refused now (400), before
+    anything is sent, if the format cannot hold one of its columns (closing ``reader``)."""
     content_type, extension = FORMATS[fmt]
+    if fmt == "parquet":
+        try:
+            check_parquet_schema(reader.schema)
+        except QueryRejected:
+            reader.close()
+            raise
     return Export(f"{stem}.{extension}", content_type, stream(reader, fmt))
+
+
+def check_parquet_schema(schema: pa.Schema) -> None:
+    """A :class:`QueryRejected` (400) naming the first column Parquet cannot hold (a UNION, say: pyarrow has no
+    Parquet form for it) and its type; nothing if all can be written."""
+    for field in schema:
+        try:
+            pq.ParquetWriter(pa.BufferOutputStream(), pa.schema([field])).close()
+        except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            quoted = '"' + field.name.replace('"', '""') + '"'
+            raise QueryRejected(
+                f'Parquet cannot hold column "{field.name}" of type {field.type} ({str(exc).splitlines()[0][:120]}): '
+                f"export as csv, tsv or jsonl, or cast the column in the query, e.g. CAST({quoted} AS VARCHAR)"
+            ) from None
 
 MIN_CHUNK = 64 * 1024
 """Bytes gathered before a chunk is yielded: fewer, larger writes to the socket or upload."""

@@ -348,6 +348,39 @@ def test_a_client_that_disconnects_stops_its_query(patient, path):
     assert time.monotonic() - started < 1.5
 
 
+SPARSE = "SELECT range FROM range(100000000000) WHERE range % 150000 = 0"
+
+
+def test_a_sparse_export_starts_at_once_and_a_disconnect_is_one_info_line(patient):
+    """The security review: this export found 2,048 rows every ~3 s and sent nothing, not even a
+    status line, for over 45 s (its rows waited for 65,536 more, or 64 KiB) while holding a query
+    slot; when its client left, the log had an ERROR with a full traceback."""
+    host, port = patient.url.split("//")[1].split(":")
+    conn = socket.create_connection((host, int(port)))
+    conn.settimeout(15)  # generous: the first batch takes ~3 s on a loaded machine
+    try:
+        conn.sendall(f"GET /datastore/dump_sql?{urllib.parse.urlencode({'sql': SPARSE})} HTTP/1.1\r\n"
+                     "Host: x\r\n\r\n".encode())
+        received = b""
+        while b"\r\n\r\n" not in received or b"150000\r\n" not in received:
+            data = conn.recv(65536)  # socket.timeout (a failure) if nothing comes within 15 s
+            assert data, received
+            received += data
+    finally:
+        conn.close()
+    assert received.startswith(b"HTTP/1.1 200"), received[:200]
+    assert b"range\r\n0\r\n150000\r\n" in received
+    time.sleep(1)  # the query notices the client left
+    start = _cpu_seconds(patient.proc.pid)
+    time.sleep(2)
+    assert _cpu_seconds(patient.proc.pid) - start < 0.5, "the server stopped computing when the client left"
+    log = patient.log.read_text()
+    stopped = [line for line in log.splitlines() if "/datastore/dump_sql" in line and "stopped" in line]
+    assert stopped and "INFO" in stopped[-1] and "client disconnected" in stopped[-1], log[-2000:]
+    assert "QueryRejected" not in log and "Traceback" not in log, log[-2000:]
+    assert requests.get(patient.url + "/api/3/action/status_show", timeout=10).ok
+
+
 # --- the hostile corpus -------------------------------------------------------------------------
 
 FILES = "reading files|not allowed"

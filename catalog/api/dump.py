@@ -7,6 +7,8 @@ before the first byte still get the envelope and the status of ``catalog.errors`
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
 
 from flask import Blueprint, Response, current_app, g, request, stream_with_context
 
@@ -16,9 +18,11 @@ from catalog.actions.sql import datastore_sql_export
 from catalog.api import body
 from catalog.api.errors import error_body, error_headers
 from catalog.api.session import request_context
-from catalog.errors import BadRequest
+from catalog.context import Context
+from catalog.errors import BadRequest, QueryRejected
 
 bp = Blueprint("dump", __name__)
+log = logging.getLogger("catalog.api")
 
 
 def _params() -> dict:
@@ -36,6 +40,18 @@ def _params() -> dict:
     return data
 
 
+def _sent(chunks: Iterator[bytes], ctx: Context, path: str) -> Iterator[bytes]:
+    """``chunks``, except that a query stopped because its client left ends the stream with one INFO
+    line: nobody is there to answer, and it is no server error (each was an ERROR with a traceback).
+    Any other failure after the first byte still aborts the response, so the client sees it cut."""
+    try:
+        yield from chunks
+    except QueryRejected as exc:
+        if ctx.disconnected is None or not ctx.disconnected():
+            raise
+        log.info("export %s (request %s) stopped: %s", path, ctx.request_id, exc.message)
+
+
 def _stream(export_of, extra: dict | None = None) -> Response:
     try:
         ctx = request_context()
@@ -46,7 +62,7 @@ def _stream(export_of, extra: dict | None = None) -> Response:
         status, error = error_body(exc, g.get("request_id", "-"))
         return current_app.response_class(json.dumps({"success": False, "error": error}), status=status,
                                           mimetype="application/json", headers=error_headers(exc))
-    response = Response(stream_with_context(export.chunks), mimetype=export.content_type)
+    response = Response(stream_with_context(_sent(export.chunks, ctx, request.path)), mimetype=export.content_type)
     response.headers["Content-Disposition"] = f'attachment; filename="{export.filename}"'
     return response
 

@@ -194,7 +194,9 @@ def test_a_large_export_streams_in_bounded_memory(fmt, rows):
     arrow_base, arrow_peak = pa.total_allocated_bytes(), 0
     total, sizes, made_at_first = 0, [], None
     try:
-        for chunk in exports.stream(pa.RecordBatchReader.from_batches(SCHEMA, batches()), fmt):
+        # A clock that stands still: sizes alone decide the chunks here (a slow machine would flush
+        # each second, which the tests of sparse exports below cover).
+        for chunk in exports.stream(pa.RecordBatchReader.from_batches(SCHEMA, batches()), fmt, clock=lambda: 0.0):
             made_at_first = made if made_at_first is None else made_at_first
             total += len(chunk)
             sizes.append(len(chunk))
@@ -209,9 +211,55 @@ def test_a_large_export_streams_in_bounded_memory(fmt, rows):
     first_due = exports.ROW_GROUP_ROWS // BATCH + 1 if fmt == "parquet" else -(-exports.SLICE_ROWS // BATCH)
     assert made_at_first is not None and made_at_first <= first_due < batches_total, "a chunk before the end"
     assert python_peak + arrow_peak < 64 * 1024 * 1024, (python_peak, arrow_peak)
-    assert max(sizes) <= exports.MAX_CHUNK and min(sizes[:-1]) >= exports.MIN_CHUNK, (min(sizes), max(sizes))
+    # The first chunk goes out as it is (Parquet's is its magic number), the others are gathered.
+    assert max(sizes) <= exports.MAX_CHUNK and min(sizes[1:-1]) >= exports.MIN_CHUNK, (min(sizes), max(sizes))
     if fmt == "parquet":
         assert total < 20 * 1024 * 1024
+
+
+def _sparse(pulled: list[int], clock: list[float], seconds: float, n: int = 40):
+    """A query that finds 2,048 rows every ``seconds`` (as DuckDB hands an export its batches)."""
+    def batches():
+        for i in range(n):
+            clock[0] += seconds
+            pulled.append(i)
+            yield pa.record_batch([pa.array(range(i * 2048, (i + 1) * 2048), pa.int64())], names=["n"])
+    return pa.RecordBatchReader.from_batches(pa.schema([("n", pa.int64())]), batches())
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl", "parquet"])
+def test_an_export_sends_its_first_rows_at_once_then_whatever_came_each_second(fmt):
+    """A sparse query (``WHERE range % 150000 = 0`` over 10^11 rows: ~3 s per 2,048-row batch) sent
+    nothing, not even a status line, for minutes: its rows waited for 65,536 more, or 64 KiB. Now
+    the first batch is sent as it comes and, when batches come slowly, each one as it comes."""
+    pulled: list[int] = []
+    clock = [0.0]
+    chunks = exports.stream(_sparse(pulled, clock, 3.0), fmt, clock=lambda: clock[0])
+    first = next(chunks)
+    if fmt == "parquet":
+        assert first == b"PAR1" and pulled == [], "the answer starts before the first row group"
+        second = next(chunks)
+        assert pulled == [0, 1, 2, 3], "a row group is written once none was for 10 s"
+        assert second and b"PAR1" not in second
+    else:
+        assert pulled == [0], "the first chunk holds the first batch, and nothing waits for the second"
+        text = first.decode()
+        assert text.startswith({"csv": "n\r\n0\r\n", "tsv": "n\n0\n", "jsonl": '{"n":0}\n'}[fmt])
+        assert text.rstrip().endswith("2047" + ("}" if fmt == "jsonl" else ""))
+        for i in range(1, 5):  # 3 s apart: each batch is sent as it comes
+            assert str(i * 2048).encode() in next(chunks) and pulled == list(range(i + 1))
+    rest = b"".join(chunks)
+    assert pulled == list(range(40))
+    if fmt != "parquet":
+        assert str(40 * 2048 - 1).encode() in rest
+
+
+def test_a_fast_export_is_still_sent_in_large_chunks():
+    """Batches that come quickly are gathered as before: no chunk but the first and last under 64 KiB."""
+    pulled: list[int] = []
+    clock = [0.0]
+    sizes = [len(c) for c in exports.stream(_sparse(pulled, clock, 0.001, n=400), "csv", clock=lambda: clock[0])]
+    assert len(sizes) < 20 and min(sizes[1:-1]) >= exports.MIN_CHUNK, sizes
 
 
 # -- Part 2: presigned downloads of a whole version, against a real server ------------------------

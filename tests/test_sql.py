@@ -292,6 +292,44 @@ def test_concurrent_queries_are_capped_per_caller_and_in_total(mosu, ids):
     assert ok(mosu, "SELECT 1 AS one", tokens[0])["records"] == [{"one": 1}], "the slots were given back"
 
 
+def test_concurrent_filtered_searches_take_query_slots_and_plain_pages_do_not(mosu, ids):
+    """The security review: datastore_search took no slot, so eight anonymous filtered searches at once
+    left status_show unanswered for 90 s. A search that runs DuckDB (filters, q, sort, distinct) now
+    takes one of its caller's slots, shared with SQL and exports: with this anonymous address's two
+    taken, it is refused (429); a plain page, a slice of the mapped table, is still answered."""
+    heavy = (f'SELECT sum(a.value * b.value - c.value + d.value) FROM "{ids["R1"]}" a, "{ids["R1"]}" b, '
+             f'"{ids["R1"]}" c, "{ids["R1"]}" d')
+    answers: dict[str, requests.Response] = {}
+
+    def search(**params) -> requests.Response:
+        return requests.post(mosu.url + "/api/3/action/datastore_search", json={"resource_id": ids["R1"], **params},
+                             timeout=60)
+
+    def slow(name: str) -> None:
+        answers[name] = sql(mosu, heavy)
+
+    running = [threading.Thread(target=slow, args=(name,)) for name in ("s1", "s2")]
+    for t in running:
+        t.start()
+    time.sleep(0.7)  # both computing (each until its 2 s limit)
+    try:
+        for params in ({"filters": {"city": "Oslo"}}, {"q": "Oslo"}, {"sort": "value desc"},
+                       {"fields": ["city"], "distinct": True}):
+            r = search(**params)
+            assert r.status_code == 429, (params, r.text[:300])
+            assert r.json()["error"]["__type"] == "Rate Limit Error"
+            assert "query_max_concurrent_per_caller" in r.json()["error"]["message"]
+        plain = search(limit=5, offset=10)
+        assert plain.status_code == 200, plain.text[:300]
+        assert [r["_id"] for r in plain.json()["result"]["records"]] == [11, 12, 13, 14, 15]
+    finally:
+        for t in running:
+            t.join()
+    assert all(answers[k].status_code == 400 for k in ("s1", "s2")), {k: v.text[:200] for k, v in answers.items()}
+    found = search(filters={"city": "Oslo"}, limit=3)
+    assert found.status_code == 200 and found.json()["result"]["total"] == 50, "the slots were given back"
+
+
 @pytest.fixture(scope="module")
 def patient(s3, tmp_path_factory):
     """A server whose queries may compute for 60 s: a client that leaves must stop them sooner."""
@@ -325,6 +363,39 @@ def test_a_client_that_disconnects_stops_its_query(patient, path):
     started = time.monotonic()
     assert requests.get(patient.url + "/api/3/action/status_show", timeout=10).ok
     assert time.monotonic() - started < 1.5
+
+
+SPARSE = "SELECT range FROM range(100000000000) WHERE range % 150000 = 0"
+
+
+def test_a_sparse_export_starts_at_once_and_a_disconnect_is_one_info_line(patient):
+    """The security review: this export found 2,048 rows every ~3 s and sent nothing, not even a
+    status line, for over 45 s (its rows waited for 65,536 more, or 64 KiB) while holding a query
+    slot; when its client left, the log had an ERROR with a full traceback."""
+    host, port = patient.url.split("//")[1].split(":")
+    conn = socket.create_connection((host, int(port)))
+    conn.settimeout(15)  # generous: the first batch takes ~3 s on a loaded machine
+    try:
+        conn.sendall(f"GET /datastore/dump_sql?{urllib.parse.urlencode({'sql': SPARSE})} HTTP/1.1\r\n"
+                     "Host: x\r\n\r\n".encode())
+        received = b""
+        while b"\r\n\r\n" not in received or b"150000\r\n" not in received:
+            data = conn.recv(65536)  # socket.timeout (a failure) if nothing comes within 15 s
+            assert data, received
+            received += data
+    finally:
+        conn.close()
+    assert received.startswith(b"HTTP/1.1 200"), received[:200]
+    assert b"range\r\n0\r\n150000\r\n" in received
+    time.sleep(1)  # the query notices the client left
+    start = _cpu_seconds(patient.proc.pid)
+    time.sleep(2)
+    assert _cpu_seconds(patient.proc.pid) - start < 0.5, "the server stopped computing when the client left"
+    log = patient.log.read_text()
+    stopped = [line for line in log.splitlines() if "/datastore/dump_sql" in line and "stopped" in line]
+    assert stopped and "INFO" in stopped[-1] and "client disconnected" in stopped[-1], log[-2000:]
+    assert "QueryRejected" not in log and "Traceback" not in log, log[-2000:]
+    assert requests.get(patient.url + "/api/3/action/status_show", timeout=10).ok
 
 
 # --- the hostile corpus -------------------------------------------------------------------------

@@ -18,7 +18,8 @@ from catalog.actions.sql import datastore_sql_export
 from catalog.api import body
 from catalog.api.errors import error_body, error_headers
 from catalog.api.session import request_context
-from catalog.errors import BadRequest, MosuError
+from catalog.context import Context
+from catalog.errors import BadRequest, MosuError, QueryRejected
 
 try:  # the WSGI server's way to end a response unfinished, without a traceback in its log
     from waitress.channel import ClientDisconnected as _Abort
@@ -54,7 +55,8 @@ def _stream(export_of, extra: dict | None = None) -> Response:
         first = next(export.chunks, b"")  # an error up to here still gets its status and envelope
     except Exception as exc:  # noqa: BLE001 - typed errors map to their status, the rest to a logged 500
         return _error(exc)
-    response = Response(stream_with_context(_rest(first, export.chunks)), mimetype=export.content_type)
+    response = Response(stream_with_context(_rest(first, export.chunks, ctx, request.path)),
+                        mimetype=export.content_type)
     response.headers["Content-Disposition"] = f'attachment; filename="{export.filename}"'
     return response
 
@@ -65,17 +67,22 @@ def _error(exc: Exception) -> Response:
                                       mimetype="application/json", headers=error_headers(exc))
 
 
-def _rest(first: bytes, chunks: Iterator[bytes]) -> Iterator[bytes]:
+def _rest(first: bytes, chunks: Iterator[bytes], ctx: Context, path: str) -> Iterator[bytes]:
     """``first``, then the rest of the export. An error after the headers went out is logged here, once,
     and ends the download *unfinished*: the connection is closed without the final empty chunk, so the
     client sees a broken transfer (requests: ``ChunkedEncodingError``), never a file that looks whole.
     Waitress would log any other exception with a traceback as "Exception while serving"; its
-    ``ClientDisconnected`` is the one it takes as "stop here, close the connection" with one info line."""
+    ``ClientDisconnected`` is the one it takes as "stop here, close the connection" with one info line.
+    A query stopped because its client left ends with one INFO line: nobody is there to answer."""
     try:
         if first:
             yield first
         yield from chunks
     except Exception as exc:  # the status is sent: all that is left is to log and abort
+        if isinstance(exc, QueryRejected) and ctx.disconnected is not None and ctx.disconnected():
+            # nobody is there to answer, and it is no server error: one INFO line, no traceback
+            log.info("export %s (request %s) stopped: %s", path, ctx.request_id, exc.message)
+            return
         request_id = g.get("request_id", "-")
         if isinstance(exc, MosuError):
             log.warning("export %s stopped after the headers: %s", request_id, exc)

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from catalog import exports  # noqa: E402
+from catalog.datastore import exports  # noqa: E402
 from catalog.datastore.sandbox import json_value  # noqa: E402
 
 

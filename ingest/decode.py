@@ -180,6 +180,9 @@ def to_utf8(src: Path, dst: Path, encoding: str) -> None:
                 line += chunk[:start].count(b"\n")
                 raise IngestFailed(f"Line {line} is not valid {encoding} text; set the resource's "
                                    "encoding if it was detected wrongly.") from None
+            except UnicodeError as exc:  # a codec's own refusal, e.g. UTF-16 without a byte-order mark
+                raise IngestFailed(f"The file cannot be read as {encoding}: {str(exc)[:200]}; set the "
+                                   "resource's encoding if it was chosen wrongly.") from None
             fout.write(text)
             line += text.count("\n")
             if not chunk:

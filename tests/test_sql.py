@@ -181,11 +181,29 @@ def test_cte_names_resolve_per_scope_and_nested_ctes_still_answer(mosu, ids):
     shadow = ok(mosu, "WITH t AS (SELECT 5 AS x) SELECT s.x AS inner_x, t.x AS outer_x "
                       "FROM (WITH t AS (SELECT 7 AS x) SELECT x FROM t) s, t")
     assert shadow["records"] == [{"inner_x": 7, "outer_x": 5}], "the inner t shadows the outer one only inside"
-    recursive = ok(mosu, "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 5) "
-                         "SELECT sum(n) AS s FROM r")
-    assert recursive["records"] == [{"s": 15}]
+    recursive = sql(mosu, "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 5) "
+                          "SELECT sum(n) AS s FROM r")
+    assert recursive.status_code == 400 and "use range or generate_series" in recursive.json()["error"]["message"]
+    assert ok(mosu, "WITH RECURSIVE r AS (SELECT 1 AS n) SELECT n FROM r")["records"] == [{"n": 1}], \
+        "RECURSIVE without a recursive step is an ordinary CTE"
     assert ok(mosu, "SELECT printf('%05d|%.2f', 7, 1.5) AS p, format('{:>4}', 'ab') AS f")["records"] == [
         {"p": "00007|1.50", "f": "  ab"}]
+
+
+def test_growth_within_bounds_still_answers(mosu, ids):
+    """What the growth, lambda and N-valued aggregate checks must keep allowing."""
+    got = ok(mosu, "SELECT replace('a,b', ',', ', ') AS r, regexp_replace('a1b22', '(\\d+)', '<\\1>', 'g') AS g, "
+                   "hex('ab') AS h, bin('a') AS b, to_base64('abc') AS b64, url_encode('a b') AS u, "
+                   "list_transform([1, 2], lambda x: x * 10) AS l, "
+                   "list_filter(['a', 'bb'], lambda x: len(x) > 1) AS f, "
+                   "bitstring('1', 8)::VARCHAR AS bits, to_base(5, 2, 8) AS base")["records"]
+    assert got == [{"r": "a, b", "g": "a<1>b<22>", "h": "6162", "b": "01100001", "b64": "YWJj", "u": "a%20b",
+                    "l": [10, 20], "f": ["bb"], "bits": "00000001", "base": "00000101"}]
+    escaped = ok(mosu, "SELECT replace(replace(replace(city, '&', '&amp;'), '<', '&lt;'), 'o', '0') AS c "
+                       f'FROM "{ids["R1"]}" ORDER BY _id LIMIT 1')["records"]  # 5 x 4 x 1: within 100
+    assert escaped == [{"c": "Osl0"}]
+    top = ok(mosu, f'SELECT max(value, 3) AS top, arg_max(city, value) AS city, max(value) AS m FROM "{ids["R1"]}"')
+    assert top["records"] == [{"top": [199, 198, 197], "city": "Kobe", "m": 199}]
 
 
 # --- bounded results, time, and concurrency ----------------------------------------------------------
@@ -275,6 +293,44 @@ def test_concurrent_queries_are_capped_per_caller_and_in_total(mosu, ids):
     assert ok(mosu, "SELECT 1 AS one", tokens[0])["records"] == [{"one": 1}], "the slots were given back"
 
 
+def test_concurrent_filtered_searches_take_query_slots_and_plain_pages_do_not(mosu, ids):
+    """The security review: datastore_search took no slot, so eight anonymous filtered searches at once
+    left status_show unanswered for 90 s. A search that runs DuckDB (filters, q, sort, distinct) now
+    takes one of its caller's slots, shared with SQL and exports: with this anonymous address's two
+    taken, it is refused (429); a plain page, a slice of the mapped table, is still answered."""
+    heavy = (f'SELECT sum(a.value * b.value - c.value + d.value) FROM "{ids["R1"]}" a, "{ids["R1"]}" b, '
+             f'"{ids["R1"]}" c, "{ids["R1"]}" d')
+    answers: dict[str, requests.Response] = {}
+
+    def search(**params) -> requests.Response:
+        return requests.post(mosu.url + "/api/3/action/datastore_search", json={"resource_id": ids["R1"], **params},
+                             timeout=60)
+
+    def slow(name: str) -> None:
+        answers[name] = sql(mosu, heavy)
+
+    running = [threading.Thread(target=slow, args=(name,)) for name in ("s1", "s2")]
+    for t in running:
+        t.start()
+    time.sleep(0.7)  # both computing (each until its 2 s limit)
+    try:
+        for params in ({"filters": {"city": "Oslo"}}, {"q": "Oslo"}, {"sort": "value desc"},
+                       {"fields": ["city"], "distinct": True}):
+            r = search(**params)
+            assert r.status_code == 429, (params, r.text[:300])
+            assert r.json()["error"]["__type"] == "Rate Limit Error"
+            assert "query_max_concurrent_per_caller" in r.json()["error"]["message"]
+        plain = search(limit=5, offset=10)
+        assert plain.status_code == 200, plain.text[:300]
+        assert [r["_id"] for r in plain.json()["result"]["records"]] == [11, 12, 13, 14, 15]
+    finally:
+        for t in running:
+            t.join()
+    assert all(answers[k].status_code == 400 for k in ("s1", "s2")), {k: v.text[:200] for k, v in answers.items()}
+    found = search(filters={"city": "Oslo"}, limit=3)
+    assert found.status_code == 200 and found.json()["result"]["total"] == 50, "the slots were given back"
+
+
 @pytest.fixture(scope="module")
 def patient(s3, tmp_path_factory):
     """A server whose queries may compute for 60 s: a client that leaves must stop them sooner."""
@@ -310,6 +366,39 @@ def test_a_client_that_disconnects_stops_its_query(patient, path):
     assert time.monotonic() - started < 1.5
 
 
+SPARSE = "SELECT range FROM range(100000000000) WHERE range % 150000 = 0"
+
+
+def test_a_sparse_export_starts_at_once_and_a_disconnect_is_one_info_line(patient):
+    """The security review: this export found 2,048 rows every ~3 s and sent nothing, not even a
+    status line, for over 45 s (its rows waited for 65,536 more, or 64 KiB) while holding a query
+    slot; when its client left, the log had an ERROR with a full traceback."""
+    host, port = patient.url.split("//")[1].split(":")
+    conn = socket.create_connection((host, int(port)))
+    conn.settimeout(15)  # generous: the first batch takes ~3 s on a loaded machine
+    try:
+        conn.sendall(f"GET /datastore/dump_sql?{urllib.parse.urlencode({'sql': SPARSE})} HTTP/1.1\r\n"
+                     "Host: x\r\n\r\n".encode())
+        received = b""
+        while b"\r\n\r\n" not in received or b"150000\r\n" not in received:
+            data = conn.recv(65536)  # socket.timeout (a failure) if nothing comes within 15 s
+            assert data, received
+            received += data
+    finally:
+        conn.close()
+    assert received.startswith(b"HTTP/1.1 200"), received[:200]
+    assert b"range\r\n0\r\n150000\r\n" in received
+    time.sleep(1)  # the query notices the client left
+    start = _cpu_seconds(patient.proc.pid)
+    time.sleep(2)
+    assert _cpu_seconds(patient.proc.pid) - start < 0.5, "the server stopped computing when the client left"
+    log = patient.log.read_text()
+    stopped = [line for line in log.splitlines() if "/datastore/dump_sql" in line and "stopped" in line]
+    assert stopped and "INFO" in stopped[-1] and "client disconnected" in stopped[-1], log[-2000:]
+    assert "QueryRejected" not in log and "Traceback" not in log, log[-2000:]
+    assert requests.get(patient.url + "/api/3/action/status_show", timeout=10).ok
+
+
 # --- the hostile corpus -------------------------------------------------------------------------
 
 FILES = "reading files|not allowed"
@@ -322,6 +411,9 @@ LIMIT = "time limit|more memory|at most"
 LITERAL = "literal number"
 FREE = "tables are named by resource id"
 PARSE = "could not be parsed|longer than|nul character|missing value"
+RECURSIVE = "WITH RECURSIVE is not available"
+BUILT = "may build at most 10,000 characters"
+LAMBDA = "not allowed inside a lambda"
 
 HOSTILE: list[tuple[str, int, str]] = [
     # Local files, directly, in subqueries, CTEs, unions and joins.
@@ -494,7 +586,7 @@ HOSTILE: list[tuple[str, int, str]] = [
     ("SELECT repeat('x', 1000000000)", 400, LIMIT),
     ("SELECT list_resize([1], 10000000000)", 400, LIMIT),
     ("SELECT range(1e10::BIGINT)", 400, LIMIT),
-    ("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r", 400, LIMIT),
+    ("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r", 400, RECURSIVE),
     ("SELECT string_agg(repeat('x', 1000), '') FROM range(10000000)", 400, LIMIT),
     # A size known only once the value is built (repeat ignores interrupts and the memory limit).
     ("SELECT repeat('x', (SELECT 1000000000))", 400, LITERAL),
@@ -518,7 +610,36 @@ HOSTILE: list[tuple[str, int, str]] = [
     # Repeating a value from the data multiplies a size no literal bounds (a 1 MB cell × 10,000).
     ("SELECT repeat(city, 10000) FROM \"{R1}\"", 400, "literal to repeat"),
     ("SELECT repeat((SELECT max(city) FROM \"{R1}\"), 10000)", 400, "literal to repeat"),
-    ("SELECT list_transform(['a'], x -> repeat(x, 10000))", 400, "literal to repeat"),
+    ("SELECT list_transform(['a'], x -> repeat(x, 10000))", 400, LAMBDA),
+    # Large values built without repeat/lpad/printf, then copied per row of a multiplier (the review's F3:
+    # each answered 200 or ran to the time limit with the web process at 2.2-2.4 GB against a 1 GB limit).
+    (("WITH RECURSIVE t(s,i) AS (SELECT 'x',0 UNION ALL SELECT s||s,i+1 FROM t WHERE i<20) "
+     "SELECT max(length(s||range::VARCHAR)) FROM t, range(20000) WHERE i=20"), 400, RECURSIVE),
+    (("SELECT max(length(replace(replace(replace(replace(replace(replace('x','x','xxxxxxxxxx'),'x','xxxxxxxxxx'),"
+     "'x','xxxxxxxxxx'),'x','xxxxxxxxxx'),'x','xxxxxxxxxx'),'x','xxxxxxxxxx') || range::VARCHAR)) FROM range(20000)"),
+     400, BUILT),
+    ("SELECT length(bitstring('1', 1000000000)::VARCHAR)", 400, "bitstring\\(\\) may build at most 10,000"),
+    ("SELECT max(length(regexp_replace(repeat('x', 1000), '', 'yyyyyyyyyy', 'g') || range::VARCHAR)) FROM range(20000)",
+     400, BUILT),
+    (("SELECT max(length(hex(hex(hex(hex(hex(hex(hex(hex(hex(hex(repeat('x', 1000))))))))))) || range::VARCHAR)) "
+     "FROM range(20000)"), 400, BUILT),
+    ("SELECT hex(hex(hex(hex(bin(city))))) FROM \"{R1}\"", 400, "at most 100 times longer"),
+    ("SELECT replace(replace(replace(city, 'a', 'aaaaaaaaaa'), 'a', 'aaaaaaaaaa'), 'a', 'aaaaaaaaaa') FROM \"{R1}\"",
+     400, "at most 100 times longer"),
+    ("SELECT replace('x', 'x', city) FROM \"{R1}\"", 400, "replacement as a literal string"),
+    ("SELECT regexp_replace('x', 'x', repeat('y', 10000))", 400, "replacement as a literal string"),
+    (("SELECT list_reduce(['x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', "
+     "'x', 'x', 'x'], lambda a, b: a || a)"), 400, "list_reduce\\(\\) is not available"),
+    ("SELECT reduce([1, 2], lambda a, b: a + b)", 400, "reduce\\(\\) is not available"),
+    (("SELECT max(length(list_transform(range(100), lambda x: repeat('x', 9000))::VARCHAR || range::VARCHAR)) "
+     "FROM range(20000)"), 400, LAMBDA),
+    ("SELECT list_transform(range(3000), lambda x: list_transform(range(3000), lambda y: y))", 400, LAMBDA),
+    ("SELECT list_transform(['a'], lambda x: hex(x))", 400, LAMBDA),
+    ("SELECT bitstring_agg(range, 0, 1000000000000) FROM range(2)", 400, "bitstring_agg\\(\\) is not available"),
+    ("SELECT to_base(1, 2, 1000000000)", 400, "to_base\\(\\) may build at most"),
+    ("SELECT max(range, 100000000) FROM range(10)", 400, "max\\(\\) may build at most"),
+    ("SELECT arg_max(range, range, (SELECT 100000000)) FROM range(10)", 400, LITERAL),
+    ("SELECT equi_width_bins(0, 10, 1000000000, true)", 400, "equi_width_bins\\(\\) may build at most"),
     # A CTE's name is visible in its own query only: never a way to the built-in view of that name.
     ("SELECT * FROM (WITH pg_settings AS (SELECT 1) SELECT 1) t, pg_settings", 400, SYS),
     ("SELECT * FROM (WITH pg_proc AS (SELECT 1) SELECT 1) t, pg_proc", 400, SYS),
@@ -529,6 +650,25 @@ HOSTILE: list[tuple[str, int, str]] = [
      400, SYS),
     ("WITH a AS (SELECT * FROM pg_settings), pg_settings AS (SELECT 1) SELECT * FROM a", 400, SYS),
     ("SELECT (SELECT count(*) FROM (WITH pg_settings AS (SELECT 1) SELECT 1) t) FROM pg_settings", 400, SYS),
+    # A CTE's body does not see the CTE itself (DuckDB binds it without), so a same-named CTE whose
+    # body reads the name reads the built-in view (before: 200 with all 167 settings).
+    ("WITH pg_settings AS (SELECT * FROM pg_settings) SELECT * FROM pg_settings", 400, SYS),
+    ("WITH pg_proc AS (SELECT * FROM pg_proc) SELECT * FROM pg_proc", 400, SYS),
+    ("WITH duckdb_logs AS (SELECT * FROM duckdb_logs) SELECT * FROM duckdb_logs", 400, SYS),
+    ("WITH duckdb_databases AS (SELECT * FROM duckdb_databases) SELECT * FROM duckdb_databases", 400, SYS),
+    ("WITH duckdb_tables AS (SELECT * FROM duckdb_tables) SELECT * FROM duckdb_tables", 400, SYS),
+    ("WITH duckdb_views AS (SELECT * FROM duckdb_views) SELECT * FROM duckdb_views", 400, SYS),
+    ("WITH sqlite_master AS (SELECT * FROM sqlite_master) SELECT * FROM sqlite_master", 400, SYS),
+    ("WITH pg_tables AS (SELECT * FROM pg_tables) SELECT * FROM pg_tables", 400, SYS),
+    ("WITH pg_settings AS MATERIALIZED (SELECT * FROM pg_settings) SELECT * FROM pg_settings", 400, SYS),
+    ("WITH pg_settings AS NOT MATERIALIZED (SELECT name FROM pg_settings) SELECT * FROM pg_settings", 400, SYS),
+    ("WITH a AS (SELECT 1), pg_settings AS (SELECT * FROM pg_settings) SELECT * FROM pg_settings", 400, SYS),
+    ("SELECT * FROM (WITH pg_settings AS (SELECT * FROM pg_settings) SELECT * FROM pg_settings) t", 400, SYS),
+    # WITH RECURSIVE whose body is no UNION is not recursive: the same; a recursive one's anchor does not
+    # see its own name either (before: 168 rows, the settings and the anchor's 'a').
+    ("WITH RECURSIVE pg_settings AS (SELECT * FROM pg_settings) SELECT * FROM pg_settings", 400, SYS),
+    ("WITH RECURSIVE pg_settings AS (SELECT name FROM pg_settings UNION ALL SELECT 'a') SELECT * FROM pg_settings",
+     400, SYS),
     # Malformed.
     ("SELECT FROM WHERE", 400, PARSE),
     ("SELECT * FROM {R1}", 400, PARSE),

@@ -66,7 +66,9 @@ def datastore_search(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     true), ``records_format`` (objects, lists, csv, tsv), ``version`` (an earlier
     version's number or id). Each record carries ``_id``, its 1-based row number in
     the file. A plain page is read from the row groups that hold it (a deep page
-    costs what the first does); anything else runs in the locked DuckDB.
+    costs what the first does); anything else runs in the locked DuckDB and takes a
+    query slot (429 past ``query_max_concurrent_per_caller`` or ``query_max_concurrent``).
+    At most 1,000 filter values in all (``searchspec.MAX_FILTER_VALUES``).
     """
     resource_id = validate.required_id(data, "resource_id")
     with ctx.platform.read() as s:
@@ -86,10 +88,14 @@ def datastore_search(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
         table = query.tables.table(version.parquet_key)
         duck_types = query.describe(table)
         sql, params, total_sql, total_params = searchspec.build(spec, duck_types)
-        result = query.run({"t": table}, sql, params)
+        # A query, like datastore_search_sql's: it takes one of the caller's and the site's slots
+        # (eight filtered searches at once left status_show unanswered for 90 s).
+        with query.slots.acquire(ctx.caller):
+            result = query.run({"t": table}, sql, params, cancelled=ctx.disconnected)
+            total = (query.count(version.parquet_key, table, total_sql, total_params)
+                     if spec.include_total else None)
         types = {f["id"]: f["type"] for f in result.fields}
         rows = [[json_value(v) for v in row] for row in result.rows]
-        total = query.count(version.parquet_key, table, total_sql, total_params) if spec.include_total else None
     with ctx.platform.write.begin() as s:
         audit.record(s, ctx.actor_name, "datastore_search", "resource", res.id,
                      {"version_id": version.id, "limit": spec.limit, "offset": spec.offset, "rows": len(rows),

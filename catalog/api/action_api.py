@@ -4,13 +4,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g
+from flask import Blueprint, Response, current_app, g, request
 
 from catalog.actions import call
 from catalog.api import body
 from catalog.api.errors import error_body, error_headers
 from catalog.api.session import request_context, site_url
-from catalog.core.errors import MosuError
+from catalog.core.errors import MosuError, NotAuthorized
 
 bp = Blueprint("action_api", __name__)
 
@@ -28,6 +28,8 @@ def _envelope(name: str, content: dict[str, Any], status: int = 200) -> Response
 def dispatch(name: str) -> Response:
     try:
         ctx = request_context()
+        if ctx.actor is None and body.takes_upload(request):  # before a byte of the form is read
+            raise NotAuthorized("Access denied: you must be logged in to upload a file")
         result = call(ctx, name, body.params())
         return _envelope(name, {"success": True, "result": result})
     except MosuError as err:

@@ -7,9 +7,12 @@ before the first byte still get the envelope and the status of ``catalog.core.er
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
 
 from flask import Blueprint, Response, current_app, g, request, stream_with_context
 
+from catalog.access.context import Context
 from catalog.actions import run_checked
 from catalog.actions.datastore import datastore_export
 from catalog.actions.sql import datastore_sql_export
@@ -17,7 +20,14 @@ from catalog.api import body
 from catalog.api.errors import error_body, error_headers
 from catalog.api.session import request_context
 from catalog.core import jsoninput, validate
-from catalog.core.errors import BadRequest
+from catalog.core.errors import BadRequest, MosuError, QueryRejected
+
+try:  # the WSGI server's way to end a response unfinished, without a traceback in its log
+    from waitress.channel import ClientDisconnected as _Abort
+except ImportError:  # another server: it logs the exception its own way, and still closes the connection
+    _Abort = ConnectionAbortedError
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("dump", __name__)
 
@@ -43,14 +53,48 @@ def _stream(name: str, export_of, extra: dict | None = None) -> Response:
         data = {**_params(), **(extra or {})}
         validate.unicode_text(data)
         export = run_checked(ctx, name, export_of, data)  # refused, as an action is, without a permission check
+        first = next(export.chunks, b"")  # an error up to here still gets its status and envelope
     except Exception as exc:  # noqa: BLE001 - typed errors map to their status, the rest to a logged 500
-        status, error = error_body(exc, g.get("request_id", "-"))
-        return current_app.response_class(json.dumps({"success": False, "error": error}), status=status,
-                                          mimetype="application/json", headers=error_headers(exc))
+        return _error(exc)
     # content_type, not mimetype: Flask appends "; charset=utf-8" to a text mimetype that already has one
-    response = Response(stream_with_context(export.chunks), content_type=export.content_type)
+    response = Response(stream_with_context(_rest(first, export.chunks, ctx, request.path)),
+                        content_type=export.content_type)
     response.headers["Content-Disposition"] = f'attachment; filename="{export.filename}"'
     return response
+
+
+def _error(exc: Exception) -> Response:
+    status, error = error_body(exc, g.get("request_id", "-"))
+    return current_app.response_class(json.dumps({"success": False, "error": error}), status=status,
+                                      mimetype="application/json", headers=error_headers(exc))
+
+
+def _rest(first: bytes, chunks: Iterator[bytes], ctx: Context, path: str) -> Iterator[bytes]:
+    """``first``, then the rest of the export. An error after the headers went out is logged here, once,
+    and ends the download *unfinished*: the connection is closed without the final empty chunk, so the
+    client sees a broken transfer (requests: ``ChunkedEncodingError``), never a file that looks whole.
+    Waitress would log any other exception with a traceback as "Exception while serving"; its
+    ``ClientDisconnected`` is the one it takes as "stop here, close the connection" with one info line.
+    A query stopped because its client left ends with one INFO line: nobody is there to answer."""
+    try:
+        if first:
+            yield first
+        yield from chunks
+    except Exception as exc:  # the status is sent: all that is left is to log and abort
+        if isinstance(exc, QueryRejected) and ctx.disconnected is not None and ctx.disconnected():
+            # nobody is there to answer, and it is no server error: one INFO line, no traceback
+            log.info("export %s (request %s) stopped: %s", path, ctx.request_id, exc.message)
+            return
+        request_id = g.get("request_id", "-")
+        if isinstance(exc, MosuError):
+            log.warning("export %s stopped after the headers: %s", request_id, exc)
+        else:
+            log.exception("export %s failed after the headers", request_id)
+        raise _Abort(f"export {request_id} stopped") from None
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
 
 
 @bp.route("/datastore/dump_sql", methods=["GET", "POST"])

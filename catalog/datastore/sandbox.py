@@ -14,12 +14,14 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+from duckdb.sqltypes import DuckDBPyType
 
 from catalog.core.coltypes import ckan_type
 from catalog.core.errors import QueryRejected
@@ -71,6 +73,34 @@ def _give_back_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # no glibc
         pass
+
+
+_ARROW_AS_TEXT = frozenset({"uhugeint", "bit", "bignum", "varint", "time with time zone", "variant",
+                            "geometry", "interval"})
+"""DuckDB types whose Arrow form is wrong or unreadable in a file, exported as DuckDB's text instead:
+UHUGEINT becomes a decimal128 that overflows (2**128-1 was written as ``-1``), BIT its internal bytes
+(``'0101'`` as ``04f5``), BIGNUM and VARIANT opaque bytes, TIME WITH TIME ZONE loses its offset,
+GEOMETRY is WKB bytes (text: WKT), and INTERVAL a ``[months, days, nanoseconds]`` triple that Parquet
+cannot hold."""
+
+
+def _needs_text(kind: DuckDBPyType) -> bool:
+    """Whether a column of this DuckDB type, or anything nested in it, is in :data:`_ARROW_AS_TEXT`."""
+    if kind.id in _ARROW_AS_TEXT:
+        return True
+    if kind.id in ("list", "array", "struct", "map", "union"):
+        return any(isinstance(child, DuckDBPyType) and _needs_text(child) for _, child in kind.children)
+    return False
+
+
+def arrow_faithful(rel: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
+    """``rel`` with the columns Arrow would misrepresent cast to text (by position: names may repeat);
+    ``rel`` itself when there are none. Still lazy: nothing is computed here."""
+    if not any(_needs_text(kind) for kind in rel.types):
+        return rel
+    quoted = ['"' + name.replace('"', '""') + '"' for name in rel.columns]
+    return rel.project(", ".join(f"CAST(#{i} AS VARCHAR) AS {name}" if _needs_text(kind) else f"#{i} AS {name}"
+                                 for i, (name, kind) in enumerate(zip(quoted, rel.types), start=1)))
 
 
 class _Watch:
@@ -295,6 +325,7 @@ class QueryService:
         ``query_timeout_seconds`` of being asked for; the whole export, streaming included, within
         ``export_timeout_seconds``. A batch (``batch_rows``, one DuckDB chunk) may hold at most
         ``query_max_result_bytes``. ``cancelled()`` turning true (the client left) interrupts it.
+        Columns of a type Arrow would misrepresent come as DuckDB's text (:func:`arrow_faithful`).
         The cursor is closed and ``slot`` released when the reader is exhausted, closed or fails.
         """
         cur, watch = self._sandbox(tables, self.settings.query_timeout_seconds,
@@ -337,7 +368,7 @@ class QueryService:
         try:
             try:
                 # A relation streams its chunks; execute()'s result would be materialized whole first.
-                reader = cur.sql(sql, params=params or None).to_arrow_reader(batch_rows)
+                reader = arrow_faithful(cur.sql(sql, params=params or None)).to_arrow_reader(batch_rows)
             except duckdb.Error as exc:
                 raise self._rejected(exc, watch) from None
             first = read(reader)

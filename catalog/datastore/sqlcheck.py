@@ -18,10 +18,18 @@ why, what the sandbox would refuse with an obscure error or what it would not re
   ``printf``/``format`` widths must be literal numbers, and together (nested calls multiply) at most
   :data:`MAX_LITERAL_SIZE`. DuckDB computes 2,048 rows at a time and does not count these strings
   against its memory limit (``repeat('x', 1000000)`` over 500 rows took 1.1 GB against a 256 MB
-  limit), so a value's size times 2,048 is memory no interrupt or limit can stop.
-- Names resolve per scope: a CTE is visible in its own query (its later siblings and itself, for a
-  recursive one), never outside it, so a CTE named ``pg_settings`` in a subquery does not let the
-  outer query read the built-in view of that name.
+  limit), so a value's size times 2,048 is memory no interrupt or limit can stop. The same for
+  ``bitstring``, ``to_base``, ``equi_width_bins`` and the N of top-N aggregates; values lengthened by
+  ``replace``/``regexp_replace``/``hex``/``bin``/``to_json``... count their factor (see
+  :data:`GROWTH_FACTORS`, :data:`MAX_GROWTH`); loops that can double a value at each step (``WITH
+  RECURSIVE``, ``list_reduce``) and sized calls inside lambdas (once per element) are refused.
+- Not closed here (it needs a query process with an OS memory limit): a value collected from many
+  rows (``string_agg``, ``list``, ``array_agg``) or a large cell, copied per row of a join
+  (``SELECT max(length(s || range::VARCHAR)) FROM (SELECT string_agg('x', '') s FROM range(1000000)),
+  range(20000)`` peaked at 2.2 GB; with ``list(range)`` and ``list_append`` at 17 GB).
+- Names resolve per scope, as DuckDB binds them: a CTE is visible in its own query and its later
+  siblings' bodies, never in its own body nor outside its query, so a CTE named ``pg_settings`` does
+  not let any part of the query read the built-in view of that name.
 
 The query is parsed by DuckDB's own parser (``json_serialize_sql``), never by pattern
 matching, so what is checked is exactly what DuckDB will run.
@@ -31,8 +39,9 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import duckdb
 
@@ -58,8 +67,34 @@ SLEEPS = frozenset({"sleep_ms", "pg_sleep", "sleep"})
 # range(start, stop)): the size must be a literal within the cap; a computed one is refused.
 # A string or list built by one call cannot be interrupted and escapes DuckDB's memory limit;
 # as table functions, range and generate_series stream rows and the time and row limits bound them.
-SIZED_FUNCTIONS: dict[str, int | None] = {"repeat": 1, "lpad": 1, "rpad": 1, "range": None,
-                                          "generate_series": None, "list_resize": 1, "array_resize": 1}
+SIZED_FUNCTIONS: dict[str, int | None] = {
+    "repeat": 1, "lpad": 1, "rpad": 1, "range": None, "generate_series": None, "list_resize": 1, "array_resize": 1,
+    "bitstring": 1, "to_base": 2, "equi_width_bins": 2,
+    # aggregates that keep the N largest or smallest as a list: N is the list's length
+    "max": 1, "min": 1, "arg_max": 2, "arg_min": 2, "argmax": 2, "argmin": 2, "max_by": 2, "min_by": 2,
+    "arg_max_null": 2, "arg_min_null": 2, "arg_max_nulls_last": 2, "arg_min_nulls_last": 2, "lttb": 2,
+    "approx_top_k": 1, "reservoir_quantile": 2}
+# Scalars whose output is up to a fixed multiple of their first argument's length: hex writes two
+# characters a byte, bin eight, to_json six for a control character (\u0001). Nested calls multiply:
+# hex() ten times over 1,000 characters is a million (2.3 GB at 2,048 rows).
+GROWTH_FACTORS = {"hex": 2, "to_hex": 2, "bin": 8, "to_binary": 8, "to_base64": 2, "base64": 2,
+                  "url_encode": 3, "to_json": 6, "json_quote": 6}
+# replace(text, from, to) and regexp_replace(text, pattern, to): each match of ``from`` becomes ``to``,
+# so the text can grow len(to)/len(from)-fold (six nested replace('x', 'x', 'xxxxxxxxxx') are a million
+# characters); a pattern can also match the empty string between characters, and a backreference
+# copies a match, so for regexp_replace it is len(to) + 1. The replacement must be a literal.
+REPLACERS = frozenset({"replace", "regexp_replace"})
+MAX_GROWTH = 100
+"""How many times longer a value from the data may be made by the growth functions and replacements
+above, nested calls multiplying (``replace(x, '&', '&amp;')`` is 5). A value built from literals is
+held to :data:`MAX_LITERAL_SIZE` instead."""
+# Loops that may double a value at every step, from a query of a few characters: a fold
+# (list_reduce(l, lambda a, b: a || a) over 20 elements is a million characters), and a bitstring
+# sized by its min and max arguments.
+LOOPS = {"list_reduce": "a fold can double its value at every element",
+         "array_reduce": "a fold can double its value at every element",
+         "reduce": "a fold can double its value at every element",
+         "bitstring_agg": "its size is the distance between its min and max arguments"}
 # Scalars whose output size is set by widths and precisions inside their format string (printf's
 # ``%0100000000d``, format's ``{:>100000000}``): the format must be a literal and its widths are sizes.
 FORMAT_FUNCTIONS = {"printf": "printf", "format": "fmt"}
@@ -135,9 +170,12 @@ def _scoped_nodes(tree: Any) -> Iterator[tuple[dict[str, Any], frozenset[str]]]:
     """Every object in the tree, in query order and iteratively (a deep query must not overflow
     Python's stack), with the CTE names visible where it is.
 
-    A query node's ``cte_map`` names are visible in that node and everything under it; the body of
-    its i-th CTE sees the names up to and including its own (a later sibling is not yet defined
-    there, and DuckDB would resolve such a name to a catalog table instead).
+    A query node's ``cte_map`` names are visible in that node and everything under it. The body of
+    its i-th CTE sees only the names *before* its own: DuckDB binds a CTE's body without the CTE
+    itself, so in ``WITH pg_settings AS (SELECT * FROM pg_settings)`` the inner name is the built-in
+    view (also with ``MATERIALIZED``, and with ``RECURSIVE`` when the body is not a ``UNION``), and
+    a later sibling is not defined yet. Only the recursive part (``right``) of a recursive CTE
+    (``RECURSIVE_CTE_NODE``) sees its own name; its anchor (``left``) does not.
     """
     stack: list[tuple[Any, frozenset[str]]] = [(tree, frozenset())]
     while stack:
@@ -154,7 +192,9 @@ def _scoped_nodes(tree: Any) -> Iterator[tuple[dict[str, Any], frozenset[str]]]:
         children: list[tuple[Any, frozenset[str]]] = []
         for key, value in item.items():
             if key == "cte_map" and names:
-                children.extend((entry, scope.union(names[:i + 1])) for i, entry in enumerate(entries))
+                children.extend((entry, scope.union(names[:i])) for i, entry in enumerate(entries))
+            elif key == "right" and item.get("type") == "RECURSIVE_CTE_NODE":
+                children.append((value, inner | {str(item.get("cte_name", "")).lower()}))
             else:
                 children.append((value, inner))
         stack.extend(reversed(children))
@@ -283,6 +323,40 @@ def _constant(expr: Any) -> bool:
     return True
 
 
+def _literal_chars(expr: Any) -> int:
+    """The characters of all string literals in an expression (what a constant one can hold at most,
+    besides what sized calls in it build)."""
+    total, stack = 0, [expr]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            text = _literal_text(item) if item.get("class") == "CONSTANT" else None
+            total += len(text or "")
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return total
+
+
+def growth_factor(node: dict[str, Any]) -> int:
+    """How many times longer than its first argument a growth or replacement call's value may be
+    (1: no growth); refuses a replacement that is not a literal string, whose length is unknown."""
+    name = str(node.get("function_name", "")).lower()
+    if name in GROWTH_FACTORS:
+        return GROWTH_FACTORS[name]
+    args = _arguments(node)
+    if name not in REPLACERS or len(args) < 3:
+        return 1
+    to = _literal_text(args[2])
+    if to is None:
+        raise QueryRejected(f"{name}() needs its replacement as a literal string: a computed one may be longer "
+                            "than what it replaces, and every match multiplies the text")
+    if name == "regexp_replace":
+        return len(to) + 1 if to else 1
+    found = _literal_text(args[1])
+    return max(1, -(-len(to) // max(1, len(found or ""))))
+
+
 def _own_size(node: dict[str, Any], weight: dict[int, int]) -> int:
     """Characters or elements one sized or format call builds, given the sizes built by its
     arguments (``weight``, by argument id): nested calls multiply, as ``repeat(repeat('x', 1000), 1000)``
@@ -302,8 +376,9 @@ def _own_size(node: dict[str, Any], weight: dict[int, int]) -> int:
     return size + inner
 
 
-def _built_size(tree: Any, table_functions: set[int]) -> int:
-    """What the query's sized and format calls build together (iteratively, children first)."""
+def _built_size(tree: Any, table_functions: set[int]) -> tuple[int, int]:
+    """What the query's sized and format calls build together, and the largest factor by which its
+    growth functions and replacements lengthen a value from the data (iteratively, children first)."""
     order: list[Any] = []
     stack = [tree]
     while stack:
@@ -314,23 +389,61 @@ def _built_size(tree: Any, table_functions: set[int]) -> int:
         elif isinstance(item, list):
             stack.extend(item)
     weight: dict[int, int] = {}
+    gain: dict[int, int] = {}
     for item in reversed(order):
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
-        if isinstance(item, dict) and item.get("class") == "FUNCTION" and id(item) not in table_functions and (
-                str(item.get("function_name", "")).lower() in SIZED_FUNCTIONS
-                or str(item.get("function_name", "")).lower() in FORMAT_FUNCTIONS):
+        children = [c for c in (item.values() if isinstance(item, dict) else item if isinstance(item, list) else ())
+                    if isinstance(c, (dict, list))]
+        grown = max((gain.get(id(c), 1) for c in children), default=1)
+        name = str(item.get("function_name", "")).lower() if isinstance(item, dict) else ""
+        is_call = isinstance(item, dict) and item.get("class") == "FUNCTION" and id(item) not in table_functions
+        factor = growth_factor(item) if is_call and (name in GROWTH_FACTORS or name in REPLACERS) else 1
+        if is_call and (name in SIZED_FUNCTIONS or name in FORMAT_FUNCTIONS):
             total = _own_size(item, weight)
+        elif factor > 1:
+            args = _arguments(item)
+            rest = sum(weight.get(id(a), 0) for a in args[1:])
+            if _constant(args[0]):  # built from literals: its size is known, and held to MAX_LITERAL_SIZE
+                total = max(1, weight.get(id(args[0]), 0) + _literal_chars(args[0])) * factor + rest
+            else:  # from the data: its size is not known here, so the factor itself is held to MAX_GROWTH
+                total = weight.get(id(args[0]), 0) * factor + rest
+                grown = gain.get(id(args[0]), 1) * factor
         else:
-            total = sum(weight.get(id(c), 0) for c in children if isinstance(c, (dict, list)))
+            total = sum(weight.get(id(c), 0) for c in children)
         if total:
             weight[id(item)] = min(total, 10**18)
-    return weight.get(id(tree), 0)
+        if grown > 1:
+            gain[id(item)] = min(grown, 10**18)
+    return weight.get(id(tree), 0), max(gain.values(), default=1)
+
+
+def _check_lambda(node: dict[str, Any]) -> None:
+    """A lambda runs once per element of a list of any length: what a sized, format or growth call
+    builds inside it is multiplied by that length (``list_transform(range(100), lambda x: repeat('x',
+    9000))`` is 900,000 characters a row), and a lambda inside it multiplies lengths."""
+    stack = [node.get("expr")]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        if not isinstance(item, dict):
+            continue
+        name = str(item.get("function_name", "")).lower()
+        if item.get("class") == "LAMBDA" or (item.get("class") == "FUNCTION" and (
+                name in SIZED_FUNCTIONS or name in FORMAT_FUNCTIONS
+                or ((name in GROWTH_FACTORS or name in REPLACERS) and growth_factor(item) > 1))):
+            what = "a lambda" if item.get("class") == "LAMBDA" else f"{name}()"
+            raise QueryRejected(f"{what} is not allowed inside a lambda: a lambda runs once per element of a list "
+                                "of any length, which multiplies what it builds (use it outside the lambda)")
+        stack.extend(item.values())
 
 
 def _check_function(node: dict[str, Any], scalar: bool) -> None:
     name = str(node.get("function_name", "")).lower()
     if name in SLEEPS:
         raise QueryRejected(f"The function {name}() is not available: a sleep cannot be interrupted")
+    if name in LOOPS:
+        raise QueryRejected(f"The function {name}() is not available: {LOOPS[name]}, which builds gigabytes "
+                            "from a short query before any limit applies")
     if name in REFUSED_FUNCTIONS or name.startswith(("duckdb_", "pragma_")):
         raise QueryRejected(f"The function {name}() is not available: it reads the server's environment, "
                             "configuration or state, or writes its log")
@@ -377,7 +490,9 @@ def check(sql: Any) -> CheckedQuery:
     tree = _tree(sql)
     found: list[str] = []
     table_functions: set[int] = set()  # the call nodes of table functions (not scalars)
+    recursive = False
     for node, ctes in _scoped_nodes(tree):
+        recursive = recursive or node.get("type") == "RECURSIVE_CTE_NODE"
         kind = node.get("type")
         if "class" not in node and kind in _REFUSED_REFS:
             raise QueryRejected(_REFUSED_REFS[kind])
@@ -388,9 +503,19 @@ def check(sql: Any) -> CheckedQuery:
             table_functions.add(id(node["function"]))
         elif node.get("class") == "FUNCTION":
             _check_function(node, scalar=id(node) not in table_functions)
-    built = _built_size(tree, table_functions)
+        elif node.get("class") == "LAMBDA":
+            _check_lambda(node)
+    if recursive:
+        raise QueryRejected("WITH RECURSIVE is not available: a recursive query repeats its step until nothing "
+                            "is new, and a step such as s || s doubles a value each time, building gigabytes "
+                            "that no memory limit sees (for a sequence, use range or generate_series)")
+    built, grown = _built_size(tree, table_functions)
     if built > MAX_LITERAL_SIZE:
         raise QueryRejected(f"The query may build at most {MAX_LITERAL_SIZE:,} characters or elements with "
-                            "repeat, lpad, rpad, printf, format, list_resize and range, all calls together "
-                            f"(this one: {built:,})")
+                            "repeat, lpad, rpad, printf, format, list_resize, range, bitstring, replace, hex and "
+                            f"the like, all calls together, nested calls multiplying (this one: {built:,})")
+    if grown > MAX_GROWTH:
+        raise QueryRejected(f"The query may make a value at most {MAX_GROWTH} times longer with replace, "
+                            "regexp_replace, hex, bin, to_base64, url_encode and to_json, nested calls multiplying "
+                            f"(this one: up to {grown:,} times)")
     return CheckedQuery(sql, found)

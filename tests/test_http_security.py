@@ -291,7 +291,7 @@ def test_a_stored_bytes_codec_fails_the_ingest_once(limited_mosu, admin, org):
     platform.close()
 
 
-def test_utf16_chosen_for_a_file_without_a_byte_order_mark_fails_once(site, admin, org):
+def test_utf16_chosen_for_a_file_without_a_byte_order_mark_fails_once(limited_mosu, admin, org):
     """Python refuses such a file with a UnicodeError that is not a UnicodeDecodeError: it was taken
     for a transient failure and retried five times over ~30 s, ending in "internal error"."""
     pkg = admin.action.package_create(name=_name(), owner_org=org["id"])
@@ -300,7 +300,7 @@ def test_utf16_chosen_for_a_file_without_a_byte_order_mark_fails_once(site, admi
     failed = wait_for_ingest(admin, res["id"], timeout=60)
     assert failed["ingest_status"] == "failed"
     assert "cannot be read as utf-16" in failed["ingest_error"] and "BOM" in failed["ingest_error"]
-    with site.inspect().read() as s:
+    with limited_mosu.inspect().read() as s:
         job = s.scalars(select(IngestJob).where(IngestJob.resource_id == res["id"])).one()
         assert job.state == "failed" and job.attempts == 1
 

@@ -142,7 +142,9 @@ def test_editor_creates_datasets_in_own_organization(mosu, admin):
     editor = mosu.ckan(mosu.token("editor-eve"))
     with pytest.raises(ckanapi.NotAuthorized):  # organizations are made by sysadmins (the default)
         editor.action.organization_create(name="eve-lab")
-    own = admin.action.organization_create(name="eve-lab", users=[{"name": "editor-eve", "capacity": "admin"}])
+    own = admin.action.organization_create(name="eve-lab", users=[{"name": "editor-eve", "capacity": "editor"}])
+    members = admin.action.organization_show(id="eve-lab", include_users=True)["users"]
+    assert {(u["name"], u["capacity"]) for u in members} == {("editor-eve", "editor")}
     pkg = editor.action.package_create(name="eve-data", owner_org=own["name"], tags=[{"name": "lab"}])
     assert pkg["organization"]["name"] == "eve-lab"
     assert pkg["tags"][0]["name"] == "lab"

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 import re
 import signal
@@ -143,7 +142,9 @@ def test_editor_creates_datasets_in_own_organization(mosu, admin):
     editor = mosu.ckan(mosu.token("editor-eve"))
     with pytest.raises(ckanapi.NotAuthorized):  # organizations are made by sysadmins (the default)
         editor.action.organization_create(name="eve-lab")
-    own = admin.action.organization_create(name="eve-lab", users=[{"name": "editor-eve", "capacity": "admin"}])
+    own = admin.action.organization_create(name="eve-lab", users=[{"name": "editor-eve", "capacity": "editor"}])
+    members = admin.action.organization_show(id="eve-lab", include_users=True)["users"]
+    assert {(u["name"], u["capacity"]) for u in members} == {("editor-eve", "editor")}
     pkg = editor.action.package_create(name="eve-data", owner_org=own["name"], tags=[{"name": "lab"}])
     assert pkg["organization"]["name"] == "eve-lab"
     assert pkg["tags"][0]["name"] == "lab"
@@ -270,8 +271,9 @@ def test_every_write_is_audited_in_a_verifiable_chain(mosu, admin, dataset):
     assert {"user_create", "api_token_create", "organization_create", "package_create"} <= actions
     assert audit.verify(events) == (True, None)
     created = [e for e in events if e.action == "package_create" and e.object_id == dataset["id"]]
-    assert created and created[0].actor == "site-admin"
-    assert json.dumps(created[0].detail)
+    assert len(created) == 1 and created[0].actor == "site-admin"
+    assert created[0].object_type == "package"
+    assert created[0].detail == {"name": dataset["name"]}
 
 
 def _children(pid: int) -> list[tuple[int, str]]:

@@ -251,7 +251,7 @@ def test_passwords_are_argon2_and_changing_one_needs_the_old(mosu, people):
     assert "pat" in people["anon"].action.user_list(all_fields=False)
 
 
-def test_tokens_can_expire_be_listed_and_revoked(mosu, people):
+def test_tokens_can_expire_be_listed_and_revoked(mosu, people, private_ds):
     root = people["root"]
     short = root.action.api_token_create(user="mia", name="brief", expires_in=1, unit="second")["token"]
     time.sleep(1.5)
@@ -263,7 +263,12 @@ def test_tokens_can_expire_be_listed_and_revoked(mosu, people):
     assert "token" not in laptop and laptop["user_id"]
     with pytest.raises(ckanapi.NotFound):
         people["olga"].action.api_token_revoke(jti=laptop["id"])
-    assert mosu.ckan(token).action.package_list() is not None
+    # The new token acts as mia: it lists her organization's private dataset, which no anonymous
+    # caller sees, and exactly the list her first token gets.
+    listed_with_token = mosu.ckan(token).action.package_list(include_private=True)
+    assert private_ds["name"] in listed_with_token
+    assert private_ds["name"] not in people["anon"].action.package_list(include_private=True)
+    assert listed_with_token == people["mia"].action.package_list(include_private=True)
     people["mia"].action.api_token_revoke(jti=laptop["id"])
     with pytest.raises(ckanapi.NotAuthorized):
         mosu.ckan(token).action.package_list()

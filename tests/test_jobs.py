@@ -1,13 +1,15 @@
 """The ingest queue on a real SQLite catalog: exclusive claims, leases, retries."""
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 
 import pytest
+from sqlalchemy import update
 
 from catalog.core.settings import Settings
-from catalog.db.models import Group, Package, Resource, ResourceVersion
+from catalog.db.models import Group, IngestJob, Package, Resource, ResourceVersion, utcnow
 from catalog.platform import Platform
 from catalog.versions import jobs
 
@@ -89,12 +91,28 @@ def test_an_expired_lease_passes_the_job_on_and_fences_the_old_owner(catalog_db)
 
 
 def test_retry_later_waits_for_the_backoff(catalog_db):
-    _queue(catalog_db, 1)
+    [job_id] = _queue(catalog_db, 1)
     with catalog_db.write.begin() as s:
         claim = jobs.claim(s, "w", lease_seconds=60)
+        assert (claim.job_id, claim.attempt) == (job_id, 1)
         assert jobs.retry_later(s, claim, delay_seconds=3600, error="S3Error")
     with catalog_db.read() as s:
         assert not jobs.pending(s)
+        job = s.get(IngestJob, job_id)
+        assert (job.state, job.attempts, job.error, job.lease_until) == ("queued", 1, "S3Error", None)
+        assert job.not_before > utcnow() + dt.timedelta(seconds=3500)
+    with catalog_db.write.begin() as s:
+        assert jobs.claim(s, "w2", lease_seconds=60) is None, "not before the back-off ends"
+        # The hour has passed: the job's due time is now in the past (no sleep needed).
+        s.execute(update(IngestJob).where(IngestJob.id == job_id)
+                  .values(not_before=utcnow() - dt.timedelta(seconds=1)))
+    with catalog_db.read() as s:
+        assert jobs.pending(s)
+    with catalog_db.write.begin() as s:
+        again = jobs.claim(s, "w2", lease_seconds=60)
+        assert (again.job_id, again.attempt, again.worker_id) == (job_id, 2, "w2")
+        job = s.get(IngestJob, job_id)
+        assert (job.state, job.attempts, job.error) == ("running", 2, "S3Error"), "the last error is kept"
 
 
 def test_janitor_removes_abandoned_staging_objects_only(platform):

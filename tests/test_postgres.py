@@ -6,7 +6,7 @@ import io
 import ckanapi
 import pytest
 
-from catalog.db.models import AuditEvent
+from catalog.db.models import AuditEvent, Package
 from catalog.records import audit
 from tests.conftest import s3_settings, start_mosu, wait_for_ingest
 
@@ -22,13 +22,13 @@ def pg_site(s3, postgres, tmp_path_factory):
 
 
 def test_upload_ingest_search_and_permissions_on_postgresql(pg_site):
-    from sqlalchemy import select
+    from sqlalchemy import func, select
 
     admin = pg_site.ckan(pg_site.token("pg-admin", sysadmin=True))
     org = admin.action.organization_create(name="pg-org", title="PG Org")
     pub = admin.action.package_create(name="pg-public", title="Tide gauges", owner_org=org["id"],
                                       tags=[{"name": "ocean"}], notes="Hourly tide heights")
-    admin.action.package_create(name="pg-private", title="Tide secrets", owner_org=org["id"], private=True)
+    private = admin.action.package_create(name="pg-private", title="Tide secrets", owner_org=org["id"], private=True)
     res = admin.action.resource_create(package_id=pub["id"], upload=("t.csv", io.BytesIO(
         "station,height\n上海,3.2\n青岛,2.9\n".encode("gbk"))))
     done = wait_for_ingest(admin, res["id"])
@@ -53,8 +53,24 @@ def test_upload_ingest_search_and_permissions_on_postgresql(pg_site):
     assert anon.action.user_list(q="pg_", all_fields=False) == ["pg_reader"], "_ is not a wildcard"
     assert anon.action.user_list(q="%", all_fields=False) == []
     admin.action.dataset_purge(id="pg-private")
+    with pytest.raises(ckanapi.NotFound):
+        admin.action.package_show(id="pg-private")
     platform = pg_site.inspect()
     assert platform.engine.dialect.name == "postgresql"
     with platform.read() as s:
+        assert s.scalar(select(func.count()).select_from(Package).where(Package.id == private["id"])) == 0
         events = s.scalars(select(AuditEvent).order_by(AuditEvent.seq)).all()
-    assert audit.verify(events) == (True, None) and len(events) > 8
+    assert audit.verify(events) == (True, None)
+    worker = "worker:"  # the ingest worker's actor name carries its host, pid and a random tag
+    assert [("worker" if (e.actor or "").startswith(worker) else e.actor, e.action, e.object_type)
+            for e in events] == [
+        ("site", "user_create", "user"), ("site", "api_token_create", "user"),
+        ("pg-admin", "organization_create", "organization"),
+        ("pg-admin", "package_create", "package"), ("pg-admin", "package_create", "package"),
+        ("pg-admin", "resource_create", "resource"), ("worker", "resource_publish", "resource"),
+        (None, "datastore_search", "resource"), ("pg-admin", "package_update", "package"),
+        ("site", "user_create", "user"), ("site", "api_token_create", "user"),
+        ("pg-admin", "package_update", "package"), ("pg-admin", "package_update", "package"),
+        ("pg-admin", "dataset_purge", "package")]
+    assert (events[-1].object_id, events[-1].detail) == (
+        private["id"], {"name": "pg-private", "resources": [], "objects": 0})

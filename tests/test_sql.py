@@ -709,7 +709,3 @@ def test_after_the_corpus_nothing_was_written_and_the_server_answers(mosu, ids, 
     assert _data_files(mosu.settings.data_dir) == data_before
     assert requests.get(mosu.url + "/api/3/action/status_show", timeout=10).ok
     assert ok(mosu, f'SELECT count(*) AS n FROM "{ids["R1"]}"')["records"] == [{"n": 200}]
-
-
-def test_corpus_is_large_enough():
-    assert len(HOSTILE) >= 100

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -82,16 +84,37 @@ def test_keys_come_from_ids_only():
             keys.raw_upload(hostile, ID)
 
 
+def _event_sha256(prev_hash: str, ev: AuditEvent) -> str:
+    """The chain's documented form, written out here rather than borrowed from ``audit``: SHA-256
+    of the previous hash followed by the event's fields as compact JSON with sorted keys."""
+    fields = {"id": ev.id, "ts": ev.ts.isoformat(), "actor": ev.actor, "action": ev.action,
+              "object_type": ev.object_type, "object_id": ev.object_id, "detail": ev.detail}
+    return hashlib.sha256((prev_hash + json.dumps(fields, sort_keys=True, separators=(",", ":"))).encode()).hexdigest()
+
+
 def _chain(n: int) -> list[AuditEvent]:
-    events, prev = [], audit.GENESIS
+    events, prev = [], "0" * 64
     for i in range(n):
         ev = AuditEvent(seq=i + 1, id=f"id{i}", ts=dt.datetime(2026, 1, 1, 0, 0, i), actor="alice",
                         action="datastore_search", object_type="resource", object_id=ID, detail={"n": i})
         ev.prev_hash = prev
-        ev.hash = audit.event_hash(prev, audit._fields(ev))
+        ev.hash = _event_sha256(prev, ev)
         prev = ev.hash
         events.append(ev)
     return events
+
+
+def test_audit_event_hash_is_the_documented_sha256():
+    canonical = ('{"action":"datastore_search","actor":"alice","detail":{"n":0},"id":"id0",'
+                 f'"object_id":"{ID}","object_type":"resource","ts":"2026-01-01T00:00:00"}}')
+    golden = "9690f6b2a04ce3523efe17c47da4417fd5b26be76074eab4902adc14cf6c2628"
+    assert hashlib.sha256(("0" * 64 + canonical).encode()).hexdigest() == golden
+    first = _chain(1)[0]
+    assert first.hash == golden
+    assert audit.GENESIS == "0" * 64
+    assert audit.verify([first]) == (True, None)
+    first.hash = "f" + golden[1:]
+    assert audit.verify([first]) == (False, 1)
 
 
 def test_audit_chain_verifies_and_detects_tampering():
@@ -104,8 +127,14 @@ def test_audit_chain_verifies_and_detects_tampering():
     assert audit.verify(events) == (False, 3)
     events = _chain(5)
     events[3].actor = "mallory"
-    events[3].hash = audit.event_hash(events[3].prev_hash, audit._fields(events[3]))
+    events[3].hash = _event_sha256(events[3].prev_hash, events[3])
     assert audit.verify(events) == (False, 5), "re-hashing one event breaks the next link"
+
+
+def test_audit_chain_detects_two_events_swapped():
+    events = _chain(5)
+    events[1], events[2] = events[2], events[1]
+    assert audit.verify(events) == (False, 3), "the event now second links to the one it followed"
 
 
 def test_settings_from_env_and_back():

@@ -20,17 +20,8 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.harness import memory  # noqa: E402
 from catalog.storage.seaweed import free_port  # noqa: E402
-
-
-def memory(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM of ``pid`` in MiB."""
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            out[key] = int(value.split()[0]) // 1024
-    return out
 
 
 def main() -> None:

@@ -48,3 +48,13 @@ def platform(work: Path, **settings: Any) -> Iterator[Bench]:
             yield Bench(mosu, chosen, ckan, client, pkg)
         finally:
             mosu.stop()
+
+
+def memory(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (peak) of process ``pid`` in MiB, from /proc: what the memory figures quote."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(value.split()[0]) // 1024
+    return out

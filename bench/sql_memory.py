@@ -21,6 +21,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.harness import memory
 from catalog.storage.seaweed import free_port
 
 QUERIES = [
@@ -52,16 +53,6 @@ QUERIES = [
     ("window string_agg over 200,000 rows",
      "SELECT max(length(s)) FROM (SELECT string_agg('x', '') OVER (ORDER BY range) s FROM range(200000))"),
 ]
-
-
-def memory(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM of ``pid`` in MiB."""
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            out[key] = int(value.split()[0]) // 1024
-    return out
 
 
 def main() -> None:

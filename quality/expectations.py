@@ -395,7 +395,8 @@ def _dense_integer_key(con, relation: str, e: Expectation, columns: list[str], t
         return None
     column = ident(columns[0])
     seen = np.zeros(hi - lo + 1, dtype=bool)  # one byte per possible value
-    reader = con.execute(f"SELECT {column} AS v FROM {relation} WHERE {column} IS NOT NULL").to_arrow_reader(1 << 20)
+    # a relation streams; to_arrow_reader on an executed (DB-API) result first copies every row
+    reader = con.sql(f"SELECT {column} AS v FROM {relation} WHERE {column} IS NOT NULL").to_arrow_reader(1 << 20)
     for batch in reader:  # a million values at a time: memory stays flat
         seen[batch.column(0).to_numpy().astype(np.int64, copy=False) - lo] = True
     if int(np.count_nonzero(seen)) != non_null:

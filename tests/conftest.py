@@ -157,9 +157,18 @@ class RunningMosu:
             try:
                 self.proc.wait(60)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                kill_group(self.proc)
         return self.proc.returncode
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL ``mosu up`` and everything it started: it runs in its own session, so killing only
+    the parent would leave its workers, query processes and SeaweedFS running."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 def start_mosu(data_dir: Path, env_extra: dict[str, str], settings: Settings,
@@ -184,7 +193,7 @@ def start_mosu(data_dir: Path, env_extra: dict[str, str], settings: Settings,
         except requests.ConnectionError:
             pass
         time.sleep(0.2)
-    proc.kill()
+    kill_group(proc)
     raise RuntimeError(f"mosu up did not answer in time:\n{log.read_text()}")
 
 

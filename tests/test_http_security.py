@@ -16,7 +16,7 @@ import requests
 from sqlalchemy import select
 
 from catalog.db.models import IngestJob, Package, Resource
-from tests.conftest import s3_settings, start_mosu, wait_for_ingest
+from tests.conftest import kill_group, s3_settings, start_mosu, wait_for_ingest
 
 TOKEN_FAILURE_LIMIT = 5
 UPLOAD_LIMIT = 2 * 1024 * 1024
@@ -353,8 +353,7 @@ def test_sigterm_stops_mosu_while_clients_keep_connecting(s3, tmp_path):
     finally:
         stop.set()
         if running.proc.poll() is None:
-            running.proc.kill()
-            running.proc.wait()
+            kill_group(running.proc)
     assert "Mosu stopped." in running.log.read_text()
 
 

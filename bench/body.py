@@ -9,9 +9,6 @@ prints each answer's status and the process's VmRSS and VmHWM (peak) after it.
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,8 +17,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.harness import memory  # noqa: E402
-from catalog.storage.seaweed import free_port  # noqa: E402
+from bench.harness import embedded_mosu, memory  # noqa: E402
 
 
 def main() -> None:
@@ -29,40 +25,18 @@ def main() -> None:
     parser.add_argument("--mib", type=int, default=30, help="size of the JSON body")
     args = parser.parse_args()
     body = b'{"a": [' + b",".join([b"{}"] * (args.mib * 1024 * 1024 // 3)) + b"]}"
-    with tempfile.TemporaryDirectory(prefix="mosu-bench-body-") as tmp:
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MOSU_")}
-        env["MOSU_DATA_DIR"] = str(Path(tmp) / "data")
-        log = open(Path(tmp) / "mosu.log", "wb")
-        proc = subprocess.Popen([sys.executable, "-m", "catalog.cli", "up", "--port", str(port), "--workers", "0"],
-                                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        url = f"http://127.0.0.1:{port}/api/3/action/status_show"
-        try:
-            for _ in range(300):
-                try:
-                    if requests.get(url, timeout=2).ok:
-                        break
-                except requests.ConnectionError:
-                    time.sleep(0.2)
-            print(f"start: {memory(proc.pid)}")
-            for label, data in (("content-length", body), ("chunked", iter([body[i:i + (1 << 20)] for i in
-                                                                           range(0, len(body), 1 << 20)]))):
-                t = time.perf_counter()
-                resp = requests.post(url, data=data, headers={"Content-Type": "application/json"}, timeout=300)
-                print(f"{len(body) / 2**20:.1f} MiB JSON ({label}): HTTP {resp.status_code} in "
-                      f"{time.perf_counter() - t:.2f} s; {memory(proc.pid)}")
-            deep = b"[" * 200_000 + b"]" * 200_000
-            resp = requests.post(url, data=deep, headers={"Content-Type": "application/json"}, timeout=60)
-            print(f"200,000-deep JSON: HTTP {resp.status_code} {resp.text[:160]}")
-        finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(120)
-            except subprocess.TimeoutExpired:
-                print("mosu up did not stop in 120 s; its log ends:\n"
-                      + (Path(tmp) / "mosu.log").read_text()[-3000:])
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+    with tempfile.TemporaryDirectory(prefix="mosu-bench-body-") as tmp, embedded_mosu(Path(tmp)) as (api, pid):
+        url = api + "status_show"
+        print(f"start: {memory(pid)}")
+        for label, data in (("content-length", body), ("chunked", iter([body[i:i + (1 << 20)] for i in
+                                                                       range(0, len(body), 1 << 20)]))):
+            t = time.perf_counter()
+            resp = requests.post(url, data=data, headers={"Content-Type": "application/json"}, timeout=300)
+            print(f"{len(body) / 2**20:.1f} MiB JSON ({label}): HTTP {resp.status_code} in "
+                  f"{time.perf_counter() - t:.2f} s; {memory(pid)}")
+        deep = b"[" * 200_000 + b"]" * 200_000
+        resp = requests.post(url, data=deep, headers={"Content-Type": "application/json"}, timeout=60)
+        print(f"200,000-deep JSON: HTTP {resp.status_code} {resp.text[:160]}")
 
 
 if __name__ == "__main__":

@@ -58,3 +58,42 @@ def memory(pid: int) -> dict[str, int]:
         if key in ("VmRSS", "VmHWM"):
             out[key] = int(value.split()[0]) // 1024
     return out
+
+
+@contextmanager
+def embedded_mosu(workdir: Path) -> Iterator[tuple[str, int]]:
+    """``mosu up`` with its own embedded SeaweedFS and no workers, on a free loopback port, as a
+    fresh machine runs it (no MOSU_* settings but the data dir): yields the Action API's base URL
+    and the web process's pid (for memory figures), and stops the whole process group after."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    from catalog.storage.seaweed import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOSU_")}
+    env["MOSU_DATA_DIR"] = str(workdir / "data")
+    with open(workdir / "mosu.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "catalog.cli", "up", "--port", str(port), "--workers", "0"],
+                                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/api/3/action/"
+    try:
+        for _ in range(300):
+            try:
+                if requests.get(url + "status_show", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        yield url, proc.pid
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(120)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

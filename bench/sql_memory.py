@@ -10,9 +10,6 @@ the seconds it took and the web process's VmHWM (peak) and VmRSS after it, in Mi
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,8 +18,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.harness import memory
-from catalog.storage.seaweed import free_port
+from bench.harness import embedded_mosu, memory
 
 QUERIES = [
     # F3 as the review wrote them: a large value built without repeat/lpad/printf, then copied per row.
@@ -61,40 +57,20 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=120, help="client timeout per query, seconds")
     args = parser.parse_args()
     chosen = [int(n) for n in args.only.split(",")] if args.only else range(1, len(QUERIES) + 1)
-    with tempfile.TemporaryDirectory(prefix="mosu-bench-sql-") as tmp, open(Path(tmp) / "mosu.log", "wb") as log:
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MOSU_")}
-        env["MOSU_DATA_DIR"] = str(Path(tmp) / "data")
-        proc = subprocess.Popen([sys.executable, "-m", "catalog.cli", "up", "--port", str(port), "--workers", "0"],
-                                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        url = f"http://127.0.0.1:{port}/api/3/action/"
-        try:
-            for _ in range(300):
-                try:
-                    if requests.get(url + "status_show", timeout=2).ok:
-                        break
-                except requests.ConnectionError:
-                    time.sleep(0.2)
-            print(f"start: {memory(proc.pid)}")
-            for n in chosen:
-                label, sql = QUERIES[n - 1]
-                Path(f"/proc/{proc.pid}/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-                t = time.perf_counter()
-                try:
-                    resp = requests.post(url + "datastore_search_sql", json={"sql": sql}, timeout=args.timeout)
-                    body = resp.json()
-                    answer = (f"HTTP {resp.status_code} " + (str(body["result"]["records"])[:60] if body.get("success")
-                                                             else body["error"].get("message", "")[:110]))
-                except (requests.RequestException, ValueError) as exc:
-                    answer = f"no answer: {type(exc).__name__}"
-                print(f"{n:2}. {label}: {answer} in {time.perf_counter() - t:.1f} s; {memory(proc.pid)}", flush=True)
-        finally:
-            os.killpg(proc.pid, signal.SIGTERM)
+    with tempfile.TemporaryDirectory(prefix="mosu-bench-sql-") as tmp, embedded_mosu(Path(tmp)) as (url, pid):
+        print(f"start: {memory(pid)}")
+        for n in chosen:
+            label, sql = QUERIES[n - 1]
+            Path(f"/proc/{pid}/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+            t = time.perf_counter()
             try:
-                proc.wait(120)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+                resp = requests.post(url + "datastore_search_sql", json={"sql": sql}, timeout=args.timeout)
+                body = resp.json()
+                answer = (f"HTTP {resp.status_code} " + (str(body["result"]["records"])[:60] if body.get("success")
+                                                         else body["error"].get("message", "")[:110]))
+            except (requests.RequestException, ValueError) as exc:
+                answer = f"no answer: {type(exc).__name__}"
+            print(f"{n:2}. {label}: {answer} in {time.perf_counter() - t:.1f} s; {memory(pid)}", flush=True)
 
 
 if __name__ == "__main__":

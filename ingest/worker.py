@@ -19,7 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
-from catalog.core import keys
+from catalog.core import keys, levels
 from catalog.core.dictionary import DictionaryError, parse_dictionary
 from catalog.core.errors import IngestFailed, QualityGateFailed
 from catalog.db.models import Package, QualitySuite, Resource, ResourceVersion
@@ -264,8 +264,10 @@ class Worker:
                                updated_by=f"worker:{self.name}"))
 
     def _pii_hold(self, s, res: Resource, report: dict) -> str | None:
-        """Why the version must wait for an acknowledgement (public dataset, new PII), or None."""
-        if not report["pii"] or s.get(Package, res.package_id).private:
+        """Why the version must wait for an acknowledgement (rows readable by the public: an open or
+        registered dataset that is not private; new PII), or None."""
+        pkg = s.get(Package, res.package_id)
+        if not report["pii"] or not levels.needs_pii_acknowledgement(pkg.private, pkg.access_level):
             return None
         pending = disclosure.pending(s, res.id, report["pii"])
         return disclosure.hold_message(pending) if pending else None

@@ -218,11 +218,15 @@ def test_lists_and_reads_come_from_one_rule(world, who):
     with platform.read() as s:
         for perm in policy.Permission:
             listed = set(s.scalars(select(Package.id).where(policy.datasets_where(actor, perm))))
-            scope = policy.dataset_scope(s, actor, perm)
+            scope = None if perm in policy.DATA_PERMISSIONS else policy.dataset_scope(s, actor, perm)
             for ds in world["datasets"].values():
                 pkg = s.get(Package, ds["id"])
+                assert policy.allowed(s, actor, perm, pkg) == (pkg.id in listed), (perm, ds["state"])
+                if scope is None:  # the index's masks are for seeing datasets, not their rows
+                    continue
                 active = pkg.state == "active"
                 in_scope = (scope.everything or (active and scope.public and not pkg.private)
                             or (active and (pkg.owner_org in scope.org_ids or pkg.id in scope.package_ids))
-                            or pkg.owner_org in scope.any_state_org_ids or pkg.id in scope.any_state_package_ids)
-                assert policy.allowed(s, actor, perm, pkg) == (pkg.id in listed) == in_scope, (perm, ds["state"])
+                            or pkg.owner_org in scope.any_state_org_ids or pkg.id in scope.package_ids
+                            and active or pkg.id in scope.any_state_package_ids)
+                assert (pkg.id in listed) == in_scope, (perm, ds["state"])

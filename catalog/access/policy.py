@@ -21,8 +21,9 @@ Every check is recorded (:func:`recording`): :func:`catalog.actions.call` refuse
 returns without having made one, as CKAN's ``check_access`` audit does. An action that is open to
 everyone says so with :func:`public`, so that ``grep -rn "policy.public("`` lists them all.
 
-The next issues add grants and access levels: rows of :data:`GRANTS` (and permissions of
-:data:`IMPLIES`), nothing else.
+Access levels, embargoes, acceptances and grants (:mod:`catalog.access.levels`,
+:mod:`catalog.access.grants`) are rows of :data:`GRANTS` too, on the rows of a dataset outside its
+organization; :func:`require_data` also says which columns a reader sees and through which grant.
 """
 from __future__ import annotations
 
@@ -32,10 +33,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Union
 
-from sqlalchemy import ColumnElement, false, or_, select, true
+from sqlalchemy import ColumnElement, false, func, or_, select, true
 from sqlalchemy.orm import Session
 
+from catalog.access import grants
 from catalog.access.context import Actor
+from catalog.core import levels
 from catalog.core.errors import NotAuthorized, NotFound
 from catalog.db import lookup
 from catalog.db.models import Collaborator, Group, Member, Package, Resource, User
@@ -48,6 +51,7 @@ class Permission(str, enum.Enum):
     EDIT_DATASET = "edit-dataset"
     VIEW_MEMBERS = "view-members"
     MANAGE_MEMBERS = "manage-members"
+    MANAGE_ACCESS = "manage-access"
     MANAGE_ACCOUNT = "manage-account"
     SYSADMIN = "sysadmin"
 
@@ -64,8 +68,11 @@ IMPLIES: dict[Permission, tuple[str, frozenset[Permission]]] = {
                      "versions; on an organization: create datasets in it; on a group: add datasets to it",
                      frozenset({P.DOWNLOAD_ORIGINAL})),
     P.VIEW_MEMBERS: ("see a group's or organization's member list", frozenset()),
+    P.MANAGE_ACCESS: ("decide who outside the organization reads a dataset: approve and deny access "
+                      "requests, grant and revoke access; on an organization: write its data use agreements",
+                      frozenset({P.EDIT_DATASET})),
     P.MANAGE_MEMBERS: ("change a group or organization and its members; a dataset's collaborators",
-                       frozenset({P.EDIT_DATASET, P.VIEW_MEMBERS})),
+                       frozenset({P.MANAGE_ACCESS, P.VIEW_MEMBERS})),
     P.MANAGE_ACCOUNT: ("change a user account and its API tokens, see its e-mail address and uploads",
                        frozenset()),
     P.SYSADMIN: ("everything", frozenset({P.MANAGE_MEMBERS, P.MANAGE_ACCOUNT})),
@@ -91,10 +98,20 @@ def _held(*perms: Permission) -> frozenset[Permission]:
 # private. "organization:<capacity>": a member of the organization, on it and on its datasets.
 # "collaborator:<capacity>": on that one dataset. "group:<capacity>": on the group only (a group
 # grants nothing on its datasets, as in CKAN). "self": a user on their own account.
+#
+# Outside the organization, the rows of an active, non-private dataset go by its access level
+# (:mod:`catalog.access.levels`), and an embargo suspends them all: "level:open" is everyone on an
+# open dataset, "accepted" a signed-in user who accepted a registered dataset's terms,
+# "grant:full" and "grant:columns" the holder of an active grant (a column-scoped grant reads
+# rows through previews, SQL and exports, never whole files, which hold every column).
 GRANTS: dict[str, frozenset[Permission]] = {
-    "public": _held(P.DOWNLOAD_ORIGINAL),
+    "public": _held(P.VIEW_DATASET),
+    "level:open": _held(P.DOWNLOAD_ORIGINAL),
+    "accepted": _held(P.DOWNLOAD_ORIGINAL),
+    "grant:full": _held(P.DOWNLOAD_ORIGINAL),
+    "grant:columns": _held(P.READ_DATA),
     "organization:admin": _held(P.MANAGE_MEMBERS),
-    "organization:editor": _held(P.EDIT_DATASET, P.VIEW_MEMBERS),
+    "organization:editor": _held(P.MANAGE_ACCESS, P.VIEW_MEMBERS),
     "organization:member": _held(P.DOWNLOAD_ORIGINAL, P.VIEW_MEMBERS),
     "collaborator:editor": _held(P.EDIT_DATASET),
     "collaborator:member": _held(P.DOWNLOAD_ORIGINAL),
@@ -103,6 +120,8 @@ GRANTS: dict[str, frozenset[Permission]] = {
     "self": _held(P.MANAGE_ACCOUNT),
 }
 EVERYTHING = _held(P.SYSADMIN)
+DATA_PERMISSIONS = frozenset({P.READ_DATA, P.DOWNLOAD_ORIGINAL})
+"""Permissions on rows and files: held outside the organization by level, acceptance or grant."""
 
 
 def _sees_inactive(grant: frozenset[Permission]) -> bool:
@@ -189,19 +208,56 @@ def _collaborator(session: Session, actor: Actor, package_id: str) -> str | None
         Collaborator.package_id == package_id, Collaborator.user_id == actor.id))
 
 
+@dataclass(frozen=True)
+class Reading:
+    """How an actor holds a permission on a dataset: ``via`` the row of :data:`GRANTS` that gave it
+    (``sysadmin``, ``public``, ``level:open``, ``accepted``, ``grant:full``, ``grant:columns`` or a
+    role such as ``organization:member``), the ``columns`` they may see (None: all), and the grant
+    and agreement version that allowed it (for the audit record)."""
+
+    via: str
+    columns: frozenset[str] | None = None
+    grant_id: str | None = None
+    agreement_version_id: str | None = None
+
+
+def _package_holds(session: Session, actor: Actor | None, perm: Permission, pkg: Package) -> Reading | None:
+    if actor is not None and actor.sysadmin:
+        return Reading("sysadmin") if perm in EVERYTHING else None
+    active = pkg.state == "active"
+    outside = active and not pkg.private
+    if outside and perm in GRANTS["public"]:
+        return Reading("public")  # no query on the hot path: metadata
+    readable = outside and not levels.embargoed(pkg.embargo_until)
+    level = pkg.access_level or levels.Level.OPEN.value
+    if readable and level == levels.Level.OPEN.value and perm in GRANTS["level:open"]:
+        return Reading("level:open")  # no query on the hot path: open data
+    if actor is None or actor.id is None:
+        return None
+    for role in (f"organization:{_capacity(session, actor, pkg.owner_org)}",
+                 f"collaborator:{_collaborator(session, actor, pkg.id)}"):
+        grant = GRANTS.get(role, frozenset())
+        if perm in grant and (active or _sees_inactive(grant)):
+            return Reading(role)
+    if not readable:
+        return None
+    if level == levels.Level.REGISTERED.value and perm in GRANTS["accepted"]:
+        accepted = grants.acceptance(session, actor.id, pkg)
+        if accepted is not None:
+            return Reading("accepted", agreement_version_id=accepted.agreement_version_id)
+    if level == levels.Level.RESTRICTED.value:
+        found = grants.effective(session, actor.id, pkg.id)
+        via = "grant:full" if found is not None and found.columns is None else "grant:columns"
+        if found is not None and perm in GRANTS[via]:
+            return Reading(via, found.columns, found.grant.id, found.grant.agreement_version_id)
+    return None
+
+
 def _holds(session: Session, actor: Actor | None, perm: Permission, obj: Object) -> bool:
+    if isinstance(obj, Package):
+        return _package_holds(session, actor, perm, obj) is not None
     if actor is not None and actor.sysadmin:
         return perm in EVERYTHING
-    if isinstance(obj, Package):
-        active = obj.state == "active"
-        if active and not obj.private and perm in GRANTS["public"]:
-            return True  # no query on the hot path: public data
-        if actor is None or actor.id is None:
-            return False
-        roles = (f"organization:{_capacity(session, actor, obj.owner_org)}",
-                 f"collaborator:{_collaborator(session, actor, obj.id)}")
-        return any(perm in grant and (active or _sees_inactive(grant))
-                   for grant in (GRANTS.get(r, frozenset()) for r in roles))
     if actor is None or actor.id is None:
         return False
     if isinstance(obj, Group):
@@ -217,8 +273,9 @@ def allowed(session: Session, actor: Actor | None, perm: Permission, obj: Object
     return _record(perm, _describe(obj), _holds(session, actor, perm, obj))
 
 
-_DOING = {P.VIEW_DATASET: "see", P.READ_DATA: "read the data of", P.DOWNLOAD_ORIGINAL: "download the original of",
+_DOING = {P.VIEW_DATASET: "see", P.READ_DATA: "read the data of", P.DOWNLOAD_ORIGINAL: "download the files of",
           P.EDIT_DATASET: "edit", P.VIEW_MEMBERS: "see the members of", P.MANAGE_MEMBERS: "manage",
+          P.MANAGE_ACCESS: "manage access to",
           P.MANAGE_ACCOUNT: "manage", P.SYSADMIN: "administer"}
 
 
@@ -241,6 +298,45 @@ def require(session: Session, actor: Actor | None, perm: Permission, obj: Object
             "organization" if obj.is_organization else "group"
         raise NotAuthorized(denied or f"Access denied: you may not {_DOING[perm]} {kind} {obj.name}")
     return obj
+
+
+def require_data(session: Session, actor: Actor | None, pkg: Package | None,
+                 perm: Permission = Permission.READ_DATA, *, missing: str | None = None) -> Reading:
+    """:func:`require` for the rows of a dataset, answering *how* the actor may read them: every path
+    to rows or files (previews, SQL, exports, downloads, value examples) asks this and shows only
+    ``columns`` (None: all). Refusals are those of :func:`require`: Not Found to whoever may not
+    even see the dataset, Not Authorized (naming what it takes) to whoever may."""
+    require(session, actor, perm, pkg, missing=missing, denied=_denied_data(pkg, perm) if pkg is not None else None)
+    assert pkg is not None
+    found = _package_holds(session, actor, perm, pkg)
+    assert found is not None  # require() has just said so
+    return found
+
+
+def _denied_data(pkg: Package, perm: Permission) -> str:
+    """What a caller who sees a dataset but may not read its rows is told: what it takes to read them."""
+    doing = _DOING[perm]
+    if not pkg.private and pkg.state == "active" and levels.embargoed(pkg.embargo_until):
+        return f"Access denied: dataset {pkg.name} is under embargo until {pkg.embargo_until.isoformat()}"
+    level = pkg.access_level or levels.Level.OPEN.value
+    if level == levels.Level.REGISTERED.value:
+        return (f"Access denied: to {doing} dataset {pkg.name}, sign in and accept its terms "
+                "(agreement_accept)")
+    if level == levels.Level.RESTRICTED.value:
+        if perm is Permission.DOWNLOAD_ORIGINAL:
+            return (f"Access denied: you may not {doing} dataset {pkg.name}: whole files hold every column, "
+                    "and your grant covers some of them; use datastore_search or an export")
+        return (f"Access denied: dataset {pkg.name} is restricted; ask for access with access_request_create")
+    return f"Access denied: you may not {doing} dataset {pkg.name}"
+
+
+def require_resource_data(session: Session, actor: Actor | None, resource_id: str,
+                          perm: Permission = Permission.READ_DATA) -> tuple[Resource, Package, Reading]:
+    """:func:`require_resource` for rows: the resource, its dataset and how the actor reads it."""
+    res = lookup.resource(session, resource_id)
+    if res is None:
+        raise NotFound("Resource not found")
+    return res, res.package, require_data(session, actor, res.package, perm, missing="Resource not found")
 
 
 def require_user(actor: Actor | None, what: str) -> Actor:
@@ -298,12 +394,24 @@ def datasets_where(actor: Actor | None, perm: Permission = P.VIEW_DATASET, *,
     if actor is not None and actor.sysadmin:
         return true()
     active = Package.state == "active"
+    outside = active & Package.private.is_(False)
+    readable = outside & or_(Package.embargo_until.is_(None), Package.embargo_until <= levels.today())
+    level = func.coalesce(Package.access_level, levels.Level.OPEN.value)
     clauses = []
     if public_grant and perm in GRANTS["public"]:
-        clauses.append(active & Package.private.is_(False))
+        clauses.append(outside)
+    if public_grant and perm in GRANTS["level:open"]:
+        clauses.append(readable & (level == levels.Level.OPEN.value))
     if actor is not None and actor.id is not None:
         clauses.append(active & _role_clause(actor, perm, True))
         clauses.append(~active & _role_clause(actor, perm, False))
+        if public_grant and perm in GRANTS["accepted"]:
+            clauses.append(readable & (level == levels.Level.REGISTERED.value)
+                           & Package.id.in_(grants.accepted_ids(actor.id)))
+        if public_grant and perm in GRANTS["grant:columns"] | GRANTS["grant:full"]:
+            whole = perm not in GRANTS["grant:columns"]
+            clauses.append(readable & (level == levels.Level.RESTRICTED.value)
+                           & Package.id.in_(grants.granted_ids(actor.id, whole=whole)))
     return or_(*clauses) if clauses else false()
 
 
@@ -325,6 +433,8 @@ def dataset_scope(session: Session, actor: Actor | None, perm: Permission = P.VI
                   roles: bool = True) -> Scope:
     """The datasets ``actor`` holds ``perm`` on, as the search index takes them (recorded as a check
     on ``datasets``). ``roles=False`` skips the lookup of the actor's roles: public datasets only."""
+    if perm in DATA_PERMISSIONS:
+        raise ValueError("the search index's masks are for seeing datasets; ask datasets_where for rows")
     _record(perm, "datasets", True)
     if actor is not None and actor.sysadmin:
         return Scope(everything=True)

@@ -12,12 +12,13 @@ from catalog.access import policy
 from catalog.access.context import Context
 from catalog.access.policy import Permission
 from catalog.actions import action
-from catalog.core import licenses, validate
+from catalog.core import levels, licenses, validate
 from catalog.core.dictionary import DICTIONARY_KEY, DictionaryError, dictionary_dict, parse_dictionary
 from catalog.core.errors import NotAuthorized, NotFound, ValidationError
 from catalog.db import dictize, lookup
 from catalog.db.models import (
     Activity,
+    Agreement,
     Collaborator,
     Group,
     IngestJob,
@@ -45,7 +46,8 @@ TEXT_FIELDS = {"title": 255, "notes": 100_000, "url": 2000, "version": 100, "aut
 DERIVED = {"organization", "num_resources", "num_tags", "metadata_created", "metadata_modified",
            "creator_user_id", "isopen", "license_title", "license_url", "relationships_as_object",
            "relationships_as_subject", "tracking_summary", "quality_score"}
-CORE = {"id", "name", "type", "owner_org", "private", "state", "license_id", "tags", "extras",
+ACCESS_FIELDS = ("access_level", "embargo_until", "agreement_id", "grant_days")
+CORE = {"id", "name", "type", "owner_org", "private", "state", "license_id", "tags", "extras", *ACCESS_FIELDS,
         "groups", "resources", *TEXT_FIELDS, *DERIVED}
 RESOURCE_TEXT = {"name": 2000, "description": 100_000, "format": 100, "url": 4000, "mimetype": 255}
 RESOURCE_READONLY = {"id", "package_id", "position", "state", "created", "last_modified",
@@ -149,6 +151,39 @@ def _apply_fields(s: Session, ctx: Context, pkg: Package, data: dict[str, Any], 
     tags = sorted({t["name"] for t in validate.tags(data.get("tags"), errors)})
     existing = {t.name: t for t in pkg.tag_rows}  # reuse rows: same primary key, no delete+insert
     pkg.tag_rows = [existing.get(t) or PackageTag(package_id=pkg.id, name=t) for t in tags]
+    _apply_access(s, pkg, data, errors)
+
+
+def _apply_access(s: Session, pkg: Package, data: dict[str, Any], errors: validate.Errors) -> None:
+    """The access fields. Unlike CKAN's other fields, one left out of an update keeps its value:
+    resetting it would open restricted or embargoed data to a client that does not know the field
+    (``ckanapi`` sending back an old dict)."""
+    level = data.get("access_level", pkg.access_level) or levels.Level.OPEN.value
+    if level not in levels.LEVELS:
+        errors.add("access_level", f"Must be one of: {', '.join(levels.LEVELS)}")
+        level = pkg.access_level or levels.Level.OPEN.value
+    pkg.access_level = level
+    if "embargo_until" in data:
+        pkg.embargo_until = validate.date(data.get("embargo_until"), errors, "embargo_until")
+    if "grant_days" in data or pkg.grant_days is None:
+        try:
+            pkg.grant_days = validate.integer(data.get("grant_days"), "grant_days", levels.DEFAULT_GRANT_DAYS,
+                                              minimum=1, maximum=levels.MAX_GRANT_DAYS)
+        except ValidationError as exc:
+            errors.add("grant_days", exc.errors["grant_days"][0])
+            pkg.grant_days = pkg.grant_days or levels.DEFAULT_GRANT_DAYS
+    if "agreement_id" in data:
+        wanted = data.get("agreement_id") or None
+        if wanted is None:
+            pkg.agreement_id = None
+        elif not isinstance(wanted, str):
+            errors.add("agreement_id", "Must be an agreement id")
+        else:
+            found = s.get(Agreement, wanted)
+            if found is None or found.state != "active" or found.owner_org != pkg.owner_org:
+                errors.add("agreement_id", "No such agreement in the dataset's organization")
+            else:
+                pkg.agreement_id = found.id
 
 
 def _apply_groups(s: Session, ctx: Context, pkg: Package, value: Any, errors: validate.Errors,
@@ -322,7 +357,8 @@ def _require_move(s: Session, ctx: Context, pkg: Package, target: Group) -> None
 
 
 def _refuse_unacknowledged_pii(s: Session, pkg: Package, errors: validate.Errors) -> None:
-    """A dataset becomes public only once its personal-information findings are acknowledged."""
+    """A dataset's rows become readable by the public (made public, or lowered to ``open`` or
+    ``registered``) only once its personal-information findings are acknowledged."""
     from catalog.actions.quality import unacknowledged_pii
 
     for res, pending in unacknowledged_pii(s, pkg.id):
@@ -347,9 +383,9 @@ def _update(ctx: Context, data: dict[str, Any], verb: str = "changed") -> dict[s
                 _require_move(s, ctx, pkg, org)
                 pkg.owner_org, pkg.organization = org.id, org  # both: the returned dict names the new one
         data = {**data, "name": data.get("name") or pkg.name}
-        was_private = pkg.private
+        was_public = levels.needs_pii_acknowledgement(pkg.private, pkg.access_level)
         _apply_fields(s, ctx, pkg, data, errors)
-        if was_private and not pkg.private:
+        if not was_public and levels.needs_pii_acknowledgement(pkg.private, pkg.access_level):
             _refuse_unacknowledged_pii(s, pkg, errors)
         _apply_resources(s, ctx, pkg, data.get("resources"), errors)
         _apply_groups(s, ctx, pkg, data.get("groups"), errors)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import codecs
+import datetime as dt
 import re
 from typing import Any
 
@@ -210,3 +211,16 @@ def encoding(value: Any, errors: Errors, field: str = "encoding") -> Any:
     errors.add(field, f"Unknown text encoding {str(value)[:100]!r}: use a text encoding such as utf-8, "
                       "gb18030, big5, shift_jis or cp1252")
     return value
+
+
+def date(value: Any, errors: Errors, field: str) -> dt.date | None:
+    """An ISO date (``2027-01-31``; a datetime's date part is taken), or None for null/empty."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and len(value) <= 40:
+        try:
+            return dt.date.fromisoformat(value.strip()[:10])
+        except ValueError:
+            pass
+    errors.add(field, "Must be a date as YYYY-MM-DD")
+    return None

@@ -84,6 +84,9 @@ def package(pkg: Package, resources: list[dict[str, Any]], groups: list[Group] |
         "owner_org": pkg.owner_org,
         "organization": group(pkg.organization) if pkg.organization else None,
         "private": pkg.private, "state": pkg.state, "type": pkg.type,
+        "access_level": pkg.access_level or "open",
+        "embargo_until": pkg.embargo_until.isoformat() if pkg.embargo_until else None,
+        "agreement_id": pkg.agreement_id, "grant_days": pkg.grant_days,
         "tags": [{"name": t, "display_name": t, "state": "active", "vocabulary_id": None}
                  for t in pkg.tag_names],
         "num_tags": len(pkg.tag_rows), "extras": list(pkg.extras or []),

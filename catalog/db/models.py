@@ -10,7 +10,19 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -135,6 +147,11 @@ class Package(Base):
     maintainer: Mapped[str] = mapped_column(String(255), default="")
     maintainer_email: Mapped[str] = mapped_column(String(255), default="")
     license_id: Mapped[str] = mapped_column(String(100), default="notspecified")
+    # Controlled access (catalog.access.levels): who may read the rows of a public dataset.
+    access_level: Mapped[str] = mapped_column(String(20), default="open", index=True)  # open, registered, restricted
+    embargo_until: Mapped[dt.date | None] = mapped_column(Date)  # before it only the organization sees data
+    agreement_id: Mapped[str | None] = mapped_column(ForeignKey("agreements.id"))
+    grant_days: Mapped[int] = mapped_column(Integer, default=365)  # default length of a grant
     owner_org: Mapped[str | None] = mapped_column(ForeignKey("groups.id"), index=True)
     private: Mapped[bool] = mapped_column(Boolean, default=False)
     state: Mapped[str] = mapped_column(String(20), default="active")
@@ -308,3 +325,117 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class Agreement(Base):
+    """A data use agreement an organization writes; its text lives in numbered versions (editing makes
+    a new one), so acceptances, requests and grants name the exact text the user saw."""
+
+    __tablename__ = "agreements"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    owner_org: Mapped[str] = mapped_column(ForeignKey("groups.id"), index=True)
+    current_version_id: Mapped[str | None] = mapped_column(String(36))
+    state: Mapped[str] = mapped_column(String(20), default="active")
+    created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    creator_user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+
+
+class AgreementVersion(Base):
+    """One version of an agreement: title, Markdown text and the questions requesters answer
+    (``[{"id", "text", "type": "text"|"choice"|"yesno", "choices": [...], "required": bool}]``)."""
+
+    __tablename__ = "agreement_versions"
+    __table_args__ = (UniqueConstraint("agreement_id", "number"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    agreement_id: Mapped[str] = mapped_column(ForeignKey("agreements.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(255))
+    text: Mapped[str] = mapped_column(Text, default="")
+    questions: Mapped[list[Any]] = mapped_column(default=list)
+    created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    creator_user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+
+
+class Acceptance(Base):
+    """A user accepted a dataset's terms: its agreement at one version, or (no agreement) its licence.
+    What a ``registered`` dataset asks of a signed-in user before its rows."""
+
+    __tablename__ = "acceptances"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    package_id: Mapped[str] = mapped_column(ForeignKey("packages.id", ondelete="CASCADE"), index=True)
+    agreement_version_id: Mapped[str | None] = mapped_column(ForeignKey("agreement_versions.id"))
+    license_id: Mapped[str] = mapped_column(String(100))
+    created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AccessRequest(Base):
+    """A researcher asks for a restricted dataset: purpose and answers kept verbatim (they are evidence)."""
+
+    __tablename__ = "access_requests"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    package_id: Mapped[str] = mapped_column(ForeignKey("packages.id"), index=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    purpose: Mapped[str] = mapped_column(Text)
+    answers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    duration_days: Mapped[int | None] = mapped_column(Integer)
+    columns: Mapped[list[Any] | None] = mapped_column(JSON(none_as_null=True))  # None: every column
+    agreement_version_id: Mapped[str | None] = mapped_column(ForeignKey("agreement_versions.id"))
+    state: Mapped[str] = mapped_column(String(20), default="pending", index=True)  # pending approved denied withdrawn
+    created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    decided: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    decided_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    decision_note: Mapped[str] = mapped_column(Text, default="")  # the approver's note or the denial's reason
+    grant_id: Mapped[str | None] = mapped_column(String(36))
+
+
+class AccessGrant(Base):
+    """The one object that lets a grantee read a restricted dataset: a user, or an organization (every
+    member, present and future), until ``expires``, optionally only ``columns``. Revoked or expired
+    grants stop working on the next call: every check reads this table."""
+
+    __tablename__ = "access_grants"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    package_id: Mapped[str] = mapped_column(ForeignKey("packages.id"), index=True)
+    grantee_type: Mapped[str] = mapped_column(String(20))  # user or organization
+    grantee_id: Mapped[str] = mapped_column(String(36), index=True)
+    expires: Mapped[dt.datetime] = mapped_column(DateTime)
+    columns: Mapped[list[Any] | None] = mapped_column(JSON(none_as_null=True))  # None: every column
+    agreement_version_id: Mapped[str | None] = mapped_column(ForeignKey("agreement_versions.id"))
+    request_id: Mapped[str | None] = mapped_column(String(36))
+    approved_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    note: Mapped[str] = mapped_column(Text, default="")
+    created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    revoked: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    revoked_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    revoke_reason: Mapped[str] = mapped_column(Text, default="")
+    expiry_notified: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Notification(Base):
+    """An inbox entry for a user (a request to decide, a decision, a grant about to expire)."""
+
+    __tablename__ = "notifications"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(60))
+    subject: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    read: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class OutboxMail(Base):
+    """An e-mail to send, written in the same transaction as its notification; the worker sends it with
+    retries, so a mail failure never loses the event."""
+
+    __tablename__ = "outbox_mail"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    notification_id: Mapped[str] = mapped_column(ForeignKey("notifications.id"))
+    to_address: Mapped[str] = mapped_column(String(255))
+    subject: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    sent: Mapped[dt.datetime | None] = mapped_column(DateTime, index=True)
+    last_error: Mapped[str | None] = mapped_column(Text)

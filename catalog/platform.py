@@ -21,8 +21,9 @@ class Platform:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.engine = make_engine(settings.effective_database_url)
-        self.read: sessionmaker[Session] = session_factory(self.engine)
-        self.write: sessionmaker[Session] = session_factory(self.engine, write=True)
+        # Sessions carry the settings: notify() is handed only a session, and queues e-mail per them.
+        self.read: sessionmaker[Session] = session_factory(self.engine, info={"settings": settings})
+        self.write: sessionmaker[Session] = session_factory(self.engine, write=True, info={"settings": settings})
         self._lock = threading.Lock()
         self._query = None
         self._search = None

@@ -24,13 +24,14 @@ from catalog.core.dictionary import DictionaryError, parse_dictionary
 from catalog.core.errors import IngestFailed, QualityGateFailed
 from catalog.db.models import Package, QualitySuite, Resource, ResourceVersion
 from catalog.platform import Platform
-from catalog.records import audit
+from catalog.records import audit, notify
 from catalog.search import changes
 from catalog.versions import disclosure, jobs, lifecycle, unpublished
 from catalog.versions.lifecycle import JobState, State
 from catalog.versions.publish import publish_version
 from ingest.convert import connect, to_parquet
 from ingest.janitor import clean_staging, expire_uploads
+from ingest.mailer import run_mailer
 from ingest.prepare import prepare
 from quality import report as quality
 
@@ -360,7 +361,8 @@ def _dictionary(stored) -> list | None:
 
 def run_janitor(platform: Platform, stop: threading.Event) -> None:
     """Every few minutes, remove old staging objects and abandoned multipart uploads (one per process,
-    not one per worker thread: they would list and delete the same objects at the same moment)."""
+    not one per worker thread: they would list and delete the same objects at the same moment), and
+    tell both sides of grants about to expire (once per grant, whichever process sees it first)."""
     settings = platform.settings
     while not stop.is_set():
         try:
@@ -368,6 +370,13 @@ def run_janitor(platform: Platform, stop: threading.Event) -> None:
             expire_uploads(platform, settings.upload_max_age_seconds)
         except Exception:
             log.warning("staging cleanup failed", exc_info=True)
+        try:
+            with platform.write.begin() as s:
+                told = notify.expiring_grants(s)
+            if told:
+                log.info("told %d grant(s)' grantees and managers of their coming expiry", len(told))
+        except Exception:
+            log.warning("could not send the grant expiry notices", exc_info=True)
         stop.wait(JANITOR_SECONDS)
 
 
@@ -376,6 +385,9 @@ def run_workers(platform: Platform, concurrency: int, stop: threading.Event) -> 
     threads = [threading.Thread(target=Worker(platform).run_forever, args=(stop,), name=f"worker-{i}")
                for i in range(concurrency)]
     threads.append(threading.Thread(target=run_janitor, args=(platform, stop), name="janitor", daemon=True))
+    if platform.settings.smtp_url:  # e-mail copies of notifications are queued only when it is set
+        threads.append(threading.Thread(target=run_mailer, args=(platform, worker_name(), stop), name="mailer",
+                                        daemon=True))
     for t in threads:
         t.start()
     try:

@@ -100,6 +100,8 @@ EXPECTED: dict[str, tuple[dict, set[tuple[str, str | None]]]] = {
     "member_create": ({"id": "chk-group", "object": "chk-ds", "object_type": "package"},
                       {(EDIT, GROUP), (VIEW, DS)}),
     "member_roles_list": ({}, {("public", ANY)}),
+    "notification_list": ({"unread_only": True}, {(ACCOUNT, "user:{sys}")}),
+    "notification_mark_read": ({"all": True}, {(ACCOUNT, "user:{sys}")}),
     "organization_activity_list": ({"id": "chk-org"}, {("public", ANY)}),
     "organization_create": ({"name": "chk-org-new"}, {(SYSADMIN, "site")}),
     "organization_delete": ({"id": "chk-org-del"}, {(MEMBERS, "organization:{org_del}")}),

@@ -32,6 +32,9 @@ class Settings:
     weed_binary: str | None = None
     weed_memory_limit: str = "1GiB"
     site_url: str | None = None
+    # E-mail copies of notifications (issue 12): unset, nothing is queued or sent; the inbox works alone.
+    smtp_url: str | None = None
+    mail_from: str = "mosu@localhost"
     # CKAN's default (ckan.auth.user_create_organizations/groups = false): only sysadmins create
     # organizations and groups, so nobody can conjure an organization to move datasets into.
     users_create_organizations: bool = False

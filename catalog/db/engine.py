@@ -105,12 +105,15 @@ def init_schema(engine: Engine) -> None:
             pass
 
 
-def session_factory(engine: Engine, *, write: bool = False) -> sessionmaker[Session]:
+def session_factory(engine: Engine, *, write: bool = False,
+                    info: dict | None = None) -> sessionmaker[Session]:
     """Sessions for reading, or (``write=True``) for writing.
 
     On SQLite a writing session starts with ``BEGIN IMMEDIATE`` so that two
     writers queue on the busy timeout instead of failing with "database is
     locked" when a read lock cannot be upgraded. PostgreSQL ignores the option.
+    ``info`` is copied into each session's ``Session.info`` (the platform puts its settings there,
+    for code that is handed only a session, such as :func:`catalog.records.notify.notify`).
     """
     bind = engine.execution_options(sqlite_immediate=True) if write else engine
-    return sessionmaker(bind, expire_on_commit=False)
+    return sessionmaker(bind, expire_on_commit=False, info=dict(info or {}))

@@ -18,6 +18,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -395,6 +396,8 @@ class AccessGrant(Base):
     grants stop working on the next call: every check reads this table."""
 
     __tablename__ = "access_grants"
+    # The worker's periodic "expires within 14 days, not yet told" scan (catalog.records.notify).
+    __table_args__ = (Index("ix_access_grants_expiry", "expiry_notified", "expires"),)
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     package_id: Mapped[str] = mapped_column(ForeignKey("packages.id"), index=True)
     grantee_type: Mapped[str] = mapped_column(String(20))  # user or organization
@@ -416,8 +419,10 @@ class Notification(Base):
     """An inbox entry for a user (a request to decide, a decision, a grant about to expire)."""
 
     __tablename__ = "notifications"
+    # notification_list: one user's entries, newest first, and the count of those unread.
+    __table_args__ = (Index("ix_notifications_user_created", "user_id", "created"),)
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
     kind: Mapped[str] = mapped_column(String(60))
     subject: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -427,15 +432,25 @@ class Notification(Base):
 
 class OutboxMail(Base):
     """An e-mail to send, written in the same transaction as its notification; the worker sends it with
-    retries, so a mail failure never loses the event."""
+    retries, so a mail failure never loses the event.
+
+    ``state``: ``queued`` (due at ``not_before``) → ``sending`` (claimed by ``claimed_by`` until
+    ``lease_until``; one conditional UPDATE, so two workers never both hold it) → ``sent``, or back to
+    ``queued`` with ``last_error`` and a later ``not_before``, or ``failed`` after the last attempt
+    (kept with its error, never deleted). See :mod:`catalog.records.outbox`."""
 
     __tablename__ = "outbox_mail"
+    __table_args__ = (Index("ix_outbox_mail_due", "state", "not_before"),)
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    notification_id: Mapped[str] = mapped_column(ForeignKey("notifications.id"))
+    notification_id: Mapped[str] = mapped_column(ForeignKey("notifications.id"), index=True)
     to_address: Mapped[str] = mapped_column(String(255))
     subject: Mapped[str] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(20), default="queued")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    not_before: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
-    sent: Mapped[dt.datetime | None] = mapped_column(DateTime, index=True)
+    not_before: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(120))
+    lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    sent: Mapped[dt.datetime | None] = mapped_column(DateTime)
     last_error: Mapped[str | None] = mapped_column(Text)

@@ -78,6 +78,19 @@ def check_data_dir(path: Path) -> None:
         raise StartupError(f"cannot write the data directory {path}: {exc.strerror or exc}") from None
 
 
+def check_smtp_url(url: str | None) -> None:
+    """``MOSU_SMTP_URL``, when set, must be one the mailer can use: a typo is refused at start,
+    not found out by the first notification's mail failing eight times."""
+    if not url:
+        return
+    from catalog.records.outbox import mail_server
+
+    try:
+        mail_server(url)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from None
+
+
 def check_port(host: str, port: int) -> None:
     with socket.socket() as s:
         try:
@@ -137,6 +150,7 @@ def up(host: str, port: int, data_dir: Path | None, workers: int, demo: bool) ->
     try:
         check_data_dir(settings.data_dir)
         check_port(host, port)
+        check_smtp_url(settings.smtp_url)
         url = f"http://{host}:{port}"
         # Absolute links (downloads, help) are built on the site URL, never on a request's Host.
         if settings.site_url:
@@ -237,6 +251,10 @@ def worker(data_dir: Path | None, concurrency: int, exit_with_parent: bool) -> N
     """
     settings = _settings(data_dir)
     _logging(settings)
+    try:
+        check_smtp_url(settings.smtp_url)
+    except MosuError as exc:
+        _fail(exc.message)
     if not settings.s3_endpoint:
         from catalog.storage.seaweed import running_endpoint
 

@@ -443,3 +443,15 @@ def test_notification_list_and_mark_read_over_http(mailsite):
         running.ckan().action.notification_list()
     with pytest.raises(ckanapi.ValidationError):
         researcher.action.notification_mark_read()
+
+
+def test_smtp_urls_are_parsed_and_their_passwords_never_shown():
+    assert outbox.mail_server("smtp://127.0.0.1") == outbox.MailServer("plain", "127.0.0.1", 25)
+    assert outbox.mail_server("smtps://u%40x:p%3Aw@mail.example") == outbox.MailServer(
+        "ssl", "mail.example", 465, "u@x", "p:w")
+    tls = outbox.mail_server("smtp+starttls://relay:s3cret@mail.example:2587")
+    assert (tls.security, tls.port, tls.password) == ("starttls", 2587, "s3cret") and "s3cret" not in repr(tls)
+    for bad in ("http://mail.example", "smtp://user:s3cret@", "smtp://user:s3cret@mail.example:port"):
+        with pytest.raises(ValueError) as refused:
+            outbox.mail_server(bad)
+        assert "s3cret" not in str(refused.value)

@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 
 from catalog.access.context import Actor, Context
 from catalog.actions import call
+from catalog.core.errors import ValidationError
 from catalog.core.settings import Settings
 from catalog.db.models import AccessGrant, Notification, OutboxMail, User, utcnow
 from catalog.platform import Platform
@@ -132,7 +133,9 @@ def _queue_one(platform: Platform, user_id: str, subject: str = "Your request wa
 def test_notify_queues_a_mail_in_the_event_transaction_with_the_subject_and_a_link_only(tmp_path, smtp):
     platform = _platform(tmp_path, smtp.url)
     try:
-        ids = _users(platform, ("ann", "ann@example.org"), ("bob", None), ("eve", "eve@example.org\nBcc: x@y.z"))
+        ids = _users(platform, ("ann", "ann@example.org"), ("bob", None), ("eve", "eve@example.org"))
+        with platform.write.begin() as s:  # an address from before user_create checked them (see below)
+            s.get(User, ids["eve"]).email = "eve@example.org\nBcc: x@y.z"
         with platform.write.begin() as s:
             entries = notify.notify(s, [ids["ann"], ids["bob"], ids["ann"], ids["eve"]], "access_request.approved",
                                     "Your request for\nCity counts was approved", {"row": SECRET})
@@ -455,3 +458,20 @@ def test_smtp_urls_are_parsed_and_their_passwords_never_shown():
         with pytest.raises(ValueError) as refused:
             outbox.mail_server(bad)
         assert "s3cret" not in str(refused.value)
+
+
+@pytest.mark.parametrize("address", ["eve@example.org\nBcc: x@y.z", "a@b.org, c@d.org", "Eve <eve@example.org>",
+                                     "eve@example.org\r\n", "no-at-sign"])
+def test_user_create_and_update_refuse_an_address_that_is_not_one_mailbox(tmp_path, address):
+    """Mail goes to users' addresses: a line break or a list there would add headers or recipients."""
+    platform = _platform(tmp_path, None)
+    site = Context(platform=platform, actor=Actor.site())
+    with pytest.raises(ValidationError) as refused:
+        call(site, "user_create", {"name": "mallory", "email": address, "password": "mail-password"})
+    assert refused.value.field_errors == {"email": ["Must be one e-mail address, like name@example.org"]}
+    call(site, "user_create", {"name": "mallory", "email": "m@example.org", "password": "mail-password"})
+    with pytest.raises(ValidationError):
+        call(site, "user_update", {"id": "mallory", "email": address})
+    with platform.read() as s:
+        assert s.scalar(select(User.email).where(User.name == "mallory")) == "m@example.org"
+    platform.close()

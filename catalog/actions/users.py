@@ -49,7 +49,8 @@ def user_create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     errors = validate.Errors()
     name = validate.name(data.get("name"), errors)
     fields = {f: validate.text(data.get(f), errors, f, 255 if f != "about" else 10_000)
-              for f in ("email", "fullname", "about")}
+              for f in ("fullname", "about")}
+    fields["email"] = validate.email(data.get("email"), errors)
     fields["image_url"] = validate.url(data.get("image_url"), errors, "image_url", 255)
     sysadmin = validate.boolean(data.get("sysadmin"), errors, "sysadmin")
     password_hash = _password(data.get("password"), errors)
@@ -80,8 +81,11 @@ def user_update(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
                        denied="Access denied: only a sysadmin may update other users")
         for field in ("email", "fullname", "about", "image_url"):
             if field in data:
-                check = validate.url if field == "image_url" else validate.text
-                value = check(data.get(field), errors, field, 255 if field != "about" else 10_000)
+                if field == "email":
+                    value = validate.email(data.get(field), errors)
+                else:
+                    check = validate.url if field == "image_url" else validate.text
+                    value = check(data.get(field), errors, field, 255 if field != "about" else 10_000)
                 setattr(user, field, value or (None if field in ("email", "fullname") else ""))
         if data.get("password"):
             if not actor.sysadmin and not passwords.check_password(user.password_hash,

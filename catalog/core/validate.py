@@ -224,3 +224,17 @@ def date(value: Any, errors: Errors, field: str) -> dt.date | None:
             pass
     errors.add(field, "Must be a date as YYYY-MM-DD")
     return None
+
+
+_EMAIL_RE = re.compile(r"[^@\s<>()\[\],;:\"\\]{1,64}@[^@\s<>()\[\],;:\"\\]{1,190}\.[^@\s<>()\[\],;:\"\\]{1,63}")
+
+
+def email(value: Any, errors: Errors, field: str = "email") -> str:
+    """An e-mail address (or "" for none): one mailbox, no spaces, line breaks or separators. Mail
+    goes to it from the outbox, so a value holding a line break (``a@b.org\\nBcc: ...``) or a list
+    (``a@b.org, c@d.org``) would add recipients or headers."""
+    value = text(value, errors, field, 254)
+    if value and not _EMAIL_RE.fullmatch(value):
+        errors.add(field, "Must be one e-mail address, like name@example.org")
+        return ""
+    return value

@@ -130,7 +130,7 @@ EXPECTED: dict[str, tuple[dict, set[tuple[str, str | None]]]] = {
     "quality_suite_update": ({"id": "{res}", "suite": {"expectations": []}}, {(EDIT, DS)}),
     "resource_create": ({"package_id": "chk-ds", "url": "https://example.org/c"}, {(EDIT, DS)}),
     "resource_delete": ({"id": "{link_del}"}, {(EDIT, DS)}),
-    "resource_download": ({"id": "{res}"}, {(VIEW, DS), ("download-original", DS)}),
+    "resource_download": ({"id": "{res}"}, {("download-original", DS)}),  # whole files: asked first
     "resource_patch": ({"id": "{link}", "description": "checked"}, {(EDIT, DS)}),
     "resource_show": ({"id": "{res}"}, {(VIEW, DS)}),
     "resource_update": ({"id": "{link}", "url": "https://example.org/d"}, {(EDIT, DS)}),

@@ -123,11 +123,14 @@ def home():
 def dataset(dataset_id: str):
     ctx = _ctx()
     pkg = call(ctx, "package_show", {"id": dataset_id})
-    previews = {}
+    previews, refusals = {}, {}
     for res in pkg["resources"]:
         if res["datastore_active"]:
-            previews[res["id"]] = call(ctx, "datastore_search", {"resource_id": res["id"], "limit": PREVIEW_ROWS})
-    return render_template("dataset.html", pkg=pkg, previews=previews, editor=_may_edit(ctx, pkg))
+            try:  # the same action as the API: a restricted dataset's rows are for its readers only
+                previews[res["id"]] = call(ctx, "datastore_search", {"resource_id": res["id"], "limit": PREVIEW_ROWS})
+            except NotAuthorized as exc:  # the page stays: metadata, row count and quality are public
+                refusals[res["id"]] = exc.message
+    return render_template("dataset.html", pkg=pkg, previews=previews, refusals=refusals, editor=_may_edit(ctx, pkg))
 
 
 @bp.route("/dataset/<dataset_id>/resource/<resource_id>/quality")

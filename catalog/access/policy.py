@@ -31,7 +31,7 @@ import contextvars
 import enum
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Union
+from typing import Any, Iterator, Union
 
 from sqlalchemy import ColumnElement, false, func, or_, select, true
 from sqlalchemy.orm import Session
@@ -220,6 +220,18 @@ class Reading:
     grant_id: str | None = None
     agreement_version_id: str | None = None
 
+    def audit(self) -> dict[str, Any]:
+        """What an audit event of a read records about how it was allowed: the grant, the agreement
+        version and the column scope, when there are any."""
+        out: dict[str, Any] = {"via": self.via}
+        if self.grant_id is not None:
+            out["grant_id"] = self.grant_id
+        if self.agreement_version_id is not None:
+            out["agreement_version_id"] = self.agreement_version_id
+        if self.columns is not None:
+            out["columns"] = sorted(self.columns)
+        return out
+
 
 def _package_holds(session: Session, actor: Actor | None, perm: Permission, pkg: Package) -> Reading | None:
     if actor is not None and actor.sysadmin:
@@ -306,15 +318,41 @@ def require_data(session: Session, actor: Actor | None, pkg: Package | None,
     to rows or files (previews, SQL, exports, downloads, value examples) asks this and shows only
     ``columns`` (None: all). Refusals are those of :func:`require`: Not Found to whoever may not
     even see the dataset, Not Authorized (naming what it takes) to whoever may."""
-    require(session, actor, perm, pkg, missing=missing, denied=_denied_data(pkg, perm) if pkg is not None else None)
-    assert pkg is not None
+    denied = None
+    if pkg is not None:
+        found = _package_holds(session, actor, perm, pkg)
+        if found is not None:
+            _record(perm, _describe(pkg), True)
+            return found
+        # A column-scoped grant holds READ_DATA, not DOWNLOAD_ORIGINAL: its holder is told to use exports;
+        # whoever holds no grant at all, to ask for one.
+        scoped = perm is Permission.DOWNLOAD_ORIGINAL and _holds(session, actor, Permission.READ_DATA, pkg)
+        denied = _denied_data(pkg, perm, scoped)
+    require(session, actor, perm, pkg, missing=missing, denied=denied)
+    raise AssertionError("require() refuses what _package_holds() refused")  # pragma: no cover
+
+
+def reading(session: Session, actor: Actor | None, pkg: Package,
+            perm: Permission = Permission.READ_DATA) -> Reading | None:
+    """:func:`require_data` without the refusal (recorded): how ``actor`` reads ``pkg``'s rows, or None.
+    For answers that show a dataset to whoever may see it and its values only to its readers (a
+    quality report), and for the columns a dataset's metadata shows (its data dictionary)."""
     found = _package_holds(session, actor, perm, pkg)
-    assert found is not None  # require() has just said so
+    _record(perm, _describe(pkg), found is not None)
     return found
 
 
-def _denied_data(pkg: Package, perm: Permission) -> str:
-    """What a caller who sees a dataset but may not read its rows is told: what it takes to read them."""
+def shown_columns(session: Session, actor: Actor | None, pkg: Package) -> frozenset[str] | None:
+    """The columns that exist for ``actor`` in ``pkg``'s metadata (versions' schemas, the data
+    dictionary): those of a column-scoped grant; None (every column) for everyone else, since
+    whoever may not read the rows still sees the dataset's whole public metadata."""
+    found = reading(session, actor, pkg)
+    return found.columns if found is not None else None
+
+
+def _denied_data(pkg: Package, perm: Permission, scoped: bool = False) -> str:
+    """What a caller who sees a dataset but may not read its rows is told: what it takes to read them
+    (``scoped``: they read some columns through a grant, but may not download whole files)."""
     doing = _DOING[perm]
     if not pkg.private and pkg.state == "active" and levels.embargoed(pkg.embargo_until):
         return f"Access denied: dataset {pkg.name} is under embargo until {pkg.embargo_until.isoformat()}"
@@ -323,7 +361,7 @@ def _denied_data(pkg: Package, perm: Permission) -> str:
         return (f"Access denied: to {doing} dataset {pkg.name}, sign in and accept its terms "
                 "(agreement_accept)")
     if level == levels.Level.RESTRICTED.value:
-        if perm is Permission.DOWNLOAD_ORIGINAL:
+        if scoped:
             return (f"Access denied: you may not {doing} dataset {pkg.name}: whole files hold every column, "
                     "and your grant covers some of them; use datastore_search or an export")
         return (f"Access denied: dataset {pkg.name} is restricted; ask for access with access_request_create")

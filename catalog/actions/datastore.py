@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from catalog.access import policy
+from catalog.access import columns, policy
 from catalog.access.context import Context
 from catalog.access.policy import Permission
 from catalog.actions import action
@@ -19,6 +19,7 @@ from catalog.datastore import exports, searchspec
 from catalog.datastore.exports import neutralise
 from catalog.datastore.sandbox import json_value
 from catalog.datastore.searchspec import ROW_ID
+from catalog.datastore.tablecache import scoped
 from catalog.db import dictize
 from catalog.db.models import ResourceVersion
 from catalog.records import audit
@@ -33,9 +34,13 @@ def resource_version_list(ctx: Context, data: dict[str, Any]) -> list[dict[str, 
     with ctx.platform.read() as s:
         res, pkg = policy.require_resource(s, ctx.actor, validate.required_id(data))
         editor = policy.allowed(s, ctx.actor, Permission.EDIT_DATASET, pkg)
+        scope = policy.shown_columns(s, ctx.actor, pkg)
         versions = s.scalars(select(ResourceVersion).where(ResourceVersion.resource_id == res.id)
                              .order_by(ResourceVersion.number.desc()))
-        return [dictize.version(v, res.current_version_id, editor) for v in versions]
+        out = [dictize.version(v, res.current_version_id, editor) for v in versions]
+        for entry in out:
+            entry["schema"] = columns.schema(entry["schema"], scope)
+        return out
 
 
 def _published(s, res, data: dict[str, Any]) -> ResourceVersion:
@@ -72,21 +77,23 @@ def datastore_search(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     """
     resource_id = validate.required_id(data, "resource_id")
     with ctx.platform.read() as s:
-        res, _ = policy.require_resource(s, ctx.actor, resource_id, Permission.READ_DATA)
+        res, _, reading = policy.require_resource_data(s, ctx.actor, resource_id)
         info = field_info((res.extras or {}).get(DICTIONARY_KEY))
         version = _published(s, res, data)
-        names = [c["id"] for c in version.schema or []]
+        names = columns.visible((c["id"] for c in version.schema or []), reading.columns)
+    # A hidden column is not among the table's columns: naming it in fields, filters, q, sort or
+    # distinct is refused as naming any unknown column is, and the default fields leave it out.
     spec = searchspec.parse(data, [ROW_ID, *names])
     query = ctx.platform.query
     if spec.plain_page:
-        page = query.page(version.parquet_key, spec.limit, spec.offset)
+        page = query.page(version.parquet_key, spec.limit, spec.offset, reading.columns)
         types = {ROW_ID: "int", **{f["id"]: f["type"] for f in page.fields}}
         rows = [[spec.offset + i + 1 if f == ROW_ID else record.get(f) for f in spec.fields]
                 for i, record in enumerate(page.records)]
         total = version.row_count
     else:
-        table = query.tables.table(version.parquet_key)
-        duck_types = query.describe(table)
+        table = scoped(query.tables.table(version.parquet_key), reading.columns)
+        duck_types = query.describe(table)  # the projection's: q searches the text columns that exist
         sql, params, total_sql, total_params = searchspec.build(spec, duck_types)
         # A query, like datastore_search_sql's: it takes one of the caller's and the site's slots
         # (eight filtered searches at once left status_show unanswered for 90 s).
@@ -99,7 +106,8 @@ def datastore_search(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     with ctx.platform.write.begin() as s:
         audit.record(s, ctx.actor_name, "datastore_search", "resource", res.id,
                      {"version_id": version.id, "limit": spec.limit, "offset": spec.offset, "rows": len(rows),
-                      **({"filters": spec.filters} if spec.filters else {}), **({"q": spec.q} if spec.q else {})})
+                      **({"filters": spec.filters} if spec.filters else {}), **({"q": spec.q} if spec.q else {}),
+                      **reading.audit()})
     echoed = {k: data[k] for k in ("filters", "q", "fields", "sort", "distinct", "version") if data.get(k) not in
               (None, "")}
     next_offset = spec.offset + spec.limit
@@ -128,14 +136,14 @@ def datastore_info(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     data-dictionary ``info``), each with its summary from the quality profile when there is one."""
     resource_id = validate.required_id(data)
     with ctx.platform.read() as s:
-        res, _ = policy.require_resource(s, ctx.actor, resource_id, Permission.READ_DATA)
+        res, _, reading = policy.require_resource_data(s, ctx.actor, resource_id)
         info = field_info((res.extras or {}).get(DICTIONARY_KEY))
         version = _published(s, res, data)
         profile = {c["name"]: c for c in ((version.quality or {}).get("profile") or {}).get("columns", [])}
         meta = {"id": res.id, "count": version.row_count, "version": version.number,
                 "size": version.size, "table_type": "BASE TABLE", "aliases": []}
         fields = []
-        for column in version.schema or []:
+        for column in columns.schema(version.schema, reading.columns) or []:
             name, summary = column["id"], profile.get(column["id"])
             entry = {"id": name, "type": summary["type"] if summary else coltypes.of_arrow(column["type"]).ckan,
                      "schema": {"native_type": column["type"]}}
@@ -158,18 +166,18 @@ def datastore_export(ctx: Context, data: dict[str, Any]) -> exports.Export:
     resource_id = validate.required_id(data, "resource_id")
     fmt = exports.requested_format(data)
     with ctx.platform.read() as s:
-        res, _ = policy.require_resource(s, ctx.actor, resource_id, Permission.READ_DATA)
+        res, _, reading = policy.require_resource_data(s, ctx.actor, resource_id)
         version = _published(s, res, data)
-        names = [c["id"] for c in version.schema or []]
+        names = columns.visible((c["id"] for c in version.schema or []), reading.columns)
     spec = searchspec.parse({**data, "include_total": False}, [ROW_ID, *names], default_limit=None,
                                  default_fields=names)
     query = ctx.platform.query
-    table = query.tables.table(version.parquet_key)
+    table = scoped(query.tables.table(version.parquet_key), reading.columns)
     sql, params, _, _ = searchspec.build(spec, query.describe(table))
     reader = query.stream({"t": table}, sql, params, cancelled=ctx.disconnected,
                           slot=query.slots.acquire(ctx.caller))
     with ctx.platform.write.begin() as s:
         audit.record(s, ctx.actor_name, "datastore_export", "resource", res.id,
                      {"version_id": version.id, "format": fmt, **({"filters": spec.filters} if spec.filters else {}),
-                      **({"q": spec.q} if spec.q else {})})
+                      **({"q": spec.q} if spec.q else {}), **reading.audit()})
     return exports.export(exports.file_stem(res.name, res.id, version.number), fmt, reader)

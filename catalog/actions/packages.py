@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from catalog.access import policy
+from catalog.access import columns, policy
 from catalog.access.context import Context
 from catalog.access.policy import Permission
 from catalog.actions import action
@@ -65,18 +65,25 @@ def package_groups(s: Session, package_id: str) -> list[Group]:
 
 
 def package_dict(s: Session | None, pkg: Package, site_url: str, groups: list[Group] | None = None,
-                 editor: bool = False) -> dict[str, Any]:
+                 editor: bool = False, scope: columns.Columns = None) -> dict[str, Any]:
     """The full CKAN dict of a package with its active resources and groups (looked up unless given;
     with no session, ``groups`` must be given and no resource may have a version yet). Only an
-    ``editor`` of the dataset gets the details of unpublished uploads (see :mod:`catalog.versions.unpublished`)."""
+    ``editor`` of the dataset gets the details of unpublished uploads (see :mod:`catalog.versions.unpublished`);
+    a reader with a column ``scope`` gets the data dictionaries without the rows of hidden columns."""
     resources = [r for r in pkg.resources if r.state == "active"]
     version_ids = [r.current_version_id for r in resources if r.current_version_id]
     versions = {v.id: v for v in s.scalars(select(ResourceVersion).where(ResourceVersion.id.in_(version_ids)))} \
         if version_ids else {}
     details = error_details(s, resources) if editor else {}
-    return dictize.package(pkg, [dictize.resource(r, versions.get(r.current_version_id or ""), site_url,
-                                                  editor=editor, error_detail=details.get(r.id))
+    return dictize.package(pkg, [scoped_resource(dictize.resource(r, versions.get(r.current_version_id or ""), site_url,
+                                                                  editor=editor, error_detail=details.get(r.id)), scope)
                                  for r in resources], package_groups(s, pkg.id) if groups is None else groups)
+
+
+def scoped_resource(out: dict[str, Any], scope: columns.Columns) -> dict[str, Any]:
+    """A resource dict as a reader with a column ``scope`` sees it: its data dictionary without the
+    rows of the columns that do not exist for them."""
+    return columns.resource_extras(out, DICTIONARY_KEY, scope)
 
 
 def error_details(s: Session, resources: list[Resource]) -> dict[str, str]:
@@ -456,7 +463,8 @@ def package_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     """Return a dataset by ``id`` or name, with its resources and groups."""
     with ctx.platform.read() as s:
         pkg = _find(s, ctx, data)
-        return package_dict(s, pkg, ctx.site_url, editor=policy.allowed(s, ctx.actor, Permission.EDIT_DATASET, pkg))
+        return package_dict(s, pkg, ctx.site_url, editor=policy.allowed(s, ctx.actor, Permission.EDIT_DATASET, pkg),
+                            scope=policy.shown_columns(s, ctx.actor, pkg))
 
 
 def _listed(ctx: Context, include_private: bool):

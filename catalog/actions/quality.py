@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from catalog.access import policy
+from catalog.access import columns, policy
 from catalog.access.context import Context
 from catalog.access.policy import Permission
 from catalog.actions import action
@@ -28,28 +28,31 @@ from catalog.versions.resolve import Read, version_to_read
 from quality.expectations import SuiteError, check_suite
 
 
-def _report_permission(version: ResourceVersion) -> Permission:
-    """A report shows value examples: a published version's is for whoever may read the data; one
-    of a version that was never published (failed the gate, held, still running), for its editors."""
-    return Permission.READ_DATA if version.published is not None else Permission.EDIT_DATASET
-
-
 @action
 def quality_report_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     """The quality report of resource ``id`` (optional ``version``: number or id; default the current
     one): ``score`` and how it was computed, per-column ``profile``, ``validation`` per expectation
     (type, kwargs, severity, status, success, observed value, unexpected count, examples) and
-    ``pii`` findings with masked examples."""
+    ``pii`` findings with masked examples.
+
+    A published version's report is for whoever may see the dataset, so that researchers can judge
+    data they may not read yet: to them (a restricted dataset without a grant, a registered one whose
+    terms they have not accepted, an embargoed one) without any value of a row (no examples, top
+    values, text minimums and maximums, value sets or suite; ``values_withheld`` says so). A reader
+    with a column-scoped grant sees nothing of the columns outside it. The report of a version that
+    was never published (failed the gate, held, still running) is for the dataset's editors.
+    """
     with ctx.platform.read() as s:
         res, pkg = policy.require_resource(s, ctx.actor, validate.required_id(data))
         editor = policy.allowed(s, ctx.actor, Permission.EDIT_DATASET, pkg)
-        # Anyone who may read the dataset's data sees the reports of published versions; reports of
-        # versions that were never published (failed the gate, held, still running) are for its editors.
         version = version_to_read(s, res, data.get("version"), Read.EDITORS, editor=editor)
-        policy.require(s, ctx.actor, _report_permission(version), pkg, missing="Resource not found")
+        if version.published is None:
+            policy.require(s, ctx.actor, Permission.EDIT_DATASET, pkg, missing="Resource not found")
+        reading = policy.reading(s, ctx.actor, pkg)
         if version.quality is None:
             raise NotFound(f"Version {version.number} has no quality report yet (ingest {version.status})")
         report = version.quality if editor else unpublished.report(version.quality)
+        report = columns.report(report, rows=reading is not None, columns=reading.columns if reading else None)
         return {**report, "version": version.number, "version_id": version.id,
                 "version_status": version.status, "report_key": version.report_key}
 
@@ -58,15 +61,16 @@ def quality_report_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
 def quality_suite_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     """Resource ``id``'s expectation suite as GX JSON, with ``source`` (generated or provider)."""
     with ctx.platform.read() as s:
-        # A suite generated from the data names its values (sets, ranges): for readers of the data,
-        # and for its editors before a version is published.
-        res, pkg = policy.require_resource(s, ctx.actor, validate.required_id(data), Permission.READ_DATA)
+        # A suite generated from the data names its values (sets, ranges): for readers of the data
+        # (without the expectations on columns outside a column-scoped grant), and for its editors
+        # before a version is published.
+        res, pkg, reading = policy.require_resource_data(s, ctx.actor, validate.required_id(data))
         if res.current_version_id is None:
             policy.require(s, ctx.actor, Permission.EDIT_DATASET, pkg)
         suite = s.get(QualitySuite, res.id)
         if suite is None:
             raise NotFound("This resource has no suite yet: one is generated from its first ingested version")
-        return {"resource_id": res.id, "suite": suite.suite, "source": suite.source,
+        return {"resource_id": res.id, "suite": columns.suite(suite.suite, reading.columns), "source": suite.source,
                 "updated": suite.updated.isoformat(), "updated_by": suite.updated_by}
 
 

@@ -12,7 +12,7 @@ from catalog.access import policy
 from catalog.access.context import Context
 from catalog.access.policy import Permission
 from catalog.actions import action
-from catalog.actions.packages import apply_resource_fields, error_details, package_dict
+from catalog.actions.packages import apply_resource_fields, error_details, package_dict, scoped_resource
 from catalog.core import keys, validate
 from catalog.core.errors import NotFound, ValidationError
 from catalog.db import dictize, lookup
@@ -34,7 +34,8 @@ def resource_dict(s: Session, ctx: Context, res: Resource) -> dict[str, Any]:
     version = s.get(ResourceVersion, res.current_version_id) if res.current_version_id else None
     editor = policy.allowed(s, ctx.actor, Permission.EDIT_DATASET, res.package)
     detail = error_details(s, [res]).get(res.id) if editor else None
-    return dictize.resource(res, version, ctx.site_url, editor=editor, error_detail=detail)
+    return scoped_resource(dictize.resource(res, version, ctx.site_url, editor=editor, error_detail=detail),
+                           policy.shown_columns(s, ctx.actor, res.package))
 
 
 def _upload_of(data: dict[str, Any]) -> Upload | None:
@@ -234,27 +235,28 @@ def resource_download(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     if fmt not in DOWNLOAD_FORMATS:
         raise ValidationError({"format": [f"Must be one of: {', '.join(DOWNLOAD_FORMATS)}"]})
     with ctx.platform.write.begin() as s:
-        res, pkg = policy.require_resource(s, ctx.actor, resource_id)
+        # Whole files hold every column: the original and the Parquet both need DOWNLOAD_ORIGINAL, which a
+        # column-scoped grant lacks (its holder is told to use datastore_search or an export). Asked before
+        # anything about the versions is looked up, and long before the URL is signed.
+        res, pkg, reading = policy.require_resource_data(s, ctx.actor, resource_id, Permission.DOWNLOAD_ORIGINAL)
         editor = policy.allowed(s, ctx.actor, Permission.EDIT_DATASET, pkg)
         version = _download_version(s, res, data.get("version"), fmt, editor)
         published = lifecycle.is_published(version)
         if fmt == "parquet":
-            policy.require(s, ctx.actor, Permission.READ_DATA, pkg, missing="Resource not found")
             key = version.parquet_key
             stem = (version.original_filename or res.id).rsplit(".", 1)[0] or res.id
             filename = f"{stem}.v{version.number}.parquet"
         else:
             # A published version's original is for whoever may download originals; an unpublished
             # one's (failed, held: it may hold personal information) for the dataset's editors.
-            policy.require(s, ctx.actor, Permission.DOWNLOAD_ORIGINAL if published else Permission.EDIT_DATASET, pkg,
-                           missing="Resource not found",
-                           denied=f"Access denied: version {version.number} is {version.status}, not published; "
-                                  "only the dataset's editors may download its original upload" if not published
-                           else None)
+            if not published:
+                policy.require(s, ctx.actor, Permission.EDIT_DATASET, pkg, missing="Resource not found",
+                               denied=f"Access denied: version {version.number} is {version.status}, not published; "
+                                      "only the dataset's editors may download its original upload")
             key = version.raw_key
             filename = version.original_filename or f"{res.id}.bin"
         audit.record(s, ctx.actor_name, "resource_download", "resource", res.id,
-                     {"version_id": version.id, "version": version.number, "format": fmt})
+                     {"version_id": version.id, "version": version.number, "format": fmt, **reading.audit()})
         url = ctx.platform.store.presigned_get(key, dt.timedelta(seconds=DOWNLOAD_URL_SECONDS), filename)
         return {"url": url, "expires_in": DOWNLOAD_URL_SECONDS, "version": version.number,
                 "version_id": version.id, "format": fmt, "filename": filename}

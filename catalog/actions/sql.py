@@ -6,19 +6,25 @@ admits only resources the caller may read, with one message for every refusal so
 private, deleted or unpublished resource cannot be told from one that never existed; and
 :meth:`catalog.datastore.sandbox.QueryService.run` runs the query in the locked DuckDB (no files, no
 network, no settings) on a cursor that sees only those tables, under time, memory and row
-limits.
+limits. A reader whose grant covers some columns is given, under the resource's id, only the
+projection onto those columns: the hidden ones do not exist in their cursor, whatever the SQL
+(``*``, ``COLUMNS(*)``, ``to_json(t)``, a row as a struct, a CTE), and naming one is refused as
+naming any unknown column is.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+
+import pyarrow as pa
 
 from catalog.access import policy
 from catalog.access.context import Context
-from catalog.access.policy import Permission
 from catalog.actions import action
-from catalog.core.errors import NotAuthorized
+from catalog.core.errors import NotAuthorized, NotFound
 from catalog.datastore import exports, sqlcheck
 from catalog.datastore.sandbox import json_value
+from catalog.datastore.tablecache import scoped
 from catalog.db import lookup
 from catalog.db.models import ResourceVersion
 from catalog.records import audit
@@ -30,21 +36,44 @@ def _denied(resource_id: str) -> NotAuthorized:
     return NotAuthorized(f"Access denied: no table \"{resource_id}\" that you may read")
 
 
-def _readable_versions(ctx: Context, resource_ids: list[str]) -> dict[str, ResourceVersion]:
+@dataclass(frozen=True)
+class _Readable:
+    """A table of the query: the version read, and how the caller reads it (its column scope)."""
+    version: ResourceVersion
+    reading: policy.Reading
+
+
+def _readable_versions(ctx: Context, resource_ids: list[str]) -> dict[str, _Readable]:
     """The current published version of each resource, if the caller may read every one."""
-    versions: dict[str, ResourceVersion] = {}
+    found: dict[str, _Readable] = {}
     if not resource_ids:
         policy.public("a query that reads no dataset (range, generate_series, literals)")
     with ctx.platform.read() as s:
         for rid in resource_ids:
             res = lookup.resource(s, rid)
-            if res is None or not policy.allowed(s, ctx.actor, Permission.READ_DATA, res.package):
+            if res is None:
                 raise _denied(rid)
             try:
-                versions[rid] = version_to_read(s, res, None, Read.PUBLISHED)
-            except NoPublishedVersion:
+                reading = policy.require_data(s, ctx.actor, res.package)
+                found[rid] = _Readable(version_to_read(s, res, None, Read.PUBLISHED), reading)
+            except (NotFound, NotAuthorized, NoPublishedVersion):
                 raise _denied(rid) from None
-    return versions
+    return found
+
+
+def _tables(ctx: Context, readable: dict[str, _Readable]) -> dict[str, pa.Table]:
+    """The tables the query's cursor sees, by resource id: for a column-scoped reader only the
+    projection onto their columns is registered (never the whole table, under any name), so a hidden
+    column does not exist for their SQL: naming it is an unknown column, ``*`` leaves it out."""
+    return {rid: scoped(ctx.platform.query.tables.table(r.version.parquet_key), r.reading.columns)
+            for rid, r in readable.items()}
+
+
+def _audit(checked: sqlcheck.CheckedQuery, readable: dict[str, _Readable]) -> dict[str, Any]:
+    """What the audit event of a query records: resources, versions and the grants that allowed them."""
+    rids = checked.resource_ids
+    return {"resources": rids, "versions": [readable[r].version.id for r in rids],
+            "readings": {r: readable[r].reading.audit() for r in rids}}
 
 
 @action
@@ -63,8 +92,8 @@ def datastore_search_sql(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     ``query_max_concurrent`` (429 past either).
     """
     checked = sqlcheck.check(data.get("sql"))
-    versions = _readable_versions(ctx, checked.resource_ids)
-    tables = {rid: ctx.platform.query.tables.table(v.parquet_key) for rid, v in versions.items()}
+    readable = _readable_versions(ctx, checked.resource_ids)
+    tables = _tables(ctx, readable)
     with ctx.platform.query.slots.acquire(ctx.caller):
         result = ctx.platform.query.run(tables, checked.sql, max_rows=ctx.settings.query_max_rows,
                                         cancelled=ctx.disconnected)
@@ -72,9 +101,7 @@ def datastore_search_sql(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     with ctx.platform.write.begin() as s:
         audit.record(s, ctx.actor_name, "datastore_search_sql", "resource",
                      checked.resource_ids[0] if checked.resource_ids else None,
-                     {"resources": checked.resource_ids,
-                      "versions": [versions[r].id for r in checked.resource_ids],
-                      "rows": len(records), "truncated": result.truncated})
+                     {**_audit(checked, readable), "rows": len(records), "truncated": result.truncated})
     return {"sql": checked.sql, "fields": result.fields, "records": records,
             "records_truncated": result.truncated}
 
@@ -86,13 +113,11 @@ def datastore_sql_export(ctx: Context, data: dict[str, Any]) -> exports.Export:
     Not an action: the ``/datastore/dump_sql`` route calls it."""
     fmt = exports.requested_format(data)
     checked = sqlcheck.check(data.get("sql"))
-    versions = _readable_versions(ctx, checked.resource_ids)
-    tables = {rid: ctx.platform.query.tables.table(v.parquet_key) for rid, v in versions.items()}
-    reader = ctx.platform.query.stream(tables, checked.sql, cancelled=ctx.disconnected,
+    readable = _readable_versions(ctx, checked.resource_ids)
+    reader = ctx.platform.query.stream(_tables(ctx, readable), checked.sql, cancelled=ctx.disconnected,
                                        slot=ctx.platform.query.slots.acquire(ctx.caller))
     with ctx.platform.write.begin() as s:
         audit.record(s, ctx.actor_name, "datastore_sql_export", "resource",
                      checked.resource_ids[0] if checked.resource_ids else None,
-                     {"resources": checked.resource_ids, "versions": [versions[r].id for r in checked.resource_ids],
-                      "format": fmt})
+                     {**_audit(checked, readable), "format": fmt})
     return exports.export("query", fmt, reader)

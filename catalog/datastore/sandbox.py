@@ -28,7 +28,7 @@ from catalog.core.errors import QueryRejected
 from catalog.core.settings import Settings
 from catalog.core.sqltext import first_line
 from catalog.datastore.slots import QuerySlots, Slot
-from catalog.datastore.tablecache import ROW_ID, TableCache
+from catalog.datastore.tablecache import ROW_ID, TableCache, scoped
 from catalog.storage.objects import ObjectStore
 from quality.profile import json_value
 
@@ -206,9 +206,10 @@ class QueryService:
             table = pf.read_row_groups(groups)
         return table.slice(offset - first_start, limit)
 
-    def page(self, parquet_key: str, limit: int, offset: int) -> Page:
-        """Rows ``offset`` .. ``offset+limit`` of one Parquet object, in file order."""
-        rows = self._rows(parquet_key, limit, offset)
+    def page(self, parquet_key: str, limit: int, offset: int, columns: frozenset[str] | None = None) -> Page:
+        """Rows ``offset`` .. ``offset+limit`` of one Parquet object, in file order; with ``columns``
+        (a reader's column scope), only those columns."""
+        rows = scoped(self._rows(parquet_key, limit, offset), columns)
         cur = self._db.cursor()
         try:
             cur.register("t", rows)

@@ -50,6 +50,17 @@ def parquet_to_arrow(src: Path, dst: Path) -> None:
             start += batch.num_rows
 
 
+def scoped(table: pa.Table, columns: frozenset[str] | None) -> pa.Table:
+    """``table`` as a reader with a column scope sees it: only ``_id`` and the ``columns`` it holds, in
+    the table's order (zero-copy). A scoped reader's SQL and searches are given only this projection,
+    registered under the resource's name, never the whole table: a hidden column does not exist in
+    their DuckDB cursor, so naming it fails as any unknown column does, and ``*``, ``COLUMNS(*)``,
+    ``to_json(t)`` or a row-as-struct cannot reach it."""
+    if columns is None:
+        return table
+    return table.select([n for n in table.column_names if n == ROW_ID or n in columns])
+
+
 class TableCache:
     """Versions as memory-mapped Arrow tables, built on first use and evicted by size."""
 

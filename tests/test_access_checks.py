@@ -55,6 +55,18 @@ def world(s3, tmp_path_factory):
     ids["link_del"] = call(sysadmin, "resource_create", {"package_id": "chk-ds", "url": "https://example.org/b"})["id"]
     while Worker(platform).run_once():
         pass
+    # Controlled access: an agreement, restricted datasets, pending requests to decide, a grant to revoke.
+    ids["agreement"] = call(sysadmin, "agreement_create", {"owner_org": "chk-org", "title": "Terms",
+                                                           "text": "Use it well."})["id"]
+    for name in ("chk-restricted", "chk-r-approve", "chk-r-deny", "chk-r-withdraw", "chk-r-show"):
+        ids[name] = call(sysadmin, "package_create", {"name": name, "owner_org": "chk-org",
+                                                      "access_level": "restricted",
+                                                      "agreement_id": ids["agreement"]})["id"]
+        if name != "chk-restricted":
+            ids[f"req_{name[6:]}"] = call(sysadmin, "access_request_create", {"package_id": name,
+                                                                              "purpose": "checks"})["id"]
+    ids["grant"] = call(sysadmin, "access_grant_create", {"package_id": "chk-restricted", "user_id": "chk-user",
+                                                          "days": 30})["id"]
     call(sysadmin, "api_token_create", {"user": "chk-user", "name": "to-revoke"})
     ids["jti"] = call(sysadmin, "api_token_list", {"user_id": "chk-user"})[0]["id"]
     for key in ("abort", "part"):
@@ -68,14 +80,29 @@ def world(s3, tmp_path_factory):
     platform.close()
 
 
-VIEW, READ, EDIT = "view-dataset", "read-data", "edit-dataset"
+VIEW, READ, EDIT, ACCESS = "view-dataset", "read-data", "edit-dataset", "manage-access"
 MEMBERS, ACCOUNT, SYSADMIN = "manage-members", "manage-account", "sysadmin"
 DS, ORG, GROUP, USER = "package:{chk-ds}", "organization:{org}", "group:{group}", "user:{user}"
+RDS, SELF = "package:{chk-restricted}", "user:{sys}"
 LIST = "datasets"
 ANY = None  # a public declaration: any text
 
 # action: (parameters, the checks it must record). Values in braces are the world's ids.
 EXPECTED: dict[str, tuple[dict, set[tuple[str, str | None]]]] = {
+    "access_grant_create": ({"package_id": "chk-restricted", "user_id": "chk-user"}, {(ACCESS, RDS)}),
+    "access_grant_list": ({}, {(ACCOUNT, SELF)}),
+    "access_grant_revoke": ({"id": "{grant}", "reason": "checked"}, {(ACCESS, RDS)}),
+    "access_request_approve": ({"id": "{req_approve}"}, {(ACCESS, "package:{chk-r-approve}")}),
+    "access_request_create": ({"package_id": "chk-restricted", "purpose": "checking"}, {(VIEW, RDS)}),
+    "access_request_deny": ({"id": "{req_deny}", "reason": "checked"}, {(ACCESS, "package:{chk-r-deny}")}),
+    "access_request_list": ({"package_id": "chk-restricted"}, {(ACCESS, RDS)}),
+    "access_request_show": ({"id": "{req_show}"}, {(ACCOUNT, SELF)}),
+    "access_request_withdraw": ({"id": "{req_withdraw}"}, {(ACCOUNT, SELF)}),
+    "agreement_accept": ({"package_id": "chk-restricted"}, {(VIEW, RDS)}),
+    "agreement_create": ({"owner_org": "chk-org", "title": "Checked", "text": "Terms"}, {(ACCESS, ORG)}),
+    "agreement_list": ({"owner_org": "chk-org"}, {("public", ANY)}),
+    "agreement_show": ({"id": "{agreement}"}, {("public", ANY)}),
+    "agreement_update": ({"id": "{agreement}", "text": "Checked terms"}, {(ACCESS, ORG)}),
     "api_token_create": ({"user": "chk-user", "name": "t"}, {(ACCOUNT, USER)}),
     "api_token_list": ({"user_id": "chk-user"}, {(ACCOUNT, USER)}),
     "api_token_revoke": ({"jti": "{jti}"}, {(ACCOUNT, USER)}),

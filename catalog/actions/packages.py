@@ -12,6 +12,7 @@ from catalog.access import columns, policy
 from catalog.access.context import Context
 from catalog.access.policy import Permission
 from catalog.actions import action
+from catalog.actions.access_grants import access_summary
 from catalog.core import levels, licenses, validate
 from catalog.core.dictionary import DICTIONARY_KEY, DictionaryError, dictionary_dict, parse_dictionary
 from catalog.core.errors import NotAuthorized, NotFound, ValidationError
@@ -45,7 +46,7 @@ TEXT_FIELDS = {"title": 255, "notes": 100_000, "url": 2000, "version": 100, "aut
 # package_show output back) and ignored.
 DERIVED = {"organization", "num_resources", "num_tags", "metadata_created", "metadata_modified",
            "creator_user_id", "isopen", "license_title", "license_url", "relationships_as_object",
-           "relationships_as_subject", "tracking_summary", "quality_score"}
+           "relationships_as_subject", "tracking_summary", "quality_score", "access"}
 ACCESS_FIELDS = ("access_level", "embargo_until", "agreement_id", "grant_days")
 CORE = {"id", "name", "type", "owner_org", "private", "state", "license_id", "tags", "extras", *ACCESS_FIELDS,
         "groups", "resources", *TEXT_FIELDS, *DERIVED}
@@ -363,15 +364,17 @@ def _require_move(s: Session, ctx: Context, pkg: Package, target: Group) -> None
                             "edit rights in both its organization and the new one")
 
 
-def _refuse_unacknowledged_pii(s: Session, pkg: Package, errors: validate.Errors) -> None:
+def _refuse_unacknowledged_pii(s: Session, pkg: Package, errors: validate.Errors, field: str = "private") -> None:
     """A dataset's rows become readable by the public (made public, or lowered to ``open`` or
-    ``registered``) only once its personal-information findings are acknowledged."""
+    ``registered``) only once its personal-information findings are acknowledged. The error names
+    the field that did it: ``private`` when it goes public, ``access_level`` when it is lowered."""
     from catalog.actions.quality import unacknowledged_pii
 
+    doing = "making the dataset public" if field == "private" else f"lowering the dataset to {pkg.access_level}"
     for res, pending in unacknowledged_pii(s, pkg.id):
-        errors.add("private", f"Resource {res.name or res.id!r} holds personal information "
-                              f"({disclosure.describe(pending)}); acknowledge it with quality_pii_acknowledge "
-                              "before making the dataset public.")
+        errors.add(field, f"Resource {res.name or res.id!r} holds personal information "
+                          f"({disclosure.describe(pending)}); acknowledge it with quality_pii_acknowledge "
+                          f"before {doing}.")
 
 
 def _row(model, obj) -> dict[str, Any]:
@@ -391,9 +394,10 @@ def _update(ctx: Context, data: dict[str, Any], verb: str = "changed") -> dict[s
                 pkg.owner_org, pkg.organization = org.id, org  # both: the returned dict names the new one
         data = {**data, "name": data.get("name") or pkg.name}
         was_public = levels.needs_pii_acknowledgement(pkg.private, pkg.access_level)
+        was_private = pkg.private
         _apply_fields(s, ctx, pkg, data, errors)
         if not was_public and levels.needs_pii_acknowledgement(pkg.private, pkg.access_level):
-            _refuse_unacknowledged_pii(s, pkg, errors)
+            _refuse_unacknowledged_pii(s, pkg, errors, "private" if was_private else "access_level")
         _apply_resources(s, ctx, pkg, data.get("resources"), errors)
         _apply_groups(s, ctx, pkg, data.get("groups"), errors)
         errors.raise_if_any()
@@ -460,11 +464,17 @@ def dataset_purge(ctx: Context, data: dict[str, Any]) -> None:
 
 @action
 def package_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
-    """Return a dataset by ``id`` or name, with its resources and groups."""
+    """Return a dataset by ``id`` or name, with its resources and groups. For a signed-in caller,
+    ``access`` says what they hold on its rows (``can_read``, ``can_download``, ``via``, ``columns``,
+    ``grant_id``, ``grant_expires``, ``pending_request_id``, the ``terms`` to accept) or, in
+    ``message``, what it takes to read them."""
     with ctx.platform.read() as s:
         pkg = _find(s, ctx, data)
-        return package_dict(s, pkg, ctx.site_url, editor=policy.allowed(s, ctx.actor, Permission.EDIT_DATASET, pkg),
-                            scope=policy.shown_columns(s, ctx.actor, pkg))
+        out = package_dict(s, pkg, ctx.site_url, editor=policy.allowed(s, ctx.actor, Permission.EDIT_DATASET, pkg),
+                           scope=policy.shown_columns(s, ctx.actor, pkg))
+        if ctx.actor is not None and ctx.actor.id is not None:
+            out["access"] = access_summary(s, ctx.actor, pkg)
+        return out
 
 
 def _listed(ctx: Context, include_private: bool):

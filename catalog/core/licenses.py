@@ -7,7 +7,7 @@ title, has no URL and is not counted as open. Portals name licences their own wa
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 MAX_ID = 100
 
@@ -18,36 +18,44 @@ class License:
     title: str
     url: str = ""
     od_conformance: str = "not reviewed"
+    domain: str = "content"  # CKAN's domain_content / domain_data: "content", "data" or both ("content data")
+    generic: bool = False  # CKAN's is_generic: "Other (...)" and "not specified"
 
     @property
     def is_open(self) -> bool:
         return self.od_conformance == "approved"
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "is_okd_compliant": self.is_open, "status": "active"}
+        """CKAN's ``license_list`` entry (``License.license_dictize``): every key CKAN sends, so a
+        client written against CKAN finds ``domain_data``, ``is_generic`` or ``osd_conformance``."""
+        return {"domain_content": "content" in self.domain, "domain_data": "data" in self.domain,
+                "domain_software": False, "family": "", "id": self.id, "is_generic": self.generic,
+                "maintainer": "", "od_conformance": self.od_conformance, "osd_conformance": "not reviewed",
+                "status": "active", "title": self.title, "url": self.url,
+                "is_okd_compliant": self.is_open, "is_osi_compliant": False}
 
 
 LICENSES: dict[str, License] = {lic.id: lic for lic in (
-    License("notspecified", "License not specified"),
+    License("notspecified", "License not specified", domain="", generic=True),
     License("odc-pddl", "Open Data Commons Public Domain Dedication and License (PDDL)",
-            "http://www.opendefinition.org/licenses/odc-pddl", "approved"),
+            "http://www.opendefinition.org/licenses/odc-pddl", "approved", "data"),
     License("odc-odbl", "Open Data Commons Open Database License (ODbL)",
-            "http://www.opendefinition.org/licenses/odc-odbl", "approved"),
+            "http://www.opendefinition.org/licenses/odc-odbl", "approved", "data"),
     License("odc-by", "Open Data Commons Attribution License",
-            "http://www.opendefinition.org/licenses/odc-by", "approved"),
+            "http://www.opendefinition.org/licenses/odc-by", "approved", "data"),
     License("cc-zero", "Creative Commons CCZero", "http://www.opendefinition.org/licenses/cc-zero", "approved"),
     License("cc-by", "Creative Commons Attribution", "http://www.opendefinition.org/licenses/cc-by", "approved"),
     License("cc-by-sa", "Creative Commons Attribution Share-Alike",
             "http://www.opendefinition.org/licenses/cc-by-sa", "approved"),
     License("gfdl", "GNU Free Documentation License", "http://www.opendefinition.org/licenses/gfdl", "approved"),
-    License("other-open", "Other (Open)", "", "approved"),
-    License("other-pd", "Other (Public Domain)", "", "approved"),
-    License("other-at", "Other (Attribution)", "", "approved"),
+    License("other-open", "Other (Open)", "", "approved", generic=True),
+    License("other-pd", "Other (Public Domain)", "", "approved", generic=True),
+    License("other-at", "Other (Attribution)", "", "approved", generic=True),
     License("uk-ogl", "UK Open Government Licence (OGL)",
-            "http://reference.data.gov.uk/id/open-government-licence", "approved"),
+            "http://reference.data.gov.uk/id/open-government-licence", "approved", "content data"),
     License("cc-nc", "Creative Commons Non-Commercial (Any)", "http://creativecommons.org/licenses/by-nc/2.0/"),
-    License("other-nc", "Other (Non-Commercial)"),
-    License("other-closed", "Other (Not Open)"),
+    License("other-nc", "Other (Non-Commercial)", generic=True),
+    License("other-closed", "Other (Not Open)", generic=True),
     # SPDX ids (https://spdx.org/licenses/) of the open licences portals use most
     License("CC0-1.0", "Creative Commons Zero v1.0 Universal",
             "https://creativecommons.org/publicdomain/zero/1.0/", "approved"),
@@ -58,13 +66,14 @@ LICENSES: dict[str, License] = {lic.id: lic for lic in (
     License("CC-BY-NC-4.0", "Creative Commons Attribution Non Commercial 4.0 International",
             "https://creativecommons.org/licenses/by-nc/4.0/"),
     License("ODbL-1.0", "Open Data Commons Open Database License v1.0",
-            "https://opendatacommons.org/licenses/odbl/1-0/", "approved"),
+            "https://opendatacommons.org/licenses/odbl/1-0/", "approved", "data"),
     License("ODC-By-1.0", "Open Data Commons Attribution License v1.0",
-            "https://opendatacommons.org/licenses/by/1-0/", "approved"),
+            "https://opendatacommons.org/licenses/by/1-0/", "approved", "data"),
     License("PDDL-1.0", "Open Data Commons Public Domain Dedication & License 1.0",
-            "https://opendatacommons.org/licenses/pddl/1-0/", "approved"),
+            "https://opendatacommons.org/licenses/pddl/1-0/", "approved", "data"),
     License("OGL-UK-3.0", "Open Government Licence v3.0",
-            "https://www.nationalarchives.gov.uk/doc/open-government-licence/version/3/", "approved"),
+            "https://www.nationalarchives.gov.uk/doc/open-government-licence/version/3/", "approved",
+            "content data"),
 )}
 
 

@@ -44,6 +44,7 @@ class Document:
     extras_text: str
     dict: dict
     quality: float | None = None  # the dataset's quality score, for filtering and sorting
+    access_level: str = "open"  # who may read its rows (catalog.core.levels): a filter and a facet
 
 
 def epoch(value: dt.datetime) -> float:
@@ -115,5 +116,5 @@ def load(session: Session, ids: Iterable[str] | None = None) -> Iterator[Documen
                 notes=row.notes or "", author=row.author or "", maintainer=row.maintainer or "",
                 extras_text=" ".join(str(e.get("value", "")) for e in row.extras or []),
                 dict=(pkg_dict := dictize.package(pkg, res_dicts, pkg_groups)),
-                quality=pkg_dict["quality_score"],
+                quality=pkg_dict["quality_score"], access_level=pkg_dict["access_level"],
             )

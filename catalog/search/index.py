@@ -30,7 +30,7 @@ from catalog.search.documents import Document
 
 K1, B = 1.2, 0.75
 TITLE_WEIGHT, TAG_WEIGHT = 3, 2
-FACET_FIELDS = ("organization", "groups", "tags", "res_format", "license_id")
+FACET_FIELDS = ("organization", "groups", "tags", "res_format", "license_id", "access_level")
 STATE_CODES = {"active": 0, "draft": 1, "deleted": 2}
 
 
@@ -131,7 +131,7 @@ class SearchIndex:
         self.orgs, self.licenses = _Vocab(), _Vocab()
         self.org_by_id: dict[str, int] = {}  # organization id -> its facet value id
         self.title_text: list[str] = []
-        self.multi = {f: _Multi() for f in ("tags", "groups", "res_format")}
+        self.multi = {f: _Multi() for f in ("tags", "groups", "res_format", "access_level")}
         self.dead = 0
 
     # -- building -----------------------------------------------------------------------------
@@ -212,7 +212,8 @@ class SearchIndex:
                     "owner_org": [doc.owner_org] if doc.owner_org else [],
                     "groups": [g for g, _ in doc.groups], "res_format": doc.res_formats,
                     "creator_user_id": [doc.creator_user_id] if doc.creator_user_id else [],
-                    "private": [str(doc.private).lower()], "state": [doc.state], "type": ["dataset"]}
+                    "private": [str(doc.private).lower()], "state": [doc.state], "type": ["dataset"],
+                    "access_level": [doc.access_level]}
         for name, values in keywords.items():
             for value in values:
                 self._post(f"{name}\x01{value.lower()}", slot, 1)
@@ -232,6 +233,7 @@ class SearchIndex:
         self.multi["tags"].add(slot, doc.tags, titles={t: t for t in doc.tags})
         self.multi["groups"].add(slot, [g for g, _ in doc.groups], titles=dict(doc.groups))
         self.multi["res_format"].add(slot, doc.res_formats, titles={f: f for f in doc.res_formats})
+        self.multi["access_level"].add(slot, [doc.access_level], titles={doc.access_level: doc.access_level})
 
     def arrays(self) -> dict[str, np.ndarray]:
         if self._arrays is None:

@@ -16,7 +16,7 @@ from catalog.core.errors import SearchQueryError
 TEXT_FIELDS = frozenset({"text", "title", "notes", "res_name", "res_description", "author", "maintainer",
                          "extras"})
 KEYWORD_FIELDS = frozenset({"name", "id", "tags", "organization", "owner_org", "groups", "license_id",
-                            "res_format", "type", "state", "capacity", "creator_user_id", "private"})
+                            "access_level", "res_format", "type", "state", "capacity", "creator_user_id", "private"})
 RANGE_FIELDS = frozenset({"metadata_modified", "metadata_created", "quality_score"})
 SORT_FIELDS = frozenset({"score", "metadata_modified", "metadata_created", "name", "title_string", "id",
                          "quality_score"})

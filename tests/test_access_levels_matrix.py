@@ -9,24 +9,35 @@ ingested for real. The world is built through the actions a provider and researc
 directly in the database (nobody waits). Expected answers come from :func:`expected`, the rules
 of the issue written plainly here, not from :mod:`catalog.access.policy`.
 
-Datasets (one organization, each with the same ingested CSV, a tag and a group of its own):
-``open``, ``registered`` (an agreement to accept), ``restricted`` (the same agreement, with
-questions), ``private`` (restricted, its grants given before it went private: private wins),
+Datasets (one organization, each with the same ingested CSV and data dictionary, a tag and a
+group of its own): ``open``, ``registered`` (an agreement to accept), ``restricted`` (an agreement
+with questions), ``private`` (restricted, its grants given before it went private: private wins),
 ``embargoed`` (open, embargo until next month), ``embargoed-restricted`` (grants given, then an
-embargo), ``deleted`` and ``draft`` (restricted, grants given first).
+embargo), ``embargo-ended`` (grants given, then an embargo until today: over), ``deleted`` and
+``draft`` (restricted, grants given first).
 
-Callers: anonymous; signed in with nothing; ``accepted`` the terms of every dataset (while it was
-public); with a ``pending``, ``denied`` or ``withdrawn`` request, an ``expired`` or ``revoked``
-grant, a ``scoped`` grant (columns ``id`` and ``city``: ``secret`` does not exist for them) or a
-whole grant (``granted``) on every dataset that took grants; ``org-grantee``, a member of an
-organization granted every such dataset; the owning organization's ``member``; a ``collaborator``
-(capacity member) of every dataset; a ``sysadmin``.
+Callers: anonymous; ``signed-in`` with nothing; ``accepted`` the current terms of every dataset
+(while it was public); ``stale-terms``, who accepted them before the registered dataset's
+agreement got a version 2; with a ``pending``, ``denied`` or ``withdrawn`` request, an ``expired``
+or ``revoked`` grant, a ``scoped`` grant (columns ``id`` and ``city``: ``secret`` does not exist
+for them) or a whole grant (``granted``) on every dataset that took grants; ``org-grantee``, a
+member of an organization granted every such dataset; the owning organization's ``member``; a
+``collaborator`` (capacity member) of every dataset; a ``sysadmin``.
+
+Paths: metadata (``package_show``, ``resource_show``, ``package_activity_list``,
+``resource_version_list``), ``package_show``'s ``access`` summary, ``quality_report_show`` (with
+or without values), rows (``datastore_search``, ``datastore_info``, ``datastore_export``,
+``quality_suite_show``), whole files (``resource_download`` of the original and the Parquet, each
+URL fetched), SQL (``datastore_search_sql``, ``datastore_sql_export``), the house matrix's lists
+and writes, and ``access_request_create`` (withdrawn again at once: the world stays as it was).
 
 Besides the outcome, every cell checks what came back: a column-scoped "ok" holds no trace of
-``secret`` (fields, records, CSV headers, the quality report); an answer to a caller who may not
-read the rows holds none of the CSV's values; a refusal to a caller who may see the dataset is
-Not Authorized, with a message and none of the values; to a caller who may not, it is Not Found,
-word for word what a nonexistent id gets.
+``secret`` (fields, records, CSV headers, the quality report, the data dictionary); an answer to
+a caller who may not read the rows holds none of the CSV's values; a refusal to a caller who may
+see the dataset is Not Authorized, saying what it takes, with none of the values; to a caller who
+may not, it is Not Found, word for word what a nonexistent id gets (and SQL's one refusal for a
+table one may not read is word for word that of a table that does not exist). The cells' answers
+are counted: not one unauthorised "ok".
 """
 from __future__ import annotations
 
@@ -164,6 +175,17 @@ def expected(path: str, who: str, ds: str) -> str:
     raise AssertionError(path)
 
 
+def hint(path: str, who: str, ds: str) -> str:
+    """What a refusal of rows to a caller who sees the dataset says it takes."""
+    level, private, embargoed, state = DATASETS[ds]
+    if path in FILE_PATHS and scoped(who, ds):
+        return "use datastore_search or an export"
+    if embargoed:
+        return "is under embargo until"
+    return {"registered": "accept its terms (agreement_accept)",
+            "restricted": "ask for access with access_request_create"}[level]
+
+
 # -- the world, built through the actions ---------------------------------------------------------
 
 QUESTIONS = [{"id": "institution", "text": "Your institution", "type": "text", "required": True}]
@@ -242,6 +264,17 @@ def world(s3, tmp_path_factory):
     with platform.write.begin() as s:  # the expired grants' time is over (no waiting)
         s.execute(update(AccessGrant).where(AccessGrant.grantee_id == actors["expired"].id)
                   .values(expires=utcnow() - dt.timedelta(seconds=1)))
+    for ds in datasets.values():  # the world is what the rules say it is, as its managers see it
+        if DATASETS[ds["key"]][0] == "restricted":
+            held = {g["grantee_name"]: (g["state"], g["columns"])
+                    for g in call(provider, "access_grant_list", {"package_id": ds["id"]})}
+            assert held == {"lv-expired": ("expired", None), "lv-scoped": ("active", list(VISIBLE)),
+                            "lv-granted": ("active", None), "lv-company": ("active", None),
+                            "lv-revoked": ("revoked", None)}, held
+            asked = {r["user_name"]: r["state"] for r in call(provider, "access_request_list",
+                                                                {"package_id": ds["id"]})}
+            assert asked == {"lv-pending": "pending", "lv-denied": "denied", "lv-withdrawn": "withdrawn",
+                             "lv-expired": "approved", "lv-scoped": "approved"}, asked
 
     # Then the datasets leave the restricted level's ordinary state.
     call(admin, "package_patch", {"id": "lv-private", "private": True})
@@ -411,6 +444,10 @@ def test_access_levels_matrix(world, path, who, ds):
         assert "X-Amz-" not in text, "no signed URL outside resource_download"
     if got == "denied" and path not in SQL_PATHS:
         assert text.startswith("Access denied"), text  # Not Authorized, saying why
+        if path in (*ROW_PATHS, *FILE_PATHS):
+            assert hint(path, who, ds) in text, text
+    if got == "cannot-read":
+        assert hint(path, who, ds) in json.loads(text)["access"]["message"]
     if got == "not-found" or path in SQL_PATHS and got == "denied":  # exactly as a nonexistent id
         ctx = Context(platform=world["platform"], actor=world["actors"][who], client=f"lv-{who}")
         assert (got, _as_ghost(text, world["datasets"][ds])) == outcome(path, ctx, GHOST)

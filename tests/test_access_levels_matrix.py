@@ -42,8 +42,10 @@ are counted: not one unauthorised "ok".
 from __future__ import annotations
 
 import datetime as dt
+import html
 import io
 import json
+import re
 import uuid
 
 import pytest
@@ -55,6 +57,7 @@ from catalog.access.policy import Permission
 from catalog.actions import call, run_checked
 from catalog.actions.datastore import datastore_export
 from catalog.actions.sql import datastore_sql_export
+from catalog.cli.app import create_app
 from catalog.core import levels
 from catalog.core.errors import NotAuthorized, NotFound, ValidationError
 from catalog.db.models import AccessGrant, Package, User, utcnow
@@ -103,9 +106,18 @@ META_PATHS = ("package_show", "resource_show", "package_activity_list", "resourc
 ROW_PATHS = ("datastore_search", "datastore_info", "datastore_export", "quality_suite_show")
 FILE_PATHS = ("resource_download", "resource_download_parquet")
 SQL_PATHS = ("datastore_search_sql", "datastore_sql_export")
+HTTP_PATHS = {  # over the web app (in-process WSGI, API tokens), and the action each one must answer as
+    "GET /api/3/action/datastore_search": "datastore_search",
+    "GET /datastore/dump": "datastore_export",
+    "GET /datastore/dump_sql": "datastore_sql_export",
+    "GET /dataset/<id>/resource/<id>/download": "resource_download",
+    "GET /dataset/<id>/resource/<id>/quality": "quality_report_show",
+    "GET /dataset/<id>": None,  # the page: a preview for readers, the refusal for the rest
+}
 PATHS = (*META_PATHS, "package_show_access", "quality_report_show", *ROW_PATHS, *FILE_PATHS, *SQL_PATHS,
-         *LIST_PATHS, *WRITE_PATHS, "access_request_create")
-POSITIVE = {"ok", "ok-scoped", "listed", "values", "values-scoped", "can-read", "can-read-scoped"}
+         *LIST_PATHS, *WRITE_PATHS, "access_request_create", *HTTP_PATHS)
+POSITIVE = {"ok", "ok-scoped", "listed", "values", "values-scoped", "can-read", "can-read-scoped", "preview",
+            "preview-scoped"}
 """Outcomes that give something: one that was not expected is an unauthorised answer."""
 
 
@@ -137,6 +149,10 @@ def expected(path: str, who: str, ds: str) -> str:
     level, private, embargoed, state = DATASETS[ds]
     seen, rows, narrow = views(who, ds), reads(who, ds), scoped(who, ds)
     hidden = "not-found"  # as if it did not exist
+    if path == "GET /dataset/<id>":
+        return ("preview-scoped" if narrow else "preview") if rows else "no-preview" if seen else hidden
+    if path in HTTP_PATHS:
+        return expected(HTTP_PATHS[path], who, ds)
     if path in META_PATHS:
         return "ok" if seen else hidden
     if path == "package_show_access":
@@ -178,7 +194,7 @@ def expected(path: str, who: str, ds: str) -> str:
 def hint(path: str, who: str, ds: str) -> str:
     """What a refusal of rows to a caller who sees the dataset says it takes."""
     level, private, embargoed, state = DATASETS[ds]
-    if path in FILE_PATHS and scoped(who, ds):
+    if HTTP_PATHS.get(path) in FILE_PATHS and scoped(who, ds) or path in FILE_PATHS and scoped(who, ds):
         return "use datastore_search or an export"
     if embargoed:
         return "is under embargo until"
@@ -276,6 +292,9 @@ def world(s3, tmp_path_factory):
             assert asked == {"lv-pending": "pending", "lv-denied": "denied", "lv-withdrawn": "withdrawn",
                              "lv-expired": "approved", "lv-scoped": "approved"}, asked
 
+    tokens = {who: call(as_(who), "api_token_create", {"user": _user(who), "name": "matrix"})["token"]
+              for who in CALLERS if who != "anonymous"}
+
     # Then the datasets leave the restricted level's ordinary state.
     call(admin, "package_patch", {"id": "lv-private", "private": True})
     call(admin, "package_patch", {"id": "lv-embargoed-restricted",
@@ -291,7 +310,8 @@ def world(s3, tmp_path_factory):
                 (level, private, embargoed, state), key
             assert (pkg.embargo_until is not None) == (embargoed or key == "embargo-ended"), key
             ds["creator"] = pkg.creator_user_id
-    yield {"platform": platform, "actors": actors, "datasets": datasets}
+    web = create_app(platform=platform).test_client()
+    yield {"platform": platform, "actors": actors, "datasets": datasets, "tokens": tokens, "web": web}
     platform.close()
 
 
@@ -395,7 +415,54 @@ def _run(path: str, ctx: Context, ds: dict) -> tuple[str, str]:
     return run_shared(path, ctx, ds), ""
 
 
-def outcome(path: str, ctx: Context, ds: dict) -> tuple[str, str]:
+def _http(path: str, web, token: str | None, ds: dict) -> tuple[str, str]:
+    """One request to the web app: its status as an outcome, and its body."""
+    rid, name = ds["resource"], ds["name"]
+    url, params = {
+        "GET /api/3/action/datastore_search": ("/api/3/action/datastore_search", {"resource_id": rid, "limit": 100}),
+        "GET /datastore/dump": (f"/datastore/dump/{rid}", {"format": "csv"}),
+        "GET /datastore/dump_sql": ("/datastore/dump_sql", {"sql": f'SELECT * FROM "{rid}"', "format": "csv"}),
+        "GET /dataset/<id>/resource/<id>/download": (f"/dataset/{name}/resource/{rid}/download", {}),
+        "GET /dataset/<id>/resource/<id>/quality": (f"/dataset/{name}/resource/{rid}/quality", {}),
+        "GET /dataset/<id>": (f"/dataset/{name}", {}),
+    }[path]
+    got = web.get(url, query_string=params, headers={"Authorization": token} if token else {})
+    body = got.get_data(as_text=True)
+    if got.status_code in (403, 404):
+        assert "location" not in got.headers
+        return {403: "denied", 404: "not-found"}[got.status_code], body
+    if got.status_code == 302:  # a download: the URL of the one object, issued after the check
+        assert path.endswith("/download") and "X-Amz-Expires=300" in got.headers["location"], got.headers
+        assert _fetch(got.headers["location"]) == CSV
+        return "ok", body
+    assert got.status_code == 200, (got.status_code, body[:500])
+    if path == "GET /api/3/action/datastore_search":
+        out = json.loads(body)["result"]
+        return _columns([f["id"] for f in out["fields"]], body), body
+    if path in ("GET /datastore/dump", "GET /datastore/dump_sql"):
+        return _columns(body.splitlines()[0].split(","), body), body
+    if path == "GET /dataset/<id>/resource/<id>/quality":
+        if "shown to readers of the data only" in body:
+            assert not _leaked(body)
+            return "withheld", body
+        assert _leaked(body, CITIES)
+        return ("values-scoped" if _columns_of_page(body) == "scoped" else "values"), body
+    if not _leaked(body, CITIES):  # the dataset page without a preview: the refusal instead
+        return "no-preview", body
+    return ("preview-scoped" if _columns_of_page(body) == "scoped" else "preview"), body
+
+
+def _columns_of_page(body: str) -> str:
+    """``scoped`` when a page shows nothing of the hidden column, ``all`` when it shows its values."""
+    if "Code word" in body or _leaked(body, SECRETS):
+        assert _leaked(body, SECRETS), "a page naming the hidden column shows its values to its readers"
+        return "all"
+    return "scoped"
+
+
+def outcome(path: str, ctx: Context, ds: dict, web=None, token: str | None = None) -> tuple[str, str]:
+    if path in HTTP_PATHS:
+        return _http(path, web, token, ds)
     try:
         return _run(path, ctx, ds)
     except NotFound as exc:
@@ -406,6 +473,7 @@ def outcome(path: str, ctx: Context, ds: dict) -> tuple[str, str]:
         return "invalid", _text(exc.field_errors)
 
 
+_REQUEST_ID = re.compile(r'"request_id": ?"[^"]*"|request id [0-9a-f-]+', re.I)
 GHOST = {"id": str(uuid.uuid4()), "name": "lv-ghost", "resource": str(uuid.uuid4()), "key": "ghost",
          "tag": "lv-tag-ghost", "group": "lv-g-ghost", "org": "lv-org", "other": _user("other")}
 
@@ -413,7 +481,7 @@ GHOST = {"id": str(uuid.uuid4()), "name": "lv-ghost", "resource": str(uuid.uuid4
 def _as_ghost(message: str, ds: dict) -> str:
     for key in ("id", "name", "resource"):
         message = message.replace(ds[key], GHOST[key])
-    return message
+    return _REQUEST_ID.sub("", message)
 
 
 CELLS = [(path, who, ds) for path in PATHS for who in CALLERS for ds in DATASETS]
@@ -421,9 +489,12 @@ RESULTS: dict[tuple[str, str, str], tuple[str, str]] = {}
 """(path, caller, dataset) → (outcome, expected), for the count of unauthorised answers."""
 
 
-def observe(world, path: str, who: str, key: str) -> tuple[str, str]:
+def observe(world, path: str, who: str, key: str, ds: dict | None = None) -> tuple[str, str]:
+    """Call ``path`` as ``who`` on dataset ``key`` (or on ``ds``, not recorded: the ghost)."""
     ctx = Context(platform=world["platform"], actor=world["actors"][who], client=f"lv-{who}")
-    got, text = outcome(path, ctx, world["datasets"][key])
+    got, text = outcome(path, ctx, ds or world["datasets"][key], world["web"], world["tokens"].get(who))
+    if ds is not None:
+        return got, text
     RESULTS[(path, who, key)] = (got, expected(path, who, key))
     return got, text
 
@@ -440,17 +511,19 @@ def test_access_levels_matrix(world, path, who, ds):
         assert HIDDEN not in text, "the hidden column does not exist for them"
     elif got == "ok" and path in ("package_show", "resource_show", "resource_version_list"):
         assert HIDDEN in text, "everyone else sees every column's name and description: public metadata"
-    if path in (*META_PATHS, "package_show_access"):
+    if path in (*META_PATHS, "package_show_access", "GET /dataset/<id>"):
         assert "X-Amz-" not in text, "no signed URL outside resource_download"
-    if got == "denied" and path not in SQL_PATHS:
-        assert text.startswith("Access denied"), text  # Not Authorized, saying why
-        if path in (*ROW_PATHS, *FILE_PATHS):
+    sql = path in SQL_PATHS or HTTP_PATHS.get(path) in SQL_PATHS
+    if got == "denied" and not sql:
+        assert "Access denied" in text, text  # Not Authorized, saying why
+        if path in (*ROW_PATHS, *FILE_PATHS) or HTTP_PATHS.get(path) in (*ROW_PATHS, *FILE_PATHS):
             assert hint(path, who, ds) in text, text
     if got == "cannot-read":
         assert hint(path, who, ds) in json.loads(text)["access"]["message"]
-    if got == "not-found" or path in SQL_PATHS and got == "denied":  # exactly as a nonexistent id
-        ctx = Context(platform=world["platform"], actor=world["actors"][who], client=f"lv-{who}")
-        assert (got, _as_ghost(text, world["datasets"][ds])) == outcome(path, ctx, GHOST)
+    if got == "no-preview":
+        assert hint(path, who, ds) in html.unescape(text), "the page says what it takes"
+    if got == "not-found" or sql and got == "denied":  # exactly as a nonexistent id
+        assert (got, _as_ghost(text, world["datasets"][ds])) == observe(world, path, who, ds, GHOST)
 
 
 def test_no_unauthorised_answer_anywhere(world):

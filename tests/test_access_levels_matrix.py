@@ -194,7 +194,7 @@ def expected(path: str, who: str, ds: str) -> str:
 def hint(path: str, who: str, ds: str) -> str:
     """What a refusal of rows to a caller who sees the dataset says it takes."""
     level, private, embargoed, state = DATASETS[ds]
-    if HTTP_PATHS.get(path) in FILE_PATHS and scoped(who, ds) or path in FILE_PATHS and scoped(who, ds):
+    if (path in FILE_PATHS or HTTP_PATHS.get(path) in FILE_PATHS) and scoped(who, ds):
         return "use datastore_search or an export"
     if embargoed:
         return "is under embargo until"

@@ -578,12 +578,25 @@ def package_collaborator_delete(ctx: Context, data: dict[str, Any]) -> None:
 @action
 def package_activity_list(ctx: Context, data: dict[str, Any]) -> list[dict[str, Any]]:
     """The activity stream of dataset ``id``, newest first (``offset``, ``limit`` default 31, max 100;
-    ``activity_types`` / ``exclude_activity_types`` filter it)."""
+    ``activity_types`` / ``exclude_activity_types`` filter it). A column-scoped grantee sees the
+    snapshots' data dictionaries without the hidden columns, as ``package_show`` shows them."""
     limit = validate.integer(data.get("limit"), "limit", ACTIVITY_LIMIT_DEFAULT, 0, ACTIVITY_LIMIT_MAX)
     offset = validate.integer(data.get("offset"), "offset", 0)
     with ctx.platform.read() as s:
         pkg = _find(s, ctx, data)
+        scope = policy.shown_columns(s, ctx.actor, pkg)
         query = activity.filtered(select(Activity).where(Activity.object_id == pkg.id,
                                                          activity.visible_to(ctx.actor)), data)
-        return [activity.as_dict(a) for a in s.scalars(query.offset(offset).limit(limit))]
+        return [scoped_activity(activity.as_dict(a), scope) for a in s.scalars(query.offset(offset).limit(limit))]
+
+
+def scoped_activity(out: dict[str, Any], scope: columns.Columns) -> dict[str, Any]:
+    """An activity whose ``data.package`` is a snapshot of the dataset dict, as a reader with a column
+    ``scope`` sees it: its resources' data dictionaries without the columns that do not exist for
+    them (a snapshot taken after an ingest holds the whole dictionary)."""
+    snapshot = (out.get("data") or {}).get("package") if isinstance(out.get("data"), dict) else None
+    if scope is None or not isinstance(snapshot, dict) or not isinstance(snapshot.get("resources"), list):
+        return out
+    resources = [scoped_resource(r, scope) if isinstance(r, dict) else r for r in snapshot["resources"]]
+    return {**out, "data": {**out["data"], "package": {**snapshot, "resources": resources}}}
 

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from catalog.core.errors import QueryRejected
 from catalog.datastore import sqlcheck
 from catalog.db.models import AuditEvent
-from tests.conftest import RunningMosu, s3_settings, start_mosu, wait_for_ingest
+from tests.conftest import RunningMosu, wait_for_ingest
 
 CITIES = ["Oslo", "Lima", "Pune", "Kobe"]
 COUNTRIES = {"Oslo": "Norway", "Lima": "Peru", "Pune": "India", "Kobe": "Japan"}
@@ -32,15 +32,10 @@ CITY_CSV = b"city,country\n" + b"".join(f"{c},{k}\n".encode() for c, k in COUNTR
 
 
 @pytest.fixture(scope="module")
-def mosu(s3, tmp_path_factory):
+def mosu(mosu_factory):
     """This module's own server, with small query limits so exhausting queries end fast."""
-    data_dir = tmp_path_factory.mktemp("sql") / "data"
-    settings = s3_settings(s3, data_dir, query_max_rows=50, query_timeout_seconds=2,
-                           query_memory_limit="256MB", query_max_result_bytes=256 * 1024,
-                           query_max_concurrent=3, query_max_concurrent_per_caller=2)
-    running = start_mosu(data_dir, {k: v for k, v in settings.to_env().items() if k != "MOSU_DATA_DIR"}, settings)
-    yield running
-    running.stop()
+    return mosu_factory(query_max_rows=50, query_timeout_seconds=2, query_memory_limit="256MB",
+                        query_max_result_bytes=256 * 1024, query_max_concurrent=3, query_max_concurrent_per_caller=2)
 
 
 def _upload(ckan, dataset: str, name: str, content: bytes) -> dict:
@@ -332,13 +327,9 @@ def test_concurrent_filtered_searches_take_query_slots_and_plain_pages_do_not(mo
 
 
 @pytest.fixture(scope="module")
-def patient(s3, tmp_path_factory):
+def patient(mosu_factory):
     """A server whose queries may compute for 60 s: a client that leaves must stop them sooner."""
-    data_dir = tmp_path_factory.mktemp("patient") / "data"
-    settings = s3_settings(s3, data_dir, query_timeout_seconds=60)
-    running = start_mosu(data_dir, {k: v for k, v in settings.to_env().items() if k != "MOSU_DATA_DIR"}, settings)
-    yield running
-    running.stop()
+    return mosu_factory(query_timeout_seconds=60)
 
 
 def _cpu_seconds(pid: int) -> float:

@@ -1,7 +1,6 @@
 """Quality reports, suites, the publish gate and personal information, on a running Mosu."""
 from __future__ import annotations
 
-import io
 import json
 import random
 import time
@@ -10,7 +9,7 @@ import ckanapi
 import pytest
 
 from catalog.core import keys
-from tests.conftest import wait_for_ingest
+from tests.conftest import upload
 
 
 def _csv(header: list[str], rows: list[list]) -> bytes:
@@ -40,20 +39,12 @@ def ckan(mosu):
     return mosu.admin_with_dataset("quality")
 
 
-def upload(ckan, body: bytes, name: str, resource_id: str | None = None, dataset: str = "quality") -> dict:
-    if resource_id:
-        res = ckan.action.resource_patch(id=resource_id, upload=(name, io.BytesIO(body)))
-    else:
-        res = ckan.action.resource_create(package_id=dataset, name=name, upload=(name, io.BytesIO(body)))
-    return wait_for_ingest(ckan, res["id"])
-
-
 def results_by(report: dict, kind: str, column: str | None = None) -> list[dict]:
     return [r for r in report["validation"] if r["type"] == kind and r["kwargs"].get("column") == column]
 
 
 def test_first_version_gets_a_profile_a_generated_suite_a_score_and_no_false_pii(mosu, ckan):
-    res = upload(ckan, _orders(), "orders.csv")
+    res = upload(ckan, _orders(), "orders.csv", dataset="quality")
     assert res["ingest_status"] == "ready", res["ingest_error"]
     report = ckan.action.quality_report_show(id=res["id"])
     assert report["resource_id"] == res["id"] and report["version"] == 1
@@ -82,7 +73,7 @@ def test_first_version_gets_a_profile_a_generated_suite_a_score_and_no_false_pii
 
 
 def test_blocking_defects_stop_publication_and_keep_the_current_version(mosu, ckan):
-    first = upload(ckan, _orders(), "keyed.csv")
+    first = upload(ckan, _orders(), "keyed.csv", dataset="quality")
     rid = first["id"]
     defects = {
         "nulls in the key": _orders(start=1000, replace={(3, "order_id"): None, (9, "order_id"): None}),
@@ -91,7 +82,7 @@ def test_blocking_defects_stop_publication_and_keep_the_current_version(mosu, ck
         "a type change": _orders(start=4000, replace={(i, "year"): f"FY{i}" for i in range(200)}),
     }
     for what, body in defects.items():
-        res = upload(ckan, body, "keyed.csv", rid)
+        res = upload(ckan, body, "keyed.csv", resource_id=rid)
         assert res["ingest_status"] == "failed", what
         assert res["ingest_error"].startswith("Blocking quality checks failed"), (what, res["ingest_error"])
         assert res["version_id"] == first["version_id"], f"{what}: the current version stays"
@@ -120,8 +111,9 @@ def test_blocking_defects_stop_publication_and_keep_the_current_version(mosu, ck
 
 
 def test_warnings_publish_and_lower_the_score(ckan):
-    first = upload(ckan, _orders(), "drift.csv")
-    res = upload(ckan, _orders(start=501, price_scale=10, replace={(7, "status"): "lost"}), "drift.csv", first["id"])
+    first = upload(ckan, _orders(), "drift.csv", dataset="quality")
+    res = upload(ckan, _orders(start=501, price_scale=10, replace={(7, "status"): "lost"}), "drift.csv",
+                 resource_id=first["id"])
     assert res["ingest_status"] == "ready" and res["version_id"] != first["version_id"]
     report = ckan.action.quality_report_show(id=res["id"])
     between = results_by(report, "expect_column_values_to_be_between", "price")[0]
@@ -171,7 +163,7 @@ def test_pii_holds_a_public_dataset_until_acknowledged(mosu, ckan):
     assert shown["ingest_status"] == "ready" and shown["datastore_active"] is True
     assert anonymous.action.datastore_search(resource_id=res["id"], limit=1)["total"] == 60
     # A new version with the same findings needs no new acknowledgement.
-    again = upload(ckan, _people(70), "people.csv", res["id"])
+    again = upload(ckan, _people(70), "people.csv", resource_id=res["id"])
     assert again["ingest_status"] == "ready"
 
 
@@ -218,7 +210,7 @@ def test_the_profile_of_a_personal_information_column_is_masked_like_its_example
 
 
 def test_suite_edits_are_checked_and_revalidate_without_a_reupload(ckan):
-    res = upload(ckan, _orders(), "suite.csv")
+    res = upload(ckan, _orders(), "suite.csv", dataset="quality")
     bad_suites = [
         ({"expectations": [{"type": "expect_column_values_to_be_between", "kwargs": {"column": "nope"}}]},
          "expectation 0 (expect_column_values_to_be_between): the table has no column 'nope'"),

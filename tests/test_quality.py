@@ -9,7 +9,7 @@ import ckanapi
 import pytest
 
 from catalog.core import keys
-from tests.conftest import upload
+from tests.conftest import cn_id_check, upload
 
 
 def _csv(header: list[str], rows: list[list]) -> bytes:
@@ -123,15 +123,11 @@ def test_warnings_publish_and_lower_the_score(ckan):
     assert report["summary"]["warnings"] == 2 and 80 <= report["score"] < 100
 
 
-def _cn_id(prefix17: str) -> str:
-    weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
-    return prefix17 + "10X98765432"[sum(int(d) * w for d, w in zip(prefix17, weights)) % 11]
-
-
 def _people(n: int = 60, valid_ids: bool = True) -> bytes:
     rows = []
     for i in range(n):
-        ident = _cn_id(f"1101051990{(i % 12) + 1:02d}{(i % 28) + 1:02d}{i % 900 + 100:03d}")
+        first17 = f"1101051990{(i % 12) + 1:02d}{(i % 28) + 1:02d}{i % 900 + 100:03d}"
+        ident = first17 + cn_id_check(first17)
         if not valid_ids:
             ident = ident[:-1] + ("0" if ident[-1] != "0" else "1")
         rows.append([i + 1, f"user{i}@example.org", f"138{i:08d}", ident, round(12.5 + i, 2), 1990 + i % 30])

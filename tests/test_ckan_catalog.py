@@ -11,7 +11,7 @@ import requests
 from sqlalchemy import func, select
 
 from catalog.db.models import Activity, AuditEvent, Group, Package, ResourceVersion, SearchChange, User
-from tests.conftest import s3_settings, start_mosu, wait_for_ingest
+from tests.conftest import wait_for_ingest
 
 
 @pytest.fixture(scope="module")
@@ -379,15 +379,10 @@ def test_users_may_not_create_organizations_or_groups_by_default(people):
 
 
 @pytest.fixture(scope="module")
-def open_site(s3, tmp_path_factory):
+def open_site(mosu_factory):
     """A second ``mosu up`` whose users may create organizations and groups
     (MOSU_USERS_CREATE_ORGANIZATIONS=true): a dataset must not be taken even there."""
-    data_dir = tmp_path_factory.mktemp("open-site") / "data"
-    settings = s3_settings(s3, data_dir, users_create_organizations=True)
-    env = {k: v for k, v in settings.to_env().items() if k != "MOSU_DATA_DIR"}
-    running = start_mosu(data_dir, {**env, "MOSU_USERS_CREATE_ORGANIZATIONS": "true"}, settings)
-    yield running
-    running.stop()
+    return mosu_factory(users_create_organizations=True)
 
 
 def test_a_collaborator_cannot_take_a_dataset_into_her_own_organization(open_site):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import decimal
+import functools
 import io
 import json
 import math
@@ -25,7 +26,7 @@ import requests
 from catalog.core.errors import ValidationError
 from catalog.datastore import exports
 from catalog.datastore.sandbox import json_value
-from tests.conftest import wait_for_ingest
+from tests.conftest import upload
 
 UTC = dt.UTC
 
@@ -270,12 +271,7 @@ def admin(mosu):
     return mosu.admin_with_dataset("exported")
 
 
-def _upload(ckan, content: bytes, resource_id: str | None = None, dataset: str = "exported") -> dict:
-    if resource_id is None:
-        res = ckan.action.resource_create(package_id=dataset, upload=("trees.csv", io.BytesIO(content)))
-    else:
-        res = ckan.action.resource_patch(id=resource_id, upload=("trees.csv", io.BytesIO(content)))
-    return wait_for_ingest(ckan, res["id"])
+_upload = functools.partial(upload, filename="trees.csv", dataset="exported")
 
 
 def _rows(n: int) -> bytes:
@@ -291,7 +287,7 @@ def _fetch(url: str) -> requests.Response:
 def test_download_parquet_of_current_and_earlier_versions(mosu, admin):
     v1 = _upload(admin, _rows(3))
     rid = v1["id"]
-    v2 = _upload(admin, _rows(5), rid)
+    v2 = _upload(admin, _rows(5), resource_id=rid)
     assert v2["ingest_status"] == "ready" and v2["version_id"] != v1["version_id"]
     anon = mosu.ckan()
 
@@ -341,7 +337,7 @@ def test_download_parquet_of_current_and_earlier_versions(mosu, admin):
 def test_a_failed_version_has_no_parquet_and_its_original_is_for_editors(mosu, admin):
     rid = _upload(admin, _rows(2))["id"]
     broken = b"%PDF-1.4 not a table"
-    assert _upload(admin, broken, rid)["ingest_status"] == "failed"
+    assert _upload(admin, broken, resource_id=rid)["ingest_status"] == "failed"
     with pytest.raises(ckanapi.ValidationError) as err:
         admin.action.resource_download(id=rid, version=2, format="parquet")
     assert "Version 2 is failed, not published" in str(err.value)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import bz2
+import functools
 import gzip
 import io
 import json
@@ -18,7 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from catalog.db.models import ResourceVersion
-from tests.conftest import wait_for_ingest
+from tests.conftest import upload
 
 CITIES_ZH = [("上海", 24870895, "中国最大的城市，位于长江入海口"), ("北京", 21893095, "首都，政治和文化中心"),
              ("广州", 18676605, "华南地区的商业中心"), ("深圳", 17560061, "靠近香港的科技城市"),
@@ -38,9 +39,7 @@ def ckan(mosu):
     return mosu.admin_with_dataset("formats")
 
 
-def ingest(ckan, content: bytes, filename: str, **fields) -> dict:
-    res = ckan.action.resource_create(package_id="formats", upload=(filename, io.BytesIO(content)), **fields)
-    return wait_for_ingest(ckan, res["id"])
+ingest = functools.partial(upload, dataset="formats")
 
 
 def rows(ckan, res: dict, limit: int = 100) -> list[dict]:

@@ -1,7 +1,6 @@
 """Quality reports, suites, the publish gate and personal information, on a running Mosu."""
 from __future__ import annotations
 
-import io
 import json
 import random
 import re
@@ -11,7 +10,7 @@ import ckanapi
 import pytest
 
 from catalog.core import keys
-from tests.conftest import wait_for_ingest
+from tests.conftest import cn_id_check, upload
 
 
 def _csv(header: list[str], rows: list[list]) -> bytes:
@@ -41,20 +40,12 @@ def ckan(mosu):
     return mosu.admin_with_dataset("quality")
 
 
-def upload(ckan, body: bytes, name: str, resource_id: str | None = None, dataset: str = "quality") -> dict:
-    if resource_id:
-        res = ckan.action.resource_patch(id=resource_id, upload=(name, io.BytesIO(body)))
-    else:
-        res = ckan.action.resource_create(package_id=dataset, name=name, upload=(name, io.BytesIO(body)))
-    return wait_for_ingest(ckan, res["id"])
-
-
 def results_by(report: dict, kind: str, column: str | None = None) -> list[dict]:
     return [r for r in report["validation"] if r["type"] == kind and r["kwargs"].get("column") == column]
 
 
 def test_first_version_gets_a_profile_a_generated_suite_a_score_and_no_false_pii(mosu, ckan):
-    res = upload(ckan, _orders(), "orders.csv")
+    res = upload(ckan, _orders(), "orders.csv", dataset="quality")
     assert res["ingest_status"] == "ready", res["ingest_error"]
     report = ckan.action.quality_report_show(id=res["id"])
     assert report["resource_id"] == res["id"] and report["version"] == 1
@@ -101,10 +92,10 @@ DEFECTS = {  # what is wrong with a new version -> its body, and the reason it i
 def blocked(ckan) -> tuple[dict, dict[str, tuple[dict, dict]]]:
     """One resource, then one new version of it per defect (uploaded once for the module): the first
     version, and per defect the resource as the ingest left it and the version it made."""
-    first = upload(ckan, _orders(), "keyed.csv")
+    first = upload(ckan, _orders(), "keyed.csv", dataset="quality")
     made = {}
     for what, (body, _) in DEFECTS.items():
-        res = upload(ckan, body, "keyed.csv", first["id"])
+        res = upload(ckan, body, "keyed.csv", resource_id=first["id"])
         made[what] = (res, ckan.action.resource_version_list(id=first["id"])[0])
     return first, made
 
@@ -165,8 +156,9 @@ def test_blocked_versions_keep_their_report_and_researchers_still_see_the_first(
 
 
 def test_warnings_publish_and_lower_the_score(ckan):
-    first = upload(ckan, _orders(), "drift.csv")
-    res = upload(ckan, _orders(start=501, price_scale=10, replace={(7, "status"): "lost"}), "drift.csv", first["id"])
+    first = upload(ckan, _orders(), "drift.csv", dataset="quality")
+    res = upload(ckan, _orders(start=501, price_scale=10, replace={(7, "status"): "lost"}), "drift.csv",
+                 resource_id=first["id"])
     assert res["ingest_status"] == "ready" and res["version_id"] != first["version_id"]
     report = ckan.action.quality_report_show(id=res["id"])
     between = results_by(report, "expect_column_values_to_be_between", "price")[0]
@@ -176,15 +168,11 @@ def test_warnings_publish_and_lower_the_score(ckan):
     assert report["summary"]["warnings"] == 2 and 80 <= report["score"] < 100
 
 
-def _cn_id(prefix17: str) -> str:
-    weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
-    return prefix17 + "10X98765432"[sum(int(d) * w for d, w in zip(prefix17, weights)) % 11]
-
-
 def _people(n: int = 60, valid_ids: bool = True) -> bytes:
     rows = []
     for i in range(n):
-        ident = _cn_id(f"1101051990{(i % 12) + 1:02d}{(i % 28) + 1:02d}{i % 900 + 100:03d}")
+        first17 = f"1101051990{(i % 12) + 1:02d}{(i % 28) + 1:02d}{i % 900 + 100:03d}"
+        ident = first17 + cn_id_check(first17)
         if not valid_ids:
             ident = ident[:-1] + ("0" if ident[-1] != "0" else "1")
         rows.append([i + 1, f"user{i}@example.org", f"138{i:08d}", ident, round(12.5 + i, 2), 1990 + i % 30])
@@ -218,7 +206,7 @@ def test_pii_holds_a_public_dataset_until_acknowledged(mosu, ckan):
     assert shown["ingest_status"] == "ready" and shown["datastore_active"] is True
     assert anonymous.action.datastore_search(resource_id=res["id"], limit=1)["total"] == 60
     # A new version with the same findings needs no new acknowledgement.
-    again = upload(ckan, _people(70), "people.csv", res["id"])
+    again = upload(ckan, _people(70), "people.csv", resource_id=res["id"])
     assert again["ingest_status"] == "ready"
 
 
@@ -284,7 +272,7 @@ def test_a_masked_profile_shows_the_shape_and_other_columns_keep_their_values(ck
 @pytest.fixture(scope="module")
 def suite_resource(ckan) -> dict:
     """An ordinary table whose suite the tests below edit, uploaded once for the module."""
-    return upload(ckan, _orders(), "suite.csv")
+    return upload(ckan, _orders(), "suite.csv", dataset="quality")
 
 
 @pytest.mark.parametrize("suite,message", [

@@ -7,7 +7,6 @@ the corpus are stopped quickly.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import re
 import socket
@@ -24,7 +23,7 @@ from sqlalchemy import select
 from catalog.core.errors import QueryRejected
 from catalog.datastore import sqlcheck
 from catalog.db.models import AuditEvent
-from tests.conftest import RunningMosu, s3_settings, start_mosu, wait_for_ingest
+from tests.conftest import RunningMosu, upload
 
 CITIES = ["Oslo", "Lima", "Pune", "Kobe"]
 COUNTRIES = {"Oslo": "Norway", "Lima": "Peru", "Pune": "India", "Kobe": "Japan"}
@@ -33,35 +32,25 @@ CITY_CSV = b"city,country\n" + b"".join(f"{c},{k}\n".encode() for c, k in COUNTR
 
 
 @pytest.fixture(scope="module")
-def mosu(s3, tmp_path_factory):
+def mosu(mosu_factory):
     """This module's own server, with small query limits so exhausting queries end fast."""
-    data_dir = tmp_path_factory.mktemp("sql") / "data"
-    settings = s3_settings(s3, data_dir, query_max_rows=50, query_timeout_seconds=2,
-                           query_memory_limit="256MB", query_max_result_bytes=256 * 1024,
-                           query_max_concurrent=3, query_max_concurrent_per_caller=2)
-    running = start_mosu(data_dir, {k: v for k, v in settings.to_env().items() if k != "MOSU_DATA_DIR"}, settings)
-    yield running
-    running.stop()
-
-
-def _upload(ckan, dataset: str, name: str, content: bytes) -> dict:
-    res = ckan.action.resource_create(package_id=dataset, name=name, upload=(f"{name}.csv", io.BytesIO(content)))
-    return wait_for_ingest(ckan, res["id"])
+    return mosu_factory(query_max_rows=50, query_timeout_seconds=2, query_memory_limit="256MB",
+                        query_max_result_bytes=256 * 1024, query_max_concurrent=3, query_max_concurrent_per_caller=2)
 
 
 @pytest.fixture(scope="module")
 def ids(mosu: RunningMosu) -> dict[str, str]:
     """Two public resources, and resources a researcher may not read for every reason."""
     admin = mosu.admin_with_dataset("sqlpub")
-    r1 = _upload(admin, "sqlpub", "measurements", MEASUREMENTS)
-    r2 = _upload(admin, "sqlpub", "cities", CITY_CSV)
+    r1 = upload(admin, MEASUREMENTS, "measurements.csv", dataset="sqlpub", name="measurements")
+    r2 = upload(admin, CITY_CSV, "cities.csv", dataset="sqlpub", name="cities")
     assert r1["ingest_status"] == r2["ingest_status"] == "ready"
     admin.action.organization_create(name="other-org")
     admin.action.package_create(name="sqlpriv", owner_org="other-org", private=True)
-    private = _upload(admin, "sqlpriv", "secret", b"secret\nhunter2\n")
-    deleted = _upload(admin, "sqlpub", "gone", b"a\n1\n")
+    private = upload(admin, b"secret\nhunter2\n", "secret.csv", dataset="sqlpriv", name="secret")
+    deleted = upload(admin, b"a\n1\n", "gone.csv", dataset="sqlpub", name="gone")
     admin.action.resource_delete(id=deleted["id"])
-    failed = _upload(admin, "sqlpub", "broken", b"")
+    failed = upload(admin, b"", "broken.csv", dataset="sqlpub", name="broken")
     assert failed["ingest_status"] == "failed"
     link = admin.action.resource_create(package_id="sqlpub", name="link", url="https://example.org/x.csv")
     return {"R1": r1["id"], "R2": r2["id"], "PRIV": private["id"], "DEL": deleted["id"], "FAIL": failed["id"],
@@ -345,13 +334,9 @@ def test_concurrent_filtered_searches_take_query_slots_and_plain_pages_do_not(mo
 
 
 @pytest.fixture(scope="module")
-def patient(s3, tmp_path_factory):
+def patient(mosu_factory):
     """A server whose queries may compute for 60 s: a client that leaves must stop them sooner."""
-    data_dir = tmp_path_factory.mktemp("patient") / "data"
-    settings = s3_settings(s3, data_dir, query_timeout_seconds=60)
-    running = start_mosu(data_dir, {k: v for k, v in settings.to_env().items() if k != "MOSU_DATA_DIR"}, settings)
-    yield running
-    running.stop()
+    return mosu_factory(query_timeout_seconds=60)
 
 
 def _cpu_seconds(pid: int) -> float:

@@ -8,18 +8,15 @@ import uuid
 
 import pytest
 
-from tests.conftest import s3_settings, start_mosu, wait_for_ingest
+from tests.conftest import wait_for_ingest
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DEMO = ("iowa-electricity", "seattle-weather", "us-employment")
 
 
 @pytest.fixture(scope="module")
-def demo_site(s3, tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("demo") / "data"
-    settings = s3_settings(s3, data_dir)
-    env = {k: v for k, v in settings.to_env().items() if k != "MOSU_DATA_DIR"}
-    running = start_mosu(data_dir, env, settings, ("--demo",))
+def demo_site(mosu_factory):
+    running = mosu_factory("--demo")
     ckan = running.ckan()
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and sorted(ckan.action.package_list()) != sorted(DEMO):
@@ -27,8 +24,7 @@ def demo_site(s3, tmp_path_factory):
     for name in DEMO:
         for res in ckan.action.package_show(id=name)["resources"]:
             assert wait_for_ingest(ckan, res["id"])["ingest_status"] == "ready"
-    yield running
-    running.stop()
+    return running
 
 
 @pytest.fixture(scope="module")

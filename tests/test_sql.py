@@ -335,33 +335,65 @@ def test_concurrent_filtered_searches_take_query_slots_and_plain_pages_do_not(mo
 
 @pytest.fixture(scope="module")
 def patient(mosu_factory):
-    """A server whose queries may compute for 60 s: a client that leaves must stop them sooner."""
-    return mosu_factory(query_timeout_seconds=60)
+    """A server whose queries may compute for 60 s (a client that leaves must stop them sooner), and
+    that runs one query per caller at a time: a query holding its caller's slot makes the next one
+    a 429, which is how these tests see, without timing anything, that a query is still running."""
+    return mosu_factory(query_timeout_seconds=60, query_max_concurrent_per_caller=1)
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _quick(server) -> int:
+    """The status of a one-row query from this machine (the same caller as the tests' sockets)."""
+    return requests.get(server.url + "/api/3/action/datastore_search_sql", params={"sql": "SELECT 1 AS one"},
+                        timeout=30).status_code
+
+
+def _until(server, status: int, what: str, seconds: float = 30) -> None:
+    """Poll the one-row query until it answers ``status``; the query under test runs until its 60 s
+    time limit unless stopped, so seeing 200 within 20 s means it was stopped."""
+    deadline = time.monotonic() + seconds
+    while (got := _quick(server)) != status:
+        assert time.monotonic() < deadline, f"{what}: the one-row query still answers {got}"
+        time.sleep(0.1)
+
+
+# Hours of work: only its 60 s time limit or its client leaving stops it.
+ENDLESS = "SELECT count(*) FROM range(1000000) a, range(10000000) b WHERE (a.range+b.range)%7=3"
+
+
+def _answered(conn: socket.socket) -> bool:
+    """Whether the server has sent anything on ``conn`` yet (without waiting or consuming it)."""
+    try:
+        return bool(conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except BlockingIOError:
+        return False
+
+
+def _running(server, request: str, seconds: float = 30) -> socket.socket:
+    """A connection whose slow query is running: sent, then seen holding its caller's slot (the
+    one-row query answers 429). Should the one-row query take the slot first, the slow one is
+    refused (its socket holds that 429): send it again."""
+    host, port = server.url.split("//")[1].split(":")
+    deadline = time.monotonic() + seconds
+    while True:
+        conn = socket.create_connection((host, int(port)))
+        conn.sendall(request.encode())
+        while True:
+            assert time.monotonic() < deadline, "the slow query never held its caller's slot"
+            if _quick(server) == 429:
+                return conn
+            if _answered(conn):  # refused already: the one-row query had the slot
+                conn.close()
+                break
+            time.sleep(0.05)
 
 
 @pytest.mark.parametrize("path", ["/datastore/dump_sql?", "/api/3/action/datastore_search_sql?"])
 def test_a_client_that_disconnects_stops_its_query(patient, path):
     """The issue's server kept computing for 27 s after the client of a dump left."""
-    host, port = patient.url.split("//")[1].split(":")
-    conn = socket.create_connection((host, int(port)))
-    conn.sendall(f"GET {path}{urllib.parse.urlencode({'sql': SLOW})} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-    time.sleep(1.5)
-    start = _cpu_seconds(patient.proc.pid)
-    time.sleep(2)
-    assert _cpu_seconds(patient.proc.pid) - start > 0.6, "the query is computing (0.5 to 2 cores)"
+    conn = _running(patient, f"GET {path}{urllib.parse.urlencode({'sql': ENDLESS})} HTTP/1.1\r\nHost: x\r\n\r\n")
     conn.close()
-    time.sleep(1)
-    start = _cpu_seconds(patient.proc.pid)
-    time.sleep(3)
-    assert _cpu_seconds(patient.proc.pid) - start < 0.6, "the server stopped computing when the client left"
-    started = time.monotonic()
+    _until(patient, 200, "the query was stopped when its client left, giving its slot back", seconds=20)
     assert requests.get(patient.url + "/api/3/action/status_show", timeout=10).ok
-    assert time.monotonic() - started < 1.5
 
 
 SPARSE = "SELECT range FROM range(100000000000) WHERE range % 150000 = 0"
@@ -382,19 +414,16 @@ def test_a_sparse_export_starts_at_once_and_a_disconnect_is_one_info_line(patien
             data = conn.recv(65536)  # socket.timeout (a failure) if nothing comes within 15 s
             assert data, received
             received += data
+        assert _quick(patient) == 429, "the export is running, holding its caller's slot"
     finally:
         conn.close()
     assert received.startswith(b"HTTP/1.1 200"), received[:200]
     assert b"range\r\n0\r\n150000\r\n" in received
-    time.sleep(1)  # the query notices the client left
-    start = _cpu_seconds(patient.proc.pid)
-    time.sleep(2)
-    assert _cpu_seconds(patient.proc.pid) - start < 0.5, "the server stopped computing when the client left"
+    _until(patient, 200, "the export was stopped when its client left, giving its slot back")
     log = patient.log.read_text()
     stopped = [line for line in log.splitlines() if "/datastore/dump_sql" in line and "stopped" in line]
     assert stopped and "INFO" in stopped[-1] and "client disconnected" in stopped[-1], log[-2000:]
     assert "QueryRejected" not in log and "Traceback" not in log, log[-2000:]
-    assert requests.get(patient.url + "/api/3/action/status_show", timeout=10).ok
 
 
 # --- the hostile corpus -------------------------------------------------------------------------

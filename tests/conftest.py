@@ -219,3 +219,12 @@ def wait_for_ingest(ckan: ckanapi.RemoteCKAN, resource_id: str, timeout: float =
             return res
         time.sleep(0.25)
     raise AssertionError(f"ingest of {resource_id} did not finish in {timeout} s: {res}")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """Print pytest-randomly's seed at the end, also under ``make test``'s ``-q`` (which hides the
+    header line where the plugin prints it): an order-dependent failure is rerun with that seed."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if config.pluginmanager.hasplugin("randomly") and isinstance(seed, int):
+        terminalreporter.write_line(f'random order: seed {seed}; rerun this order with '
+                                    f'make test ARGS="--randomly-seed={seed}"')

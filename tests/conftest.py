@@ -295,3 +295,12 @@ def cn_id_check(first17: str) -> str:
     here from the standard, not by the code under test."""
     weights = [2 ** (17 - i) % 11 for i in range(17)]
     return "10X98765432"[sum(int(c) * w for c, w in zip(first17, weights)) % 11]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """Print pytest-randomly's seed at the end, also under ``make test``'s ``-q`` (which hides the
+    header line where the plugin prints it): an order-dependent failure is rerun with that seed."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if config.pluginmanager.hasplugin("randomly") and isinstance(seed, int):
+        terminalreporter.write_line(f'random order: seed {seed}; rerun this order with '
+                                    f'make test ARGS="--randomly-seed={seed}"')

@@ -5,28 +5,22 @@ stopped export gave its query slot back."""
 from __future__ import annotations
 
 import time
-from typing import Iterator
 
 import pytest
 import requests
 
-from tests.conftest import RunningMosu, s3_settings, start_mosu
+from tests.conftest import RunningMosu
 
 STOPPED = "The export was stopped after its time limit of 1 s"
 ENDLESS = 10**15  # rows: DuckDB computes a few billion a second, so days for the sum, years for the CSV
 
 
 @pytest.fixture(scope="module")
-def slow_site(s3, tmp_path_factory) -> Iterator[RunningMosu]:
+def slow_site(mosu_factory) -> RunningMosu:
     """Exports stopped after 1 s; the computation of one batch may take 20 s (so it is the export's
     limit, not the query's, that stops them); one query or export at a time per caller."""
-    data_dir = tmp_path_factory.mktemp("export-timeout") / "data"
-    settings = s3_settings(s3, data_dir, export_timeout_seconds=1.0, query_timeout_seconds=20.0,
-                           query_max_concurrent_per_caller=1)
-    running = start_mosu(data_dir, {k: v for k, v in settings.to_env().items() if k != "MOSU_DATA_DIR"},
-                         settings, ("--workers", "0"))
-    yield running
-    running.stop()
+    return mosu_factory("--workers", "0", export_timeout_seconds=1.0, query_timeout_seconds=20.0,
+                        query_max_concurrent_per_caller=1)
 
 
 def _dump_sql(site: RunningMosu, sql: str, **kwargs) -> requests.Response:

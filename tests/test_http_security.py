@@ -326,20 +326,25 @@ def test_sigterm_stops_mosu_while_clients_keep_connecting(mosu_factory):
     running = mosu_factory("--workers", "0")
     port = int(running.url.rsplit(":", 1)[1])
     stop = threading.Event()
+    sent = [0, 0]  # requests sent by each client
 
-    def hammer() -> None:
+    def hammer(n: int) -> None:
         while not stop.is_set():
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
                     conn.sendall(b"GET /static/status.js HTTP/1.1\r\nHost: x\r\n\r\n")
+                    sent[n] += 1
             except OSError:
                 time.sleep(0.01)
 
-    clients = [threading.Thread(target=hammer, daemon=True) for _ in range(2)]
+    clients = [threading.Thread(target=hammer, args=(n,), daemon=True) for n in range(2)]
     for c in clients:
         c.start()
     try:
-        time.sleep(1.5)
+        deadline = time.monotonic() + 30
+        while min(sent) < 50 and time.monotonic() < deadline:  # both clients keep the server busy
+            time.sleep(0.01)
+        assert min(sent) >= 50, sent
         running.proc.send_signal(signal.SIGTERM)
         running.proc.wait(30)
     finally:

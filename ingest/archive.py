@@ -15,7 +15,9 @@ which were read is returned, so the provider can see it.
 from __future__ import annotations
 
 import codecs
+import copy
 import re
+import sys
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -184,19 +186,34 @@ class _Extractor:
             raise IngestFailed(f"The ZIP archive unpacks to more than {self.limit:,} bytes (while reading "
                                f"{name[:80]!r}); it was refused as a possible ZIP bomb.")
 
+    def _open(self, info: zipfile.ZipInfo) -> zipfile.ZipExtFile:
+        """The member's real bytes. zipfile stops at the size the directory declares (then fails
+        its CRC check as "damaged"), so an entry that understates its size would never be counted
+        for what it is; lifted, it unpacks until its compressed data ends, and :meth:`_count` stops it."""
+        real = copy.copy(info)
+        real.file_size = sys.maxsize
+        return self.zf.open(real)
+
     def head(self, info: zipfile.ZipInfo) -> bytes:
-        with self.zf.open(info) as fh:
-            return fh.read(HEAD_BYTES)
+        """The member's first bytes, never more than it declares (memory is bounded by the checked sizes)."""
+        with self._open(info) as fh:
+            return fh.read(min(HEAD_BYTES, info.file_size))
 
     def extract(self, member: Member) -> Path:
         """The member as a plain file, unpacked if it was compressed; done once."""
         if member.path is not None:
             return member.path
         dst = self.work / f"member-{member.index}"
-        with self.zf.open(self.zf.infolist()[member.index]) as src, open(dst, "wb") as out:
+        info = self.zf.infolist()[member.index]
+        size = 0
+        with self._open(info) as src, open(dst, "wb") as out:
             while chunk := src.read(CHUNK):
                 self._count(len(chunk), member.name)
+                size += len(chunk)
                 out.write(chunk)
+        if size != info.file_size:
+            raise IngestFailed(f"The ZIP archive is damaged: {member.name[:80]!r} declares {info.file_size:,} "
+                               f"bytes but holds {size:,}.")
         if member.compression:
             unpacked = self.work / f"member-{member.index}.unpacked"
             size = unpack(dst, unpacked, member.compression, self.settings.max_unpacked_bytes,

@@ -53,7 +53,6 @@ def _clean(exc: Exception) -> str:
 
 
 _LINE_SIZE = re.compile(r"Maximum line size of (\d+) bytes exceeded\. Actual Size:\s*(\d+)")
-_ERROR_LINE = re.compile(r"CSV Error on Line: (\d+)")
 
 
 def csv_buffer(max_line_bytes: int) -> int:
@@ -70,8 +69,9 @@ def _explain(exc: Exception) -> str:
                 "Very wide rows or long text need more: an administrator can raise the limit and retry.")
     size = _LINE_SIZE.search(text)
     if size:
-        where = _ERROR_LINE.search(text)
-        return (f"A line{' near line ' + where.group(1) if where else ''} is {int(size.group(2)):,} bytes long, "
+        # Not DuckDB's "CSV Error on Line: N": for this error it counts within its buffer, not the file
+        # (a long third line was reported as line 1, whatever came before it).
+        return (f"A line is {int(size.group(2)):,} bytes long, "
                 f"over the limit of {int(size.group(1)):,} bytes (MOSU_MAX_LINE_BYTES); "
                 "is a quote left open, or is the file not line-based?")
     return f"The file could not be read as a table: {_clean(exc)}"

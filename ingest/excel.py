@@ -44,9 +44,27 @@ def _column(values: list[Any]) -> pa.Array:
         arr = pa.array(cleaned)
         if pa.types.is_null(arr.type):
             return pa.array([None] * len(values), type=pa.string())
-        return arr
+        return _whole_numbers(arr) if pa.types.is_floating(arr.type) else arr
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         return pa.array([None if v is None or v == "" else _text(v) for v in values], type=pa.string())
+
+
+def _whole_numbers(arr: pa.Array) -> pa.Array:
+    """An integer column when every value is a whole number (pure).
+
+    .xlsx and .ods store every number as a float, and calamine reads them so (an .xls keeps
+    its integers): a population of 9586195 would be previewed as 9586195.0, where the same
+    cells in a CSV or an .xls make an integer column. Whole numbers beyond 2^53 stay floats,
+    as they may not be the integers that were typed.
+    """
+    import pyarrow.compute as pc
+
+    present = arr.drop_null()
+    if len(present) == 0 or not pc.all(pc.equal(pc.floor(present), present)).as_py():
+        return arr
+    if pc.max(pc.abs(present)).as_py() >= 2**53:
+        return arr
+    return arr.cast(pa.int64())
 
 
 def _text(value: Any) -> str:

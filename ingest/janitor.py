@@ -20,9 +20,13 @@ from catalog.versions.lifecycle import JobState
 log = logging.getLogger("ingest.janitor")
 
 
-def clean_staging(platform: Platform, max_age_seconds: int) -> list[str]:
-    """Remove staging objects older than ``max_age_seconds`` whose attempt is not running now."""
-    cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=max_age_seconds)
+def clean_staging(platform: Platform, max_age_seconds: int, now: dt.datetime | None = None) -> list[str]:
+    """Remove staging objects older than ``max_age_seconds`` whose attempt is not running now.
+
+    ``now`` (an aware time; default the clock) is the moment ages are taken at: a test asks what a
+    later run would remove instead of waiting for objects to age.
+    """
+    cutoff = (now or dt.datetime.now(dt.timezone.utc)) - dt.timedelta(seconds=max_age_seconds)
     store, removed = platform.store, []
     with platform.read() as s:
         running = {(job_id, attempts) for job_id, attempts in s.execute(
@@ -39,11 +43,15 @@ def clean_staging(platform: Platform, max_age_seconds: int) -> list[str]:
     return removed
 
 
-def expire_uploads(platform: Platform, max_age_seconds: int) -> list[str]:
-    """Abort multipart uploads left open longer than ``max_age_seconds``, freeing their parts."""
-    from catalog.db.models import MultipartUpload, utcnow
+def expire_uploads(platform: Platform, max_age_seconds: int, now: dt.datetime | None = None) -> list[str]:
+    """Abort multipart uploads left open longer than ``max_age_seconds``, freeing their parts.
 
-    cutoff = utcnow() - dt.timedelta(seconds=max_age_seconds)
+    ``now`` (an aware time; default the clock): as in :func:`clean_staging`.
+    """
+    from catalog.db.models import MultipartUpload
+
+    now = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(tzinfo=None)
+    cutoff = now - dt.timedelta(seconds=max_age_seconds)  # naive UTC, as the catalog stores times
     expired = []
     with platform.write.begin() as s:
         for up in s.scalars(select(MultipartUpload).where(MultipartUpload.state == "open",

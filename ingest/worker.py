@@ -76,6 +76,7 @@ class Worker:
         self.platform = platform
         self.name = name or worker_name()
         self._entered = 0.0  # when the current job entered its current stage
+        self._stop = threading.Event()  # run_forever's: ends a test hold (see _test_hold)
 
     def run_once(self) -> bool:
         """Claim and process one job; False when the queue had nothing to do."""
@@ -93,6 +94,8 @@ class Worker:
         beat = _Heartbeat(self.platform, claim)
         beat.start()
         try:
+            if not self._test_hold(claim, beat):
+                return True
             if claim.kind == "validate":
                 self._revalidate(claim, beat)
             else:
@@ -106,6 +109,7 @@ class Worker:
         return True
 
     def run_forever(self, stop: threading.Event) -> None:
+        self._stop = stop
         poll = self.platform.settings.worker_poll_seconds
         while not stop.is_set():
             try:
@@ -115,6 +119,23 @@ class Worker:
                 busy = False
             if not busy:
                 stop.wait(poll)
+
+    def _test_hold(self, claim: jobs.Claim, beat: _Heartbeat) -> bool:
+        """Tests only: with ``MOSU_TEST_HOLD_INGEST`` set, wait (lease renewed, stage ``test-hold``)
+        until its file exists, so a test can kill this worker or stop the store while the job is
+        provably held. False when the worker is stopped meanwhile: the job is left to its lease.
+        Unset (every deployment), it returns True at once."""
+        release = self.platform.settings.test_hold_ingest
+        if release is None or release.exists():
+            return True
+        self._stage(claim, beat, "test-hold", {})
+        log.info("job %s attempt %d: held until %s exists (MOSU_TEST_HOLD_INGEST)", claim.job_id,
+                 claim.attempt, release)
+        while not release.exists():
+            if self._stop.wait(0.05):
+                log.info("job %s: stopped while held; the job returns when its lease runs out", claim.job_id)
+                return False
+        return True
 
     # -- the stages -------------------------------------------------------------------------
 

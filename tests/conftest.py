@@ -6,6 +6,7 @@ object store afterwards.
 """
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import ckanapi
 import pytest
@@ -142,6 +143,10 @@ class RunningMosu:
         admin.action.package_create(name=dataset, owner_org=f"{dataset}-org")
         return admin
 
+    def worker_pids(self) -> list[int]:
+        """PIDs of the ingest worker processes ``mosu up`` runs now (its children)."""
+        return [pid for pid, cmd in children(self.proc.pid) if "catalog.cli worker" in cmd]
+
     def inspect(self) -> Platform:
         """The same database and object store, opened directly for assertions; closed by :meth:`stop`
         (the fixture's teardown), so a test need not close it."""
@@ -159,6 +164,21 @@ class RunningMosu:
             except subprocess.TimeoutExpired:
                 kill_group(self.proc)
         return self.proc.returncode
+
+
+def children(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the live child processes of ``pid``, read from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append((int(entry.name), cmd))
+    return found
 
 
 def kill_group(proc: subprocess.Popen) -> None:
@@ -197,16 +217,49 @@ def start_mosu(data_dir: Path, env_extra: dict[str, str], settings: Settings,
     raise RuntimeError(f"mosu up did not answer in time:\n{log.read_text()}")
 
 
+MosuFactory = Callable[..., RunningMosu]
+
+
 @pytest.fixture(scope="module")
-def mosu(s3, tmp_path_factory) -> Iterator[RunningMosu]:
+def mosu_factory(request, tmp_path_factory) -> Iterator[MosuFactory]:
+    """Start ``mosu up`` servers for this module; every one still running is stopped at its end.
+
+    ``mosu_factory(*args, store=..., data_dir=None, env=None, **settings_changes)``: ``args`` go
+    to ``mosu up`` (``"--demo"``, ``"--workers", "3"``); ``settings_changes`` are
+    :class:`Settings` fields, passed as ``MOSU_*`` variables; ``env`` adds other variables. By
+    default the server uses a fresh bucket of the session's SeaweedFS (fixture ``s3``) and a fresh
+    data directory; ``store`` names another :class:`SeaweedServer`, or ``None`` for ``mosu up``'s
+    own embedded SeaweedFS (in ``data_dir``). A test may stop its server early with
+    :meth:`RunningMosu.stop`.
+    """
+    started: list[RunningMosu] = []
+    default = object()
+
+    def start(*args: str, store: SeaweedServer | None | object = default, data_dir: Path | None = None,
+              env: dict[str, str] | None = None, **changes: object) -> RunningMosu:
+        data_dir = data_dir or tmp_path_factory.mktemp("mosu") / "data"
+        if store is None:
+            settings = Settings(data_dir=data_dir, **changes)
+            # Only the changes: the defaults are what a new user gets without setting anything.
+            variables = {k: v for k, v in settings.to_env().items() if k.removeprefix("MOSU_").lower() in changes}
+        else:
+            server = request.getfixturevalue("s3") if store is default else store
+            settings = s3_settings(server, data_dir, **changes)
+            variables = {k: v for k, v in settings.to_env().items() if k != "MOSU_DATA_DIR"}
+        running = start_mosu(data_dir, {**variables, **(env or {})}, settings, args)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def mosu(mosu_factory) -> RunningMosu:
     """``mosu up`` on the session's SeaweedFS (MOSU_S3_ENDPOINT), with a 2 MB upload limit
     and a 1 MB line limit, so tests can exceed them cheaply."""
-    data_dir = tmp_path_factory.mktemp("mosu") / "data"
-    settings = s3_settings(s3, data_dir, max_upload_bytes=2 * 1024 * 1024, max_line_bytes=1024 * 1024)
-    env = {k: v for k, v in settings.to_env().items() if k != "MOSU_DATA_DIR"}
-    running = start_mosu(data_dir, env, settings)
-    yield running
-    running.stop()
+    return mosu_factory(max_upload_bytes=2 * 1024 * 1024, max_line_bytes=1024 * 1024)
 
 
 def wait_for_ingest(ckan: ckanapi.RemoteCKAN, resource_id: str, timeout: float = 90) -> dict:
@@ -219,3 +272,35 @@ def wait_for_ingest(ckan: ckanapi.RemoteCKAN, resource_id: str, timeout: float =
             return res
         time.sleep(0.25)
     raise AssertionError(f"ingest of {resource_id} did not finish in {timeout} s: {res}")
+
+
+def upload(ckan: ckanapi.RemoteCKAN, content: bytes, filename: str = "data.csv", *, dataset: str | None = None,
+           resource_id: str | None = None, wait: bool = True, timeout: float = 90, **fields: object) -> dict:
+    """Upload ``content`` as file ``filename``: a new resource of ``dataset`` (``resource_create``),
+    or a new version of ``resource_id`` (``resource_patch``), with any other resource ``fields``.
+
+    With ``wait`` (the default) it returns the resource once its ingest ended (:func:`wait_for_ingest`),
+    else the action's answer at once.
+    """
+    file = (filename, io.BytesIO(content))
+    if resource_id is not None:
+        res = ckan.action.resource_patch(id=resource_id, upload=file, **fields)
+    else:
+        res = ckan.action.resource_create(package_id=dataset, upload=file, **fields)
+    return wait_for_ingest(ckan, res["id"], timeout) if wait else res
+
+
+def cn_id_check(first17: str) -> str:
+    """The check character of a PRC resident ID number (GB 11643-1999: ISO 7064 MOD 11-2), computed
+    here from the standard, not by the code under test."""
+    weights = [2 ** (17 - i) % 11 for i in range(17)]
+    return "10X98765432"[sum(int(c) * w for c, w in zip(first17, weights)) % 11]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """Print pytest-randomly's seed at the end, also under ``make test``'s ``-q`` (which hides the
+    header line where the plugin prints it): an order-dependent failure is rerun with that seed."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if config.pluginmanager.hasplugin("randomly") and isinstance(seed, int):
+        terminalreporter.write_line(f'random order: seed {seed}; rerun this order with '
+                                    f'make test ARGS="--randomly-seed={seed}"')

@@ -1,14 +1,12 @@
 """The CKAN Action API of a running ``mosu up``: envelopes, permissions, uploads, bad input."""
 from __future__ import annotations
 
-import io
 import os
 import re
 import signal
 import subprocess
 import sys
 import uuid
-from pathlib import Path
 
 import ckanapi
 import pytest
@@ -16,7 +14,7 @@ import requests
 from sqlalchemy import func, select
 
 from catalog.db.models import IngestJob, Resource, ResourceVersion
-from tests.conftest import wait_for_ingest
+from tests.conftest import upload, wait_for_ingest
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(range(256)) * 4
 
@@ -35,10 +33,6 @@ def org(admin):
 def dataset(admin, org, request):
     name = "ds-" + re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[:60] + "-" + uuid.uuid4().hex[:6]
     return admin.action.package_create(name=name, title=request.node.name, owner_org=org["id"])
-
-
-def upload(ckan, dataset, content: bytes, filename: str = "data.csv") -> dict:
-    return ckan.action.resource_create(package_id=dataset["id"], upload=(filename, io.BytesIO(content)))
 
 
 # -- envelope and routing ---------------------------------------------------------------------
@@ -92,7 +86,7 @@ def test_user_outside_the_organization_cannot_add_datasets_or_resources(mosu, or
     with pytest.raises(ckanapi.NotAuthorized):
         outsider.action.package_create(name="outsider-ds", owner_org=org["id"])
     with pytest.raises(ckanapi.NotAuthorized):
-        upload(outsider, dataset, b"a,b\n1,2\n")
+        upload(outsider, b"a,b\n1,2\n", dataset=dataset["id"], wait=False)
 
 
 def test_private_dataset_is_invisible_to_others(mosu, admin, org):
@@ -177,7 +171,7 @@ def test_missing_dataset_is_not_found(mosu):
 
 def test_csv_upload_pages_through_rows(mosu, admin, dataset):
     rows = "\n".join(f"{i},item {i},{i * 0.5}" for i in range(1, 251))
-    res = upload(admin, dataset, ("id,label,score\n" + rows + "\n").encode(), "items.csv")
+    res = upload(admin, ("id,label,score\n" + rows + "\n").encode(), "items.csv", dataset=dataset["id"], wait=False)
     assert res["name"] == "items.csv" and res["format"] == "CSV" and res["url_type"] == "upload"
     done = wait_for_ingest(admin, res["id"])
     assert done["ingest_status"] == "ready", done["ingest_error"]
@@ -195,8 +189,7 @@ def test_csv_upload_pages_through_rows(mosu, admin, dataset):
 
 
 def test_non_tabular_upload_fails_clearly_and_keeps_the_raw_file(mosu, admin, dataset):
-    res = upload(admin, dataset, PNG, "photo.csv")
-    done = wait_for_ingest(admin, res["id"])
+    res = done = upload(admin, PNG, "photo.csv", dataset=dataset["id"])
     assert done["ingest_status"] == "failed"
     assert "PNG image" in done["ingest_error"] and "not a table Mosu can read" in done["ingest_error"]
     assert done["datastore_active"] is False
@@ -218,14 +211,14 @@ def test_non_tabular_upload_fails_clearly_and_keeps_the_raw_file(mosu, admin, da
     (b"a,b\n\x00\x01\x02,3\n" * 50, "binary data (NUL bytes)"),
 ])
 def test_bad_tables_fail_with_a_specific_message(admin, dataset, content, expected):
-    done = wait_for_ingest(admin, upload(admin, dataset, content)["id"])
+    done = upload(admin, content, dataset=dataset["id"])
     assert done["ingest_status"] == "failed"
     assert expected in done["ingest_error"]
     assert len(done["ingest_error"]) < 600
 
 
 def test_client_file_name_never_reaches_a_key(mosu, admin, dataset):
-    res = upload(admin, dataset, b"a,b\n1,2\n", "../../etc/evil.csv")
+    res = upload(admin, b"a,b\n1,2\n", "../../etc/evil.csv", dataset=dataset["id"], wait=False)
     assert res["name"] == "evil.csv"
     platform = mosu.inspect()
     with platform.read() as s:
@@ -276,27 +269,12 @@ def test_every_write_is_audited_in_a_verifiable_chain(mosu, admin, dataset):
     assert created[0].detail == {"name": dataset["name"]}
 
 
-def _children(pid: int) -> list[tuple[int, str]]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append((int(entry.name), cmd))
-    return found
-
-
 def test_a_killed_worker_is_replaced_and_ingest_goes_on(mosu, admin, dataset):
-    workers = [pid for pid, cmd in _children(mosu.proc.pid) if "catalog.cli worker" in cmd]
+    workers = mosu.worker_pids()
     assert len(workers) == 1
     os.kill(workers[0], signal.SIGKILL)
-    res = upload(admin, dataset, b"k,v\na,1\nb,2\n")
-    assert wait_for_ingest(admin, res["id"])["ingest_status"] == "ready"
-    replacement = [pid for pid, cmd in _children(mosu.proc.pid) if "catalog.cli worker" in cmd]
+    assert upload(admin, b"k,v\na,1\nb,2\n", dataset=dataset["id"])["ingest_status"] == "ready"
+    replacement = mosu.worker_pids()
     assert len(replacement) == 1 and replacement != workers
 
 

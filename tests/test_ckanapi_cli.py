@@ -64,10 +64,18 @@ def _load(ckanapi_cli, thing: str, rows: list[dict], name: str) -> list[tuple[st
     return [(r[2], r[3]) for r in map(json.loads, log.read_text().splitlines())]
 
 
-def test_load_then_dump_round_trips_and_reload_updates(mosu, ckanapi_cli):
+@pytest.fixture(scope="module")
+def loaded(ckanapi_cli) -> dict[str, list[tuple[str, str | None]]]:
+    """ORGS and DATASETS loaded with ``ckanapi load`` once, for every test that reads them; what
+    the loads logged, per record."""
+    return {"organizations": _load(ckanapi_cli, "organizations", ORGS, "orgs"),
+            "datasets": _load(ckanapi_cli, "datasets", DATASETS, "datasets")}
+
+
+def test_load_then_dump_round_trips_and_reload_updates(mosu, ckanapi_cli, loaded):
     ckanapi, write, work = ckanapi_cli
-    assert _load(ckanapi_cli, "organizations", ORGS, "orgs") == [("create", None), ("create", None)]
-    assert _load(ckanapi_cli, "datasets", DATASETS, "datasets") == [("create", None)] * 3
+    assert loaded["organizations"] == [("create", None), ("create", None)]
+    assert loaded["datasets"] == [("create", None)] * 3
 
     ckanapi("dump", "datasets", "--all", "--include-private", "-O", "dump.jsonl")
     dumped = {d["name"]: d for d in map(json.loads, (work / "dump.jsonl").read_text().splitlines())}
@@ -93,7 +101,7 @@ def test_load_then_dump_round_trips_and_reload_updates(mosu, ckanapi_cli):
     assert mosu.ckan().action.package_show(id="tram-stops")["title"] == "Tram stops (revised)"
 
 
-def test_dump_organizations(ckanapi_cli):
+def test_dump_organizations(ckanapi_cli, loaded):
     ckanapi, _, work = ckanapi_cli
     ckanapi("dump", "organizations", "--all", "-O", "orgs-out.jsonl")
     orgs = {o["name"]: o for o in map(json.loads, (work / "orgs-out.jsonl").read_text().splitlines())}
@@ -102,7 +110,7 @@ def test_dump_organizations(ckanapi_cli):
     assert orgs["port-authority"]["description"] == "Harbour data"
 
 
-def test_search_and_action_commands(ckanapi_cli):
+def test_search_and_action_commands(ckanapi_cli, loaded):
     ckanapi, _, _ = ckanapi_cli
     found = [json.loads(line) for line in
              ckanapi("search", "datasets", "q=tram", "fq=organization:city-transit").stdout.splitlines()
@@ -114,7 +122,7 @@ def test_search_and_action_commands(ckanapi_cli):
     assert {o["name"] for o in orgs} >= {"port-authority", "city-transit"}
 
 
-def test_errors_reach_ckanapi_as_typed_exceptions(mosu):
+def test_errors_reach_ckanapi_as_typed_exceptions(mosu, loaded):
     import ckanapi
 
     anon = mosu.ckan()

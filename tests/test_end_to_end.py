@@ -9,10 +9,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from catalog.core.settings import Settings
 from catalog.db.models import ResourceVersion
 from catalog.storage.seaweed import free_port
-from tests.conftest import MOSU, clean_env, start_mosu, wait_for_ingest
+from tests.conftest import MOSU, clean_env, wait_for_ingest
 
 CSV = "city,year,population,area_km2\nZürich,2020,421878,87.88\nGenève,2020,203856,15.93\nBasel,2020,173863,23.91\n"
 
@@ -31,14 +30,14 @@ def _weed_processes(data_dir: Path) -> list[int]:
     return pids
 
 
-def test_fresh_platform_upload_to_preview(tmp_path):
+def test_fresh_platform_upload_to_preview(mosu_factory, tmp_path):
     """mosu up (embedded SeaweedFS) -> CLI user+token -> ckanapi org, dataset, upload -> rows back."""
     data_dir = tmp_path / "mosu"
     before = subprocess.run([*MOSU, "user", "add", "alice", "--sysadmin", "--email", "alice@example.org"],
                             capture_output=True, text=True, timeout=60,
                             env={**clean_env(), "MOSU_DATA_DIR": str(data_dir)})
     assert before.returncode == 0, before.stderr  # the CLI works before the platform ever ran
-    running = start_mosu(data_dir, {}, Settings(data_dir=data_dir))
+    running = mosu_factory(store=None, data_dir=data_dir)
     try:
         creds = json.loads((data_dir / "s3" / "s3.json").read_text())
         assert oct((data_dir / "s3" / "s3.json").stat().st_mode & 0o777) == "0o600"

@@ -16,7 +16,7 @@ import requests
 from sqlalchemy import select
 
 from catalog.db.models import IngestJob, Package, Resource
-from tests.conftest import kill_group, s3_settings, start_mosu, wait_for_ingest
+from tests.conftest import kill_group, wait_for_ingest
 
 TOKEN_FAILURE_LIMIT = 5
 UPLOAD_LIMIT = 2 * 1024 * 1024
@@ -24,15 +24,10 @@ XSS = "javascript:alert(document.domain)//"
 
 
 @pytest.fixture(scope="module")
-def limited_mosu(s3, tmp_path_factory):
+def limited_mosu(mosu_factory):
     """``mosu up`` with the default body limit (1 MiB), a 2 MiB upload limit and a low bad-token
     limit, so each can be crossed cheaply."""
-    data_dir = tmp_path_factory.mktemp("http-security") / "data"
-    settings = s3_settings(s3, data_dir, max_upload_bytes=UPLOAD_LIMIT, token_failure_limit=TOKEN_FAILURE_LIMIT)
-    env = {k: v for k, v in settings.to_env().items() if k != "MOSU_DATA_DIR"}
-    running = start_mosu(data_dir, env, settings)
-    yield running
-    running.stop()
+    return mosu_factory(max_upload_bytes=UPLOAD_LIMIT, token_failure_limit=TOKEN_FAILURE_LIMIT)
 
 
 @pytest.fixture(scope="module")
@@ -322,32 +317,34 @@ def test_without_a_site_url_links_are_relative_whatever_the_host(platform):
     assert page.status_code == 200 and b"evil.example" not in page.data
 
 
-def test_sigterm_stops_mosu_while_clients_keep_connecting(s3, tmp_path):
+def test_sigterm_stops_mosu_while_clients_keep_connecting(mosu_factory):
     """SIGTERM landing inside a waitress connection handler was swallowed (4 of 4 tries)."""
     import signal
     import socket
     import threading
 
-    data_dir = tmp_path / "data"
-    settings = s3_settings(s3, data_dir)
-    running = start_mosu(data_dir, {k: v for k, v in settings.to_env().items() if k != "MOSU_DATA_DIR"},
-                         settings, ("--workers", "0"))
+    running = mosu_factory("--workers", "0")
     port = int(running.url.rsplit(":", 1)[1])
     stop = threading.Event()
+    sent = [0, 0]  # requests sent by each client
 
-    def hammer() -> None:
+    def hammer(n: int) -> None:
         while not stop.is_set():
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
                     conn.sendall(b"GET /static/status.js HTTP/1.1\r\nHost: x\r\n\r\n")
+                    sent[n] += 1
             except OSError:
                 time.sleep(0.01)
 
-    clients = [threading.Thread(target=hammer, daemon=True) for _ in range(2)]
+    clients = [threading.Thread(target=hammer, args=(n,), daemon=True) for n in range(2)]
     for c in clients:
         c.start()
     try:
-        time.sleep(1.5)
+        deadline = time.monotonic() + 30
+        while min(sent) < 50 and time.monotonic() < deadline:  # both clients keep the server busy
+            time.sleep(0.01)
+        assert min(sent) >= 50, sent
         running.proc.send_signal(signal.SIGTERM)
         running.proc.wait(30)
     finally:
@@ -360,13 +357,9 @@ def test_sigterm_stops_mosu_while_clients_keep_connecting(s3, tmp_path):
 # -- a review's variant of item 7: the fields of an upload form --------------------------------
 
 @pytest.fixture(scope="module")
-def big_upload_site(s3, tmp_path_factory):
+def big_upload_site(mosu_factory):
     """``mosu up`` whose upload limit (200 MB) leaves room for a form of many large fields."""
-    data_dir = tmp_path_factory.mktemp("upload-form") / "data"
-    settings = s3_settings(s3, data_dir, max_upload_bytes=200 * 1024 * 1024)
-    running = start_mosu(data_dir, {k: v for k, v in settings.to_env().items() if k != "MOSU_DATA_DIR"}, settings)
-    yield running
-    running.stop()
+    return mosu_factory(max_upload_bytes=200 * 1024 * 1024)
 
 
 def _upload_form(fields: int, field_bytes: int) -> bytes:

@@ -129,27 +129,52 @@ def test_janitor_removes_abandoned_staging_objects_only(platform):
     dead_keys = [keys.staging_parquet(stale, 1), keys.staging_parquet(running.job_id, running.attempt - 1 or 9)]
     for key in [live_key, *dead_keys]:
         platform.store.put_stream(key, io.BytesIO(b"PAR1"))
-    time.sleep(1.1)
     assert clean_staging(platform, max_age_seconds=3600) == [], "young objects are left alone"
-    removed = clean_staging(platform, max_age_seconds=0)
+    assert sorted(platform.store.list("staging/")) == sorted([live_key, *dead_keys])
+    # Two hours later (the janitor's clock moved on; nothing waits for it).
+    removed = clean_staging(platform, max_age_seconds=3600,
+                            now=dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=2))
     assert sorted(removed) == sorted(dead_keys)
     assert list(platform.store.list("staging/")) == [live_key], "the running attempt keeps its object"
 
 
+def _open_uploads(platform: Platform, prefix: str) -> set[str]:
+    """The S3 upload ids of the multipart uploads open under ``prefix``, as the object store lists them."""
+    store = platform.store
+    return {u.upload_id for u in store.client._list_multipart_uploads(store.bucket, prefix=prefix).uploads}
+
+
 def test_abandoned_multipart_uploads_expire(platform):
+    """README: an upload left open longer than MOSU_UPLOAD_MAX_AGE_SECONDS is aborted and its parts freed
+    on the object store, not only marked in the catalog."""
+    import requests
+    from minio.error import S3Error
+
     from catalog.db.models import MultipartUpload
     from ingest.janitor import expire_uploads
 
+    key = "raw/00000000-0000-0000-0000-000000000001/00000000-0000-0000-0000-000000000002"
+    s3_id = platform.store.multipart_start(key)
+    part = requests.put(platform.store.multipart_part_url(key, s3_id, 1, dt.timedelta(minutes=5)),
+                        data=b"0123456789", timeout=30)
+    assert part.status_code == 200, part.text
     with platform.write.begin() as s:
         pkg = _dataset(s)
-        key = "raw/00000000-0000-0000-0000-000000000001/00000000-0000-0000-0000-000000000002"
         up = MultipartUpload(package_id=pkg.id, resource_id="r", version_id="v", new_resource=True, key=key,
-                             s3_upload_id=platform.store.multipart_start(key), size=10, part_size=10, state="open")
+                             s3_upload_id=s3_id, size=10, part_size=10, state="open")
         s.add(up)
         s.flush()
         up_id = up.id
     assert expire_uploads(platform, max_age_seconds=3600) == []
-    time.sleep(0.01)
-    assert expire_uploads(platform, max_age_seconds=0) == [up_id]
+    assert _open_uploads(platform, "raw/") == {s3_id}
+    assert [(n, size) for n, size, _ in platform.store.multipart_parts(key, s3_id)] == [(1, 10)]
+    # A day later: the upload is past its age.
+    assert expire_uploads(platform, max_age_seconds=3600,
+                          now=dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)) == [up_id]
     with platform.read() as s:
         assert s.get(MultipartUpload, up_id).state == "expired"
+    assert _open_uploads(platform, "raw/") == set(), "the store no longer holds the upload"
+    with pytest.raises(S3Error) as err:
+        platform.store.multipart_parts(key, s3_id)
+    assert err.value.code == "NoSuchUpload", "nor its part"
+    assert list(platform.store.list("raw/")) == [], "and no object was made of it"

@@ -19,19 +19,15 @@ from catalog.cli.client import ApiError, Client, UploadInterrupted
 from catalog.cli.client import push as client_push
 from catalog.cli.resume import UploadState
 from catalog.storage.objects import MIB, ObjectStore
-from tests.conftest import RunningMosu, s3_settings, start_mosu, wait_for_ingest
+from tests.conftest import RunningMosu, s3_settings, wait_for_ingest
 
 PART = 16 * 1024 * 1024
 
 
 @pytest.fixture(scope="module")
-def mosu(s3, tmp_path_factory):
+def mosu(mosu_factory):
     """This module's own server: a 1 GB upload limit instead of the usual 2 MB."""
-    data_dir = tmp_path_factory.mktemp("parts") / "data"
-    settings = s3_settings(s3, data_dir, max_upload_bytes=1024 ** 3)
-    running = start_mosu(data_dir, {k: v for k, v in settings.to_env().items() if k != "MOSU_DATA_DIR"}, settings)
-    yield running
-    running.stop()
+    return mosu_factory(max_upload_bytes=1024 ** 3)
 
 
 @pytest.fixture(scope="module")

@@ -14,21 +14,23 @@ import pyarrow.parquet as pq
 import pytest
 
 from quality.pii import Finding, detect_column, mask, name_hints, scan_table, value_kinds
+from tests.conftest import cn_id_check
 
-RNG = random.Random(20240607)
+SEED = 20240607
+RNG = random.Random(SEED)  # for ORDINARY, built once at import; each test draws from its own ``rng``
 
 
-def id_check(first17: str) -> str:
-    """ISO 7064 MOD 11-2, as GB 11643-1999 specifies it."""
-    weights = [2 ** (17 - i) % 11 for i in range(17)]
-    return "10X98765432"[sum(int(c) * w for c, w in zip(first17, weights)) % 11]
+@pytest.fixture
+def rng() -> random.Random:
+    """A generator of the test's own: what a test draws does not depend on which tests ran before."""
+    return random.Random(SEED)
 
 
 def make_id(rng: random.Random) -> str:
     region = rng.choice(["110101", "310104", "440305", "510107", "330106", "620102"])
     born = datetime(1950, 1, 1) + timedelta(days=rng.randrange(0, 365 * 55))
     first17 = f"{region}{born:%Y%m%d}{rng.randrange(1000):03d}"
-    return first17 + id_check(first17)
+    return first17 + cn_id_check(first17)
 
 
 def flip_check(idno: str) -> str:
@@ -68,15 +70,15 @@ def test_phones_in_mixed_formats():
         assert value_kinds(v) == ("phone",), v
 
 
-def test_cn_mobile_as_integers_is_phone():
-    values = [int(f"1{RNG.choice('3456789')}{RNG.randrange(10**9):09d}") for _ in range(500)]
+def test_cn_mobile_as_integers_is_phone(rng):
+    values = [int(f"1{rng.choice('3456789')}{rng.randrange(10**9):09d}") for _ in range(500)]
     [f] = detect_column("contact", values)
     assert f.kind == "phone" and f.share == 1.0
     assert all("*" * 4 in e and len(e) == 11 for e in f.examples)
 
 
-def test_cn_ids_count_only_with_valid_check_digit():
-    valid = [make_id(RNG) for _ in range(300)]
+def test_cn_ids_count_only_with_valid_check_digit(rng):
+    valid = [make_id(rng) for _ in range(300)]
     invalid = [flip_check(v) for v in valid[:100]]
     assert value_kinds(valid[0]) == ("cn_id",)
     assert "cn_id" not in value_kinds(invalid[0])
@@ -87,10 +89,10 @@ def test_cn_ids_count_only_with_valid_check_digit():
     assert detect_column("身份证号", invalid) == []
 
 
-def test_cn_id_lowercase_x_separators_and_legacy_15():
+def test_cn_id_lowercase_x_separators_and_legacy_15(rng):
     x_ids = []
     while len(x_ids) < 5:
-        v = make_id(RNG)
+        v = make_id(rng)
         if v.endswith("X"):
             x_ids.append(v)
     assert value_kinds(x_ids[0].lower()) == ("cn_id",)
@@ -99,21 +101,21 @@ def test_cn_id_lowercase_x_separators_and_legacy_15():
     assert value_kinds("110101901307123") == ()  # month 13
     assert value_kinds("110101" + "21000307" + "1234") == ()  # born in 2100
     bad_region = "910101199003071234"
-    assert value_kinds(bad_region[:17] + id_check(bad_region[:17])) == ()
+    assert value_kinds(bad_region[:17] + cn_id_check(bad_region[:17])) == ()
 
 
-def test_cn_id_mask_hides_birth_date():
-    v = make_id(RNG)
+def test_cn_id_mask_hides_birth_date(rng):
+    v = make_id(rng)
     m = mask("cn_id", v)
     assert m == v[:4] + "*" * 10 + v[-4:]
     assert v[6:14] not in m
 
 
-def test_bank_cards():
-    cards = [luhn_complete("622202", 19, RNG) for _ in range(50)] + \
-            [luhn_complete("4", 16, RNG) for _ in range(50)] + \
-            [luhn_complete("53", 16, RNG) for _ in range(20)] + [luhn_complete("2221", 16, RNG)] + \
-            [luhn_complete("37", 15, RNG) for _ in range(20)]
+def test_bank_cards(rng):
+    cards = [luhn_complete("622202", 19, rng) for _ in range(50)] + \
+            [luhn_complete("4", 16, rng) for _ in range(50)] + \
+            [luhn_complete("53", 16, rng) for _ in range(20)] + [luhn_complete("2221", 16, rng)] + \
+            [luhn_complete("37", 15, rng) for _ in range(20)]
     spaced = [" ".join(c[i:i + 4] for i in range(0, len(c), 4)) for c in cards[:10]]
     [f] = detect_column("payment", cards + spaced)
     assert (f.kind, f.share) == ("bank_card", 1.0)
@@ -123,10 +125,10 @@ def test_bank_cards():
         assert len(digits) == 8
 
 
-def test_bank_card_needs_iin_length_and_luhn():
-    assert value_kinds(luhn_complete("9", 16, RNG)) == ()  # unknown issuer
-    assert value_kinds(luhn_complete("4", 15, RNG)) == ()  # Visa is 13, 16 or 19 digits
-    good = luhn_complete("4", 16, RNG)
+def test_bank_card_needs_iin_length_and_luhn(rng):
+    assert value_kinds(luhn_complete("9", 16, rng)) == ()  # unknown issuer
+    assert value_kinds(luhn_complete("4", 15, rng)) == ()  # Visa is 13, 16 or 19 digits
+    good = luhn_complete("4", 16, rng)
     assert value_kinds(good[:-1] + str((int(good[-1]) + 1) % 10)) == ()  # Luhn broken
 
 
@@ -208,7 +210,7 @@ def test_version_strings_are_not_ips():
 
 # ---------------------------------------------------------------- masking
 
-def test_masks_never_show_the_middle():
+def test_masks_never_show_the_middle(rng):
     assert mask("email", "zhangsan@example.com") == "z***@example.com"
     assert mask("email", "a@example.com") == "***@example.com"
     assert mask("phone", "13812345678") == "138****5678"
@@ -219,12 +221,12 @@ def test_masks_never_show_the_middle():
     assert mask("bank_card", "6222021234567890") == "6222 **** **** 7890"
     assert mask("passport", "E12345678") == "E****5678"
     for _ in range(200):
-        phone = f"1{RNG.choice('3456789')}{RNG.randrange(10**9):09d}"
+        phone = f"1{rng.choice('3456789')}{rng.randrange(10**9):09d}"
         assert mask("phone", phone)[3:7] == "****"
-        card = luhn_complete("62", RNG.choice([16, 17, 18, 19]), RNG)
+        card = luhn_complete("62", rng.choice([16, 17, 18, 19]), rng)
         assert card[4:-4] not in mask("bank_card", card).replace(" ", "")
         assert mask("bank_card", card).replace(" ", "").count("*") == len(card) - 8
-        idno = make_id(RNG)
+        idno = make_id(rng)
         assert idno[4:14] not in mask("cn_id", idno)
 
 
@@ -238,7 +240,7 @@ def _kinds(name: str, values: list[object]) -> list[tuple[str, float]]:
     return [(f.kind, f.share) for f in detect_column(name, values)]
 
 
-def test_the_documented_thresholds_decide_a_finding():
+def test_the_documented_thresholds_decide_a_finding(rng):
     words = [f"word{i}" for i in range(10)]
     emails = [f"p{i}@example.com" for i in range(10)]
     # 50% of the values without a name hint, 20% with one ("email").
@@ -247,7 +249,7 @@ def test_the_documented_thresholds_decide_a_finding():
     assert _kinds("email", emails[:2] + words[:8]) == [("email", 0.2)]
     assert _kinds("email", emails[:1] + words[:9]) == []
     # Bank cards need 80% (one random number in ten passes Luhn), and a correct Luhn digit.
-    cards = [luhn_complete("62", 16, RNG) for _ in range(10)]
+    cards = [luhn_complete("62", 16, rng) for _ in range(10)]
     assert _kinds("ref", cards[:8] + words[:2]) == [("bank_card", 0.8)]
     assert _kinds("ref", cards[:7] + words[:3]) == []
     wrong = [c[:-1] + str((int(c[-1]) + 1) % 10) for c in cards]
@@ -303,16 +305,16 @@ def test_scan_table_small_table_and_odd_names():
     assert scan_table(con, "t", [("n", "DOUBLE")]) == []
 
 
-def test_detection_over_twenty_mixed_columns_of_10k_values():
+def test_detection_over_twenty_mixed_columns_of_10k_values(rng):
     cols = {f"c{i}": vals for i, vals in enumerate([
         [f"user{j}@example.com" for j in range(10_000)],
-        [f"1{RNG.choice('3456789')}{RNG.randrange(10**9):09d}" for _ in range(10_000)],
-        [make_id(RNG) for _ in range(10_000)],
-        [luhn_complete("62", 19, RNG) for _ in range(10_000)],
+        [f"1{rng.choice('3456789')}{rng.randrange(10**9):09d}" for _ in range(10_000)],
+        [make_id(rng) for _ in range(10_000)],
+        [luhn_complete("62", 19, rng) for _ in range(10_000)],
         [f"10.{j % 256}.{j // 256}.1" for j in range(10_000)],
-        [f"E{RNG.randrange(10**8):08d}" for _ in range(10_000)],
+        [f"E{rng.randrange(10**8):08d}" for _ in range(10_000)],
         list(range(10_000)),
-        [RNG.uniform(0, 1) for _ in range(10_000)],
+        [rng.uniform(0, 1) for _ in range(10_000)],
         [f"record {j} says alpha near station {j}" for j in range(10_000)],
         [f"2024-01-01 12:{j % 60:02d}:00" for j in range(10_000)],
     ] * 2)}

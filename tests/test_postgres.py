@@ -8,17 +8,12 @@ import pytest
 
 from catalog.db.models import AuditEvent, Package
 from catalog.records import audit
-from tests.conftest import s3_settings, start_mosu, wait_for_ingest
+from tests.conftest import wait_for_ingest
 
 
 @pytest.fixture(scope="module")
-def pg_site(s3, postgres, tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("pg-site") / "data"
-    settings = s3_settings(s3, data_dir, database_url=postgres())
-    env = {k: v for k, v in settings.to_env().items() if k != "MOSU_DATA_DIR"}
-    running = start_mosu(data_dir, env, settings, ("--workers", "2"))
-    yield running
-    running.stop()
+def pg_site(mosu_factory, postgres):
+    return mosu_factory("--workers", "2", database_url=postgres())
 
 
 def test_upload_ingest_search_and_permissions_on_postgresql(pg_site):

@@ -1,16 +1,16 @@
 """Quality reports, suites, the publish gate and personal information, on a running Mosu."""
 from __future__ import annotations
 
-import io
 import json
 import random
+import re
 import time
 
 import ckanapi
 import pytest
 
 from catalog.core import keys
-from tests.conftest import wait_for_ingest
+from tests.conftest import cn_id_check, upload
 
 
 def _csv(header: list[str], rows: list[list]) -> bytes:
@@ -40,20 +40,15 @@ def ckan(mosu):
     return mosu.admin_with_dataset("quality")
 
 
-def upload(ckan, body: bytes, name: str, resource_id: str | None = None, dataset: str = "quality") -> dict:
-    if resource_id:
-        res = ckan.action.resource_patch(id=resource_id, upload=(name, io.BytesIO(body)))
-    else:
-        res = ckan.action.resource_create(package_id=dataset, name=name, upload=(name, io.BytesIO(body)))
-    return wait_for_ingest(ckan, res["id"])
-
-
 def results_by(report: dict, kind: str, column: str | None = None) -> list[dict]:
     return [r for r in report["validation"] if r["type"] == kind and r["kwargs"].get("column") == column]
 
 
 def test_first_version_gets_a_profile_a_generated_suite_a_score_and_no_false_pii(mosu, ckan):
-    res = upload(ckan, _orders(), "orders.csv")
+    # A dataset of its own: the dataset's score is its resources' together, and other tests upload
+    # lower-scoring resources to "quality".
+    ckan.action.package_create(name="quality-first", owner_org="quality-org")
+    res = upload(ckan, _orders(), "orders.csv", dataset="quality-first")
     assert res["ingest_status"] == "ready", res["ingest_error"]
     report = ckan.action.quality_report_show(id=res["id"])
     assert report["resource_id"] == res["id"] and report["version"] == 1
@@ -71,7 +66,7 @@ def test_first_version_gets_a_profile_a_generated_suite_a_score_and_no_false_pii
     assert ("expect_table_columns_to_match_ordered_list", None, "blocking") in kinds
     assert ("expect_column_values_to_be_in_set", "status", "warning") in kinds
     assert ckan.action.resource_show(id=res["id"])["quality_score"] == 100
-    assert ckan.action.package_show(id="quality")["quality_score"] == 100
+    assert ckan.action.package_show(id="quality-first")["quality_score"] == 100
     # The report is also a file next to the Parquet.
     platform = mosu.inspect()
     try:
@@ -81,47 +76,92 @@ def test_first_version_gets_a_profile_a_generated_suite_a_score_and_no_false_pii
         platform.close()
 
 
-def test_blocking_defects_stop_publication_and_keep_the_current_version(mosu, ckan):
-    first = upload(ckan, _orders(), "keyed.csv")
-    rid = first["id"]
-    defects = {
-        "nulls in the key": _orders(start=1000, replace={(3, "order_id"): None, (9, "order_id"): None}),
-        "a repeated key": _orders(start=2000, replace={(5, "order_id"): 2000}),
-        "a renamed column": _orders(start=3000).replace(b"quantity", b"qty", 1),
-        "a type change": _orders(start=4000, replace={(i, "year"): f"FY{i}" for i in range(200)}),
-    }
-    for what, body in defects.items():
-        res = upload(ckan, body, "keyed.csv", rid)
-        assert res["ingest_status"] == "failed", what
-        assert res["ingest_error"].startswith("Blocking quality checks failed"), (what, res["ingest_error"])
-        assert res["version_id"] == first["version_id"], f"{what}: the current version stays"
-        failed = ckan.action.resource_version_list(id=rid)[0]
-        report = ckan.action.quality_report_show(id=rid, version=failed["number"])
-        assert report["version_status"] == "failed" and report["summary"]["blocking_failed"] >= 1, what
-    nulls = ckan.action.quality_report_show(id=rid, version=2)
+BLOCKED = "Blocking quality checks failed, so this version was not published: "
+DEFECTS = {  # what is wrong with a new version -> its body, and the reason it is not published
+    "nulls-in-the-key": (_orders(start=1000, replace={(3, "order_id"): None, (9, "order_id"): None}),
+                         "column values to not be null on column 'order_id': 2 unexpected (row 4, row 10)."),
+    "a-repeated-key": (_orders(start=2000, replace={(5, "order_id"): 2000}),
+                       "column values to be unique on column 'order_id': 2 unexpected ('2000')."),
+    "a-renamed-column": (_orders(start=3000).replace(b"quantity", b"qty", 1),
+                         "table columns to match ordered list: observed ['order_id', 'price', 'qty', 'year', "
+                         "'status']; column values to be of type on column 'quantity' could not be checked (the "
+                         "table has no column 'quantity')."),
+    "a-type-change": (_orders(start=4000, replace={(i, "year"): f"FY{i}" for i in range(200)}),
+                      "column values to be of type on column 'year': observed VARCHAR."),
+}
+
+
+@pytest.fixture(scope="module")
+def blocked(ckan) -> tuple[dict, dict[str, tuple[dict, dict]]]:
+    """One resource, then one new version of it per defect (uploaded once for the module): the first
+    version, and per defect the resource as the ingest left it and the version it made."""
+    first = upload(ckan, _orders(), "keyed.csv", dataset="quality")
+    made = {}
+    for what, (body, _) in DEFECTS.items():
+        res = upload(ckan, body, "keyed.csv", resource_id=first["id"])
+        made[what] = (res, ckan.action.resource_version_list(id=first["id"])[0])
+    return first, made
+
+
+def _one(report: dict, kind: str, column: str | None = None) -> dict:
+    found = results_by(report, kind, column)
+    assert len(found) == 1, (kind, column, report["validation"])
+    return found[0]
+
+
+def _check_nulls(report: dict) -> None:
+    not_null = _one(report, "expect_column_values_to_not_be_null", "order_id")
+    assert not_null["unexpected_count"] == 2 and [x["row"] for x in not_null["examples"]] == [4, 10]
+
+
+def _check_repeated(report: dict) -> None:
+    repeated = _one(report, "expect_column_values_to_be_unique", "order_id")
+    assert repeated["status"] == "failed" and repeated["unexpected_count"] == 2
+    assert repeated["examples"] == [{"value": "2000"}]
+
+
+def _check_renamed(report: dict) -> None:
+    ordered = _one(report, "expect_table_columns_to_match_ordered_list")
+    assert ordered["status"] == "failed" and "qty" in ordered["observed_value"]
+
+
+def _check_typed(report: dict) -> None:
+    typed = _one(report, "expect_column_values_to_be_of_type", "year")
+    assert typed["status"] == "failed" and typed["observed_value"] == "VARCHAR"
+
+
+@pytest.mark.parametrize("what,check", [("nulls-in-the-key", _check_nulls), ("a-repeated-key", _check_repeated),
+                                        ("a-renamed-column", _check_renamed), ("a-type-change", _check_typed)],
+                         ids=list(DEFECTS))
+def test_a_blocking_defect_stops_publication_and_keeps_the_current_version(ckan, blocked, what, check):
+    first, made = blocked
+    res, failed = made[what]
+    assert res["ingest_status"] == "failed"
+    assert res["ingest_error"] == BLOCKED + DEFECTS[what][1]
+    assert res["version_id"] == first["version_id"], "the current version stays"
+    report = ckan.action.quality_report_show(id=first["id"], version=failed["number"])
+    assert report["version_status"] == "failed" and report["summary"]["blocking_failed"] >= 1
+    check(report)
+
+
+def test_blocked_versions_keep_their_report_and_researchers_still_see_the_first(mosu, ckan, blocked):
+    first, made = blocked
+    failed = made["nulls-in-the-key"][1]
+    nulls = ckan.action.quality_report_show(id=first["id"], version=failed["number"])
     platform = mosu.inspect()
     try:  # a blocked version's report is a file next to where its Parquet would be, too
         assert nulls["report_key"] and platform.store.exists(nulls["report_key"])
     finally:
         platform.close()
-    not_null = results_by(nulls, "expect_column_values_to_not_be_null", "order_id")[0]
-    assert not_null["unexpected_count"] == 2 and [x["row"] for x in not_null["examples"]] == [4, 10]
-    repeated = results_by(ckan.action.quality_report_show(id=rid, version=3), "expect_column_values_to_be_unique",
-                          "order_id")[0]
-    assert repeated["status"] == "failed" and repeated["unexpected_count"] == 2
-    assert repeated["examples"] == [{"value": "2000"}]
-    renamed = ckan.action.quality_report_show(id=rid, version=4)
-    assert "qty" in results_by(renamed, "expect_table_columns_to_match_ordered_list")[0]["observed_value"]
-    typed = results_by(ckan.action.quality_report_show(id=rid, version=5), "expect_column_values_to_be_of_type",
-                       "year")[0]
-    assert typed["status"] == "failed" and typed["observed_value"] == "VARCHAR"
-    rows = ckan.action.datastore_search(resource_id=rid, limit=1)["records"]
+    rows = ckan.action.datastore_search(resource_id=first["id"], limit=1)["records"]
     assert rows[0]["order_id"] == 1, "researchers still see version 1"
+    assert ckan.action.resource_show(id=first["id"])["version_id"] == first["version_id"]
 
 
 def test_warnings_publish_and_lower_the_score(ckan):
-    first = upload(ckan, _orders(), "drift.csv")
-    res = upload(ckan, _orders(start=501, price_scale=10, replace={(7, "status"): "lost"}), "drift.csv", first["id"])
+    first = upload(ckan, _orders(), "drift.csv", dataset="quality")
+    res = upload(ckan, _orders(start=501, price_scale=10, replace={(7, "status"): "lost"}), "drift.csv",
+                 resource_id=first["id"])
     assert res["ingest_status"] == "ready" and res["version_id"] != first["version_id"]
     report = ckan.action.quality_report_show(id=res["id"])
     between = results_by(report, "expect_column_values_to_be_between", "price")[0]
@@ -131,15 +171,11 @@ def test_warnings_publish_and_lower_the_score(ckan):
     assert report["summary"]["warnings"] == 2 and 80 <= report["score"] < 100
 
 
-def _cn_id(prefix17: str) -> str:
-    weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
-    return prefix17 + "10X98765432"[sum(int(d) * w for d, w in zip(prefix17, weights)) % 11]
-
-
 def _people(n: int = 60, valid_ids: bool = True) -> bytes:
     rows = []
     for i in range(n):
-        ident = _cn_id(f"1101051990{(i % 12) + 1:02d}{(i % 28) + 1:02d}{i % 900 + 100:03d}")
+        first17 = f"1101051990{(i % 12) + 1:02d}{(i % 28) + 1:02d}{i % 900 + 100:03d}"
+        ident = first17 + cn_id_check(first17)
         if not valid_ids:
             ident = ident[:-1] + ("0" if ident[-1] != "0" else "1")
         rows.append([i + 1, f"user{i}@example.org", f"138{i:08d}", ident, round(12.5 + i, 2), 1990 + i % 30])
@@ -160,10 +196,12 @@ def test_pii_holds_a_public_dataset_until_acknowledged(mosu, ckan):
             assert "*" in example and example not in _people().decode(), "examples are masked"
     # Researchers cannot see a held version's report or rows; the provider acknowledges.
     anonymous = mosu.ckan()
-    with pytest.raises(ckanapi.NotFound):
+    with pytest.raises(ckanapi.NotFound) as missing:
         anonymous.action.datastore_search(resource_id=res["id"])
-    with pytest.raises(ckanapi.ValidationError):  # not even by naming the held version
+    assert missing.value.args == (f'Resource "{res["id"]}" was not found in the datastore (ingest held)',)
+    with pytest.raises(ckanapi.ValidationError) as err:  # not even by naming the held version
         anonymous.action.datastore_search(resource_id=res["id"], version=1)
+    assert err.value.error_dict["version"] == ["Version 1 is held, not published"]
     ack = ckan.action.quality_pii_acknowledge(id=res["id"], reason="published with consent, see notes")
     assert ack["published"] is True and {"column": "email", "kind": "email"} in ack["findings"]
     assert ack["user"] == "quality-admin"
@@ -171,7 +209,7 @@ def test_pii_holds_a_public_dataset_until_acknowledged(mosu, ckan):
     assert shown["ingest_status"] == "ready" and shown["datastore_active"] is True
     assert anonymous.action.datastore_search(resource_id=res["id"], limit=1)["total"] == 60
     # A new version with the same findings needs no new acknowledgement.
-    again = upload(ckan, _people(70), "people.csv", res["id"])
+    again = upload(ckan, _people(70), "people.csv", resource_id=res["id"])
     assert again["ingest_status"] == "ready"
 
 
@@ -191,50 +229,82 @@ def test_private_dataset_publishes_but_cannot_go_public_before_acknowledging(cka
     assert res["ingest_status"] == "ready"
     with pytest.raises(ckanapi.ValidationError) as err:
         ckan.action.package_patch(id="people-private", private=False)
-    assert "acknowledge it with quality_pii_acknowledge" in str(err.value.error_dict["private"])
+    assert err.value.error_dict["private"] == [
+        "Resource 'people.csv' holds personal information (email in column 'email' (100% of values), phone in column "
+        "'mobile' (100% of values), cn_id in column 'id_number' (100% of values)); acknowledge it with "
+        "quality_pii_acknowledge before making the dataset public."]
     assert ckan.action.package_show(id="people-private")["private"] is True
     ckan.action.quality_pii_acknowledge(id=res["id"])
     assert ckan.action.package_patch(id="people-private", private=False)["private"] is False
 
 
-def test_the_profile_of_a_personal_information_column_is_masked_like_its_examples(ckan):
+@pytest.fixture(scope="module")
+def people_profile(ckan) -> tuple[bytes, dict]:
+    """People's contacts in a private dataset (published, findings kept), uploaded once for the module."""
     ckan.action.package_create(name="people-profile", owner_org="quality-org", private=True)
     body = _people()
     res = upload(ckan, body, "people.csv", dataset="people-profile")
     assert res["ingest_status"] == "ready", res["ingest_error"]
+    return body, res
+
+
+@pytest.mark.parametrize("where", ["quality_report", "datastore_info"])
+@pytest.mark.parametrize("column,kind", [("email", "email"), ("mobile", "phone"), ("id_number", "cn_id")])
+def test_the_profile_of_a_personal_information_column_is_masked_like_its_examples(ckan, people_profile, column,
+                                                                                   kind, where):
+    body, res = people_profile
     cells = {cell for line in body.decode().splitlines() for cell in line.split(",")}
-    report = ckan.action.quality_report_show(id=res["id"])
-    profile = {c["name"]: c for c in report["profile"]["columns"]}
-    summaries = {f["id"]: f["summary"] for f in ckan.action.datastore_info(id=res["id"])["fields"]}
-    for column, kind in (("email", "email"), ("mobile", "phone"), ("id_number", "cn_id")):
-        for where in (profile[column], summaries[column]):
-            shown = [where["min"], where["max"], *(t["value"] for t in where.get("top", [])),
-                     *where.get("histogram", {}).get("edges", [])]
-            assert len(shown) >= 2 and where["masked"] == kind
-            for value in shown:
-                assert "*" in str(value) and str(value) not in cells, (column, value)
+    if where == "quality_report":
+        summary = {c["name"]: c for c in ckan.action.quality_report_show(id=res["id"])["profile"]["columns"]}[column]
+    else:
+        summary = {f["id"]: f["summary"] for f in ckan.action.datastore_info(id=res["id"])["fields"]}[column]
+    shown = [summary["min"], summary["max"], *(t["value"] for t in summary.get("top", [])),
+             *summary.get("histogram", {}).get("edges", [])]
+    assert len(shown) >= 2 and summary["masked"] == kind
+    for value in shown:
+        assert "*" in str(value) and str(value) not in cells, value
+
+
+def test_a_masked_profile_shows_the_shape_and_other_columns_keep_their_values(ckan, people_profile):
+    _, res = people_profile
+    profile = {c["name"]: c for c in ckan.action.quality_report_show(id=res["id"])["profile"]["columns"]}
     assert profile["email"]["min"] == "u***@example.org" and profile["mobile"]["min"] == "138****0000"
     assert profile["price"]["min"] == 12.5 and "masked" not in profile["price"], "other columns keep their values"
 
 
-def test_suite_edits_are_checked_and_revalidate_without_a_reupload(ckan):
-    res = upload(ckan, _orders(), "suite.csv")
-    bad_suites = [
-        ({"expectations": [{"type": "expect_column_values_to_be_between", "kwargs": {"column": "nope"}}]},
-         "expectation 0 (expect_column_values_to_be_between): the table has no column 'nope'"),
-        ({"expectations": [{"type": "expect_magic", "kwargs": {}}]}, "expectation 0 (expect_magic): type"),
-        ({"expectations": [{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "price"}},
-                           {"type": "expect_column_values_to_be_between",
-                            "kwargs": {"column": "price", "min_value": 9, "max_value": 1}}]},
-         "expectation 1 (expect_column_values_to_be_between): min_value 9 is above max_value 1"),
-        ({"expectations": [{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "price"},
-                            "meta": {"severity": "fatal"}}]}, "severity must be one of blocking, warning"),
-        ("{not json", "not valid JSON"),
-    ]
-    for suite, message in bad_suites:
-        with pytest.raises(ckanapi.ValidationError) as err:
-            ckan.action.quality_suite_update(id=res["id"], suite=suite)
-        assert message in str(err.value.error_dict["suite"]), err.value.error_dict
+@pytest.fixture(scope="module")
+def suite_resource(ckan) -> dict:
+    """An ordinary table whose suite the tests below edit, uploaded once for the module."""
+    return upload(ckan, _orders(), "suite.csv", dataset="quality")
+
+
+@pytest.mark.parametrize("suite,message", [
+    ({"expectations": [{"type": "expect_column_values_to_be_between", "kwargs": {"column": "nope"}}]},
+     "expectation 0 (expect_column_values_to_be_between): the table has no column 'nope'"),
+    ({"expectations": [{"type": "expect_magic", "kwargs": {}}]},
+     re.compile(r"expectation 0 \(expect_magic\): type 'expect_magic' is not supported; supported: "
+                r"expect_[a-z_]+(, expect_[a-z_]+)+")),
+    ({"expectations": [{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "price"}},
+                       {"type": "expect_column_values_to_be_between",
+                        "kwargs": {"column": "price", "min_value": 9, "max_value": 1}}]},
+     "expectation 1 (expect_column_values_to_be_between): min_value 9 is above max_value 1"),
+    ({"expectations": [{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "price"},
+                        "meta": {"severity": "fatal"}}]},
+     "expectation 0 (expect_column_values_to_not_be_null): severity must be one of blocking, warning"),
+    ("{not json", "the suite is not valid JSON (Expecting property name enclosed in double quotes at character 1)"),
+], ids=["unknown-column", "unknown-type", "min-above-max", "unknown-severity", "not-json"])
+def test_a_bad_suite_edit_is_refused_naming_the_expectation(ckan, suite_resource, suite, message):
+    with pytest.raises(ckanapi.ValidationError) as err:
+        ckan.action.quality_suite_update(id=suite_resource["id"], suite=suite)
+    [got] = err.value.error_dict["suite"]
+    if isinstance(message, re.Pattern):
+        assert message.fullmatch(got), got
+    else:
+        assert got == message
+
+
+def test_suite_edits_revalidate_without_a_reupload(ckan, suite_resource):
+    res = suite_resource
     suite = {"name": "provider suite", "expectations": [
         {"type": "expect_column_values_to_be_between", "kwargs": {"column": "price", "max_value": 100},
          "meta": {"severity": "warning"}},

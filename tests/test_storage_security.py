@@ -18,9 +18,8 @@ import pytest
 import requests
 
 from catalog.core.errors import StartupError
-from catalog.core.settings import Settings
 from catalog.storage.seaweed import SeaweedServer
-from tests.conftest import start_mosu, wait_for_ingest
+from tests.conftest import wait_for_ingest
 
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 
@@ -182,11 +181,11 @@ def _loose(root: Path) -> list[str]:
     return found
 
 
-def test_mosu_up_keeps_its_data_dir_private(tmp_path):
+def test_mosu_up_keeps_its_data_dir_private(mosu_factory, tmp_path):
     data_dir = tmp_path / "mosu"
     data_dir.mkdir(mode=0o755)  # an existing directory others could enter
     os.chmod(data_dir, 0o755)
-    running = start_mosu(data_dir, {}, Settings(data_dir=data_dir))
+    running = mosu_factory(store=None, data_dir=data_dir)
     try:
         ckan = running.ckan(running.token("owner", sysadmin=True))
         ckan.action.organization_create(name="private-org")

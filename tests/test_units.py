@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from catalog.core import keys
-from catalog.core.coltypes import ckan_type
+from catalog.core.coltypes import CKAN_TYPES, DECLARED, ckan_type
 from catalog.core.errors import IngestFailed, NotAuthorized, NotFound, PayloadTooLarge, ValidationError, http_status
 from catalog.core.settings import Settings
 from catalog.datastore.sandbox import json_value
@@ -24,17 +24,22 @@ from ingest.sniff import sniff
 ID = "6f1c1f8e-8d2a-4a53-9d55-0a7a8f6b1e2c"
 
 
-@pytest.mark.parametrize("head,fragment", [
-    (b"", "empty"),
-    (b"%PDF-1.7\n...", "PDF document"),
-    (b"GIF89a....", "GIF image"),
-    (b"a,b\n1,\x00\x002\n", "binary data"),
-    (bytes(range(1, 32)) * 20, "does not look like text"),
-])
-def test_sniff_refuses_what_is_not_a_table(head, fragment):
+_READABLE = ("CSV, TSV, JSON, JSON lines, Excel, Parquet or Arrow, optionally gzip, bzip2, xz or zstd "
+             "compressed")
+
+
+@pytest.mark.parametrize("head,message", [
+    (b"", "The file is empty: there is no table to read."),
+    (b"%PDF-1.7\n...", f"This file is a PDF document, not a table Mosu can read ({_READABLE})."),
+    (b"GIF89a....", f"This file is a GIF image, not a table Mosu can read ({_READABLE})."),
+    (b"a,b\n1,\x00\x002\n", "This file contains binary data (NUL bytes), not a delimited text table. "
+                            "Upload the data as CSV."),
+    (bytes(range(1, 32)) * 20, "This file does not look like text: it is not a delimited table (CSV or TSV)."),
+], ids=["empty", "pdf", "gif", "nul-bytes", "control-characters"])
+def test_sniff_refuses_what_is_not_a_table(head, message):
     with pytest.raises(IngestFailed) as err:
         sniff(head)
-    assert fragment in err.value.message
+    assert err.value.message == message
 
 
 @pytest.mark.parametrize("head,expected", [
@@ -49,7 +54,8 @@ def test_sniff_refuses_what_is_not_a_table(head, fragment):
     (b"ARROW1\x00\x00", ("arrow", None)),
     (b"PK\x03\x04rest", ("zip", None)),
     (b"\xd0\xcf\x11\xe0\xa1\xb1", ("xls", None)),
-])
+], ids=["csv-utf8", "csv-bom", "csv-utf16", "json-array", "json-lines", "gzip", "zstd", "parquet", "arrow", "zip",
+        "xls"])
 def test_sniff_recognises_tables(head, expected):
     got = sniff(head)
     assert (got.format, got.compression) == expected
@@ -62,7 +68,7 @@ def test_sniff_recognises_tables(head, expected):
     ("plain,ascii\n1,2\n", "utf-8", "utf-8"),
     ("city\nZürich\nGenève\n", "cp1252", "cp1252"),      # short: accented letters alone
     ("station,height\n上海,3.2\n", "gbk", "gb18030"),     # short: GB18030 first
-])
+], ids=["gbk", "shift_jis", "cp1252", "ascii", "cp1252-short", "gbk-short"])
 def test_encoding_detection(text, encoding, expected):
     from ingest.decode import detect_encoding
 
@@ -79,9 +85,16 @@ def test_keys_come_from_ids_only():
     assert keys.raw_upload(ID, ID) == f"raw/{ID}/{ID}"
     assert keys.version_parquet(ID, ID) == f"parquet/{ID}/{ID}.parquet"
     assert keys.staging_parquet(ID, 2) == f"staging/{ID}/2.parquet"
-    for hostile in ("../etc", "a/b", "", "x" * 36):
-        with pytest.raises(ValueError):
-            keys.raw_upload(hostile, ID)
+    assert keys.raw_upload(ID.upper(), "{" + ID + "}") == f"raw/{ID}/{ID}", "a key holds the id's one spelling"
+
+
+@pytest.mark.parametrize("hostile", ["../etc", "a/b", "", "x" * 36, f"{ID}/.."],
+                         ids=["parent", "slash", "empty", "not-hex", "uuid-then-parent"])
+def test_a_key_refuses_what_is_not_an_id(hostile):
+    with pytest.raises(ValueError, match="^badly formed hexadecimal UUID string$"):
+        keys.raw_upload(hostile, ID)
+    with pytest.raises(ValueError, match="^badly formed hexadecimal UUID string$"):
+        keys.raw_upload(ID, hostile)
 
 
 def _event_sha256(prev_hash: str, ev: AuditEvent) -> str:
@@ -144,18 +157,21 @@ def test_settings_from_env_and_back():
     assert s.effective_database_url == "sqlite:////srv/mosu/catalog.sqlite"
     assert Settings.from_env(s.to_env()) == s
     assert Settings.from_env({"MOSU_DATABASE_URL": "postgresql://x/y"}).effective_database_url == "postgresql://x/y"
-    with pytest.raises(ValueError, match="MOSU_JOB_LEASE_SECONDS must be a number"):
+    with pytest.raises(ValueError, match="^MOSU_JOB_LEASE_SECONDS must be a number, got 'soon'$"):
         Settings.from_env({"MOSU_JOB_LEASE_SECONDS": "soon"})
 
 
-def test_boolean_settings_parse_words():
+@pytest.mark.parametrize("word,value", [("true", True), ("YES", True), ("1", True), ("on", True),
+                                        ("False", False), ("no", False), ("0", False), ("off", False)])
+def test_boolean_settings_parse_words(word, value):
+    assert Settings.from_env({"MOSU_USERS_CREATE_ORGANIZATIONS": word}).users_create_organizations is value
+
+
+def test_boolean_settings_default_round_trip_and_refuse_other_words():
     assert Settings().users_create_organizations is False, "CKAN's default: only sysadmins create organizations"
-    for word, value in [("true", True), ("YES", True), ("1", True), ("on", True), ("False", False), ("no", False),
-                        ("0", False), ("off", False)]:
-        assert Settings.from_env({"MOSU_USERS_CREATE_ORGANIZATIONS": word}).users_create_organizations is value
     allowed = Settings(users_create_organizations=True)
     assert Settings.from_env(allowed.to_env()) == allowed
-    with pytest.raises(ValueError, match="MOSU_USERS_CREATE_ORGANIZATIONS must be true or false"):
+    with pytest.raises(ValueError, match="^MOSU_USERS_CREATE_ORGANIZATIONS must be true or false, got 'sometimes'$"):
         Settings.from_env({"MOSU_USERS_CREATE_ORGANIZATIONS": "sometimes"})
 
 
@@ -189,7 +205,6 @@ def test_one_column_type_table_agrees_for_duckdb_arrow_and_dictionary_names():
     import duckdb
 
     from catalog.core import coltypes
-    from catalog.core.dictionary import duckdb_type
     from quality.pii import scannable
     from quality.profile import classify
 
@@ -206,11 +221,16 @@ def test_one_column_type_table_agrees_for_duckdb_arrow_and_dictionary_names():
     assert [coltypes.of_arrow(t).ckan for t in arrow] == expected, arrow
     assert [classify(t)[0] for t in duck] == expected, "the profile reads the same table"
     assert [scannable(t) for t in duck] == [False, True, True] + [False] * 8 + [True] + [False] * 4
-    for word, declared in coltypes.DECLARED.items():
-        assert duckdb_type(word) == duckdb_type(declared) == declared
-        assert coltypes.ckan_type(declared) in coltypes.CKAN_TYPES
     assert coltypes.said("BIGINT") == "integer" and coltypes.said("VARCHAR") == "text"
     assert coltypes.said("DECIMAL(10,2)") == "decimal(10,2)"
+
+
+@pytest.mark.parametrize("word,declared", sorted(DECLARED.items()))
+def test_each_dictionary_type_word_names_one_duckdb_type_with_a_ckan_type(word, declared):
+    from catalog.core.dictionary import duckdb_type
+
+    assert duckdb_type(word) == duckdb_type(declared) == declared
+    assert ckan_type(declared) in CKAN_TYPES
 
 
 def test_client_file_names_are_reduced_to_labels():
@@ -277,29 +297,36 @@ def test_blocking_failures_are_explained_in_plain_words():
     assert explain_blocking({"validation": report["validation"][2:]}) is None
 
 
-def test_suite_checks_name_the_bad_expectation():
-    from quality.expectations import SuiteError, check_suite
+def test_a_checked_suite_defaults_to_blocking():
+    from quality.expectations import check_suite
 
     good = check_suite({"expectations": [{"type": "expect_column_values_to_be_unique", "kwargs": {"column": "a"}}]},
                        ["a"])
     assert good.expectations[0].severity == "blocking"
     assert good.as_gx()["expectations"][0]["meta"]["severity"] == "blocking"
-    unique, regex, not_null = ("expect_column_values_to_be_unique", "expect_column_values_to_match_regex",
-                               "expect_column_values_to_not_be_null")
-    for doc, message in (
-        ({"expectations": [{"type": unique, "kwargs": {}}]}, f"expectation 0 ({unique}): missing column"),
-        ({"expectations": [{"type": unique, "kwargs": {"column": "a"}}, {"type": regex, "kwargs": {
-            "column": "a", "regex": "("}}]},
-         f"expectation 1 ({regex}): regex does not compile: missing ), unterminated subpattern at position 0"),
-        ({"expectations": [{"type": not_null, "kwargs": {"column": "a", "mostly": 2}}]},
-         f"expectation 0 ({not_null}): mostly must be a number from 0 to 1"),
-        ({"expectations": [{"type": not_null, "kwargs": {"column": "a", "colour": 1}}]},
-         f"expectation 0 ({not_null}): unknown argument 'colour'"),
-        ({"expectations": "x"}, 'the suite must be an object with a list "expectations"'),
-    ):
-        with pytest.raises(SuiteError) as err:
-            check_suite(doc, ["a"])
-        assert str(err.value) == message, "names the bad expectation by position and type"
+
+
+_UNIQUE, _REGEX, _NOT_NULL = ("expect_column_values_to_be_unique", "expect_column_values_to_match_regex",
+                              "expect_column_values_to_not_be_null")
+
+
+@pytest.mark.parametrize("doc,message", [
+    ({"expectations": [{"type": _UNIQUE, "kwargs": {}}]}, f"expectation 0 ({_UNIQUE}): missing column"),
+    ({"expectations": [{"type": _UNIQUE, "kwargs": {"column": "a"}}, {"type": _REGEX, "kwargs": {
+        "column": "a", "regex": "("}}]},
+     f"expectation 1 ({_REGEX}): regex does not compile: missing ), unterminated subpattern at position 0"),
+    ({"expectations": [{"type": _NOT_NULL, "kwargs": {"column": "a", "mostly": 2}}]},
+     f"expectation 0 ({_NOT_NULL}): mostly must be a number from 0 to 1"),
+    ({"expectations": [{"type": _NOT_NULL, "kwargs": {"column": "a", "colour": 1}}]},
+     f"expectation 0 ({_NOT_NULL}): unknown argument 'colour'"),
+    ({"expectations": "x"}, 'the suite must be an object with a list "expectations"'),
+], ids=["missing-column", "bad-regex", "mostly-out-of-range", "unknown-argument", "not-a-list"])
+def test_suite_checks_name_the_bad_expectation(doc, message):
+    from quality.expectations import SuiteError, check_suite
+
+    with pytest.raises(SuiteError) as err:
+        check_suite(doc, ["a"])
+    assert str(err.value) == message, "names the bad expectation by position and type"
 
 
 def test_default_suite_and_score_from_a_profile():
@@ -354,7 +381,7 @@ def test_infer_type_tolerates_one_percent_of_odd_values_and_keeps_codes_text():
 
 
 def test_data_dictionary_forms_and_errors():
-    from catalog.core.dictionary import TYPES, DictionaryError, dictionary_dict, field_info, parse_dictionary
+    from catalog.core.dictionary import TYPES, dictionary_dict, field_info, parse_dictionary
 
     fields = parse_dictionary('{"fields": [{"name": "p", "type": "Decimal(12, 3)", "title": "Price"}]}')
     assert fields[0].id == "p" and fields[0].type == "DECIMAL(12,3)" and fields[0].label == "Price"
@@ -362,12 +389,25 @@ def test_data_dictionary_forms_and_errors():
     every = [{"id": f"c{i}", "type": name} for i, name in enumerate([*TYPES, "decimal(12,3)"])]
     stored = dictionary_dict(parse_dictionary(every))
     assert parse_dictionary(stored) == parse_dictionary(every), "the stored form (VARCHAR...) reads back as written"
-    for bad in ([], {}, "[1]", [{"id": "x", "type": "decimal(40,2)"}], [{"id": 3}]):
-        with pytest.raises(DictionaryError):
-            parse_dictionary(bad)
     assert field_info({"fields": [{"id": "a", "description": "d"}, {"id": "b"}]}) == {
         "a": {"description": "d", "notes": "d"}}
     assert field_info("garbage") == {}
+
+
+@pytest.mark.parametrize("bad,message", [
+    ([], 'must be a non-empty list of fields, or {"fields": [...]}'),
+    ({}, 'must be a non-empty list of fields, or {"fields": [...]}'),
+    ("[1]", "field 0 must be an object"),
+    ([{"id": "x", "type": "decimal(40,2)"}], "field 0: unknown type 'decimal(40,2)' (use one of integer, float, "
+                                             "decimal(p,s), boolean, date, timestamp, timestamptz, string)"),
+    ([{"id": 3}], "field 0: id must be text"),
+], ids=["empty-list", "empty-object", "not-an-object", "decimal-too-wide", "id-not-text"])
+def test_a_bad_data_dictionary_is_refused_with_its_reason(bad, message):
+    from catalog.core.dictionary import DictionaryError, parse_dictionary
+
+    with pytest.raises(DictionaryError) as err:
+        parse_dictionary(bad)
+    assert str(err.value) == message
 
 
 def test_pii_sample_reaches_the_end_of_a_large_file(tmp_path):
@@ -408,30 +448,56 @@ def test_text_codecs_only():
     from ingest.decode import normalise
 
     assert text_codec("GBK") == "gbk" and text_codec("utf_8") == "utf-8" and text_codec("latin-1") == "iso8859-1"
-    for bad in ("base64_codec", "hex", "zlib", "bz2", "rot13", "uu", "quopri", "undefined", "idna",
-                "unicode_escape", "nope", "", 7, None, ["utf-8"], "x" * 200):
-        assert text_codec(bad) is None, bad
-        with pytest.raises(IngestFailed, match="Unknown text encoding"):
-            normalise(bad)
     assert normalise("GBK") == "gb18030", "ingest still folds aliases onto their supersets"
+
+
+@pytest.mark.parametrize("bad", ["base64_codec", "hex", "zlib", "bz2", "rot13", "uu", "quopri", "undefined", "idna",
+                                 "unicode_escape", "nope", "", 7, None, ["utf-8"], "x" * 200],
+                         ids=["base64_codec", "hex", "zlib", "bz2", "rot13", "uu", "quopri", "undefined", "idna",
+                              "unicode_escape", "nope", "empty", "int", "None", "list", "200-chars"])
+def test_a_codec_that_is_not_a_text_encoding_is_refused(bad):
+    from catalog.core.validate import text_codec
+    from ingest.decode import normalise
+
+    assert text_codec(bad) is None
+    with pytest.raises(IngestFailed) as err:
+        normalise(bad)
+    assert err.value.message == (f"Unknown text encoding {str(bad)[:100]!r}; set the resource's encoding to a "
+                                 "text encoding such as utf-8, gb18030 or cp1252, or leave it empty"), \
+        "the name, at most 100 characters of it"
 
 
 def test_json_depth_ignores_brackets_in_strings_and_limits_nesting():
     from catalog.core import jsoninput
-    from catalog.core.errors import BadRequest
 
     assert jsoninput.depth('{"a": [1, {"b": []}]}') == 4
     assert jsoninput.depth('["[[[[", "\\"[[", {"k]": "}}"}]') == 2, "brackets in strings do not count"
     assert jsoninput.depth("[]" * 1000) == 1 and jsoninput.depth("[" + "[[]]," * 500 + "1]") == 3
     assert jsoninput.depth("[" * 3 + "{" * 3 + "}" * 3 + "]" * 3) == 6 and jsoninput.depth('"x"') == 0
     assert jsoninput.loads("[" * 64 + "]" * 64) is not None
-    for deep in ("[" * 65 + "]" * 65, "[" * 200_000 + "]" * 200_000, '{"a":' * 100 + "1" + "}" * 100,
-                 ("[" * 100 + "]" * 100).encode("utf-16"), ('["\u2200", ' * 100 + "1" + "]" * 100).encode("utf-16-le")):
-        with pytest.raises(BadRequest, match="nested deeper than 64 levels"):
-            jsoninput.loads(deep)
-    for bad in (b"{not json", b"[" * 200_000, b"[" * 200_000 + b"]"):
-        with pytest.raises(BadRequest, match="JSON Error"):
-            jsoninput.loads(bad)
+
+
+@pytest.mark.parametrize("body", [
+    "[" * 65 + "]" * 65, "[" * 200_000 + "]" * 200_000, '{"a":' * 100 + "1" + "}" * 100,
+    ("[" * 100 + "]" * 100).encode("utf-16"), ('["\u2200", ' * 100 + "1" + "]" * 100).encode("utf-16-le"),
+    b"[" * 200_000, b"[" * 200_000 + b"]",
+], ids=["65-arrays", "200k-arrays", "100-objects", "utf-16-bom", "utf-16-le", "200k-unclosed", "200k-one-closed"])
+def test_json_nested_too_deep_is_refused_before_parsing(body):
+    """Unclosed ones too: the depth is counted before the parser sees the body."""
+    from catalog.core import jsoninput
+    from catalog.core.errors import BadRequest
+
+    with pytest.raises(BadRequest, match=r"^Bad request - JSON Error: nested deeper than 64 levels$"):
+        jsoninput.loads(body)
+
+
+def test_json_that_does_not_parse_names_the_parser_error():
+    from catalog.core import jsoninput
+    from catalog.core.errors import BadRequest
+
+    with pytest.raises(BadRequest, match=r"^Bad request - JSON Error: Expecting property name enclosed in double "
+                                         r"quotes: line 1 column 2 \(char 1\)$"):
+        jsoninput.loads(b"{not json")
 
 
 def test_failure_counter_windows_bound_and_keys():
@@ -467,15 +533,21 @@ def test_token_use_is_due_once_a_minute():
 
 def test_site_url_defaults_and_checks():
     from catalog.cli.main import check_site_url, listen_url
-    from catalog.core.errors import StartupError
 
     assert listen_url("127.0.0.1", 5000) == "http://127.0.0.1:5000"
     assert listen_url("::1", 5000) == "http://[::1]:5000"
     assert "0.0.0.0" not in listen_url("0.0.0.0", 5000)
     assert check_site_url("https://data.example.org/") == "https://data.example.org"
-    for bad in ("javascript:alert(1)", "data.example.org", "https://", "ftp://x.example"):
-        with pytest.raises(StartupError):
-            check_site_url(bad)
+
+
+@pytest.mark.parametrize("bad", ["javascript:alert(1)", "data.example.org", "https://", "ftp://x.example"])
+def test_a_site_url_that_is_not_absolute_http_is_refused(bad):
+    from catalog.cli.main import check_site_url
+    from catalog.core.errors import StartupError
+
+    with pytest.raises(StartupError) as err:
+        check_site_url(bad)
+    assert err.value.message == f"MOSU_SITE_URL must be an absolute http:// or https:// URL, got {bad!r}"
 
 
 def test_platforms_opened_to_inspect_a_running_mosu_are_closed_when_it_stops(tmp_path):

@@ -1,12 +1,12 @@
 """Every upload is an immutable version; a failed one never changes what researchers see."""
 from __future__ import annotations
 
-import io
+import functools
 
 import ckanapi
 import pytest
 
-from tests.conftest import wait_for_ingest
+from tests.conftest import upload
 
 
 @pytest.fixture(scope="module")
@@ -14,22 +14,17 @@ def ckan(mosu):
     return mosu.admin_with_dataset("versioned")
 
 
-def _upload(ckan, content: bytes, resource_id: str | None = None) -> dict:
-    if resource_id is None:
-        res = ckan.action.resource_create(package_id="versioned", upload=("v.csv", io.BytesIO(content)))
-    else:
-        res = ckan.action.resource_patch(id=resource_id, upload=("v.csv", io.BytesIO(content)))
-    return wait_for_ingest(ckan, res["id"])
+_upload = functools.partial(upload, filename="v.csv", dataset="versioned")
 
 
 def test_versions_accumulate_and_stay_readable(mosu, ckan):
     v1 = _upload(ckan, b"year,value\n2020,1\n2021,2\n")
     rid = v1["id"]
-    v2 = _upload(ckan, b"year,value\n2020,1\n2021,2\n2022,3\n", rid)
+    v2 = _upload(ckan, b"year,value\n2020,1\n2021,2\n2022,3\n", resource_id=rid)
     assert v2["ingest_status"] == "ready" and v2["row_count"] == 3
-    same = _upload(ckan, b"year,value\n2020,1\n2021,2\n2022,3\n", rid)
+    same = _upload(ckan, b"year,value\n2020,1\n2021,2\n2022,3\n", resource_id=rid)
     assert same["version_id"] == v2["version_id"], "identical bytes make no new version"
-    broken = _upload(ckan, b"%PDF-1.4 not a table", rid)
+    broken = _upload(ckan, b"%PDF-1.4 not a table", resource_id=rid)
     assert broken["ingest_status"] == "failed" and "PDF" in broken["ingest_error"]
     assert broken["datastore_active"] is True and broken["version_id"] == v2["version_id"]
 

@@ -3,23 +3,21 @@ from __future__ import annotations
 
 import io
 import shutil
+import subprocess
 import time
 import uuid
 
 import pytest
 
-from tests.conftest import s3_settings, start_mosu, wait_for_ingest
+from tests.conftest import MOSU, wait_for_ingest
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DEMO = ("iowa-electricity", "seattle-weather", "us-employment")
 
 
 @pytest.fixture(scope="module")
-def demo_site(s3, tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("demo") / "data"
-    settings = s3_settings(s3, data_dir)
-    env = {k: v for k, v in settings.to_env().items() if k != "MOSU_DATA_DIR"}
-    running = start_mosu(data_dir, env, settings, ("--demo",))
+def demo_site(mosu_factory):
+    running = mosu_factory("--demo")
     ckan = running.ckan()
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and sorted(ckan.action.package_list()) != sorted(DEMO):
@@ -27,6 +25,22 @@ def demo_site(s3, tmp_path_factory):
     for name in DEMO:
         for res in ckan.action.package_show(id=name)["resources"]:
             assert wait_for_ingest(ckan, res["id"])["ingest_status"] == "ready"
+    return running
+
+
+@pytest.fixture(scope="module")
+def provider(mosu):
+    """A sysadmin and an organization on a plain ``mosu up`` for the tests that upload: the demo site
+    stays as loaded, so the tests above can count its datasets whatever order the tests run in."""
+    ckan = mosu.ckan(mosu.token("web-provider", sysadmin=True))
+    ckan.action.organization_create(name="web-lab")
+    return ckan
+
+
+@pytest.fixture
+def idle_site(mosu_factory):
+    """``mosu up --workers 0``: an upload stays queued until the test starts a ``mosu worker``."""
+    running = mosu_factory("--workers", "0")
     yield running
     running.stop()
 
@@ -93,31 +107,42 @@ def test_dataset_page_shows_metadata_status_and_first_rows(demo_site, browser):
     page.close()
 
 
-def test_status_updates_live_from_queued_to_ready(demo_site, browser):
-    ckan = demo_site.ckan(demo_site.token("live-" + uuid.uuid4().hex[:6], sysadmin=True))
-    org = ckan.action.organization_show(id="public-domain-samples")
-    pkg = ckan.action.package_create(name="live-" + uuid.uuid4().hex[:8], title="Live status",
-                                     owner_org=org["id"])
-    page = browser.new_page()
+def test_status_updates_live_from_queued_to_ready(idle_site, browser, tmp_path):
+    site = idle_site
+    ckan = site.ckan(site.token("live", sysadmin=True))
+    ckan.action.organization_create(name="live-org")
+    pkg = ckan.action.package_create(name="live-status", title="Live status", owner_org="live-org")
     res = ckan.action.resource_create(package_id=pkg["id"], upload=("n.csv", io.BytesIO(b"n\n1\n2\n3\n")))
-    page.goto(f"{demo_site.url}/dataset/{pkg['name']}")
-    # Whatever state the first render caught, the page reaches "ready" without a manual reload.
-    page.wait_for_selector(f"#resource-{res['id']} .status-ready", timeout=60_000)
-    page.wait_for_selector("table.preview")
-    assert page.locator("table.preview tbody tr").count() == 3
+    page = browser.new_page()
+    page.goto(f"{site.url}/dataset/{pkg['name']}")
+    # No worker runs yet: the first render can only show the job waiting.
+    section = page.locator(f"#resource-{res['id']}")
+    assert section.locator(".status").inner_text() == "queued"
+    assert "this page updates by itself" in section.locator(".progress").inner_text()
+    assert page.locator("table.preview").count() == 0
+    # Now a worker takes the job; the page, never reloaded by the test, shows it ready with its rows.
+    with open(tmp_path / "worker.log", "wb") as log:
+        worker = subprocess.Popen([*MOSU, "worker"], env=site.env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        page.wait_for_selector(f"#resource-{res['id']} .status-ready", timeout=60_000)
+        page.wait_for_selector("table.preview")
+        assert page.locator("table.preview tbody tr").count() == 3
+    finally:
+        worker.terminate()
+        worker.wait(60)
     page.close()
 
 
-def test_dataset_page_shows_ingest_warnings_and_dictionary_labels(demo_site, browser):
-    ckan = demo_site.ckan(demo_site.token("warn-" + uuid.uuid4().hex[:6], sysadmin=True))
-    pkg = ckan.action.package_create(name="warn-" + uuid.uuid4().hex[:8], owner_org="public-domain-samples")
+def test_dataset_page_shows_ingest_warnings_and_dictionary_labels(mosu, provider, browser):
+    ckan = provider
+    pkg = ckan.action.package_create(name="warn-" + uuid.uuid4().hex[:8], owner_org="web-lab")
     body = b"station,reading\n" + b"".join(
         b"s%d,%s\n" % (i, b"broken" if i == 4 else b"%d.5" % i) for i in range(1, 41))
     res = ckan.action.resource_create(package_id=pkg["id"], upload=("r.csv", io.BytesIO(body)),
                                       schema='[{"id": "reading", "label": "Reading (mm)", "description": "Rainfall"}]')
     assert wait_for_ingest(ckan, res["id"])["ingest_status"] == "ready"
     page = browser.new_page()
-    page.goto(f"{demo_site.url}/dataset/{pkg['name']}")
+    page.goto(f"{mosu.url}/dataset/{pkg['name']}")
     warnings = page.locator(".warnings")
     assert "1 warning from the ingest" in warnings.locator("summary").inner_text()
     # The odd value was left empty, so it was never published: the public page gives its count, not it.
@@ -129,15 +154,15 @@ def test_dataset_page_shows_ingest_warnings_and_dictionary_labels(demo_site, bro
     page.close()
 
 
-def test_quality_report_page_draws_histograms_and_lists_checks(demo_site, browser):
-    ckan = demo_site.ckan(demo_site.token("qual-" + uuid.uuid4().hex[:6], sysadmin=True))
-    pkg = ckan.action.package_create(name="qual-" + uuid.uuid4().hex[:8], owner_org="public-domain-samples")
+def test_quality_report_page_draws_histograms_and_lists_checks(mosu, provider, browser):
+    ckan = provider
+    pkg = ckan.action.package_create(name="qual-" + uuid.uuid4().hex[:8], owner_org="web-lab")
     body = b"id,price,kind\n" + b"".join(
         b"%d,%d.25,%s\n" % (i, i % 50, b"ab"[i % 2:i % 2 + 1]) for i in range(1, 301))
     res = ckan.action.resource_create(package_id=pkg["id"], upload=("q.csv", io.BytesIO(body)))
     assert wait_for_ingest(ckan, res["id"])["ingest_status"] == "ready"
     page = browser.new_page()
-    page.goto(f"{demo_site.url}/dataset/{pkg['name']}")
+    page.goto(f"{mosu.url}/dataset/{pkg['name']}")
     assert page.locator(".quality .score").inner_text() == "100"
     page.click("text=quality report")
     assert page.locator("h1 .score").inner_text() == "100"
@@ -151,15 +176,15 @@ def test_quality_report_page_draws_histograms_and_lists_checks(demo_site, browse
     page.close()
 
 
-def test_failed_ingest_and_missing_dataset_get_clear_pages(demo_site, browser):
-    ckan = demo_site.ckan(demo_site.token("fail-" + uuid.uuid4().hex[:6], sysadmin=True))
-    pkg = ckan.action.package_create(name="broken-" + uuid.uuid4().hex[:8], owner_org="public-domain-samples")
+def test_failed_ingest_and_missing_dataset_get_clear_pages(mosu, provider, browser):
+    ckan = provider
+    pkg = ckan.action.package_create(name="broken-" + uuid.uuid4().hex[:8], owner_org="web-lab")
     res = ckan.action.resource_create(package_id=pkg["id"], upload=("x.csv", io.BytesIO(b"%PDF-1.4 junk")))
     assert wait_for_ingest(ckan, res["id"])["ingest_status"] == "failed"
     page = browser.new_page()
-    page.goto(f"{demo_site.url}/dataset/{pkg['name']}")
+    page.goto(f"{mosu.url}/dataset/{pkg['name']}")
     assert "PDF document" in page.locator(".resource .error").inner_text()
-    response = page.goto(f"{demo_site.url}/dataset/no-such-dataset")
+    response = page.goto(f"{mosu.url}/dataset/no-such-dataset")
     assert response.status == 404
     assert "Dataset not found" in page.locator("p.error").inner_text()
     page.close()
@@ -178,18 +203,18 @@ def test_download_redirects_to_a_short_lived_url_of_the_original(demo_site):
     assert body.content.startswith(b"year,source,net_generation\n2001-01-01,Fossil Fuels,35361")
 
 
-def test_pages_run_under_the_content_security_policy(demo_site, browser):
+def test_pages_run_under_the_content_security_policy(mosu, provider, browser):
     """No page needs an inline script or style (the CSP forbids both), and a script URL stored
     before URL fields were checked is neither a link nor run when clicked."""
     from catalog.db.models import Package
 
-    ckan = demo_site.ckan(demo_site.token("csp-" + uuid.uuid4().hex[:6], sysadmin=True))
-    pkg = ckan.action.package_create(name="csp-" + uuid.uuid4().hex[:8], owner_org="public-domain-samples",
+    ckan = provider
+    pkg = ckan.action.package_create(name="csp-" + uuid.uuid4().hex[:8], owner_org="web-lab",
                                      url="https://example.org/source")
     body = b"id,kind\n" + b"".join(b"%d,%s\n" % (i, b"abc"[i % 3:i % 3 + 1]) for i in range(1, 61))
     res = ckan.action.resource_create(package_id=pkg["id"], upload=("k.csv", io.BytesIO(body)))
     assert wait_for_ingest(ckan, res["id"])["ingest_status"] == "ready"
-    platform = demo_site.inspect()
+    platform = mosu.inspect()
     with platform.write.begin() as s:
         s.get(Package, pkg["id"]).url = "javascript:alert(document.domain)//"
     platform.close()
@@ -197,8 +222,8 @@ def test_pages_run_under_the_content_security_policy(demo_site, browser):
     violations, dialogs = [], []
     page.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    page.goto(demo_site.url + "/")
-    page.goto(f"{demo_site.url}/dataset/{pkg['name']}")
+    page.goto(mosu.url + "/")
+    page.goto(f"{mosu.url}/dataset/{pkg['name']}")
     assert page.locator("a[href^='javascript' i]").count() == 0
     page.click("text=javascript:alert(document.domain)//")
     page.click("text=quality report")
@@ -266,9 +291,9 @@ def test_every_page_has_a_favicon(demo_site, browser):
     page.close()
 
 
-def test_the_quality_page_fits_a_390_px_phone(demo_site, browser):
-    ckan = demo_site.ckan(demo_site.token("phone-" + uuid.uuid4().hex[:6], sysadmin=True))
-    pkg = ckan.action.package_create(name="phone-" + uuid.uuid4().hex[:8], owner_org="public-domain-samples",
+def test_the_quality_page_fits_a_390_px_phone(mosu, provider, browser):
+    ckan = provider
+    pkg = ckan.action.package_create(name="phone-" + uuid.uuid4().hex[:8], owner_org="web-lab",
                                      private=True)
     long_text = "a-long-unbroken-value-" * 6
     body = b"id,contact,station_with_a_rather_long_column_name,note\n" + b"".join(
@@ -278,7 +303,7 @@ def test_the_quality_page_fits_a_390_px_phone(demo_site, browser):
     ckan.action.quality_pii_acknowledge(id=res["id"])
     ckan.action.package_patch(id=pkg["id"], private=False)
     page = browser.new_page(viewport={"width": 390, "height": 900})
-    page.goto(f"{demo_site.url}/dataset/{pkg['name']}/resource/{res['id']}/quality")
+    page.goto(f"{mosu.url}/dataset/{pkg['name']}/resource/{res['id']}/quality")
     assert page.locator("table.checks tbody tr").count() >= 3 and page.locator("table.pii tbody tr").count() == 1
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the page is {width} px wide: it scrolls sideways on a phone"

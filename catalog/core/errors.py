@@ -90,6 +90,11 @@ class SearchQueryError(MosuError):
     """A search query (``q``, ``fq``, ``sort``) could not be parsed."""
 
 
+class StorageUnavailable(MosuError):
+    """Object storage could not be reached: nothing was stored or recorded, and the same request may
+    succeed later (503; a worker retries the job with back-off)."""
+
+
 class StartupError(MosuError):
     """The platform cannot start (port in use, unwritable directory, missing binary)."""
 
@@ -102,6 +107,7 @@ _HTTP: list[tuple[type[MosuError], int, str]] = [
     (PayloadTooLarge, 413, "Validation Error"),
     (QueryRejected, 400, "Validation Error"),
     (TooManyRequests, 429, "Rate Limit Error"),
+    (StorageUnavailable, 503, "Service Unavailable Error"),
     (SearchQueryError, 400, "Search Query Error"),
     (UnknownAction, 400, "Bad request - Action Error"),
     (BadRequest, 400, "Bad request - JSON Error"),

@@ -6,20 +6,25 @@ builds the pyarrow filesystem that DuckDB reads Parquet through.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import datetime as dt
 import hashlib
+import logging
 import os
 import urllib.parse
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
+import urllib3
 from minio import Minio
 from minio.commonconfig import CopySource
 from minio.datatypes import Part
 from minio.error import S3Error
 
-from catalog.core.errors import PayloadTooLarge
+from catalog.core.errors import PayloadTooLarge, StorageUnavailable
 from catalog.core.settings import Settings
+
+log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -101,6 +106,17 @@ class ObjectStore:
         return cls(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key,
                    settings.s3_bucket, settings.s3_region, settings.s3_transfer_threads)
 
+    @contextlib.contextmanager
+    def _reachable(self, outcome: str) -> Iterator[None]:
+        """Turn a failure to reach the endpoint (refused, reset, timed out: urllib3's errors, after
+        minio's retries) into :class:`StorageUnavailable` saying ``outcome``, with the cause logged:
+        an upload then answers 503 instead of an anonymous 500, and a worker's job shows why it waits."""
+        try:
+            yield
+        except urllib3.exceptions.HTTPError as exc:
+            log.warning("object storage at %s unreachable (%s): %s", self.endpoint, outcome, exc)
+            raise StorageUnavailable(f"Object storage is unavailable: {outcome}. Try again later.") from exc
+
     def ensure_bucket(self) -> None:
         if not self.client.bucket_exists(self.bucket):
             self.client.make_bucket(self.bucket)
@@ -108,7 +124,8 @@ class ObjectStore:
     def put_stream(self, key: str, stream: BinaryIO, limit: int | None = None) -> StoredObject:
         """Stream to ``key`` in parts (bounded memory), returning its size and SHA-256."""
         reader = HashingReader(stream, limit)
-        self.client.put_object(self.bucket, key, reader, length=-1, part_size=PART_SIZE)
+        with self._reachable("the upload was not stored"):
+            self.client.put_object(self.bucket, key, reader, length=-1, part_size=PART_SIZE)
         return StoredObject(key, reader.size, reader.sha256)
 
     def put_file(self, key: str, path: str, content_type: str = "application/octet-stream",
@@ -127,7 +144,10 @@ class ObjectStore:
         object replaced mid-download fails instead of mixing two versions. The file is complete
         and exactly the object's size, or removed and the error raised.
         """
-        threads = threads or self.transfer_threads
+        with self._reachable("the object could not be read"):
+            self._download(key, path, threads or self.transfer_threads, range_size, read_size)
+
+    def _download(self, key: str, path: str, threads: int, range_size: int, read_size: int) -> None:
         stat = self.client.stat_object(self.bucket, key)
         size, etag = int(stat.size), stat.etag
         starts = list(range(0, size, range_size)) or [0]

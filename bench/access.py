@@ -104,7 +104,8 @@ def search(datasets: int, grants: int, queries: int, processes: int) -> None:
         for i in rng.sample(range(datasets), grants):
             call(site, "package_patch", {"id": f"ds-{i:06d}", "access_level": "restricted"})
             call(site, "access_grant_create", {"package_id": f"ds-{i:06d}", "user_id": "researcher", "days": 30})
-        print(f"  {grants:,} datasets restricted and granted to one researcher in {time.perf_counter() - started:.0f} s")
+        took = time.perf_counter() - started
+        print(f"  {grants:,} datasets restricted and granted to one researcher in {took:.0f} s")
         plat.close()
         mosu = start_mosu(data_dir, {}, Settings(data_dir=data_dir), ("--workers", "0"))
         try:

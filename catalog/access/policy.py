@@ -201,13 +201,6 @@ def _capacity(session: Session, actor: Actor, group_id: str | None) -> str | Non
         Member.group_id == group_id, Member.table_name == "user", Member.table_id == actor.id))
 
 
-def _collaborator(session: Session, actor: Actor, package_id: str) -> str | None:
-    if actor.id is None:
-        return None
-    return session.scalar(select(Collaborator.capacity).where(
-        Collaborator.package_id == package_id, Collaborator.user_id == actor.id))
-
-
 @dataclass(frozen=True)
 class Reading:
     """How an actor holds a permission on a dataset: ``via`` the row of :data:`GRANTS` that gave it
@@ -246,8 +239,7 @@ def _package_holds(session: Session, actor: Actor | None, perm: Permission, pkg:
         return Reading("level:open")  # no query on the hot path: open data
     if actor is None or actor.id is None:
         return None
-    for role in (f"organization:{_capacity(session, actor, pkg.owner_org)}",
-                 f"collaborator:{_collaborator(session, actor, pkg.id)}"):
+    for role in _roles(session, actor, pkg):
         grant = GRANTS.get(role, frozenset())
         if perm in grant and (active or _sees_inactive(grant)):
             return Reading(role)
@@ -263,6 +255,17 @@ def _package_holds(session: Session, actor: Actor | None, perm: Permission, pkg:
         if found is not None and perm in GRANTS[via]:
             return Reading(via, found.columns, found.grant.id, found.grant.agreement_version_id)
     return None
+
+
+def _roles(session: Session, actor: Actor, pkg: Package) -> tuple[str, str]:
+    """The actor's roles on a dataset (``organization:<capacity>``, ``collaborator:<capacity>``;
+    ``...:None`` for none), in one query: every read of a restricted dataset asks."""
+    org = select(Member.capacity).where(Member.group_id == pkg.owner_org, Member.table_name == "user",
+                                        Member.table_id == actor.id).scalar_subquery()
+    shared = select(Collaborator.capacity).where(Collaborator.package_id == pkg.id,
+                                                 Collaborator.user_id == actor.id).scalar_subquery()
+    capacity, collaborator = session.execute(select(org, shared)).one()
+    return f"organization:{capacity}", f"collaborator:{collaborator}"
 
 
 def _holds(session: Session, actor: Actor | None, perm: Permission, obj: Object) -> bool:

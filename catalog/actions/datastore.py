@@ -166,9 +166,10 @@ def datastore_export(ctx: Context, data: dict[str, Any]) -> exports.Export:
     resource_id = validate.required_id(data, "resource_id")
     fmt = exports.requested_format(data)
     with ctx.platform.read() as s:
-        res, _, reading = policy.require_resource_data(s, ctx.actor, resource_id)
+        res, pkg, reading = policy.require_resource_data(s, ctx.actor, resource_id)
         version = _published(s, res, data)
         names = columns.visible((c["id"] for c in version.schema or []), reading.columns)
+        license_id = pkg.license_id
     spec = searchspec.parse({**data, "include_total": False}, [ROW_ID, *names], default_limit=None,
                                  default_fields=names)
     query = ctx.platform.query
@@ -180,4 +181,4 @@ def datastore_export(ctx: Context, data: dict[str, Any]) -> exports.Export:
         audit.record(s, ctx.actor_name, "datastore_export", "resource", res.id,
                      {"version_id": version.id, "format": fmt, **({"filters": spec.filters} if spec.filters else {}),
                       **({"q": spec.q} if spec.q else {}), **reading.audit()})
-    return exports.export(exports.file_stem(res.name, res.id, version.number), fmt, reader)
+    return exports.export(exports.file_stem(res.name, res.id, version.number), fmt, reader, (license_id,))

@@ -41,6 +41,7 @@ class _Readable:
     """A table of the query: the version read, and how the caller reads it (its column scope)."""
     version: ResourceVersion
     reading: policy.Reading
+    license_id: str  # its dataset's, named in an export's headers
 
 
 def _readable_versions(ctx: Context, resource_ids: list[str]) -> dict[str, _Readable]:
@@ -55,7 +56,7 @@ def _readable_versions(ctx: Context, resource_ids: list[str]) -> dict[str, _Read
                 raise _denied(rid)
             try:
                 reading = policy.require_data(s, ctx.actor, res.package)
-                found[rid] = _Readable(version_to_read(s, res, None, Read.PUBLISHED), reading)
+                found[rid] = _Readable(version_to_read(s, res, None, Read.PUBLISHED), reading, res.package.license_id)
             except (NotFound, NotAuthorized, NoPublishedVersion):
                 raise _denied(rid) from None
     return found
@@ -120,4 +121,4 @@ def datastore_sql_export(ctx: Context, data: dict[str, Any]) -> exports.Export:
         audit.record(s, ctx.actor_name, "datastore_sql_export", "resource",
                      checked.resource_ids[0] if checked.resource_ids else None,
                      {**_audit(checked, readable), "format": fmt})
-    return exports.export("query", fmt, reader)
+    return exports.export("query", fmt, reader, tuple(r.license_id for r in readable.values()))

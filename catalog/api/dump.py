@@ -19,7 +19,7 @@ from catalog.actions.sql import datastore_sql_export
 from catalog.api import body
 from catalog.api.errors import error_body, error_headers
 from catalog.api.session import request_context
-from catalog.core import jsoninput, validate
+from catalog.core import jsoninput, licenses, validate
 from catalog.core.errors import BadRequest, MosuError, QueryRejected
 
 try:  # the WSGI server's way to end a response unfinished, without a traceback in its log
@@ -60,6 +60,8 @@ def _stream(name: str, export_of, extra: dict | None = None) -> Response:
     response = Response(stream_with_context(_rest(first, export.chunks, ctx, request.path)),
                         content_type=export.content_type)
     response.headers["Content-Disposition"] = f'attachment; filename="{export.filename}"'
+    for link in licenses.link_headers(export.license_ids):
+        response.headers.add("Link", link)
     return response
 
 

@@ -7,6 +7,7 @@ title, has no URL and is not counted as open. Portals name licences their own wa
 from __future__ import annotations
 
 import unicodedata
+import urllib.parse
 from dataclasses import dataclass
 
 MAX_ID = 100
@@ -85,3 +86,18 @@ def id_problem(license_id: str) -> str | None:
     if any(unicodedata.category(c).startswith("C") for c in license_id):
         return "Must not contain control characters"
     return None
+
+
+def link_headers(license_ids: tuple[str, ...] | list[str]) -> list[str]:
+    """HTTP ``Link`` values (RFC 8288, relation ``license``) for the licences of the data in an
+    answer: an export names the terms its rows come under, as the dataset's page and dict do. A
+    licence outside the register, or without a URL, is named by a ``urn:mosu:license:<id>`` target.
+    Any id may be stored, so it is percent-encoded and the title kept to printable ASCII without
+    quotes: nothing a provider typed can end the header or add a parameter."""
+    out = []
+    for license_id in dict.fromkeys(license_ids):
+        lic = LICENSES.get(license_id)
+        title = "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in (lic.title if lic else license_id))
+        target = lic.url if lic and lic.url else "urn:mosu:license:" + urllib.parse.quote(license_id, safe="")
+        out.append(f'<{target}>; rel="license"; title="{title}"')
+    return out

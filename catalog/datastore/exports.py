@@ -81,6 +81,7 @@ class Export:
     filename: str
     content_type: str
     chunks: Iterator[bytes]
+    license_ids: tuple[str, ...] = ()  # the licences of the datasets read, named in the answer's headers
 
 
 def requested_format(data: dict[str, Any]) -> str:
@@ -108,7 +109,7 @@ def file_stem(name: str | None, fallback: str, version: int) -> str:
     return f"{slug or fallback}-v{int(version)}"
 
 
-def export(stem: str, fmt: str, reader: pa.RecordBatchReader) -> Export:
+def export(stem: str, fmt: str, reader: pa.RecordBatchReader, license_ids: tuple[str, ...] = ()) -> Export:
     """``reader`` as a download named ``stem`` plus the format's extension; refused now (400), before
     anything is sent, if the format cannot hold one of its columns (closing ``reader``)."""
     content_type, extension = FORMATS[fmt]
@@ -118,7 +119,7 @@ def export(stem: str, fmt: str, reader: pa.RecordBatchReader) -> Export:
         except QueryRejected:
             reader.close()
             raise
-    return Export(f"{stem}.{extension}", content_type, stream(reader, fmt))
+    return Export(f"{stem}.{extension}", content_type, stream(reader, fmt), tuple(dict.fromkeys(license_ids)))
 
 
 def check_parquet_schema(schema: pa.Schema) -> None:

@@ -69,7 +69,8 @@ def test_a_page_of_datastore_search_is_one_audit_event(mosu, site, who):
     assert [r["city"] for r in answer["records"]] == ["Bergen", "Trondheim"]
     assert events == [{"actor": site["researcher"] if token else None, "action": "datastore_search",
                        "object_type": "resource", "object_id": cities["id"],
-                       "detail": {"version_id": cities["version_id"], "limit": 2, "offset": 1, "rows": 2}}]
+                       "detail": {"version_id": cities["version_id"], "limit": 2, "offset": 1, "rows": 2,
+                                  "via": "level:open"}}]
 
 
 def test_a_filtered_datastore_search_is_one_audit_event(mosu, site):
@@ -80,7 +81,7 @@ def test_a_filtered_datastore_search_is_one_audit_event(mosu, site):
     assert events == [{"actor": site["researcher"], "action": "datastore_search", "object_type": "resource",
                        "object_id": cities["id"],
                        "detail": {"version_id": cities["version_id"], "limit": 100, "offset": 0, "rows": 2,
-                                  "filters": {"city": ["Oslo", "Trondheim"]}, "q": "o"}}]
+                                  "filters": {"city": ["Oslo", "Trondheim"]}, "q": "o", "via": "level:open"}}]
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
@@ -94,7 +95,8 @@ def test_the_dump_of_a_resource_is_one_audit_event(mosu, site, method):
     assert answer.status_code == 200 and answer.text == "city\tpopulation\nOslo\t709037\n"
     assert events == [{"actor": site["researcher"], "action": "datastore_export", "object_type": "resource",
                        "object_id": cities["id"],
-                       "detail": {"version_id": cities["version_id"], "format": "tsv", "filters": {"city": ["Oslo"]}}}]
+                       "detail": {"version_id": cities["version_id"], "format": "tsv", "filters": {"city": ["Oslo"]},
+                                  "via": "level:open"}}]
 
 
 def test_the_dump_of_a_query_is_one_audit_event_naming_every_resource_read(mosu, site):
@@ -108,7 +110,9 @@ def test_the_dump_of_a_query_is_one_audit_event_naming_every_resource_read(mosu,
     assert events == [{"actor": site["researcher"], "action": "datastore_sql_export", "object_type": "resource",
                        "object_id": cities["id"],
                        "detail": {"resources": [cities["id"], stations["id"]],
-                                  "versions": [cities["version_id"], stations["version_id"]], "format": "csv"}}]
+                                  "versions": [cities["version_id"], stations["version_id"]], "format": "csv",
+                                  "readings": {cities["id"]: {"via": "level:open"},
+                                               stations["id"]: {"via": "level:open"}}}}]
 
 
 def test_a_researcher_query_is_one_audit_event_with_its_row_count(mosu, site):
@@ -120,4 +124,5 @@ def test_a_researcher_query_is_one_audit_event_with_its_row_count(mosu, site):
                        "object_id": stations["id"],
                        "detail": {"resources": [stations["id"], cities["id"]],
                                   "versions": [stations["version_id"], cities["version_id"]], "rows": 3,
-                                  "truncated": False}}]
+                                  "truncated": False, "readings": {stations["id"]: {"via": "level:open"},
+                                                                   cities["id"]: {"via": "level:open"}}}}]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import stat
+import time
 import uuid
 from pathlib import Path
 
@@ -181,6 +182,21 @@ def _loose(root: Path) -> list[str]:
     return found
 
 
+def _cache_built(cache: Path, seconds: float = 60) -> None:
+    """Wait until the Arrow table cache holds a table and no build is under way: a build writes a
+    ``.build-*`` file and renames it, so a walk of the directory meanwhile may meet a vanished path."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            names = [p.name for p in cache.rglob("*")]
+        except FileNotFoundError:  # a build file renamed under the walk
+            names = [".build-"]
+        if any(n.endswith(".arrow") for n in names) and not any(n.startswith(".build-") for n in names):
+            return
+        assert time.monotonic() < deadline, f"the table cache was not built: {names}"
+        time.sleep(0.05)
+
+
 def test_mosu_up_keeps_its_data_dir_private(mosu_factory, tmp_path):
     data_dir = tmp_path / "mosu"
     data_dir.mkdir(mode=0o755)  # an existing directory others could enter
@@ -194,6 +210,7 @@ def test_mosu_up_keeps_its_data_dir_private(mosu_factory, tmp_path):
                                           upload=("people.csv", io.BytesIO(b"name,age\nann,41\nbob,37\n")))
         assert wait_for_ingest(ckan, res["id"])["ingest_status"] == "ready"
         assert ckan.action.datastore_search(resource_id=res["id"])["total"] == 2  # fills the Arrow cache
+        _cache_built(data_dir / "cache")
         files = {p.name for p in data_dir.rglob("*") if p.is_file()}
         assert "catalog.sqlite" in files and any(n.endswith(".dat") for n in files)
         assert any(p.suffix == ".arrow" for p in (data_dir / "cache").rglob("*")), "the Arrow cache was filled"

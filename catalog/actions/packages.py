@@ -178,7 +178,7 @@ def _apply_access(s: Session, pkg: Package, data: dict[str, Any], errors: valida
             pkg.grant_days = validate.integer(data.get("grant_days"), "grant_days", levels.DEFAULT_GRANT_DAYS,
                                               minimum=1, maximum=levels.MAX_GRANT_DAYS)
         except ValidationError as exc:
-            errors.add("grant_days", exc.errors["grant_days"][0])
+            errors.add("grant_days", exc.field_errors["grant_days"][0])
             pkg.grant_days = pkg.grant_days or levels.DEFAULT_GRANT_DAYS
     if "agreement_id" in data:
         wanted = data.get("agreement_id") or None

@@ -18,7 +18,15 @@ import ckanapi
 import pytest
 from sqlalchemy import func, select, update
 
-from catalog.db.models import Acceptance, AccessGrant, AccessRequest, AuditEvent, Notification, User
+from catalog.db.models import (
+    Acceptance,
+    AccessGrant,
+    AccessRequest,
+    AuditEvent,
+    MultipartUpload,
+    Notification,
+    User,
+)
 from tests.conftest import wait_for_ingest
 
 CSV = b"id,city,income\n1,Oslo,300\n2,Lima,400\n3,Pune,500\n"
@@ -389,3 +397,26 @@ def test_bad_requests_are_refused(mosu, site, pending):
     [withdrawn] = [r for r in pending_now if r["package_name"] == "acc-bad-2"]
     assert researcher.action.access_request_withdraw(id=withdrawn["id"])["state"] == "withdrawn"
     assert inbox(mosu, "acc-provider", "access_request.withdrawn", withdrawn["id"]) == 1
+
+
+def test_purging_a_dataset_takes_its_grants_requests_and_acceptances_with_it(mosu, site):
+    """A purge used to fail with a 500 (a foreign key) once anyone had asked for access, or while a
+    multipart upload to the dataset was open (found by the fuzz test in random order); the audit
+    chain keeps the record of each."""
+    ds = restricted(site, "acc-purged")
+    req = site["researcher"].action.access_request_create(package_id="acc-purged", purpose="Purge test",
+                                                          answers=ANSWERS)
+    grant = site["provider"].action.access_grant_create(package_id="acc-purged", user_id="acc-outsider", days=5)
+    site["staff"].action.agreement_accept(package_id="acc-purged")
+    started = site["provider"].action.resource_upload_start(package_id="acc-purged", size=10, filename="late.csv")
+    site["admin"].action.dataset_purge(id="acc-purged")
+    with pytest.raises(ckanapi.NotFound):
+        site["admin"].action.package_show(id="acc-purged")
+    with mosu.inspect().read() as s:
+        for model in (AccessGrant, AccessRequest, Acceptance, MultipartUpload):  # an upload in flight too
+            assert s.scalar(select(func.count()).select_from(model).where(model.package_id == ds["id"])) == 0
+        purge = s.scalars(select(AuditEvent).where(AuditEvent.action == "dataset_purge",
+                                                   AuditEvent.object_id == ds["id"])).one()
+    assert (purge.detail["grants"], purge.detail["requests"], purge.detail["acceptances"]) == (1, 1, 1)
+    assert started["upload_id"]
+    assert events(mosu, req["id"]) == ["access_request_create"] and events(mosu, grant["id"]) == ["access_grant_create"]

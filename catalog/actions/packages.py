@@ -18,12 +18,16 @@ from catalog.core.dictionary import DICTIONARY_KEY, DictionaryError, dictionary_
 from catalog.core.errors import NotAuthorized, NotFound, ValidationError
 from catalog.db import dictize, lookup
 from catalog.db.models import (
+    Acceptance,
+    AccessGrant,
+    AccessRequest,
     Activity,
     Agreement,
     Collaborator,
     Group,
     IngestJob,
     Member,
+    MultipartUpload,
     Package,
     PackageTag,
     PiiAcknowledgement,
@@ -450,8 +454,16 @@ def dataset_purge(ctx: Context, data: dict[str, Any]) -> None:
         s.execute(delete(ResourceVersion).where(ResourceVersion.resource_id.in_(resource_ids)))
         s.execute(delete(Member).where(Member.table_name == "package", Member.table_id == pkg.id))
         s.execute(delete(Collaborator).where(Collaborator.package_id == pkg.id))
+        uploads = [(u.key, u.s3_upload_id) for u in s.scalars(select(MultipartUpload).where(
+            MultipartUpload.package_id == pkg.id, MultipartUpload.state == "open"))]
+        s.execute(delete(MultipartUpload).where(MultipartUpload.package_id == pkg.id))
+        # Its grants, requests and acceptances go with it (a purge is final); the audit chain keeps
+        # the record of each, and this event counts them.
+        access = {name: s.execute(delete(model).where(model.package_id == pkg.id)).rowcount
+                  for name, model in (("grants", AccessGrant), ("requests", AccessRequest),
+                                      ("acceptances", Acceptance))}
         audit.record(s, ctx.actor_name, "dataset_purge", "package", pkg.id,
-                     {"name": pkg.name, "resources": resource_ids, "objects": len(keys)})
+                     {"name": pkg.name, "resources": resource_ids, "objects": len(keys), **access})
         changes.mark(s, pkg.id)
         s.delete(pkg)
     for key in keys:  # after the commit: a failed delete leaves an orphan object, never a dangling row
@@ -459,6 +471,11 @@ def dataset_purge(ctx: Context, data: dict[str, Any]) -> None:
             ctx.platform.store.remove(key)
         except Exception:
             log.warning("purge: could not remove object %s", key, exc_info=True)
+    for key, upload_id in uploads:  # multipart uploads in flight: their parts go too
+        try:
+            ctx.platform.store.multipart_abort(key, upload_id)
+        except Exception:
+            log.warning("purge: could not abort multipart upload %s", upload_id, exc_info=True)
     return None
 
 

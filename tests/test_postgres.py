@@ -68,4 +68,5 @@ def test_upload_ingest_search_and_permissions_on_postgresql(pg_site):
         ("pg-admin", "package_update", "package"), ("pg-admin", "package_update", "package"),
         ("pg-admin", "dataset_purge", "package")]
     assert (events[-1].object_id, events[-1].detail) == (
-        private["id"], {"name": "pg-private", "resources": [], "objects": 0})
+        private["id"], {"name": "pg-private", "resources": [], "objects": 0, "grants": 0, "requests": 0,
+                        "acceptances": 0})

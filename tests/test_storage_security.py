@@ -49,11 +49,17 @@ def _needle_fid(data_dir: Path, payload: bytes) -> str:
 
 def _answers(method: str, url: str, **kwargs) -> requests.Response | None:
     """The response to a request without any credentials, over HTTP and HTTPS; None if refused
-    before any HTTP answer (closed port, TLS handshake refused for lack of a client certificate)."""
+    before any HTTP answer (closed port, TLS handshake refused for lack of a client certificate).
+
+    Only the status line is read (``stream=True``): a server that answers with a status and then
+    resets the connection mid-body (weed does, under load) has still answered."""
     try:
-        return requests.request(method, url, timeout=5, verify=False, allow_redirects=False, **kwargs)
+        resp = requests.request(method, url, timeout=5, verify=False, allow_redirects=False,
+                                stream=True, **kwargs)
     except (requests.ConnectionError, requests.exceptions.SSLError):
         return None
+    resp.close()
+    return resp
 
 
 def _refused(method: str, url: str, **kwargs) -> bool:

@@ -213,6 +213,12 @@ class Reading:
     grant_id: str | None = None
     agreement_version_id: str | None = None
 
+    def refs(self, pkg: Package, resource_id: str | None = None) -> dict[str, str | None]:
+        """The object ids an audit event of this read is filed under (its indexed columns): the
+        dataset, its organization, the resource, and the grant and agreement version that allowed it."""
+        return {"package_id": pkg.id, "org_id": pkg.owner_org, "resource_id": resource_id,
+                "grant_id": self.grant_id, "agreement_version_id": self.agreement_version_id}
+
     def audit(self) -> dict[str, Any]:
         """What an audit event of a read records about how it was allowed: the grant, the agreement
         version and the column scope, when there are any."""

@@ -77,7 +77,7 @@ def datastore_search(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     """
     resource_id = validate.required_id(data, "resource_id")
     with ctx.platform.read() as s:
-        res, _, reading = policy.require_resource_data(s, ctx.actor, resource_id)
+        res, pkg, reading = policy.require_resource_data(s, ctx.actor, resource_id)
         info = field_info((res.extras or {}).get(DICTIONARY_KEY))
         version = _published(s, res, data)
         names = columns.visible((c["id"] for c in version.schema or []), reading.columns)
@@ -103,11 +103,10 @@ def datastore_search(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
                      if spec.include_total else None)
         types = {f["id"]: f["type"] for f in result.fields}
         rows = [[json_value(v) for v in row] for row in result.rows]
-    with ctx.platform.write.begin() as s:
-        audit.record(s, ctx.actor_name, "datastore_search", "resource", res.id,
-                     {"version_id": version.id, "limit": spec.limit, "offset": spec.offset, "rows": len(rows),
-                      **({"filters": spec.filters} if spec.filters else {}), **({"q": spec.q} if spec.q else {}),
-                      **reading.audit()})
+    audit.record_read(ctx, "datastore_search", "resource", res.id,
+                      {"version_id": version.id, "limit": spec.limit, "offset": spec.offset, "rows": len(rows),
+                       **({"filters": spec.filters} if spec.filters else {}), **({"q": spec.q} if spec.q else {}),
+                       **reading.audit()}, **reading.refs(pkg, res.id))
     echoed = {k: data[k] for k in ("filters", "q", "fields", "sort", "distinct", "version") if data.get(k) not in
               (None, "")}
     next_offset = spec.offset + spec.limit
@@ -177,8 +176,7 @@ def datastore_export(ctx: Context, data: dict[str, Any]) -> exports.Export:
     sql, params, _, _ = searchspec.build(spec, query.describe(table))
     reader = query.stream({"t": table}, sql, params, cancelled=ctx.disconnected,
                           slot=query.slots.acquire(ctx.caller))
-    with ctx.platform.write.begin() as s:
-        audit.record(s, ctx.actor_name, "datastore_export", "resource", res.id,
-                     {"version_id": version.id, "format": fmt, **({"filters": spec.filters} if spec.filters else {}),
-                      **({"q": spec.q} if spec.q else {}), **reading.audit()})
+    audit.record_read(ctx, "datastore_export", "resource", res.id,
+                      {"version_id": version.id, "format": fmt, **({"filters": spec.filters} if spec.filters else {}),
+                       **({"q": spec.q} if spec.q else {}), **reading.audit()}, **reading.refs(pkg, res.id))
     return exports.export(exports.file_stem(res.name, res.id, version.number), fmt, reader, (license_id,))

@@ -255,8 +255,9 @@ def resource_download(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
                                       "only the dataset's editors may download its original upload")
             key = version.raw_key
             filename = version.original_filename or f"{res.id}.bin"
-        audit.record(s, ctx.actor_name, "resource_download", "resource", res.id,
-                     {"version_id": version.id, "version": version.number, "format": fmt, **reading.audit()})
+        audit.record(s, ctx, "resource_download", "resource", res.id,
+                     {"version_id": version.id, "version": version.number, "format": fmt, **reading.audit()},
+                     **reading.refs(pkg, res.id))
         url = ctx.platform.store.presigned_get(key, dt.timedelta(seconds=DOWNLOAD_URL_SECONDS), filename)
         return {"url": url, "expires_in": DOWNLOAD_URL_SECONDS, "version": version.number,
                 "version_id": version.id, "format": fmt, "filename": filename}

@@ -42,6 +42,7 @@ class _Readable:
     version: ResourceVersion
     reading: policy.Reading
     license_id: str  # its dataset's, named in an export's headers
+    refs: dict[str, str | None]  # the ids its audit event is filed under
 
 
 def _readable_versions(ctx: Context, resource_ids: list[str]) -> dict[str, _Readable]:
@@ -56,7 +57,8 @@ def _readable_versions(ctx: Context, resource_ids: list[str]) -> dict[str, _Read
                 raise _denied(rid)
             try:
                 reading = policy.require_data(s, ctx.actor, res.package)
-                found[rid] = _Readable(version_to_read(s, res, None, Read.PUBLISHED), reading, res.package.license_id)
+                found[rid] = _Readable(version_to_read(s, res, None, Read.PUBLISHED), reading, res.package.license_id,
+                                       reading.refs(res.package, rid))
             except (NotFound, NotAuthorized, NoPublishedVersion):
                 raise _denied(rid) from None
     return found
@@ -75,6 +77,12 @@ def _audit(checked: sqlcheck.CheckedQuery, readable: dict[str, _Readable]) -> di
     rids = checked.resource_ids
     return {"resources": rids, "versions": [readable[r].version.id for r in rids],
             "readings": {r: readable[r].reading.audit() for r in rids}}
+
+
+def _refs(readable: dict[str, _Readable]) -> dict[str, str | None]:
+    """The ids a query's event is filed under: its first table's (every table and the reading of each
+    are in the event's detail)."""
+    return next(iter(readable.values())).refs if readable else {}
 
 
 @action
@@ -99,10 +107,10 @@ def datastore_search_sql(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
         result = ctx.platform.query.run(tables, checked.sql, max_rows=ctx.settings.query_max_rows,
                                         cancelled=ctx.disconnected)
     records = [{n: json_value(v) for n, v in zip(result.names, row)} for row in result.rows]
-    with ctx.platform.write.begin() as s:
-        audit.record(s, ctx.actor_name, "datastore_search_sql", "resource",
-                     checked.resource_ids[0] if checked.resource_ids else None,
-                     {**_audit(checked, readable), "rows": len(records), "truncated": result.truncated})
+    audit.record_read(ctx, "datastore_search_sql", "resource",
+                      checked.resource_ids[0] if checked.resource_ids else None,
+                      {**_audit(checked, readable), "rows": len(records), "truncated": result.truncated},
+                      **_refs(readable))
     return {"sql": checked.sql, "fields": result.fields, "records": records,
             "records_truncated": result.truncated}
 
@@ -117,8 +125,7 @@ def datastore_sql_export(ctx: Context, data: dict[str, Any]) -> exports.Export:
     readable = _readable_versions(ctx, checked.resource_ids)
     reader = ctx.platform.query.stream(_tables(ctx, readable), checked.sql, cancelled=ctx.disconnected,
                                        slot=ctx.platform.query.slots.acquire(ctx.caller))
-    with ctx.platform.write.begin() as s:
-        audit.record(s, ctx.actor_name, "datastore_sql_export", "resource",
-                     checked.resource_ids[0] if checked.resource_ids else None,
-                     {**_audit(checked, readable), "format": fmt})
+    audit.record_read(ctx, "datastore_sql_export", "resource",
+                      checked.resource_ids[0] if checked.resource_ids else None,
+                      {**_audit(checked, readable), "format": fmt}, **_refs(readable))
     return exports.export("query", fmt, reader, tuple(r.license_id for r in readable.values()))

@@ -66,4 +66,6 @@ def request_context() -> Context:
     token = request_token()
     actor = _actor_for(platform, token) if token is not None else None
     return Context(platform=platform, actor=actor, request_id=g.request_id,
-                   client=request.remote_addr or "", disconnected=request.environ.get("waitress.client_disconnected"))
+                   client=request.remote_addr or "",
+                   user_agent=(request.user_agent.string or "")[:300],
+                   disconnected=request.environ.get("waitress.client_disconnected"))

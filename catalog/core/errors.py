@@ -95,6 +95,11 @@ class StorageUnavailable(MosuError):
     succeed later (503; a worker retries the job with back-off)."""
 
 
+class AuditUnavailable(MosuError):
+    """The audit event of a read could not be written (database locked past its timeout, disk full,
+    read-only file): the data is not served unrecorded (503; the same request may succeed later)."""
+
+
 class StartupError(MosuError):
     """The platform cannot start (port in use, unwritable directory, missing binary)."""
 
@@ -108,6 +113,7 @@ _HTTP: list[tuple[type[MosuError], int, str]] = [
     (QueryRejected, 400, "Validation Error"),
     (TooManyRequests, 429, "Rate Limit Error"),
     (StorageUnavailable, 503, "Service Unavailable Error"),
+    (AuditUnavailable, 503, "Service Unavailable Error"),
     (SearchQueryError, 400, "Search Query Error"),
     (UnknownAction, 400, "Bad request - Action Error"),
     (BadRequest, 400, "Bad request - JSON Error"),

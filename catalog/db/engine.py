@@ -74,7 +74,7 @@ def _writer_lock(info: dict, path: str) -> None:
             time.sleep(0.0005)
 
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def init_schema(engine: Engine) -> None:

@@ -49,6 +49,8 @@ class User(Base):
     image_url: Mapped[str] = mapped_column(Text, default="")
     password_hash: Mapped[str | None] = mapped_column(String(255))
     sysadmin: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Site-wide compliance role: reads every audit event and report, and by it no data at all.
+    auditor: Mapped[bool] = mapped_column(Boolean, default=False)
     state: Mapped[str] = mapped_column(String(20), default="active")
     created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
@@ -313,12 +315,18 @@ class SchemaInfo(Base):
 
 
 class AuditEvent(Base):
-    """One link of the tamper-evident audit chain (see :mod:`catalog.records.audit`)."""
+    """One link of the tamper-evident audit chain (see :mod:`catalog.records.audit`).
+
+    ``seq`` is assigned by the writer (last + 1, under the chain's lock), never by a database
+    sequence: a rolled-back insert must not leave a gap, since a gap is how a deleted event shows.
+    The envelope columns (who, from where, under which grant, the outcome) and the object ids
+    the reports filter on are columns, indexed; the rest of an event is its ``detail``, whose
+    fields the vocabulary (:mod:`catalog.records.events`) defines per event name."""
 
     __tablename__ = "audit_events"
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     id: Mapped[str] = mapped_column(String(36), unique=True, default=new_id)
-    ts: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    ts: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
     actor: Mapped[str | None] = mapped_column(String(100))
     action: Mapped[str] = mapped_column(String(100))
     object_type: Mapped[str] = mapped_column(String(40))
@@ -326,6 +334,52 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # The envelope (issue 13). Null on events written before it; the hash covers each one that is set.
+    actor_id: Mapped[str | None] = mapped_column(String(36))
+    role: Mapped[str | None] = mapped_column(String(20))
+    client: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    request_id: Mapped[str | None] = mapped_column(String(40))
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    package_id: Mapped[str | None] = mapped_column(String(36))
+    resource_id: Mapped[str | None] = mapped_column(String(36))
+    org_id: Mapped[str | None] = mapped_column(String(36))
+    grant_id: Mapped[str | None] = mapped_column(String(36))
+    agreement_version_id: Mapped[str | None] = mapped_column(String(36))
+
+    __table_args__ = (
+        Index("ix_audit_package_ts", "package_id", "ts"),
+        Index("ix_audit_resource_ts", "resource_id", "ts"),
+        Index("ix_audit_actor_ts", "actor_id", "ts"),
+        Index("ix_audit_org_ts", "org_id", "ts"),
+        Index("ix_audit_action_ts", "action", "ts"),
+        Index("ix_audit_outcome_ts", "outcome", "ts"),
+        Index("ix_audit_grant", "grant_id"),
+    )
+
+
+class AuditCheckpoint(Base):
+    """A signed tree head: the RFC 9162 Merkle root over the first ``tree_size`` events, signed with
+    the site's Ed25519 key (kept outside this database). A copy goes to object storage, so removing
+    rows here does not remove the commitment (see :mod:`catalog.records.checkpoints`)."""
+
+    __tablename__ = "audit_checkpoints"
+    tree_size: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    root_hash: Mapped[str] = mapped_column(String(64))
+    timestamp: Mapped[int] = mapped_column(BigInteger)  # milliseconds since the epoch, as RFC 9162
+    key_id: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(128))
+
+
+class AuditPrune(Base):
+    """A pruning of the log's oldest events, up to a checkpoint: what verification needs to go on
+    without them (the last pruned event's hash and the Merkle frontier at that size)."""
+
+    __tablename__ = "audit_prunes"
+    upto_seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    frontier: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    ts: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class Agreement(Base):

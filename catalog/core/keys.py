@@ -31,3 +31,13 @@ def version_parquet(resource_id: str, version_id: str) -> str:
 def quality_report(resource_id: str, version_id: str) -> str:
     """A version's quality report (JSON), next to its Parquet."""
     return f"parquet/{_check_id(resource_id)}/{_check_id(version_id)}.quality.json"
+
+
+AUDIT_CHECKPOINTS = "audit/checkpoints/"
+"""Where signed tree heads of the audit log are copied; a deployment gives the web process's
+credentials no delete or overwrite right under it where the storage allows."""
+
+
+def audit_checkpoint(tree_size: int) -> str:
+    """A signed tree head, by its tree size (zero-padded, so the keys list in order)."""
+    return f"{AUDIT_CHECKPOINTS}{int(tree_size):020d}.json"

@@ -32,6 +32,12 @@ class Settings:
     weed_binary: str | None = None
     weed_memory_limit: str = "1GiB"
     site_url: str | None = None
+    # The Ed25519 key that signs the audit log's tree heads; kept outside the catalog database (and
+    # outside its backups), by default <data_dir>/keys/audit-ed25519.pem, created 0600 on first use.
+    audit_key_file: Path | None = None
+    # Audit retention (PRC Cybersecurity Law art. 21: six months at least; PIPL art. 56: three years).
+    audit_retention_days: int = 1095
+    audit_checkpoint_seconds: int = 3600
     # E-mail copies of notifications (issue 12): unset, nothing is queued or sent; the inbox works alone.
     smtp_url: str | None = None
     mail_from: str = "mosu@localhost"
@@ -99,6 +105,8 @@ class Settings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "data_dir" in values:
             values["data_dir"] = Path(values["data_dir"])  # type: ignore[arg-type]
+        if values.get("audit_key_file"):
+            values["audit_key_file"] = Path(values["audit_key_file"])  # type: ignore[arg-type]
         return cls(**values)  # type: ignore[arg-type]
 
     def to_env(self) -> dict[str, str]:

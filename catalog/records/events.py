@@ -64,7 +64,7 @@ def check(name: str, detail: dict[str, Any]) -> None:
         raise ValueError(f"audit event {name}: detail field(s) {unknown} not defined in catalog.records.events")
 
 
-def E(name: str, category: str, summary: str, **fields: str) -> EventType:  # noqa: N802 - reads as a table
+def E(name: str, category: str, summary: str, /, **fields: str) -> EventType:  # noqa: N802 - reads as a table
     return EventType(name, category, summary, fields)
 
 

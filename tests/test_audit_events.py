@@ -284,6 +284,21 @@ def test_reads_name_what_was_read_and_the_grant_that_allowed_it(mosu, site, rest
                             "filename": out["filename"], "expires_in": out["expires_in"], "via": "grant:full"}
 
 
+def test_an_export_refused_before_its_first_byte_records_no_read(mosu, site):
+    """A format that cannot hold a column is a 400 before anything is read: no read event says otherwise."""
+    sql = "SELECT 'x'::UNION(a INT, b VARCHAR) AS u, 1 AS n"
+    headers = {"Authorization": site["tokens"]["researcher"], "User-Agent": UA}
+    answer, ev = _audited(mosu, lambda: requests.get(f"{mosu.url}/datastore/dump_sql", headers=headers,
+                                                     params={"sql": sql, "format": "parquet"}, timeout=60))
+    assert answer.status_code == 400 and "Parquet cannot hold" in answer.json()["error"]["message"]
+    assert [e for e in ev if vocabulary.EVENTS[e.action].category in ("read", "read_end")] == []
+    answer, ev = _audited(mosu, lambda: requests.get(f"{mosu.url}/datastore/dump_sql", headers=headers,
+                                                     params={"sql": sql, "format": "jsonl"}, timeout=60))
+    assert answer.status_code == 200 and [e.action for e in ev] == ["datastore_sql_export", "datastore_sql_export_end"]
+    assert ev[0].detail["resources"] == [] and ev[0].detail["columns_read"] == {}
+    assert _refs(ev[0]) == _refs_of() and ev[1].detail["rows"] == 1
+
+
 def test_a_revoked_grant_names_itself(mosu, site, restricted):
     r = restricted
     _, ev = _audited(mosu, lambda: site["provider"].action.access_grant_revoke(id=r["grant"], reason="study over"))

@@ -191,9 +191,15 @@ def datastore_export(ctx: Context, data: dict[str, Any]) -> exports.Export:
     reader = query.stream({"t": table}, sql, params, cancelled=ctx.disconnected,
                           slot=query.slots.acquire(ctx.caller))
     refs = reading.refs(pkg, res.id)
-    audit.record_read(ctx, "datastore_export", "resource", res.id,
-                      {**_read_detail(version, spec, reading), "format": fmt,
-                       **({"limit": spec.limit} if spec.limit is not None else {}),
-                       **({"offset": spec.offset} if spec.offset else {})}, **refs)
-    return exports.export(exports.file_stem(res.name, res.id, version.number), fmt, reader, (license_id,),
-                          ended=exports.Ended("datastore_export_end", "resource", res.id, {"format": fmt}, refs))
+    # A format that cannot hold a column is refused (400) before the read is recorded: nothing is read.
+    export = exports.export(exports.file_stem(res.name, res.id, version.number), fmt, reader, (license_id,),
+                            ended=exports.Ended("datastore_export_end", "resource", res.id, {"format": fmt}, refs))
+    try:
+        audit.record_read(ctx, "datastore_export", "resource", res.id,
+                          {**_read_detail(version, spec, reading), "format": fmt,
+                           **({"limit": spec.limit} if spec.limit is not None else {}),
+                           **({"offset": spec.offset} if spec.offset else {})}, **refs)
+    except BaseException:
+        reader.close()  # its query slot and cursor go back now, not when the reader is collected
+        raise
+    return export

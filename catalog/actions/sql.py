@@ -146,7 +146,13 @@ def datastore_sql_export(ctx: Context, data: dict[str, Any]) -> exports.Export:
                                        slot=ctx.platform.query.slots.acquire(ctx.caller))
     first = checked.resource_ids[0] if checked.resource_ids else None
     refs = _refs(readable)
-    audit.record_read(ctx, "datastore_sql_export", "resource", first,
-                      {**_audit(checked, readable, tables), "format": fmt}, **refs)
-    return exports.export("query", fmt, reader, tuple(r.license_id for r in readable.values()),
-                          ended=exports.Ended("datastore_sql_export_end", "resource", first, {"format": fmt}, refs))
+    # A format that cannot hold a column is refused (400) before the read is recorded: nothing is read.
+    export = exports.export("query", fmt, reader, tuple(r.license_id for r in readable.values()),
+                            ended=exports.Ended("datastore_sql_export_end", "resource", first, {"format": fmt}, refs))
+    try:
+        audit.record_read(ctx, "datastore_sql_export", "resource", first,
+                          {**_audit(checked, readable, tables), "format": fmt}, **refs)
+    except BaseException:
+        reader.close()  # its query slot and cursor go back now, not when the reader is collected
+        raise
+    return export

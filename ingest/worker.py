@@ -44,6 +44,12 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
+def _refs(s, res: Resource) -> dict[str, str | None]:
+    """The ids a worker's event about ``res`` is filed under: the resource, its dataset and organization."""
+    pkg = s.get(Package, res.package_id)
+    return {"resource_id": res.id, "package_id": res.package_id, "org_id": pkg.owner_org if pkg else None}
+
+
 class _Heartbeat(threading.Thread):
     """Renews the lease every third of its length until stopped; notes a lost lease."""
 
@@ -242,13 +248,14 @@ class Worker:
                 version.validation["summary"] = summary
                 lifecycle.show(res, State.HELD, summary)
                 audit.record(s, f"worker:{self.name}", "resource_held", "resource", res.id,
-                             {"version_id": version.id, "pii": disclosure.pairs_list(report["pii"])})
+                             {"version_id": version.id, "pii": disclosure.pairs_list(report["pii"])}, **_refs(s, res))
                 changes.mark(s, res.package_id)
                 log.info("job %s: held for a personal-information acknowledgement", claim.job_id)
                 return
             publish_version(s, res, version)
             audit.record(s, f"worker:{self.name}", "resource_publish", "resource", res.id,
-                         {"version_id": version.id, "rows": converted.row_count, "quality_score": report["score"]})
+                         {"version_id": version.id, "rows": converted.row_count, "quality_score": report["score"]},
+                         **_refs(s, res))
         log.info("job %s: published %d rows", claim.job_id, converted.row_count)
 
     # -- quality ----------------------------------------------------------------------------
@@ -317,7 +324,7 @@ class Worker:
             res = s.get(Resource, claim.resource_id)
             audit.record(s, f"worker:{self.name}", "quality_revalidated", "resource", res.id,
                          {"version_id": version.id, "quality_score": report["score"],
-                          "blocking_failed": report["summary"]["blocking_failed"]})
+                          "blocking_failed": report["summary"]["blocking_failed"]}, **_refs(s, res))
             changes.mark(s, res.package_id)
 
     def _fail(self, claim: jobs.Claim, exc: IngestFailed) -> None:
@@ -335,7 +342,7 @@ class Worker:
             res = s.get(Resource, claim.resource_id)
             if claim.kind == "validate":  # the published version stays published: only its re-check failed
                 audit.record(s, f"worker:{self.name}", "quality_revalidation_failed", "resource", res.id,
-                             {"version_id": version.id, "error": exc.message})
+                             {"version_id": version.id, "error": exc.message}, outcome="failed", **_refs(s, res))
                 log.info("job %s: revalidation failed: %s", claim.job_id, exc.message)
                 return
             # The message may quote the upload's values: it stays on the version and the job, for the
@@ -347,8 +354,10 @@ class Worker:
             if isinstance(exc, QualityGateFailed):  # the report is kept, so the provider sees why
                 self._keep_report(s, claim, version, exc.report, report_key)
             lifecycle.show(res, State.FAILED, summary)
-            audit.record(s, f"worker:{self.name}", "resource_ingest_failed", "resource", res.id,
-                         {"version_id": version.id, "error": exc.message})
+            # A blocking quality check is a rejection of the data; anything else, a failure to ingest it.
+            event = "resource_rejected" if isinstance(exc, QualityGateFailed) else "resource_ingest_failed"
+            audit.record(s, f"worker:{self.name}", event, "resource", res.id,
+                         {"version_id": version.id, "error": exc.message}, outcome="failed", **_refs(s, res))
             changes.mark(s, res.package_id)
         log.info("job %s: failed: %s", claim.job_id, exc.message)
 

@@ -50,7 +50,7 @@ import uuid
 
 import pytest
 import requests
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from catalog.access.context import Actor, Context
 from catalog.access.policy import Permission
@@ -60,8 +60,9 @@ from catalog.actions.sql import datastore_sql_export
 from catalog.cli.app import create_app
 from catalog.core import levels
 from catalog.core.errors import NotAuthorized, NotFound, ValidationError
-from catalog.db.models import AccessGrant, Package, User, utcnow
+from catalog.db.models import AccessGrant, Agreement, AuditEvent, Package, User, utcnow
 from catalog.platform import Platform
+from catalog.records import events
 from catalog.versions.uploads import Upload
 from ingest.worker import Worker
 from tests.conftest import s3_settings
@@ -311,7 +312,8 @@ def world(s3, tmp_path_factory):
             assert (pkg.embargo_until is not None) == (embargoed or key == "embargo-ended"), key
             ds["creator"] = pkg.creator_user_id
     web = create_app(platform=platform).test_client()
-    yield {"platform": platform, "actors": actors, "datasets": datasets, "tokens": tokens, "web": web}
+    org = call(admin, "organization_show", {"id": "lv-org"})["id"]
+    yield {"platform": platform, "actors": actors, "datasets": datasets, "tokens": tokens, "web": web, "org": org}
     platform.close()
 
 
@@ -499,10 +501,82 @@ def observe(world, path: str, who: str, key: str, ds: dict | None = None) -> tup
     return got, text
 
 
+# -- the audit event of a cell that reads data (issue 13) ------------------------------------------
+
+READ_EVENTS = {  # a path that reads data -> the event its read leaves
+    "datastore_search": "datastore_search", "GET /api/3/action/datastore_search": "datastore_search",
+    "GET /dataset/<id>": "datastore_search",  # the page's preview
+    "datastore_export": "datastore_export", "GET /datastore/dump": "datastore_export",
+    "datastore_search_sql": "datastore_search_sql",
+    "datastore_sql_export": "datastore_sql_export", "GET /datastore/dump_sql": "datastore_sql_export",
+    "resource_download": "resource_download", "resource_download_parquet": "resource_download",
+    "GET /dataset/<id>/resource/<id>/download": "resource_download",
+}
+READ_OK = {"ok", "ok-scoped", "preview", "preview-scoped"}
+
+
+def _last_seq(world) -> int:
+    with world["platform"].read() as s:
+        return s.scalar(select(func.max(AuditEvent.seq))) or 0
+
+
+def via(who: str, ds: str) -> str:
+    """How a reader reads, by the rules: sysadmins as such; open data as open data; roles before
+    acceptances and grants (and through an embargo); then the acceptance or the grant."""
+    level, private, embargoed, state = DATASETS[ds]
+    if who == "sysadmin":
+        return "sysadmin"
+    if level == "open" and not embargoed and not private and state == "active":
+        return "level:open"
+    if who in ROLES:
+        return {"member": "organization:member", "collaborator": "collaborator:member"}[who]
+    if level == "registered":
+        return "accepted"
+    return "grant:columns" if who in COLUMN_SCOPED else "grant:full"
+
+
+def _allowed_by(world, who: str, ds: dict, how: str) -> tuple[str | None, str | None]:
+    """The grant and agreement version a read ``how`` rests on, looked up in the tables: the caller's
+    (or their organization's) grant on the dataset; the current version of an accepted agreement."""
+    with world["platform"].read() as s:
+        if how.startswith("grant:"):
+            mine = (AccessGrant.grantee_type == "organization" if who == "org-grantee"
+                    else AccessGrant.grantee_id == world["actors"][who].id)
+            grant = s.scalars(select(AccessGrant).where(AccessGrant.package_id == ds["id"], mine)).one()
+            return grant.id, grant.agreement_version_id
+        if how == "accepted":
+            pkg = s.get(Package, ds["id"])
+            return None, s.get(Agreement, pkg.agreement_id).current_version_id
+    return None, None
+
+
+def check_read_event(world, path: str, who: str, key: str, before: int) -> None:
+    """A cell that read data left exactly one read event (an export's end is not a read), naming the
+    caller, the dataset, resource and organization, and the grant, agreement version and ``via``."""
+    ds = world["datasets"][key]
+    with world["platform"].read() as s:
+        found = [e for e in s.scalars(select(AuditEvent).where(AuditEvent.seq > before).order_by(AuditEvent.seq))
+                 if events.EVENTS[e.action].category == "read"]
+        s.expunge_all()
+    assert [e.action for e in found] == [READ_EVENTS[path]], [e.action for e in found]
+    ev, actor, how = found[0], world["actors"][who], via(who, key)
+    grant_id, version_id = _allowed_by(world, who, ds, how)
+    assert (ev.actor, ev.actor_id, ev.outcome) == (actor.name if actor else None, actor.id if actor else None, "ok")
+    assert ev.client == ("127.0.0.1" if path in HTTP_PATHS else f"lv-{who}")
+    assert (ev.package_id, ev.resource_id, ev.org_id) == (ds["id"], ds["resource"], world["org"])
+    assert (ev.grant_id, ev.agreement_version_id) == (grant_id, version_id), how
+    reading = ev.detail["readings"][ds["resource"]] if "readings" in ev.detail else ev.detail
+    assert reading["via"] == how and reading.get("grant_id") == (grant_id if "readings" in ev.detail else None)
+    assert ("columns" in reading) == (how == "grant:columns")
+
+
 @pytest.mark.parametrize("path,who,ds", CELLS, ids=[f"{p}-{w}-{d}" for p, w, d in CELLS])
 def test_access_levels_matrix(world, path, who, ds):
+    before = _last_seq(world)
     got, text = observe(world, path, who, ds)
     assert got == expected(path, who, ds)
+    if got in READ_OK and path in READ_EVENTS:
+        check_read_event(world, path, who, ds, before)
     if not reads(who, ds):  # refusals and metadata reveal nothing of the rows
         assert not _leaked(text), _leaked(text)
     if who in COLUMN_SCOPED and DATASETS[ds][0] == "restricted":  # nothing of the hidden column, ever

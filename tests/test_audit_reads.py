@@ -1,4 +1,5 @@
 """Every read of data is an audit event: datastore_search, the dump of a resource, the dump of a query.
+A dump also leaves the event of its end (rows read, bytes sent), with the same request id.
 
 README: "Every preview, query, export and download is an audit event", and of researcher SQL "Each
 answer is audited with the resources read". Each call here is made over HTTP to a running
@@ -7,6 +8,7 @@ call, the caller and what was read.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import uuid
 
@@ -69,8 +71,8 @@ def test_a_page_of_datastore_search_is_one_audit_event(mosu, site, who):
     assert [r["city"] for r in answer["records"]] == ["Bergen", "Trondheim"]
     assert events == [{"actor": site["researcher"] if token else None, "action": "datastore_search",
                        "object_type": "resource", "object_id": cities["id"],
-                       "detail": {"version_id": cities["version_id"], "limit": 2, "offset": 1, "rows": 2,
-                                  "via": "level:open"}}]
+                       "detail": {"version_id": cities["version_id"], "version": 1, "limit": 2, "offset": 1,
+                                  "rows": 2, "fields": ["_id", "city", "population"], "via": "level:open"}}]
 
 
 def test_a_filtered_datastore_search_is_one_audit_event(mosu, site):
@@ -80,8 +82,10 @@ def test_a_filtered_datastore_search_is_one_audit_event(mosu, site):
     assert [r["city"] for r in answer["records"]] == ["Trondheim", "Oslo"]
     assert events == [{"actor": site["researcher"], "action": "datastore_search", "object_type": "resource",
                        "object_id": cities["id"],
-                       "detail": {"version_id": cities["version_id"], "limit": 100, "offset": 0, "rows": 2,
-                                  "filters": {"city": ["Oslo", "Trondheim"]}, "q": "o", "via": "level:open"}}]
+                       "detail": {"version_id": cities["version_id"], "version": 1, "limit": 100, "offset": 0,
+                                  "rows": 2, "fields": ["_id", "city", "population"],
+                                  "filters": {"city": ["Oslo", "Trondheim"]}, "q": "o", "sort": ["population"],
+                                  "via": "level:open"}}]
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
@@ -95,8 +99,12 @@ def test_the_dump_of_a_resource_is_one_audit_event(mosu, site, method):
     assert answer.status_code == 200 and answer.text == "city\tpopulation\nOslo\t709037\n"
     assert events == [{"actor": site["researcher"], "action": "datastore_export", "object_type": "resource",
                        "object_id": cities["id"],
-                       "detail": {"version_id": cities["version_id"], "format": "tsv", "filters": {"city": ["Oslo"]},
-                                  "via": "level:open"}}]
+                       "detail": {"version_id": cities["version_id"], "version": 1, "format": "tsv",
+                                  "fields": ["city", "population"], "filters": {"city": ["Oslo"]},
+                                  "via": "level:open"}},
+                      {"actor": site["researcher"], "action": "datastore_export_end", "object_type": "resource",
+                       "object_id": cities["id"],
+                       "detail": {"format": "tsv", "rows": 1, "bytes": len(answer.content), "complete": True}}]
 
 
 def test_the_dump_of_a_query_is_one_audit_event_naming_every_resource_read(mosu, site):
@@ -109,10 +117,15 @@ def test_the_dump_of_a_query_is_one_audit_event_naming_every_resource_read(mosu,
     assert answer.status_code == 200 and answer.text == "city,n\r\nBergen,1\r\nOslo,2\r\n"
     assert events == [{"actor": site["researcher"], "action": "datastore_sql_export", "object_type": "resource",
                        "object_id": cities["id"],
-                       "detail": {"resources": [cities["id"], stations["id"]],
+                       "detail": {"sql": sql, "sql_sha256": hashlib.sha256(sql.encode()).hexdigest(),
+                                  "resources": [cities["id"], stations["id"]],
                                   "versions": [cities["version_id"], stations["version_id"]], "format": "csv",
+                                  "columns_read": {cities["id"]: ["city"], stations["id"]: ["city"]},
                                   "readings": {cities["id"]: {"via": "level:open"},
-                                               stations["id"]: {"via": "level:open"}}}}]
+                                               stations["id"]: {"via": "level:open"}}}},
+                      {"actor": site["researcher"], "action": "datastore_sql_export_end", "object_type": "resource",
+                       "object_id": cities["id"],
+                       "detail": {"format": "csv", "rows": 2, "bytes": len(answer.content), "complete": True}}]
 
 
 def test_a_researcher_query_is_one_audit_event_with_its_row_count(mosu, site):
@@ -122,7 +135,9 @@ def test_a_researcher_query_is_one_audit_event_with_its_row_count(mosu, site):
     assert [r["station"] for r in answer["records"]] == ["Blindern", "Florida", "Tryvann"]
     assert events == [{"actor": site["researcher"], "action": "datastore_search_sql", "object_type": "resource",
                        "object_id": stations["id"],
-                       "detail": {"resources": [stations["id"], cities["id"]],
+                       "detail": {"sql": sql, "sql_sha256": hashlib.sha256(sql.encode()).hexdigest(),
+                                  "resources": [stations["id"], cities["id"]],
+                                  "columns_read": {stations["id"]: ["city", "station"], cities["id"]: ["city"]},
                                   "versions": [stations["version_id"], cities["version_id"]], "rows": 3,
                                   "truncated": False, "readings": {stations["id"]: {"via": "level:open"},
                                                                    cities["id"]: {"via": "level:open"}}}}]

@@ -220,13 +220,9 @@ class Reading:
                 "grant_id": self.grant_id, "agreement_version_id": self.agreement_version_id}
 
     def audit(self) -> dict[str, Any]:
-        """What an audit event of a read records about how it was allowed: the grant, the agreement
-        version and the column scope, when there are any."""
+        """What an audit event of a read records in its detail about how it was allowed: ``via`` and
+        the column scope, if any (the grant and agreement version are the event's columns: :meth:`refs`)."""
         out: dict[str, Any] = {"via": self.via}
-        if self.grant_id is not None:
-            out["grant_id"] = self.grant_id
-        if self.agreement_version_id is not None:
-            out["agreement_version_id"] = self.agreement_version_id
         if self.columns is not None:
             out["columns"] = sorted(self.columns)
         return out

@@ -259,9 +259,10 @@ def access_grant_create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
         version = current(s, pkg.agreement_id)
         grant = make_grant(s, ctx.actor, pkg, grantee_type, grantee_id, expires, scope,
                            version.id if version else None, None, text)
-        audit.record(s, ctx.actor_name, "access_grant_create", "access_grant", grant.id,
-                     {"package_id": pkg.id, "grantee_type": grantee_type, "grantee_id": grantee_id,
-                      "expires": iso(expires), "columns": scope, "agreement_version_id": grant.agreement_version_id})
+        audit.record(s, ctx, "access_grant_create", "access_grant", grant.id,
+                     {"grantee_type": grantee_type, "grantee_id": grantee_id, "expires": iso(expires),
+                      "columns": scope}, package_id=pkg.id, org_id=pkg.owner_org, grant_id=grant.id,
+                     agreement_version_id=grant.agreement_version_id)
         notify(s, [*grantee_users(s, grant), *approvers(s, pkg.owner_org)], "access_grant.created",
                f"Access to dataset {pkg.name} granted to {grantee_name} until {expires:%Y-%m-%d}",
                {"grant_id": grant.id, "package_id": pkg.id})
@@ -326,9 +327,10 @@ def access_grant_revoke(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
             errors.add("id", f"The grant was already revoked on {grant.revoked:%Y-%m-%d %H:%M} UTC")
         errors.raise_if_any()
         grant.revoked, grant.revoked_by, grant.revoke_reason = utcnow(), ctx.actor.id, reason
-        audit.record(s, ctx.actor_name, "access_grant_revoke", "access_grant", grant.id,
-                     {"package_id": pkg.id, "grantee_type": grant.grantee_type, "grantee_id": grant.grantee_id,
-                      "reason": reason})
+        audit.record(s, ctx, "access_grant_revoke", "access_grant", grant.id,
+                     {"grantee_type": grant.grantee_type, "grantee_id": grant.grantee_id, "reason": reason},
+                     package_id=pkg.id, org_id=pkg.owner_org, grant_id=grant.id,
+                     agreement_version_id=grant.agreement_version_id)
         notify(s, [*grantee_users(s, grant), *approvers(s, pkg.owner_org)], "access_grant.revoked",
                f"Access to dataset {pkg.name} revoked", {"grant_id": grant.id, "package_id": pkg.id})
         s.flush()

@@ -140,9 +140,9 @@ def access_request_create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
                             state="pending", created=utcnow(), decision_note="")
         s.add(req)
         s.flush()
-        audit.record(s, ctx.actor_name, "access_request_create", "access_request", req.id,
-                     {"package_id": pkg.id, "agreement_version_id": req.agreement_version_id,
-                      "duration_days": duration, "columns": scope})
+        audit.record(s, ctx, "access_request_create", "access_request", req.id,
+                     {"duration_days": duration, "columns": scope}, package_id=pkg.id, org_id=pkg.owner_org,
+                     agreement_version_id=req.agreement_version_id)
         _tell(s, req, pkg, "access_request.created", f"{actor.name} asks for access to dataset {pkg.name}")
         return request_dict(s, req)
 
@@ -212,9 +212,9 @@ def access_request_approve(ctx: Context, data: dict[str, Any]) -> dict[str, Any]
                            req.id, text)
         req.state, req.decided, req.decided_by = "approved", utcnow(), ctx.actor.id
         req.decision_note, req.grant_id = text, grant.id
-        audit.record(s, ctx.actor_name, "access_request_approve", "access_request", req.id,
-                     {"package_id": pkg.id, "grant_id": grant.id, "user_id": req.user_id, "expires": iso(expires),
-                      "columns": scope, "agreement_version_id": req.agreement_version_id})
+        audit.record(s, ctx, "access_request_approve", "access_request", req.id,
+                     {"user_id": req.user_id, "expires": iso(expires), "columns": scope}, package_id=pkg.id,
+                     org_id=pkg.owner_org, grant_id=grant.id, agreement_version_id=req.agreement_version_id)
         _tell(s, req, pkg, "access_request.approved",
               f"Access to dataset {pkg.name} approved until {expires:%Y-%m-%d}")
         s.flush()
@@ -231,8 +231,9 @@ def access_request_deny(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
         reason = rules.required_text(data.get("reason"), errors, "reason", rules.REASON_MAX)
         errors.raise_if_any()
         req.state, req.decided, req.decided_by, req.decision_note = "denied", utcnow(), ctx.actor.id, reason
-        audit.record(s, ctx.actor_name, "access_request_deny", "access_request", req.id,
-                     {"package_id": pkg.id, "user_id": req.user_id, "reason": reason})
+        audit.record(s, ctx, "access_request_deny", "access_request", req.id,
+                     {"user_id": req.user_id, "reason": reason}, package_id=pkg.id, org_id=pkg.owner_org,
+                     agreement_version_id=req.agreement_version_id)
         _tell(s, req, pkg, "access_request.denied", f"Access to dataset {pkg.name} denied")
         s.flush()
         return request_dict(s, req)
@@ -248,8 +249,9 @@ def access_request_withdraw(ctx: Context, data: dict[str, Any]) -> dict[str, Any
                            denied="Access denied: only its requester may withdraw a request (deny it instead)")
         _require_pending(req)
         req.state, req.decided, req.decided_by = "withdrawn", utcnow(), ctx.actor.id
-        audit.record(s, ctx.actor_name, "access_request_withdraw", "access_request", req.id,
-                     {"package_id": pkg.id, "user_id": req.user_id})
+        audit.record(s, ctx, "access_request_withdraw", "access_request", req.id,
+                     {"user_id": req.user_id}, package_id=pkg.id, org_id=pkg.owner_org,
+                     agreement_version_id=req.agreement_version_id)
         _tell(s, req, pkg, "access_request.withdrawn", f"{_name(s, req)} withdrew the request for dataset {pkg.name}")
         s.flush()
         return request_dict(s, req)

@@ -123,8 +123,9 @@ def agreement_create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
         s.add(first)
         s.flush()
         agreement.current_version_id = first.id
-        audit.record(s, ctx.actor_name, "agreement_create", "agreement", agreement.id,
-                     {"owner_org": org.id, "version_id": first.id, "number": 1, "title": title})
+        audit.record(s, ctx, "agreement_create", "agreement", agreement.id,
+                     {"number": 1, "title": title}, org_id=org.id,
+                     agreement_version_id=first.id)
         return agreement_dict(s, agreement)
 
 
@@ -148,9 +149,9 @@ def agreement_update(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
         s.add(new)
         s.flush()
         agreement.current_version_id = new.id
-        audit.record(s, ctx.actor_name, "agreement_update", "agreement", agreement.id,
-                     {"owner_org": agreement.owner_org, "version_id": new.id, "number": number,
-                      "previous_version_id": latest.id, "title": title})
+        audit.record(s, ctx, "agreement_update", "agreement", agreement.id,
+                     {"number": number, "previous_version_id": latest.id, "title": title},
+                     org_id=agreement.owner_org, agreement_version_id=new.id)
         return agreement_dict(s, agreement)
 
 
@@ -221,7 +222,7 @@ def agreement_accept(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
                                license_id=pkg.license_id, created=utcnow())
             s.add(found)
             s.flush()
-            audit.record(s, ctx.actor_name, "agreement_accept", "package", pkg.id,
-                         {"acceptance_id": found.id, "agreement_id": pkg.agreement_id,
-                          "agreement_version_id": found.agreement_version_id, "license_id": found.license_id})
+            audit.record(s, ctx, "agreement_accept", "package", pkg.id,
+                         {"acceptance_id": found.id, "agreement_id": pkg.agreement_id, "license_id": found.license_id},
+                         package_id=pkg.id, org_id=pkg.owner_org, agreement_version_id=found.agreement_version_id)
         return {"id": found.id, "package_id": pkg.id, "user_id": actor.id, "accepted": iso(found.created), **terms}

@@ -48,6 +48,21 @@ def _published(s, res, data: dict[str, Any]) -> ResourceVersion:
     return version_to_read(s, res, data.get("version"), Read.PUBLISHED)
 
 
+def _read_detail(version: ResourceVersion, spec: searchspec.Spec, reading: policy.Reading) -> dict[str, Any]:
+    """What the audit event of a preview or export records of what was read: the version, the columns
+    returned, the filters, text query, sort and distinct that chose the rows, and how the caller read."""
+    out: dict[str, Any] = {"version_id": version.id, "version": version.number, "fields": spec.fields}
+    if spec.filters:
+        out["filters"] = spec.filters
+    if spec.q:
+        out["q"] = spec.q
+    if spec.sort:
+        out["sort"] = [f"{name} desc" if descending else name for name, descending in spec.sort]
+    if spec.distinct:
+        out["distinct"] = True
+    return {**out, **reading.audit()}
+
+
 def _format_records(rows: list[list[Any]], names: list[str], fmt: str) -> Any:
     if fmt == "objects":
         return [dict(zip(names, row)) for row in rows]
@@ -104,9 +119,8 @@ def datastore_search(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
         types = {f["id"]: f["type"] for f in result.fields}
         rows = [[json_value(v) for v in row] for row in result.rows]
     audit.record_read(ctx, "datastore_search", "resource", res.id,
-                      {"version_id": version.id, "limit": spec.limit, "offset": spec.offset, "rows": len(rows),
-                       **({"filters": spec.filters} if spec.filters else {}), **({"q": spec.q} if spec.q else {}),
-                       **reading.audit()}, **reading.refs(pkg, res.id))
+                      {**_read_detail(version, spec, reading), "limit": spec.limit, "offset": spec.offset,
+                       "rows": len(rows)}, **reading.refs(pkg, res.id))
     echoed = {k: data[k] for k in ("filters", "q", "fields", "sort", "distinct", "version") if data.get(k) not in
               (None, "")}
     next_offset = spec.offset + spec.limit
@@ -176,7 +190,16 @@ def datastore_export(ctx: Context, data: dict[str, Any]) -> exports.Export:
     sql, params, _, _ = searchspec.build(spec, query.describe(table))
     reader = query.stream({"t": table}, sql, params, cancelled=ctx.disconnected,
                           slot=query.slots.acquire(ctx.caller))
-    audit.record_read(ctx, "datastore_export", "resource", res.id,
-                      {"version_id": version.id, "format": fmt, **({"filters": spec.filters} if spec.filters else {}),
-                       **({"q": spec.q} if spec.q else {}), **reading.audit()}, **reading.refs(pkg, res.id))
-    return exports.export(exports.file_stem(res.name, res.id, version.number), fmt, reader, (license_id,))
+    refs = reading.refs(pkg, res.id)
+    # A format that cannot hold a column is refused (400) before the read is recorded: nothing is read.
+    export = exports.export(exports.file_stem(res.name, res.id, version.number), fmt, reader, (license_id,),
+                            ended=exports.Ended("datastore_export_end", "resource", res.id, {"format": fmt}, refs))
+    try:
+        audit.record_read(ctx, "datastore_export", "resource", res.id,
+                          {**_read_detail(version, spec, reading), "format": fmt,
+                           **({"limit": spec.limit} if spec.limit is not None else {}),
+                           **({"offset": spec.offset} if spec.offset else {})}, **refs)
+    except BaseException:
+        reader.close()  # its query slot and cursor go back now, not when the reader is collected
+        raise
+    return export

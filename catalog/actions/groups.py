@@ -119,7 +119,8 @@ def _record(s: Session, ctx: Context, grp: Group, verb: str) -> dict[str, Any]:
             changes.mark(s, pid)
     out = dictize.group(grp, package_count=_package_count(s, grp))
     activity.record(s, ctx.actor, f"{verb} {grp.type}", grp.id, {"group": out}, group_id=grp.id)
-    audit.record(s, ctx.actor_name, f"{grp.type}_{activity.AUDIT_VERBS[verb]}", grp.type, grp.id, {"name": grp.name})
+    audit.record(s, ctx, f"{grp.type}_{activity.AUDIT_VERBS[verb]}", grp.type, grp.id, {"name": grp.name},
+                 org_id=grp.id if grp.is_organization else None)
     return out
 
 
@@ -248,11 +249,13 @@ def _member_change(ctx: Context, data: dict[str, Any], is_org: bool, remove: boo
         if remove:
             s.execute(delete(Member).where(Member.group_id == grp.id, Member.table_name == "user",
                                            Member.table_id == user.id))
-            audit.record(s, ctx.actor_name, "member_delete", grp.type, grp.id, {"user_id": user.id})
+            audit.record(s, ctx, "member_delete", grp.type, grp.id, {"user_id": user.id},
+                         org_id=grp.id if grp.is_organization else None)
             return None
         role = str(data.get("role") or "member")
         _set_member(s, grp, user, role)
-        audit.record(s, ctx.actor_name, "member_create", grp.type, grp.id, {"user_id": user.id, "role": role})
+        audit.record(s, ctx, "member_create", grp.type, grp.id, {"user_id": user.id, "role": role},
+                     org_id=grp.id if grp.is_organization else None)
         return {"group_id": grp.id, "table_name": "user", "table_id": user.id, "capacity": role}
 
 
@@ -398,7 +401,7 @@ def member_create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
                                                Member.table_id == pkg.id))
         if exists is None:
             s.add(Member(group_id=grp.id, table_name="package", table_id=pkg.id, capacity="public"))
-        audit.record(s, ctx.actor_name, "member_create", "group", grp.id, {"package_id": pkg.id})
+        audit.record(s, ctx, "member_create", "group", grp.id, {}, package_id=pkg.id, org_id=pkg.owner_org)
         changes.mark(s, pkg.id)
         return {"group_id": grp.id, "table_name": "package", "table_id": pkg.id,
                 "capacity": str(data.get("capacity") or "public")}

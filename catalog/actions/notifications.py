@@ -91,6 +91,6 @@ def notification_mark_read(ctx: Context, data: dict[str, Any]) -> dict[str, Any]
             where.append(Notification.id.in_(ids))
         marked = s.execute(update(Notification).where(*where).values(read=now)
                            .execution_options(synchronize_session=False)).rowcount
-        audit.record(s, ctx.actor_name, "notification_mark_read", "user", user.id,
+        audit.record(s, ctx, "notification_mark_read", "user", user.id,
                      {"all": True, "marked": marked} if everything else {"ids": ids, "marked": marked})
         return {"marked": marked, "unread_count": _unread(s, user.id)}

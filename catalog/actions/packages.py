@@ -297,7 +297,7 @@ def _record_change(s: Session, ctx: Context, pkg: Package, verb: str,
     with s.no_autoflush:  # one flush at commit instead of one per statement below
         if pkg_dict is None:
             pkg_dict = package_dict(s, pkg, ctx.site_url)
-        record_dataset_change(s, ctx.actor, pkg, verb, pkg_dict, f"package_{activity.AUDIT_VERBS[verb]}",
+        record_dataset_change(s, ctx, pkg, verb, pkg_dict, f"package_{activity.AUDIT_VERBS[verb]}",
                               detail={"name": pkg.name})
     return pkg_dict
 
@@ -462,8 +462,9 @@ def dataset_purge(ctx: Context, data: dict[str, Any]) -> None:
         access = {name: s.execute(delete(model).where(model.package_id == pkg.id)).rowcount
                   for name, model in (("grants", AccessGrant), ("requests", AccessRequest),
                                       ("acceptances", Acceptance))}
-        audit.record(s, ctx.actor_name, "dataset_purge", "package", pkg.id,
-                     {"name": pkg.name, "resources": resource_ids, "objects": len(keys), **access})
+        audit.record(s, ctx, "dataset_purge", "package", pkg.id,
+                     {"name": pkg.name, "resources": resource_ids, "objects": len(keys), **access},
+                     package_id=pkg.id, org_id=pkg.owner_org)
         changes.mark(s, pkg.id)
         s.delete(pkg)
     for key in keys:  # after the commit: a failed delete leaves an orphan object, never a dangling row
@@ -557,8 +558,8 @@ def package_collaborator_create(ctx: Context, data: dict[str, Any]) -> dict[str,
         row = s.get(Collaborator, (pkg.id, user.id)) or Collaborator(package_id=pkg.id, user_id=user.id)
         row.capacity, row.modified = capacity, utcnow()
         s.add(row)
-        audit.record(s, ctx.actor_name, "package_collaborator_create", "package", pkg.id,
-                     {"user_id": user.id, "capacity": capacity})
+        audit.record(s, ctx, "package_collaborator_create", "package", pkg.id,
+                     {"user_id": user.id, "capacity": capacity}, package_id=pkg.id, org_id=pkg.owner_org)
         changes.mark(s, pkg.id)
         s.flush()
         return _collaborator_dict(row)
@@ -587,7 +588,8 @@ def package_collaborator_delete(ctx: Context, data: dict[str, Any]) -> None:
         if row is None:
             raise NotFound("User is not a collaborator on this dataset")
         s.delete(row)
-        audit.record(s, ctx.actor_name, "package_collaborator_delete", "package", pkg.id, {"user_id": user.id})
+        audit.record(s, ctx, "package_collaborator_delete", "package", pkg.id, {"user_id": user.id},
+                     package_id=pkg.id, org_id=pkg.owner_org)
         changes.mark(s, pkg.id)
     return None
 

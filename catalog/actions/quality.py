@@ -94,8 +94,9 @@ def quality_suite_update(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
             s.add(row)
         row.suite, row.source, row.updated, row.updated_by = suite.as_gx(), "provider", utcnow(), ctx.actor_name
         job = jobs.enqueue(s, res.id, current.id, kind="validate") if current is not None else None
-        audit.record(s, ctx.actor_name, "quality_suite_update", "resource", res.id,
-                     {"expectations": len(suite.expectations), "revalidation_job": job.id if job else None})
+        audit.record(s, ctx, "quality_suite_update", "resource", res.id,
+                     {"expectations": len(suite.expectations), "revalidation_job": job.id if job else None},
+                     package_id=pkg.id, resource_id=res.id, org_id=pkg.owner_org)
         return {"resource_id": res.id, "suite": row.suite, "source": row.source,
                 "revalidation_job_id": job.id if job else None}
 
@@ -123,8 +124,9 @@ def quality_pii_acknowledge(ctx: Context, data: dict[str, Any]) -> dict[str, Any
         if version.status == State.HELD:
             publish_version(s, res, version)
             published = True
-        audit.record(s, ctx.actor_name, "quality_pii_acknowledge", "resource", res.id,
-                     {"version_id": version.id, "findings": ack.findings, "published": published})
+        audit.record(s, ctx, "quality_pii_acknowledge", "resource", res.id,
+                     {"version_id": version.id, "findings": ack.findings, "published": published},
+                     package_id=pkg.id, resource_id=res.id, org_id=pkg.owner_org)
         s.flush()
         return {"id": ack.id, "resource_id": res.id, "version": version.number, "findings": ack.findings,
                 "user": ctx.actor_name, "created": ack.created.isoformat(), "reason": reason,

@@ -60,8 +60,8 @@ def resource_changed(s: Session, ctx: Context, res: Resource, pkg: Package, verb
     and the change recorded (see :func:`record_dataset_change`)."""
     pkg.metadata_modified = utcnow()
     s.flush()
-    record_dataset_change(s, ctx.actor, pkg, "changed", package_dict(s, pkg, ctx.site_url), f"resource_{verb}",
-                          about=("resource", res.id), detail={"package_id": pkg.id, **detail})
+    record_dataset_change(s, ctx, pkg, "changed", package_dict(s, pkg, ctx.site_url), f"resource_{verb}",
+                          about=("resource", res.id), detail=detail)
 
 
 @action
@@ -256,7 +256,8 @@ def resource_download(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
             key = version.raw_key
             filename = version.original_filename or f"{res.id}.bin"
         audit.record(s, ctx, "resource_download", "resource", res.id,
-                     {"version_id": version.id, "version": version.number, "format": fmt, **reading.audit()},
+                     {"version_id": version.id, "version": version.number, "format": fmt, "filename": filename,
+                      "expires_in": DOWNLOAD_URL_SECONDS, **reading.audit()},
                      **reading.refs(pkg, res.id))
         url = ctx.platform.store.presigned_get(key, dt.timedelta(seconds=DOWNLOAD_URL_SECONDS), filename)
         return {"url": url, "expires_in": DOWNLOAD_URL_SECONDS, "version": version.number,

@@ -13,6 +13,7 @@ naming any unknown column is.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,11 +73,28 @@ def _tables(ctx: Context, readable: dict[str, _Readable]) -> dict[str, pa.Table]
             for rid, r in readable.items()}
 
 
-def _audit(checked: sqlcheck.CheckedQuery, readable: dict[str, _Readable]) -> dict[str, Any]:
-    """What the audit event of a query records: resources, versions and the grants that allowed them."""
+def _reading(reading: policy.Reading) -> dict[str, Any]:
+    """How the caller read one table of a query: a query may join datasets read under different
+    grants, so each table's grant and agreement version is named here (the event's columns hold the
+    first table's)."""
+    out = reading.audit()
+    if reading.grant_id is not None:
+        out["grant_id"] = reading.grant_id
+    if reading.agreement_version_id is not None:
+        out["agreement_version_id"] = reading.agreement_version_id
+    return out
+
+
+def _audit(checked: sqlcheck.CheckedQuery, readable: dict[str, _Readable],
+           tables: dict[str, pa.Table]) -> dict[str, Any]:
+    """What the audit event of a query records: its full text and hash, the resources and versions
+    read, the columns of each that it reads (from DuckDB's plan: :func:`sqlcheck.columns_read`) and
+    how the caller read each (grant, agreement version, column scope)."""
     rids = checked.resource_ids
-    return {"resources": rids, "versions": [readable[r].version.id for r in rids],
-            "readings": {r: readable[r].reading.audit() for r in rids}}
+    return {"sql": checked.sql, "sql_sha256": hashlib.sha256(checked.sql.encode()).hexdigest(),
+            "resources": rids, "versions": [readable[r].version.id for r in rids],
+            "columns_read": sqlcheck.columns_read(checked.sql, {r: tables[r].schema for r in rids}),
+            "readings": {r: _reading(readable[r].reading) for r in rids}}
 
 
 def _refs(readable: dict[str, _Readable]) -> dict[str, str | None]:
@@ -109,7 +127,7 @@ def datastore_search_sql(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     records = [{n: json_value(v) for n, v in zip(result.names, row)} for row in result.rows]
     audit.record_read(ctx, "datastore_search_sql", "resource",
                       checked.resource_ids[0] if checked.resource_ids else None,
-                      {**_audit(checked, readable), "rows": len(records), "truncated": result.truncated},
+                      {**_audit(checked, readable, tables), "rows": len(records), "truncated": result.truncated},
                       **_refs(readable))
     return {"sql": checked.sql, "fields": result.fields, "records": records,
             "records_truncated": result.truncated}
@@ -123,9 +141,18 @@ def datastore_sql_export(ctx: Context, data: dict[str, Any]) -> exports.Export:
     fmt = exports.requested_format(data)
     checked = sqlcheck.check(data.get("sql"))
     readable = _readable_versions(ctx, checked.resource_ids)
-    reader = ctx.platform.query.stream(_tables(ctx, readable), checked.sql, cancelled=ctx.disconnected,
+    tables = _tables(ctx, readable)
+    reader = ctx.platform.query.stream(tables, checked.sql, cancelled=ctx.disconnected,
                                        slot=ctx.platform.query.slots.acquire(ctx.caller))
-    audit.record_read(ctx, "datastore_sql_export", "resource",
-                      checked.resource_ids[0] if checked.resource_ids else None,
-                      {**_audit(checked, readable), "format": fmt}, **_refs(readable))
-    return exports.export("query", fmt, reader, tuple(r.license_id for r in readable.values()))
+    first = checked.resource_ids[0] if checked.resource_ids else None
+    refs = _refs(readable)
+    # A format that cannot hold a column is refused (400) before the read is recorded: nothing is read.
+    export = exports.export("query", fmt, reader, tuple(r.license_id for r in readable.values()),
+                            ended=exports.Ended("datastore_sql_export_end", "resource", first, {"format": fmt}, refs))
+    try:
+        audit.record_read(ctx, "datastore_sql_export", "resource", first,
+                          {**_audit(checked, readable, tables), "format": fmt}, **refs)
+    except BaseException:
+        reader.close()  # its query slot and cursor go back now, not when the reader is collected
+        raise
+    return export

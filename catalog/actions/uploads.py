@@ -95,7 +95,7 @@ def resource_upload_start(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     with ctx.platform.read() as s:
         pkg, res = _upload_target(s, ctx, data)
         resource_id, new = (res.id, False) if res is not None else (new_id(), True)
-        package_id = pkg.id
+        package_id, org_id = pkg.id, pkg.owner_org
     version_id = new_id()
     key = keys.raw_upload(resource_id, version_id)
     part_size = max(MIN_PART, math.ceil(size / MAX_PARTS / (1 << 20)) << 20)
@@ -107,8 +107,9 @@ def resource_upload_start(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
                              part_size=part_size, created=utcnow(), state="open")
         s.add(up)
         s.flush()
-        audit.record(s, ctx.actor_name, "resource_upload_start", "resource", resource_id,
-                     {"upload_id": up.id, "size": size})
+        audit.record(s, ctx, "resource_upload_start", "resource", resource_id,
+                     {"upload_id": up.id, "size": size}, package_id=package_id, resource_id=resource_id,
+                     org_id=org_id)
         return _info(up)
 
 
@@ -187,5 +188,7 @@ def resource_upload_abort(ctx: Context, data: dict[str, Any]) -> None:
         up = _get(s, ctx, validate.required_id(data, "upload_id"))
         up.state = "aborted"
         ctx.platform.store.multipart_abort(up.key, up.s3_upload_id)
-        audit.record(s, ctx.actor_name, "resource_upload_abort", "resource", up.resource_id, {"upload_id": up.id})
+        pkg = s.get(Package, up.package_id)
+        audit.record(s, ctx, "resource_upload_abort", "resource", up.resource_id, {"upload_id": up.id},
+                     package_id=up.package_id, resource_id=up.resource_id, org_id=pkg.owner_org if pkg else None)
     return None

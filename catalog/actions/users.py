@@ -65,7 +65,7 @@ def user_create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
         errors.raise_if_any()
         s.add(user)
         s.flush()
-        audit.record(s, ctx.actor_name, "user_create", "user", user.id, {"name": name, "sysadmin": sysadmin})
+        audit.record(s, ctx, "user_create", "user", user.id, {"name": name, "sysadmin": sysadmin})
         return dictize.user(user, include_email=True)
 
 
@@ -98,7 +98,7 @@ def user_update(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
                 policy.require_sysadmin(actor, "change sysadmin rights")
                 user.sysadmin = wanted
         errors.raise_if_any()
-        audit.record(s, ctx.actor_name, "user_update", "user", user.id,
+        audit.record(s, ctx, "user_update", "user", user.id,
                      {"fields": sorted(k for k in data if k not in ("password", "old_password"))})
         return dictize.user(user, include_email=True)
 
@@ -196,7 +196,7 @@ def api_token_create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
         user = _token_owner(s, ctx, str(data.get("user") or data.get("user_id") or "") or None)
         row, clear = tokens.issue(s, user, token_name)
         row.expires = expires
-        audit.record(s, ctx.actor_name, "api_token_create", "user", user.id,
+        audit.record(s, ctx, "api_token_create", "user", user.id,
                      {"token_id": row.id, "name": token_name, "expires": expires.isoformat() if expires else None})
         return {"token": clear}
 
@@ -226,5 +226,5 @@ def api_token_revoke(ctx: Context, data: dict[str, Any]) -> None:
         if owner is None or not policy.allowed(s, actor, Permission.MANAGE_ACCOUNT, owner):
             raise NotFound("API token not found")
         row.revoked = True
-        audit.record(s, ctx.actor_name, "api_token_revoke", "user", row.user_id, {"token_id": row.id})
+        audit.record(s, ctx, "api_token_revoke", "user", row.user_id, {"token_id": row.id})
     return None

@@ -3,6 +3,11 @@
 
 Outside the Action API because the answer is a file, not a JSON envelope; errors
 before the first byte still get the envelope and the status of ``catalog.core.errors``.
+
+Each export leaves two audit events with the same request id: the read (``datastore_export``,
+``datastore_sql_export``), durable before the first byte, and its end (``..._end``: rows read, bytes
+sent, whether it finished), written when the stream ends and, when it finishes, before the final
+chunk, so a client that received the whole file can already find it.
 """
 from __future__ import annotations
 
@@ -21,6 +26,8 @@ from catalog.api.errors import error_body, error_headers
 from catalog.api.session import request_context
 from catalog.core import jsoninput, licenses, validate
 from catalog.core.errors import BadRequest, MosuError, QueryRejected
+from catalog.datastore.exports import Export
+from catalog.records import audit
 
 try:  # the WSGI server's way to end a response unfinished, without a traceback in its log
     from waitress.channel import ClientDisconnected as _Abort
@@ -48,6 +55,7 @@ def _params() -> dict:
 
 
 def _stream(name: str, export_of, extra: dict | None = None) -> Response:
+    export: Export | None = None
     try:
         ctx = request_context()
         data = {**_params(), **(extra or {})}
@@ -55,9 +63,11 @@ def _stream(name: str, export_of, extra: dict | None = None) -> Response:
         export = run_checked(ctx, name, export_of, data)  # refused, as an action is, without a permission check
         first = next(export.chunks, b"")  # an error up to here still gets its status and envelope
     except Exception as exc:  # noqa: BLE001 - typed errors map to their status, the rest to a logged 500
+        if export is not None:  # its read was recorded: so is its end, with nothing sent
+            _ended(ctx, export, exc.message if isinstance(exc, MosuError) else "internal error")
         return _error(exc)
     # content_type, not mimetype: Flask appends "; charset=utf-8" to a text mimetype that already has one
-    response = Response(stream_with_context(_rest(first, export.chunks, ctx, request.path)),
+    response = Response(stream_with_context(_rest(first, export, ctx, request.path)),
                         content_type=export.content_type)
     response.headers["Content-Disposition"] = f'attachment; filename="{export.filename}"'
     for link in licenses.link_headers(export.license_ids):
@@ -71,18 +81,42 @@ def _error(exc: Exception) -> Response:
                                       mimetype="application/json", headers=error_headers(exc))
 
 
-def _rest(first: bytes, chunks: Iterator[bytes], ctx: Context, path: str) -> Iterator[bytes]:
+def _ended(ctx: Context, export: Export, error: str | None) -> None:
+    """Record the end of ``export`` (finished when ``error`` is None). The data has left by now, so a
+    failure to write this event is logged, not raised: there is nothing left to refuse."""
+    end = export.ended
+    if end is None:
+        return
+    detail = {**end.detail, "rows": export.tally.rows, "bytes": export.tally.bytes, "complete": error is None,
+              **({"error": error} if error else {})}
+    try:
+        with ctx.platform.write.begin() as s:
+            audit.record(s, ctx, end.action, end.object_type, end.object_id, detail,
+                         outcome="ok" if error is None else "failed", **end.refs)
+    except Exception:  # noqa: BLE001 - see above
+        log.exception("the end of export %s (request %s) could not be recorded", end.action, ctx.request_id)
+
+
+def _rest(first: bytes, export: Export, ctx: Context, path: str) -> Iterator[bytes]:
     """``first``, then the rest of the export. An error after the headers went out is logged here, once,
     and ends the download *unfinished*: the connection is closed without the final empty chunk, so the
     client sees a broken transfer (requests: ``ChunkedEncodingError``), never a file that looks whole.
     Waitress would log any other exception with a traceback as "Exception while serving"; its
     ``ClientDisconnected`` is the one it takes as "stop here, close the connection" with one info line.
-    A query stopped because its client left ends with one INFO line: nobody is there to answer."""
+    A query stopped because its client left ends with one INFO line: nobody is there to answer.
+    The export's end is recorded (:func:`_ended`) however it ends; bytes count once the server took them."""
+    chunks, tally = export.chunks, export.tally
+    error: str | None = "the client went away"  # unless it finishes or fails otherwise
     try:
         if first:
             yield first
-        yield from chunks
+            tally.bytes += len(first)
+        for chunk in chunks:
+            yield chunk
+            tally.bytes += len(chunk)
+        error = None
     except Exception as exc:  # the status is sent: all that is left is to log and abort
+        error = exc.message if isinstance(exc, MosuError) else "internal error"
         if isinstance(exc, QueryRejected) and ctx.disconnected is not None and ctx.disconnected():
             # nobody is there to answer, and it is no server error: one INFO line, no traceback
             log.info("export %s (request %s) stopped: %s", path, ctx.request_id, exc.message)
@@ -97,6 +131,7 @@ def _rest(first: bytes, chunks: Iterator[bytes], ctx: Context, path: str) -> Ite
         close = getattr(chunks, "close", None)
         if close is not None:
             close()
+        _ended(ctx, export, error)
 
 
 @bp.route("/datastore/dump_sql", methods=["GET", "POST"])

@@ -45,6 +45,7 @@ Parquet (``application/vnd.apache.parquet``)
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import time
@@ -75,6 +76,25 @@ FORMATS: dict[str, ExportFormat] = {
 """Export format name -> (HTTP content type, file extension)."""
 
 
+@dataclass
+class Tally:
+    """What an export has done so far: rows read from its reader, bytes sent (counted by the sender)."""
+    rows: int = 0
+    bytes: int = 0
+
+
+@dataclass(frozen=True)
+class Ended:
+    """The audit event that closes an export (a compliance officer asks what was actually taken): its
+    name, object, detail and ids; the sender adds the rows and bytes of the :class:`Tally` and records
+    it when the stream ends, finished or not."""
+    action: str
+    object_type: str
+    object_id: str | None
+    detail: dict[str, Any]
+    refs: dict[str, str | None]
+
+
 @dataclass(frozen=True)
 class Export:
     """A streamed download: what to call it, its type, and its bytes as they are produced."""
@@ -82,6 +102,8 @@ class Export:
     content_type: str
     chunks: Iterator[bytes]
     license_ids: tuple[str, ...] = ()  # the licences of the datasets read, named in the answer's headers
+    tally: Tally = dataclasses.field(default_factory=Tally)
+    ended: Ended | None = None  # the event to record when the stream ends
 
 
 def requested_format(data: dict[str, Any]) -> str:
@@ -109,9 +131,11 @@ def file_stem(name: str | None, fallback: str, version: int) -> str:
     return f"{slug or fallback}-v{int(version)}"
 
 
-def export(stem: str, fmt: str, reader: pa.RecordBatchReader, license_ids: tuple[str, ...] = ()) -> Export:
+def export(stem: str, fmt: str, reader: pa.RecordBatchReader, license_ids: tuple[str, ...] = (),
+           ended: Ended | None = None) -> Export:
     """``reader`` as a download named ``stem`` plus the format's extension; refused now (400), before
-    anything is sent, if the format cannot hold one of its columns (closing ``reader``)."""
+    anything is sent, if the format cannot hold one of its columns (closing ``reader``). Its rows are
+    counted in the export's :class:`Tally`; ``ended`` is the audit event of its end."""
     content_type, extension = FORMATS[fmt]
     if fmt == "parquet":
         try:
@@ -119,7 +143,9 @@ def export(stem: str, fmt: str, reader: pa.RecordBatchReader, license_ids: tuple
         except QueryRejected:
             reader.close()
             raise
-    return Export(f"{stem}.{extension}", content_type, stream(reader, fmt), tuple(dict.fromkeys(license_ids)))
+    tally = Tally()
+    return Export(f"{stem}.{extension}", content_type, stream(reader, fmt, tally=tally),
+                  tuple(dict.fromkeys(license_ids)), tally, ended)
 
 
 def check_parquet_schema(schema: pa.Schema) -> None:
@@ -168,21 +194,35 @@ def neutralise(value: str) -> str:
 
 
 def stream(reader: pa.RecordBatchReader, fmt: str, *, bom: bool = False,
-           clock: Callable[[], float] = time.monotonic) -> Iterator[bytes]:
+           clock: Callable[[], float] = time.monotonic, tally: Tally | None = None) -> Iterator[bytes]:
     """The rows of ``reader`` as a file in format ``fmt`` (a key of :data:`FORMATS`), in chunks.
 
     Nothing is read from ``reader`` until the first chunk is asked for, and each batch is encoded
     and yielded before the next is read, so memory stays bounded whatever the row count.
     ``bom`` (CSV and TSV only) starts the file with a UTF-8 byte order mark, for Excel. ``clock``
-    times the flushes (see :data:`FLUSH_SECONDS`).
+    times the flushes (see :data:`FLUSH_SECONDS`). ``tally.rows`` counts the rows read.
     """
     if fmt not in FORMATS:
         raise ValidationError({"format": [f"Unknown export format {fmt!r}; one of: {', '.join(FORMATS)}"]})
+    if tally is not None:
+        reader = _Counted(reader, tally)  # type: ignore[assignment] - only its schema and batches are used
     if fmt == "parquet":
         return _chunked(_parquet(reader, clock), clock)
     if fmt == "jsonl":
         return _chunked(_jsonl(reader, clock), clock)
     return _chunked(_delimited(reader, fmt, bom, clock), clock)
+
+
+class _Counted:
+    """A reader's schema and batches, counting the rows that pass into ``tally``."""
+
+    def __init__(self, reader: pa.RecordBatchReader, tally: Tally) -> None:
+        self.schema, self._reader, self._tally = reader.schema, reader, tally
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        for batch in self._reader:
+            self._tally.rows += batch.num_rows
+            yield batch
 
 
 # -- chunking ----------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ matching, so what is checked is exactly what DuckDB will run.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 from collections.abc import Iterator
@@ -44,6 +45,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from catalog.core.errors import QueryRejected
 from catalog.core.sqltext import first_line
@@ -113,6 +115,7 @@ _REFUSED_REFS = {"SHOW_REF": "DESCRIBE, SHOW and SUMMARIZE are not available",
                  "INVALID": "this table reference is not allowed"}
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")  # on a name, not on SQL
 _local = threading.local()
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,9 @@ def _parser() -> duckdb.DuckDBPyConnection:
     if con is None:
         con = duckdb.connect(":memory:")
         con.execute("SET enable_external_access = false")
+        # For columns_read: a filter stays above the scan that feeds it (so the scan lists the columns
+        # it filters on), and empty tables' statistics do not fold a query away.
+        con.execute("SET disabled_optimizers = 'filter_pushdown,statistics_propagation'")
         con.execute("SET lock_configuration = true")
         _local.con = con
     return con
@@ -519,3 +525,46 @@ def check(sql: Any) -> CheckedQuery:
                             "regexp_replace, hex, bin, to_base64, url_encode and to_json, nested calls multiplying "
                             f"(this one: up to {grown:,} times)")
     return CheckedQuery(sql, found)
+
+
+def columns_read(sql: str, schemas: dict[str, pa.Schema]) -> dict[str, list[str]]:
+    """The columns of each table that a checked query reads (for its audit event), in table order.
+
+    Taken from DuckDB's own plan, not from the query's text: the binder resolves aliases, CTEs,
+    ``*`` and ``COLUMNS(*)``, ``to_json(t)`` and a row as a struct, and the optimizer's projection
+    pushdown leaves in each table scan exactly the columns the query uses anywhere (its output,
+    filters, joins, sorts, groups), so a column renamed in a CTE or compared in a subquery counts,
+    and ``count(*)`` reads none. The plan is made on empty copies of the tables (their schemas as
+    the caller's cursor sees them) in a private connection: nothing is read or run. If DuckDB cannot
+    plan it here, every column of each table counts (a record that says too much, never too little).
+    """
+    wanted = {rid.lower(): schema for rid, schema in schemas.items()}
+    read: dict[str, set[str]] = {rid: set() for rid in wanted}
+    cur = _parser().cursor()
+    try:
+        for rid, schema in wanted.items():
+            cur.register("mosu_empty_table", schema.empty_table())
+            cur.execute(f'CREATE TEMP TABLE "{rid}" AS SELECT * FROM mosu_empty_table')
+            cur.unregister("mosu_empty_table")
+        plan = json.loads(cur.execute("EXPLAIN (FORMAT JSON) " + sql).fetchall()[0][1])
+    except duckdb.Error as exc:
+        log.warning("columns_read could not plan the query (%s); every column counts", first_line(exc))
+        return {rid: list(schema.names) for rid, schema in wanted.items()}
+    finally:
+        cur.close()
+    stack = list(plan) if isinstance(plan, list) else [plan]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        stack.extend(node.get("children") or [])
+        info = node.get("extra_info") or {}
+        table = str(info.get("Table") or "").lower().rstrip('"')
+        rid = next((r for r in wanted if table.endswith(r)), None) if table else None
+        if rid is None:
+            continue
+        names = info.get("Projections") or []
+        if isinstance(names, str):
+            names = [names] if names in wanted[rid].names else names.split("\n")
+        read[rid].update(names)
+    return {rid: [name for name in schema.names if name in read[rid]] for rid, schema in wanted.items()}

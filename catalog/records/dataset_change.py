@@ -13,23 +13,26 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from catalog.access.context import Actor
+from catalog.access.context import Actor, Context
 from catalog.db.models import Package
 from catalog.records import activity, audit
 from catalog.search import changes
 
 
-def record_dataset_change(s: Session, actor: Actor | None, pkg: Package, verb: str, snapshot: dict[str, Any],
+def record_dataset_change(s: Session, who: Context | Actor | None, pkg: Package, verb: str, snapshot: dict[str, Any],
                           event: str, about: tuple[str, str] | None = None,
                           detail: dict[str, Any] | None = None) -> None:
-    """Record that ``actor`` changed dataset ``pkg``: the activity ``<verb> package`` (``verb`` one of
-    new, changed, deleted) with ``snapshot`` (the dataset's dict after the change), the audit event
-    ``event`` about ``about`` (an (object type, id); the dataset by default) with ``detail``, and the
-    dataset's search change. Call inside the writing session, after the change is flushed."""
+    """Record that ``who`` (the action's context, for the event's envelope, or an actor) changed dataset
+    ``pkg``: the activity ``<verb> package`` (``verb`` one of new, changed, deleted) with ``snapshot``
+    (the dataset's dict after the change), the audit event ``event`` about ``about`` (an (object type,
+    id); the dataset by default) with ``detail``, filed under the dataset, its organization and the
+    resource, and the dataset's search change. Call inside the writing session, after the change is flushed."""
     if verb not in activity.AUDIT_VERBS:
         raise ValueError(f"unknown activity verb {verb!r}")
     object_type, object_id = about or ("package", pkg.id)
+    actor = who.actor if isinstance(who, Context) else who
     activity.record(s, actor, f"{verb} package", pkg.id, {"package": snapshot}, group_id=pkg.owner_org,
                     private=pkg.private)
-    audit.record(s, actor.name if actor else None, event, object_type, object_id, detail)
+    audit.record(s, who, event, object_type, object_id, detail, package_id=pkg.id, org_id=pkg.owner_org,
+                 resource_id=object_id if object_type == "resource" else None)
     changes.mark(s, pkg.id)

@@ -146,7 +146,7 @@ def _target(s: Session, exc: BaseException, params: dict[str, Any] | None) -> tu
             refs["org_id"] = oid
         obj = (kind_, oid or None)
     params = params or {}
-    for key in ("resource_id", "id", "dataset_id"):
+    for key in ("resource_id", "id", "package_id", "dataset_id"):
         value = params.get(key)
         if not is_uuid(value):
             continue

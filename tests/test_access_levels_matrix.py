@@ -216,7 +216,8 @@ def _user(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def world(s3, tmp_path_factory):
-    platform = Platform.open(s3_settings(s3, tmp_path_factory.mktemp("levels") / "data"))
+    # no cap on refusal events: the cells refuse hundreds of calls a second from one address
+    platform = Platform.open(s3_settings(s3, tmp_path_factory.mktemp("levels") / "data", audit_refusals_per_second=0))
     platform.store.ensure_bucket()
     site = Context(platform=platform, actor=Actor.site())
     names = [*(w for w in CALLERS if w != "anonymous"), "provider", "other"]
@@ -515,6 +516,38 @@ READ_EVENTS = {  # a path that reads data -> the event its read leaves
 READ_OK = {"ok", "ok-scoped", "preview", "preview-scoped"}
 
 
+# -- refusal events (issue 13): every refused cell leaves one, when it is answered over HTTP ----------
+
+REPLAY = {  # an in-process cell's call, as a client sends it: (method, URL, parameters)
+    **{p: lambda ds, p=p: ("GET", f"/api/3/action/{p}", {"id": ds["name"]})
+       for p in ("package_show", "package_activity_list")},
+    "package_show_access": lambda ds: ("GET", "/api/3/action/package_show", {"id": ds["name"]}),
+    **{p: lambda ds, p=p: ("GET", f"/api/3/action/{p}", {"id": ds["resource"]})
+       for p in ("resource_show", "resource_version_list", "quality_report_show", "quality_suite_show",
+                 "datastore_info")},
+    "datastore_search": lambda ds: ("GET", "/api/3/action/datastore_search", {"resource_id": ds["resource"]}),
+    "datastore_export": lambda ds: ("GET", f"/datastore/dump/{ds['resource']}", {"format": "csv"}),
+    "resource_download": lambda ds: ("GET", "/api/3/action/resource_download", {"id": ds["resource"]}),
+    "resource_download_parquet": lambda ds: ("GET", "/api/3/action/resource_download",
+                                             {"id": ds["resource"], "format": "parquet"}),
+    "datastore_search_sql": lambda ds: ("GET", "/api/3/action/datastore_search_sql",
+                                        {"sql": f'SELECT * FROM "{ds["resource"]}"'}),
+    "datastore_sql_export": lambda ds: ("GET", "/datastore/dump_sql", {"sql": f'SELECT * FROM "{ds["resource"]}"'}),
+    "package_patch": lambda ds: ("POST", "/api/3/action/package_patch", {"id": ds["id"], "notes": "patched"}),
+    "resource_create": lambda ds: ("POST", "/api/3/action/resource_create",
+                                   {"package_id": ds["id"], "url": "https://example.org/more.csv"}),
+    "package_collaborator_create": lambda ds: ("POST", "/api/3/action/package_collaborator_create",
+                                               {"id": ds["id"], "user_id": ds["other"], "capacity": "member"}),
+    "access_request_create": lambda ds: ("POST", "/api/3/action/access_request_create",
+                                         {"package_id": ds["id"], "purpose": "Matrix", "answers": ANSWERS}),
+}
+
+
+def _events_after(world, seq: int) -> list:
+    with world["platform"].read() as s:
+        return list(s.scalars(select(AuditEvent).where(AuditEvent.seq > seq).order_by(AuditEvent.seq)))
+
+
 def _last_seq(world) -> int:
     with world["platform"].read() as s:
         return s.scalar(select(func.max(AuditEvent.seq))) or 0
@@ -570,10 +603,42 @@ def check_read_event(world, path: str, who: str, key: str, before: int) -> None:
     assert ("columns" in reading) == (how == "grant:columns")
 
 
+def check_refusal_events(world, path: str, who: str, key: str, got: str, before: int) -> None:
+    """A cell answered over HTTP leaves one refusal event when refused, none otherwise; a refused
+    in-process cell is sent again as a client sends it (same answer) and leaves one."""
+    if path not in HTTP_PATHS:
+        if got not in ("denied", "not-found"):
+            return
+        method, url, params = REPLAY[path](world["datasets"][key])
+        token = world["tokens"].get(who)
+        before = _last_seq(world)
+        headers = {"Authorization": token} if token else {}
+        answer = world["web"].get(url, query_string=params, headers=headers) if method == "GET" else \
+            world["web"].post(url, json=params, headers=headers)
+        assert answer.status_code == {"denied": 403, "not-found": 404}[got], (answer.status_code, answer.data[:300])
+    refused = [e for e in _events_after(world, before) if e.outcome == "refused"]
+    if got not in ("denied", "not-found"):
+        assert refused == [], [(e.action, e.detail) for e in refused]
+        return
+    assert [e.action for e in refused] == ["access_denied"], [(e.action, e.detail) for e in refused]
+    ev, actor = refused[0], world["actors"][who]
+    assert (ev.actor, ev.actor_id, ev.role) == ((actor.name, actor.id, actor.role) if actor else
+                                                (None, None, "anonymous"))
+    assert ev.package_id == world["datasets"][key]["id"] and ev.org_id is not None, (ev.package_id, ev.detail)
+    assert ev.detail["status"] == {"denied": 403, "not-found": 404}[got], ev.detail
+    if path.startswith("GET /dataset/"):  # a page: its first action refused (the dataset), or the one it shows
+        assert ev.detail["call"] in (HTTP_PATHS[path], "package_show") and ev.detail["page"], ev.detail
+    else:
+        called = HTTP_PATHS.get(path) or {"package_show_access": "package_show",
+                                          "resource_download_parquet": "resource_download"}.get(path, path)
+        assert ev.detail["call"] == called, ev.detail
+
+
 @pytest.mark.parametrize("path,who,ds", CELLS, ids=[f"{p}-{w}-{d}" for p, w, d in CELLS])
 def test_access_levels_matrix(world, path, who, ds):
     before = _last_seq(world)
     got, text = observe(world, path, who, ds)
+    check_refusal_events(world, path, who, ds, got, before)
     assert got == expected(path, who, ds)
     if got in READ_OK and path in READ_EVENTS:
         check_read_event(world, path, who, ds, before)

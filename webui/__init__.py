@@ -10,6 +10,7 @@ from flask import Blueprint, Response, make_response, redirect, render_template,
 from catalog.access.context import Context
 from catalog.actions import call
 from catalog.api import ERROR_PAGE
+from catalog.api.errors import record_refusal
 from catalog.api.session import request_context
 from catalog.core import validate
 from catalog.core.errors import BadRequest, MosuError, NotAuthorized, NotFound, SearchQueryError, http_status
@@ -60,7 +61,11 @@ def linkable(value: object) -> bool:
 
 @bp.app_errorhandler(MosuError)
 def _error_page(exc: MosuError):
+    """An error of a page as a page; a refused call's audit event is written here, after the page's
+    actions ended (a refusal a page catches and shows in place, as a dataset page's preview, is not
+    one: the page answered)."""
     status, title = http_status(exc)
+    record_refusal(exc, status)
     return render_template("error.html", status=status, title=title, message=exc.message), status
 
 

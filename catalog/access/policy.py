@@ -12,7 +12,8 @@ read refuses:
 
 - :func:`allowed` / :func:`require`: may this actor do P on this object (a dataset, a group or
   organization, a user account)? ``require`` answers Not Found when the actor may not even
-  view the dataset (its existence does not leak), Not Authorized otherwise.
+  view the dataset (its existence does not leak; raised as :class:`~catalog.core.errors.Hidden`, so
+  the audit log tells this refusal from an unknown id), Not Authorized otherwise.
 - :func:`datasets_where`: a WHERE clause on ``Package`` selecting the datasets the actor holds P
   on (lists, counts, tags, activity); :func:`dataset_scope` gives the same set as ids for the
   search index's masks.
@@ -39,7 +40,7 @@ from sqlalchemy.orm import Session
 from catalog.access import grants
 from catalog.access.context import Actor
 from catalog.core import levels
-from catalog.core.errors import NotAuthorized, NotFound
+from catalog.core.errors import Hidden, NotAuthorized, NotFound
 from catalog.db import lookup
 from catalog.db.models import Collaborator, Group, Member, Package, Resource, User
 
@@ -307,10 +308,10 @@ def require(session: Session, actor: Actor | None, perm: Permission, obj: Object
         raise NotFound(missing or "Dataset not found")
     if isinstance(obj, Package) and perm is not P.VIEW_DATASET and not _holds(session, actor, P.VIEW_DATASET, obj):
         _record(perm, _describe(obj), False)
-        raise NotFound(missing or "Dataset not found")
+        raise Hidden(missing or "Dataset not found")
     if not allowed(session, actor, perm, obj):
         if isinstance(obj, Package) and perm is P.VIEW_DATASET:
-            raise NotFound(missing or "Dataset not found")
+            raise Hidden(missing or "Dataset not found")
         kind = "dataset" if isinstance(obj, Package) else "user" if isinstance(obj, User) else \
             "organization" if obj.is_organization else "group"
         raise NotAuthorized(denied or f"Access denied: you may not {_DOING[perm]} {kind} {obj.name}")

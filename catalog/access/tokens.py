@@ -12,7 +12,7 @@ import secrets
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from catalog.core.errors import NotAuthorized
+from catalog.core.errors import InvalidToken
 from catalog.db.models import ApiToken, User, utcnow
 
 PREFIX = "mosu_"
@@ -40,11 +40,12 @@ def verify(session: Session, token: str) -> ApiToken:
     user is not active, is refused."""
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(token.strip())))
     if row is None or row.revoked:
-        raise NotAuthorized("Access denied: the API token is not valid")
+        raise InvalidToken("Access denied: the API token is not valid", "unknown" if row is None else "revoked",
+                           *((row.id, row.user_id) if row is not None else ()))
     if row.expires is not None and row.expires <= utcnow():
-        raise NotAuthorized("Access denied: the API token has expired")
+        raise InvalidToken("Access denied: the API token has expired", "expired", row.id, row.user_id)
     if row.user.state != "active":
-        raise NotAuthorized("Access denied: the token's user is not active")
+        raise InvalidToken("Access denied: the token's user is not active", "inactive_user", row.id, row.user_id)
     return row
 
 

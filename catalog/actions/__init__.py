@@ -18,7 +18,7 @@ from typing import Any, Callable, TypeVar
 from catalog.access import policy
 from catalog.access.context import Context
 from catalog.core import validate
-from catalog.core.errors import UnknownAction
+from catalog.core.errors import MosuError, UnknownAction
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -67,7 +67,13 @@ def run_checked(ctx: Context, name: str, func: Callable[[Context, dict[str, Any]
     """``func(ctx, data)``, refused if it returns without a permission check (see the module doc).
     The streamed exports, which are not actions, come through here too."""
     with policy.recording() as checks:
-        result = func(ctx, data)
+        try:
+            result = func(ctx, data)
+        except MosuError as exc:  # what the audit event of a refused call names (outermost action wins)
+            exc.action = name
+            refused = next((c for c in reversed(checks) if not c.allowed), None)
+            exc.denied = (refused.permission, refused.object) if refused is not None else exc.denied
+            raise
     if not checks:
         if ctx.settings.strict_permission_checks:
             raise UncheckedAction(f"{name} returned without checking a permission")

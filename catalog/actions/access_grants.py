@@ -26,7 +26,7 @@ from catalog.actions import action
 from catalog.actions.agreements import current, terms_dict
 from catalog.core import agreements as rules
 from catalog.core import levels, validate
-from catalog.core.errors import NotAuthorized, NotFound, ValidationError
+from catalog.core.errors import Hidden, NotAuthorized, NotFound, ValidationError
 from catalog.db import lookup
 from catalog.db.dictize import iso
 from catalog.db.models import (
@@ -320,7 +320,7 @@ def access_grant_revoke(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
         pkg = s.get(Package, grant.package_id) if grant is not None else None
         if grant is None or pkg is None or not (
                 policy.allowed(s, ctx.actor, Permission.MANAGE_ACCESS, pkg) or _is_grantee(s, ctx.actor, grant)):
-            raise NotFound("Access grant not found")
+            raise (NotFound if pkg is None else Hidden)("Access grant not found")  # Hidden: a refusal
         _manage(s, ctx, pkg)
         reason = rules.required_text(data.get("reason"), errors, "reason", rules.REASON_MAX)
         if grant.revoked is not None:

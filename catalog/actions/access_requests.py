@@ -31,7 +31,7 @@ from catalog.actions.access_grants import (
 from catalog.actions.agreements import current
 from catalog.core import agreements as rules
 from catalog.core import jsoninput, levels, validate
-from catalog.core.errors import NotFound, ValidationError
+from catalog.core.errors import Hidden, NotFound, ValidationError
 from catalog.db import lookup
 from catalog.db.dictize import iso
 from catalog.db.models import AccessRequest, AgreementVersion, Package, User, utcnow
@@ -71,7 +71,7 @@ def _find(s: Session, ctx: Context, data: dict[str, Any], *, lock: bool = False)
         raise NotFound("Access request not found")
     mine = _requester(s, ctx, req)
     if not mine and not policy.allowed(s, ctx.actor, Permission.MANAGE_ACCESS, pkg):
-        raise NotFound("Access request not found")
+        raise Hidden("Access request not found")  # as a missing one; Hidden: the audit log's refusal
     return req, pkg, mine
 
 

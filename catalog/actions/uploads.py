@@ -20,7 +20,7 @@ from catalog.access.policy import Permission
 from catalog.actions import action
 from catalog.actions.resources import resource_changed, resource_dict
 from catalog.core import keys, validate
-from catalog.core.errors import NotFound, PayloadTooLarge, ValidationError
+from catalog.core.errors import Hidden, NotFound, PayloadTooLarge, ValidationError
 from catalog.db import lookup
 from catalog.db.models import MultipartUpload, Package, Resource, User, new_id, utcnow
 from catalog.records import audit
@@ -38,7 +38,7 @@ def _get(s, ctx: Context, upload_id: str) -> MultipartUpload:
     up = s.get(MultipartUpload, upload_id)
     uploader = s.get(User, up.user_id) if up is not None and up.user_id else None
     if up is None or uploader is None or not policy.allowed(s, ctx.actor, Permission.MANAGE_ACCOUNT, uploader):
-        raise NotFound("Upload not found")
+        raise (NotFound if uploader is None else Hidden)("Upload not found")  # Hidden: a refusal
     if up.state != "open":
         raise ValidationError({"upload_id": [f"This upload is {up.state}"]})
     return up

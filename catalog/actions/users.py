@@ -12,7 +12,7 @@ from catalog.access.policy import Permission
 from catalog.actions import action
 from catalog.actions.packages import chosen_id, package_dict
 from catalog.core import validate
-from catalog.core.errors import NotFound, ValidationError
+from catalog.core.errors import Hidden, NotFound, ValidationError
 from catalog.db import dictize, like, lookup
 from catalog.db.models import ApiToken, Package, User, new_id, utcnow
 from catalog.records import audit
@@ -224,7 +224,7 @@ def api_token_revoke(ctx: Context, data: dict[str, Any]) -> None:
             raise ValidationError({"jti": ["Give the token's jti (id) or the token"]})
         owner = s.get(User, row.user_id) if row is not None else None
         if owner is None or not policy.allowed(s, actor, Permission.MANAGE_ACCOUNT, owner):
-            raise NotFound("API token not found")
+            raise (NotFound if owner is None else Hidden)("API token not found")  # Hidden: a refusal
         row.revoked = True
         audit.record(s, ctx, "api_token_revoke", "user", row.user_id, {"token_id": row.id})
     return None

@@ -62,13 +62,16 @@ def register(app: Flask, platform: Platform) -> None:
     from catalog.api import body
     from catalog.api.action_api import bp as action_bp
     from catalog.api.dump import bp as dump_bp
+    from catalog.api.errors import REFUSAL_CAP
     from catalog.api.session import FAILURES
+    from catalog.records.refusals import RefusalCap
 
     # The small limit by default; body.set_limit raises it to the upload limit for file uploads.
     app.config["MAX_CONTENT_LENGTH"] = platform.settings.max_body_bytes
     app.config["MAX_FORM_MEMORY_SIZE"] = platform.settings.max_body_bytes
     app.extensions["mosu"] = platform
     app.extensions[FAILURES] = FailureCounter(platform.settings.token_failure_limit)
+    app.extensions[REFUSAL_CAP] = RefusalCap(platform.settings.audit_refusals_per_second)
     app.before_request(body.set_limit)
     app.after_request(_security_headers)
     for status in _UNROUTED:

@@ -22,7 +22,7 @@ from catalog.actions import run_checked
 from catalog.actions.datastore import datastore_export
 from catalog.actions.sql import datastore_sql_export
 from catalog.api import body
-from catalog.api.errors import error_body, error_headers
+from catalog.api.errors import error_body, error_headers, record_refusal
 from catalog.api.session import request_context
 from catalog.core import jsoninput, licenses, validate
 from catalog.core.errors import BadRequest, MosuError, QueryRejected
@@ -56,6 +56,7 @@ def _params() -> dict:
 
 def _stream(name: str, export_of, extra: dict | None = None) -> Response:
     export: Export | None = None
+    data: dict = dict(extra or {})
     try:
         ctx = request_context()
         data = {**_params(), **(extra or {})}
@@ -65,7 +66,7 @@ def _stream(name: str, export_of, extra: dict | None = None) -> Response:
     except Exception as exc:  # noqa: BLE001 - typed errors map to their status, the rest to a logged 500
         if export is not None:  # its read was recorded: so is its end, with nothing sent
             _ended(ctx, export, exc.message if isinstance(exc, MosuError) else "internal error")
-        return _error(exc)
+        return _error(exc, name, data)
     # content_type, not mimetype: Flask appends "; charset=utf-8" to a text mimetype that already has one
     response = Response(stream_with_context(_rest(first, export, ctx, request.path)),
                         content_type=export.content_type)
@@ -75,8 +76,11 @@ def _stream(name: str, export_of, extra: dict | None = None) -> Response:
     return response
 
 
-def _error(exc: Exception) -> Response:
+def _error(exc: Exception, name: str, data: dict) -> Response:
+    """The error answered before the first byte; a refusal's audit event is written here (an error
+    after the headers went out is no refusal: the read was allowed, and recorded, and then stopped)."""
     status, error = error_body(exc, g.get("request_id", "-"))
+    record_refusal(exc, status, call=name, params=data)
     return current_app.response_class(json.dumps({"success": False, "error": error}), status=status,
                                       mimetype="application/json", headers=error_headers(exc))
 

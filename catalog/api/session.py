@@ -41,11 +41,11 @@ def _actor_for(platform, token: str) -> Actor:
     wait = failures.retry_after(key)
     if wait:
         raise TooManyRequests(f"Too many requests with an invalid API token from this address; "
-                              f"retry in {wait} seconds", retry_after=wait)
+                              f"retry in {wait} seconds", retry_after=wait, limit="bad_token")
     with platform.read() as s:
         try:
             row = tokens.verify(s, token)
-        except NotAuthorized:
+        except NotAuthorized:  # InvalidToken: answered 403 and recorded as sign_in_failure where it is answered
             failures.fail(key)
             raise
         actor, token_id, last_used = Actor.of(row.user), row.id, row.last_used
@@ -60,12 +60,28 @@ def _actor_for(platform, token: str) -> Actor:
 
 
 def request_context() -> Context:
-    """The action context for this request; a bad token is refused, not ignored."""
+    """The action context for this request; a bad token is refused, not ignored. Kept on ``g`` for
+    the audit event of a refusal (:func:`catalog.api.errors.record_refusal`)."""
     platform = current_app.extensions["mosu"]
     g.request_id = g.get("request_id") or uuid.uuid4().hex[:12]
     token = request_token()
     actor = _actor_for(platform, token) if token is not None else None
+    g.mosu_context = _context(platform, actor)
+    return g.mosu_context
+
+
+def _context(platform, actor: Actor | None) -> Context:
     return Context(platform=platform, actor=actor, request_id=g.request_id,
                    client=request.remote_addr or "",
                    user_agent=(request.user_agent.string or "")[:300],
                    disconnected=request.environ.get("waitress.client_disconnected"))
+
+
+def current_context() -> Context:
+    """This request's context, or, when none was made (its token was refused), an anonymous one with
+    its envelope: address, user agent, request id."""
+    ctx = g.get("mosu_context")
+    if ctx is None:
+        g.request_id = g.get("request_id") or uuid.uuid4().hex[:12]
+        ctx = _context(current_app.extensions["mosu"], None)
+    return ctx

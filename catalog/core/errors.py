@@ -12,6 +12,11 @@ class MosuError(Exception):
     """Base class of every error a user may see."""
 
     message: str
+    # Set by :func:`catalog.actions.run_checked` as the error leaves an action, for the audit event of
+    # a refused call: the action's name, and the last permission check refused before the error
+    # (permission, object), e.g. ("edit-dataset", "package:<id>").
+    action: str | None = None
+    denied: tuple[str, str] | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -22,8 +27,24 @@ class NotFound(MosuError):
     """The object does not exist, or the caller may not know that it exists."""
 
 
+class Hidden(NotFound):
+    """Not Found answered to hide an object the caller may not even see (the access policy's refusal):
+    word for word what a missing object gets, so its existence does not leak. The type only tells the
+    audit log that this 404 is a refused call (a plain :class:`NotFound`, an unknown id, is not one)."""
+
+
 class NotAuthorized(MosuError):
     """The caller may not do this."""
+
+
+class InvalidToken(NotAuthorized):
+    """An API token that signs nobody in (403): ``reason`` ``unknown``, ``revoked``, ``expired`` or
+    ``inactive_user``, and, when the token exists, its id and its owner's, for the audit log's
+    ``sign_in_failure`` (never shown: the caller gets the message only)."""
+
+    def __init__(self, message: str, reason: str, token_id: str | None = None, user_id: str | None = None) -> None:
+        super().__init__(message)
+        self.reason, self.token_id, self.user_id = reason, token_id, user_id
 
 
 class ValidationError(MosuError):
@@ -55,11 +76,14 @@ class PayloadTooLarge(MosuError):
 
 
 class TooManyRequests(MosuError):
-    """The caller sent too many requests of a kind; ``retry_after`` (seconds) says when to try again."""
+    """The caller sent too many requests of a kind; ``retry_after`` (seconds) says when to try again;
+    ``limit`` names the limit reached (for the audit log): ``query_slots_caller``, ``query_slots_site``
+    or ``bad_token``."""
 
-    def __init__(self, message: str, retry_after: int | None = None) -> None:
+    def __init__(self, message: str, retry_after: int | None = None, limit: str | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.limit = limit
 
 
 class QueryRejected(MosuError):

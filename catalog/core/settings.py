@@ -76,6 +76,9 @@ class Settings:
     log_level: str = "INFO"
     # Requests with an invalid API token per client address and minute before the rest get 429 (0: no limit).
     token_failure_limit: int = 20
+    # Audit events of refused calls per client address and second, per web process; the rest of a
+    # second's refusals are counted in one refusals_suppressed event (0: no cap).
+    audit_refusals_per_second: int = 20
     # Tests only (MOSU_TEST_HOLD_INGEST): while no file exists at this path, a worker that has claimed
     # a job waits before working on it, its lease renewed and its stage "test-hold", so a test can act
     # on a job provably held (kill the worker, stop the object store) with no timing. Unset, the

@@ -50,10 +50,11 @@ class QuerySlots:
         with self._lock:
             if self._by_caller[caller] >= self.per_caller:
                 raise TooManyRequests(f"Too many queries at once: you already have {self.per_caller} running "
-                                      "(query_max_concurrent_per_caller); try again when one has finished")
+                                      "(query_max_concurrent_per_caller); try again when one has finished",
+                                      limit="query_slots_caller")
             if sum(self._by_caller.values()) >= self.total:
                 raise TooManyRequests(f"Too many queries at once: the site is running {self.total}, its limit "
-                                      "(query_max_concurrent); try again in a moment")
+                                      "(query_max_concurrent); try again in a moment", limit="query_slots_site")
             self._by_caller[caller] += 1
         return Slot(self, caller)
 

@@ -11,6 +11,7 @@ from catalog.api import body
 from catalog.api.errors import error_body, error_headers
 from catalog.api.session import request_context, site_url
 from catalog.core.errors import MosuError, NotAuthorized
+from catalog.datastore.exports import Export
 
 bp = Blueprint("action_api", __name__)
 
@@ -23,6 +24,13 @@ def _envelope(name: str, content: dict[str, Any], status: int = 200) -> Response
                                       mimetype="application/json")
 
 
+def _file(export: Export) -> Response:
+    """An action's answer as a file: its bytes as they are, with its content type, as a download."""
+    response = current_app.response_class(export.chunks, content_type=export.content_type)
+    response.headers["Content-Disposition"] = f'attachment; filename="{export.filename}"'
+    return response
+
+
 @bp.route("/api/3/action/<name>", methods=["GET", "POST"])
 @bp.route("/api/action/<name>", methods=["GET", "POST"])
 def dispatch(name: str) -> Response:
@@ -31,6 +39,8 @@ def dispatch(name: str) -> Response:
         if ctx.actor is None and body.takes_upload(request):  # before a byte of the form is read
             raise NotAuthorized("Access denied: you must be logged in to upload a file")
         result = call(ctx, name, body.params())
+        if isinstance(result, Export):  # an answer asked for as a file (the audit reports' format=csv|jsonl)
+            return _file(result)
         return _envelope(name, {"success": True, "result": result})
     except MosuError as err:
         exc: BaseException = err

@@ -405,5 +405,21 @@ def user_token_add(name: str, token_name: str, data_dir: Path | None) -> None:
     click.echo(result["token"])
 
 
+# -- mosu audit -----------------------------------------------------------------------------
+
+@main.group()
+def audit() -> None:
+    """The audit log: its events and the compliance reports."""
+
+
+def _audit_commands() -> None:
+    from catalog.cli import audit_reports
+
+    audit_reports.add_commands(audit)
+
+
+_audit_commands()
+
+
 if __name__ == "__main__":
     main()

@@ -26,7 +26,9 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, Select, String, and_, case, func, literal_column, or_, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from catalog.db.models import AccessGrant, AuditEvent, Member, Package
 
@@ -41,20 +43,46 @@ GRANT_STATES = ("active", "expiring", "expired", "revoked")
 EXPIRING_DAYS = 30
 
 
+READ_CATEGORIES = ("read", "read_end")
+"""The vocabulary's categories of reads: their start, and the end of a streamed export (its rows)."""
+
+
 def read_actions() -> tuple[str, ...]:
-    """Every event name that is a read of data: the vocabulary's ``read`` category (start and
-    completion events) when it defines categories, with :data:`READS` always among them."""
+    """Every event name that is a read of data: the vocabulary's :data:`READ_CATEGORIES` (start and
+    end events) when it defines categories, with :data:`READS` always among them."""
     from catalog.records import events
 
     names: set[str] = set(READS)
-    defined = getattr(events, "EVENTS", None) or getattr(events, "VOCABULARY", None) or {}
-    for name, definition in dict(defined).items():
-        category = getattr(definition, "category", None)
-        if category is None and isinstance(definition, dict):
-            category = definition.get("category")
-        if category == "read":
-            names.add(getattr(definition, "name", name))
+    for name, definition in dict(getattr(events, "EVENTS", None) or {}).items():
+        if getattr(definition, "category", None) in READ_CATEGORIES:
+            names.add(name)
     return tuple(sorted(names))
+
+
+class _ReadingVia(FunctionElement):
+    """A query's ``via`` for the resource its event is filed under: ``detail.readings[resource_id].via``
+    (a query event holds one reading per table; a preview's ``via`` is at the top of its detail)."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(_ReadingVia)
+def _reading_via_sqlite(element: _ReadingVia, compiler: Any, **kw: Any) -> str:
+    detail, resource_id = (compiler.process(c, **kw) for c in element.clauses)
+    return f"json_extract({detail}, '$.readings.\"' || {resource_id} || '\".via')"
+
+
+@compiles(_ReadingVia, "postgresql")
+def _reading_via_postgresql(element: _ReadingVia, compiler: Any, **kw: Any) -> str:
+    detail, resource_id = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(({detail})::json -> 'readings' -> ({resource_id}) ->> 'via')"
+
+
+def _via() -> ColumnElement[str]:
+    """How the caller read: a preview's, export's or download's ``via``, or a query's for its table."""
+    ev = AuditEvent
+    return func.coalesce(ev.detail["via"].as_string(), _ReadingVia(ev.detail, ev.resource_id))
 
 
 @dataclass(frozen=True)
@@ -124,7 +152,8 @@ def _access_columns(reads: Sequence[str]) -> list[Any]:
     ok = ev.outcome == "ok"
     cols: list[Any] = [_count_of(ok, ev.action.in_(READS)).label("accesses")]
     cols += [_count_of(ok, ev.action.in_(names)).label(kind) for kind, names in KINDS.items()]
-    cols += [func.coalesce(func.sum(case((and_(ok, ev.action.in_(reads)), _rows()), else_=0)), 0).label("rows"),
+    taken = and_(ev.outcome != "refused", ev.action.in_(reads))  # an export stopped early ("failed") took rows
+    cols += [func.coalesce(func.sum(case((taken, _rows()), else_=0)), 0).label("rows"),
              _count_of(ev.outcome == "refused").label("refused"),
              func.min(ev.ts).label("first"), func.max(ev.ts).label("last")]
     return cols
@@ -141,7 +170,7 @@ def dataset_accesses(package_id: str, scope: ColumnElement[bool], since: dt.date
     row per user and way of reading, most accesses first."""
     reads = tuple(reads or read_actions())
     ev = AuditEvent
-    via = ev.detail["via"].as_string()
+    via = _via()
     keys = [ev.actor_id.label("user_id"), ev.actor.label("user"), ev.role.label("role"), via.label("via"),
             ev.grant_id.label("grant_id"), ev.agreement_version_id.label("agreement_version_id")]
     period = Filters(package_id=package_id, since=since, until=until)
@@ -162,7 +191,7 @@ def user_accesses(actor_id: str, scope: ColumnElement[bool], since: dt.datetime 
     resource and way of reading, most recent first."""
     reads = tuple(reads or read_actions())
     ev = AuditEvent
-    via = ev.detail["via"].as_string()
+    via = _via()
     keys = [ev.package_id.label("package_id"), ev.resource_id.label("resource_id"), via.label("via"),
             ev.grant_id.label("grant_id"), ev.agreement_version_id.label("agreement_version_id")]
     period = Filters(actor_id=actor_id, since=since, until=until)
@@ -209,7 +238,8 @@ def grants(scope_org: ColumnElement[bool], scope: ColumnElement[bool], now: dt.d
         return select(*columns).where(*where).correlate(AccessGrant).scalar_subquery()
 
     accesses = sub(func.count(), where=[under, ev.action.in_(READS)])
-    rows = sub(func.coalesce(func.sum(ev.detail["rows"].as_integer()), 0), where=[under, ev.action.in_(reads)])
+    rows = sub(func.coalesce(func.sum(ev.detail["rows"].as_integer()), 0),
+               where=[ev.grant_id == AccessGrant.id, ev.outcome != "refused", scope, ev.action.in_(reads)])
     last = sub(func.max(ev.ts), where=[under, ev.action.in_(READS)])
     after = sub(func.count(), where=[under, ev.action.in_(READS), ev.ts >= end])
     attempts = sub(func.count(), where=[ev.package_id == AccessGrant.package_id, ev.outcome == "refused",

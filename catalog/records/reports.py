@@ -26,9 +26,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import ColumnElement, Select, String, and_, case, func, literal_column, or_, select
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy import ColumnElement, Select, and_, case, func, literal_column, or_, select
 
 from catalog.db.models import AccessGrant, AuditEvent, Member, Package
 
@@ -59,30 +57,18 @@ def read_actions() -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-class _ReadingVia(FunctionElement):
-    """A query's ``via`` for the resource its event is filed under: ``detail.readings[resource_id].via``
-    (a query event holds one reading per table; a preview's ``via`` is at the top of its detail)."""
-
-    type = String()
-    inherit_cache = True
-
-
-@compiles(_ReadingVia)
-def _reading_via_sqlite(element: _ReadingVia, compiler: Any, **kw: Any) -> str:
-    detail, resource_id = (compiler.process(c, **kw) for c in element.clauses)
-    return f"json_extract({detail}, '$.readings.\"' || {resource_id} || '\".via')"
-
-
-@compiles(_ReadingVia, "postgresql")
-def _reading_via_postgresql(element: _ReadingVia, compiler: Any, **kw: Any) -> str:
-    detail, resource_id = (compiler.process(c, **kw) for c in element.clauses)
-    return f"(({detail})::json -> 'readings' -> ({resource_id}) ->> 'via')"
-
-
 def _via() -> ColumnElement[str]:
-    """How the caller read: a preview's, export's or download's ``via``, or a query's for its table."""
-    ev = AuditEvent
-    return func.coalesce(ev.detail["via"].as_string(), _ReadingVia(ev.detail, ev.resource_id))
+    """How the caller read (:attr:`AuditEvent.via`, derived from the detail by the database)."""
+    return AuditEvent.via
+
+
+def _rows() -> ColumnElement[Any]:
+    """Rows a read returned or an export sent (:attr:`AuditEvent.rows`, derived from the detail)."""
+    return AuditEvent.rows
+
+
+REFUSED = literal_column("'refused'")
+"""The outcome of refusals as a literal: the refusals' partial index applies only when SQLite sees it."""
 
 
 @dataclass(frozen=True)
@@ -137,10 +123,6 @@ def event_row(row: Any) -> dict[str, Any]:
     return out
 
 
-def _rows() -> ColumnElement[Any]:
-    return AuditEvent.detail["rows"].as_integer()
-
-
 def _count_of(*conditions: ColumnElement[bool]) -> ColumnElement[int]:
     return func.coalesce(func.sum(case((and_(*conditions), 1), else_=0)), 0)
 
@@ -152,15 +134,15 @@ def _access_columns(reads: Sequence[str]) -> list[Any]:
     ok = ev.outcome == "ok"
     cols: list[Any] = [_count_of(ok, ev.action.in_(READS)).label("accesses")]
     cols += [_count_of(ok, ev.action.in_(names)).label(kind) for kind, names in KINDS.items()]
-    taken = and_(ev.outcome != "refused", ev.action.in_(reads))  # an export stopped early ("failed") took rows
+    taken = and_(ev.outcome != REFUSED, ev.action.in_(reads))  # an export stopped early ("failed") took rows
     cols += [func.coalesce(func.sum(case((taken, _rows()), else_=0)), 0).label("rows"),
-             _count_of(ev.outcome == "refused").label("refused"),
+             _count_of(ev.outcome == REFUSED).label("refused"),
              func.min(ev.ts).label("first"), func.max(ev.ts).label("last")]
     return cols
 
 
 def _reads_or_refusals(reads: Sequence[str]) -> ColumnElement[bool]:
-    return or_(AuditEvent.action.in_(reads), AuditEvent.outcome == "refused")
+    return or_(AuditEvent.action.in_(reads), AuditEvent.outcome == REFUSED)
 
 
 def dataset_accesses(package_id: str, scope: ColumnElement[bool], since: dt.datetime | None = None,
@@ -171,12 +153,12 @@ def dataset_accesses(package_id: str, scope: ColumnElement[bool], since: dt.date
     reads = tuple(reads or read_actions())
     ev = AuditEvent
     via = _via()
-    keys = [ev.actor_id.label("user_id"), ev.actor.label("user"), ev.role.label("role"), via.label("via"),
+    keys = [ev.actor_id.label("user_id"), ev.actor.label("user"), via.label("via"),
             ev.grant_id.label("grant_id"), ev.agreement_version_id.label("agreement_version_id")]
     period = Filters(package_id=package_id, since=since, until=until)
     return (select(*keys, *_access_columns(reads))
             .where(scope, *period.where(), _reads_or_refusals(reads))
-            .group_by(ev.actor_id, ev.actor, ev.role, via, ev.grant_id, ev.agreement_version_id)
+            .group_by(ev.actor_id, ev.actor, via, ev.grant_id, ev.agreement_version_id)
             .order_by(_desc("accesses"), _desc("refused"), ev.actor))
 
 
@@ -212,44 +194,37 @@ def grant_state(now: dt.datetime, days: int) -> ColumnElement[str]:
                 (AccessGrant.expires <= now + dt.timedelta(days=days), "expiring"), else_="active")
 
 
-def _grantee_event(event: Any) -> ColumnElement[bool]:
-    """An event by the grantee: the user, or a member of the organization the grant is to (members
-    as they are now)."""
-    members = select(Member.table_id).where(Member.table_name == "user", Member.group_id == AccessGrant.grantee_id)
-    return or_(and_(AccessGrant.grantee_type == "user", event.actor_id == AccessGrant.grantee_id),
-               and_(AccessGrant.grantee_type == "organization", event.actor_id.in_(members)))
-
-
 def grants(scope_org: ColumnElement[bool], scope: ColumnElement[bool], now: dt.datetime, *,
            states: Iterable[str] = (), days: int = EXPIRING_DAYS, package_id: str | None = None,
-           org_id: str | None = None, grantee_id: str | None = None,
-           reads: Sequence[str] | None = None) -> Select:
-    """Grants with their state at ``now`` and what happened under them: accesses and rows under the
-    grant, the last one, accesses that name the grant after its end (a finding: there should be
-    none), and refused attempts on its dataset by its grantee after its end. ``scope_org`` narrows the
-    grants (by their dataset's organization), ``scope`` the events counted. Ending soonest first."""
-    reads = tuple(reads or read_actions())
+           org_id: str | None = None, grantee_id: str | None = None) -> Select:
+    """Grants with their state at ``now`` and what happened under them: accesses under the grant (their
+    rows are in the dataset report, by grant), the last one, accesses that name the grant after its
+    end (a finding: there should be none), and refused attempts on its dataset by its grantee after
+    its end. ``scope_org`` narrows the grants (by their dataset's organization), ``scope`` the events
+    counted. Ending soonest first. Every subquery reads one index only (see the models' indexes)."""
     ev = AuditEvent  # correlated subqueries: the outer query is on the grants
     end = grant_end()
     state = grant_state(now, days)
-    under = and_(ev.grant_id == AccessGrant.id, ev.outcome == "ok", scope)
+    under = [ev.grant_id == AccessGrant.id, ev.outcome == "ok", ev.action.in_(READS), scope]
 
     def sub(*columns: Any, where: Iterable[ColumnElement[bool]]) -> Any:
         return select(*columns).where(*where).correlate(AccessGrant).scalar_subquery()
 
-    accesses = sub(func.count(), where=[under, ev.action.in_(READS)])
-    rows = sub(func.coalesce(func.sum(ev.detail["rows"].as_integer()), 0),
-               where=[ev.grant_id == AccessGrant.id, ev.outcome != "refused", scope, ev.action.in_(reads)])
-    last = sub(func.max(ev.ts), where=[under, ev.action.in_(READS)])
-    after = sub(func.count(), where=[under, ev.action.in_(READS), ev.ts >= end])
-    attempts = sub(func.count(), where=[ev.package_id == AccessGrant.package_id, ev.outcome == "refused",
-                                        ev.ts >= end, _grantee_event(ev), scope])
+    accesses = sub(func.count(), where=under)
+    last = sub(func.max(ev.ts), where=under)
+    after = sub(func.count(), where=[*under, ev.ts >= end])
+    # Refusals of the grantee on the dataset after the end (their grant id is null: nothing allowed them).
+    refused = [ev.outcome == REFUSED, ev.package_id == AccessGrant.package_id, ev.ts >= end, scope]
+    members = select(Member.table_id).where(Member.table_name == "user", Member.group_id == AccessGrant.grantee_id)
+    attempts = case((AccessGrant.grantee_type == "user",
+                     sub(func.count(), where=[ev.actor_id == AccessGrant.grantee_id, *refused])),
+                    else_=sub(func.count(), where=[ev.actor_id.in_(members), *refused]))
     query = (select(AccessGrant.id.label("grant_id"), AccessGrant.package_id.label("package_id"),
                     Package.name.label("dataset"), Package.owner_org.label("org_id"),
                     AccessGrant.grantee_type.label("grantee_type"), AccessGrant.grantee_id.label("grantee_id"),
                     AccessGrant.columns.label("columns"), AccessGrant.created.label("created"),
                     AccessGrant.expires.label("expires"), AccessGrant.revoked.label("revoked"),
-                    state.label("state"), accesses.label("accesses"), rows.label("rows"), last.label("last_access"),
+                    state.label("state"), accesses.label("accesses"), last.label("last_access"),
                     after.label("accesses_after_end"), attempts.label("attempts_after_end"))
              .join(Package, Package.id == AccessGrant.package_id)
              .where(scope_org))
@@ -269,12 +244,11 @@ def denials(filters: Filters, scope: ColumnElement[bool], limit: int) -> Select:
     """Refused calls in the period: one row per caller (user, or the address of an anonymous
     client), dataset and event name, with how many, the first and the last; most first."""
     ev = AuditEvent
-    refused = Filters(**{**filters.__dict__, "outcome": "refused"})
-    keys = [ev.actor_id.label("user_id"), ev.actor.label("user"), ev.role.label("role"), ev.client.label("client"),
+    keys = [ev.actor_id.label("user_id"), ev.actor.label("user"), ev.client.label("client"),
             ev.package_id.label("package_id"), ev.org_id.label("org_id"), ev.action.label("action")]
     return (select(*keys, func.count().label("count"), func.min(ev.ts).label("first"), func.max(ev.ts).label("last"))
-            .where(scope, *refused.where())
-            .group_by(ev.actor_id, ev.actor, ev.role, ev.client, ev.package_id, ev.org_id, ev.action)
+            .where(scope, ev.outcome == REFUSED, *Filters(**{**filters.__dict__, "outcome": None}).where())
+            .group_by(ev.actor_id, ev.actor, ev.client, ev.package_id, ev.org_id, ev.action)
             .order_by(_desc("count"), _desc("last")).limit(limit))
 
 

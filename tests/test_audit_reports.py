@@ -14,10 +14,15 @@ for it (before that part is merged) it writes the event that part writes, throug
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
+import os
+import subprocess
+import sys
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import ckanapi
@@ -355,6 +360,8 @@ def test_the_user_report_lists_everything_the_user_read(world):
 def test_the_grants_report_gives_states_and_attempts_after_the_end(world):
     ds = world.dataset(world.orgs["a"], "ar-grants", access_level="restricted")
     users = {k: world.user(f"ar-g-{k}") for k in ("active", "expiring", "revoked", "expired")}
+    for k in ("revoked", "expired"):  # refused before their grant: not an attempt after its end
+        users[k].refused("datastore_search", ds, resource_id=ds["resource_id"])
     grants = {k: call(world.site, "access_grant_create", {"package_id": ds["id"], "user_id": u.id,
                                                           "days": 5 if k == "expiring" else 90})["id"]
               for k, u in users.items()}
@@ -520,6 +527,14 @@ def test_a_compliance_officer_over_http_and_the_command_line(mosu):
     agents = [r["user_agent"] for r in csv.DictReader(io.StringIO(events.text))]
     assert agents[0] == "'" + formula, "a cell that would be a spreadsheet formula is quoted as text"
     assert all(a.startswith("ckanapi") for a in agents[1:])
+    # the README's example as written: the ckanapi command line, with a period
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    today = utcnow().date()
+    period = [f"since={today - dt.timedelta(days=1)}", f"until={today + dt.timedelta(days=1)}"]
+    out = subprocess.run(["ckanapi", "action", "audit_report_dataset", f"id={pkg['name']}", *period,
+                          "-r", mosu.url, "-a", officer_token], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["rows"] == report["rows"]
     # the same report from the command line, on the server
     out = mosu.cli("audit", "report", "dataset", pkg["name"], "--format", "jsonl").stdout
     assert [json.loads(x) for x in out.splitlines()] == report["rows"]

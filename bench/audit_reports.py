@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import random
 import statistics
 import sys
@@ -240,7 +241,8 @@ def main() -> None:
             worst = max(worst, median)
             print(f"{label:<58} {best:8.1f} {median:8.1f} {n:7,}")
             plans.append((label, list(captured)))
-        print(f"\nslowest p50: {worst:.1f} ms (goal ≤ 200 ms)")
+        print(f"\nslowest p50: {worst:.1f} ms (goal ≤ 200 ms); load average {os.getloadavg()[0]:.1f} "
+              f"on {os.cpu_count()} cores (other work on the machine slows every figure)")
         if not args.no_plans:
             with platform.engine.connect() as conn:
                 for label, queries in plans:

@@ -544,3 +544,35 @@ def test_a_compliance_officer_over_http_and_the_command_line(mosu):
     assert len(list(csv.DictReader(io.StringIO(out)))) == 3
     failed = mosu.cli("audit", "report", "dataset", f"no-such-{suffix}", check=False)
     assert failed.returncode == 1 and "Dataset not found" in failed.stderr
+
+
+# -- PostgreSQL: the same reports, from the same indexes' columns ---------------------------------
+
+def test_the_reports_on_postgresql(s3, postgres, tmp_path):
+    """The derived columns (rows, via), the partial indexes and every report's SQL on PostgreSQL."""
+    platform = Platform.open(s3_settings(s3, tmp_path / "data", database_url=postgres()))
+    platform.store.ensure_bucket()
+    try:
+        w = World(platform, Context(platform=platform, actor=Actor.site()), create_app(platform=platform).test_client(),
+                  {}, {}, {})
+        auditor, reader, stranger = w.user("pg-auditor", auditor=True), w.user("pg-reader"), w.user("pg-stranger")
+        org = call(w.site, "organization_create", {"name": "pg-org"})["id"]
+        ds = w.dataset(org, "pg-restricted", access_level="restricted")
+        grant = call(w.site, "access_grant_create", {"package_id": ds["id"], "user_id": reader.id, "days": 90})
+        taken = _preview(reader, ds, 2) + _query(reader, ds, "id > 1")
+        stranger.refused("datastore_search", ds, resource_id=ds["resource_id"])
+        report = auditor.ok("audit_report_dataset", id=ds["name"])
+        assert [(r["user"], r["via"], r["grant_id"], r["accesses"], r["rows"], r["refused"]) for r in report["rows"]] \
+            == [(reader.name, "grant:full", grant["id"], 2, taken, 0), (stranger.name, None, None, 0, 0, 1)]
+        assert auditor.ok("audit_report_user", id=reader.name)["totals"] == {
+            "accesses": 2, "rows": taken, "refused": 0, "datasets": 1}
+        grants = auditor.ok("audit_report_grants", dataset=ds["id"])["rows"]
+        assert [(g["grant_id"], g["state"], g["accesses"]) for g in grants] == [(grant["id"], "active", 2)]
+        denials = auditor.ok("audit_report_denials", dataset=ds["id"])["rows"]
+        assert [(d["user"], d["count"]) for d in denials] == [(stranger.name, 1)]
+        events = auditor.ok("audit_event_list", dataset=ds["name"])["rows"]
+        assert len([e for e in events if e["outcome"] == "ok" and e["action"].startswith("datastore")]) == 2
+        got = auditor.post("audit_report_dataset", id=ds["name"], format="csv")
+        assert got.status_code == 200 and len(list(csv.DictReader(io.StringIO(got.get_data(as_text=True))))) == 2
+    finally:
+        platform.close()

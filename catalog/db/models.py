@@ -359,6 +359,10 @@ def _via_postgresql(element: EventVia, compiler: Any, **kw: Any) -> str:
     return f"coalesce({detail} ->> 'via', {detail} -> 'readings' -> {resource_id} ->> 'via')"
 
 
+REPORTED = ("action", "outcome", "grant_id", "agreement_version_id", "org_id", "rows", "via")
+"""What the dataset and user reports read of an event besides the index's key."""
+
+
 class AuditEvent(Base):
     """One link of the tamper-evident audit chain (see :mod:`catalog.records.audit`).
 
@@ -400,9 +404,11 @@ class AuditEvent(Base):
         EventVia(literal_column("detail"), literal_column("resource_id")), persisted=True))
 
     __table_args__ = (
-        Index("ix_audit_package_ts", "package_id", "ts"),
+        # (package_id, ts) and (actor_id, ts), carrying every column the dataset and user reports read
+        # (catalog.records.reports), so a report never fetches a row from the table.
+        Index("ix_audit_package_ts", "package_id", "ts", "actor_id", "actor", *REPORTED),
         Index("ix_audit_resource_ts", "resource_id", "ts"),
-        Index("ix_audit_actor_ts", "actor_id", "ts"),
+        Index("ix_audit_actor_ts", "actor_id", "ts", "package_id", "resource_id", *REPORTED),
         Index("ix_audit_org_ts", "org_id", "ts"),
         Index("ix_audit_action_ts", "action", "ts"),
         Index("ix_audit_outcome_ts", "outcome", "ts"),
@@ -413,11 +419,6 @@ class AuditEvent(Base):
 # -- indexes of the audit reports (catalog.records.reports) --------------------------------------
 # Each holds every column its report reads, so the report never fetches a row from the table.
 _ev = AuditEvent.__table__.c
-_REPORTED = (_ev.action, _ev.outcome, _ev.grant_id, _ev.agreement_version_id, _ev.org_id, _ev.rows, _ev.via)
-# The dataset report (audit_report_dataset).
-Index("ix_audit_report_package", _ev.package_id, _ev.ts, _ev.actor_id, _ev.actor, *_REPORTED)
-# The user report (audit_report_user).
-Index("ix_audit_report_actor", _ev.actor_id, _ev.ts, _ev.package_id, _ev.resource_id, *_REPORTED)
 # The grants report: accesses under each grant, and after its end.
 Index("ix_audit_report_grant", _ev.grant_id, _ev.outcome, _ev.action, _ev.ts, _ev.org_id)
 # Refused calls only (5 % of events): the denials report by period, and a grant's attempts after its end
@@ -425,7 +426,8 @@ Index("ix_audit_report_grant", _ev.grant_id, _ev.outcome, _ev.action, _ev.ts, _e
 _REFUSED = {"sqlite_where": _ev.outcome == "refused", "postgresql_where": _ev.outcome == "refused"}
 Index("ix_audit_refused_ts", _ev.ts, _ev.actor_id, _ev.actor, _ev.client, _ev.package_id, _ev.org_id, _ev.action,
       _ev.outcome, **_REFUSED)
-Index("ix_audit_refused_actor", _ev.actor_id, _ev.package_id, _ev.ts, _ev.org_id, _ev.outcome, **_REFUSED)
+Index("ix_audit_refused_actor", _ev.actor_id, _ev.package_id, _ev.ts, _ev.org_id, _ev.outcome, _ev.client, _ev.actor,
+      _ev.action, **_REFUSED)
 
 class AuditCheckpoint(Base):
     """A signed tree head: the RFC 9162 Merkle root over the first ``tree_size`` events, signed with

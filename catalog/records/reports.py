@@ -26,7 +26,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, literal_column, or_, select
+from sqlalchemy import BigInteger, ColumnElement, Select, and_, case, cast, func, literal_column, or_, select
 
 from catalog.db.models import AccessGrant, AuditEvent, Member, Package
 
@@ -135,7 +135,8 @@ def _access_columns(reads: Sequence[str]) -> list[Any]:
     cols: list[Any] = [_count_of(ok, ev.action.in_(READS)).label("accesses")]
     cols += [_count_of(ok, ev.action.in_(names)).label(kind) for kind, names in KINDS.items()]
     taken = and_(ev.outcome != REFUSED, ev.action.in_(reads))  # an export stopped early ("failed") took rows
-    cols += [func.coalesce(func.sum(case((taken, _rows()), else_=0)), 0).label("rows"),
+    # cast: PostgreSQL sums a bigint as numeric (a Decimal, shown as text in JSON)
+    cols += [cast(func.coalesce(func.sum(case((taken, _rows()), else_=0)), 0), BigInteger).label("rows"),
              _count_of(ev.outcome == REFUSED).label("refused"),
              func.min(ev.ts).label("first"), func.max(ev.ts).label("last")]
     return cols
@@ -244,11 +245,12 @@ def denials(filters: Filters, scope: ColumnElement[bool], limit: int) -> Select:
     """Refused calls in the period: one row per caller (user, or the address of an anonymous
     client), dataset and event name, with how many, the first and the last; most first."""
     ev = AuditEvent
-    keys = [ev.actor_id.label("user_id"), ev.actor.label("user"), ev.client.label("client"),
+    client = case((ev.actor_id.is_(None), ev.client), else_=None)  # who an anonymous caller is
+    keys = [ev.actor_id.label("user_id"), ev.actor.label("user"), client.label("client"),
             ev.package_id.label("package_id"), ev.org_id.label("org_id"), ev.action.label("action")]
     return (select(*keys, func.count().label("count"), func.min(ev.ts).label("first"), func.max(ev.ts).label("last"))
             .where(scope, ev.outcome == REFUSED, *Filters(**{**filters.__dict__, "outcome": None}).where())
-            .group_by(ev.actor_id, ev.actor, ev.client, ev.package_id, ev.org_id, ev.action)
+            .group_by(ev.actor_id, ev.actor, client, ev.package_id, ev.org_id, ev.action)
             .order_by(_desc("count"), _desc("last")).limit(limit))
 
 

@@ -422,6 +422,8 @@ def test_the_denials_report_counts_refusals_by_caller_dataset_and_event(world):
     assert report["totals"] == {"refused": 5, "groups": 2}
     only = world.users["auditor"].ok("audit_report_denials", user=prober.name, since=since, dataset=private["name"])
     assert [r["count"] for r in only["rows"]] == [2]
+    top = world.users["auditor"].ok("audit_report_denials", user=prober.name, since=since, limit=1)
+    assert [(r["package_id"], r["count"]) for r in top["rows"]] == [(restricted["id"], 3)], "the most refused first"
     assert world.users["auditor"].ok("audit_report_denials", user=prober.name, until=since)["rows"] == []
 
 

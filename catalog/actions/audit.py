@@ -29,7 +29,7 @@ from catalog.records import audit as audit_log
 from catalog.records import reports
 
 EVENTS_LIMIT, EVENTS_MAX, OFFSET_MAX = 100, 1000, 100_000
-REPORT_MAX = 10_000
+REPORT_MAX, DENIALS_LIMIT = 10_000, 1000
 OUTPUTS = ("json", "csv", "jsonl")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -139,8 +139,8 @@ def _names(s: Session, model: Any, ids: set[str | None]) -> dict[str, str]:
     return dict(s.execute(select(model.id, model.name).where(model.id.in_(sorted(ids)))).all())
 
 
-def _grouped(s: Session, query: Any) -> tuple[list[str], list[dict[str, Any]]]:
-    result = s.execute(query.limit(REPORT_MAX))
+def _grouped(s: Session, query: Any, limit: int = REPORT_MAX) -> tuple[list[str], list[dict[str, Any]]]:
+    result = s.execute(query.limit(limit))
     columns = list(result.keys())
     return columns, [dict(zip(columns, row)) for row in result]
 
@@ -262,14 +262,14 @@ def audit_report_denials(ctx: Context, data: dict[str, Any]) -> Any:
     """Refused calls in a period: one row per caller (user, or client address when anonymous),
     dataset and event name, with ``count``, ``first`` and ``last``; most first. Filters as
     :func:`audit_event_list`'s (``dataset``, ``resource``, ``user``, ``organization``, ``event``,
-    ``since``, ``until``); ``limit`` (default and at most 10,000 rows). ``format``: json, csv or jsonl."""
+    ``since``, ``until``); ``limit`` (default 1000 rows, at most 10,000). ``format``: json, csv or jsonl."""
     fmt = _format(data)
-    limit = validate.integer(data.get("limit"), "limit", REPORT_MAX, 1, REPORT_MAX)
+    limit = validate.integer(data.get("limit"), "limit", DENIALS_LIMIT, 1, REPORT_MAX)
     errors = validate.Errors()
     with ctx.platform.read() as s:
         scope = policy.audit_scope(s, ctx.actor)
         filters = _filters(s, {**data, "outcome": None}, scope, errors)
-        columns, rows = _grouped(s, reports.denials(filters, scope.where(), limit))
+        columns, rows = _grouped(s, reports.denials(filters, scope.where(), limit), limit)
         datasets = _names(s, Package, {r["package_id"] for r in rows})
         total = s.scalar(select(func.count()).select_from(AuditEvent).where(
             scope.where(), *reports.Filters(**{**filters.__dict__, "outcome": "refused"}).where()))

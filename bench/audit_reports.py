@@ -14,6 +14,16 @@ Then each report and list is called through its action (``catalog.actions.call``
 the CLI do: name resolution, scope, query, names of the rows), ``--repeat`` times after one warm-up;
 the best and median times are printed with the row counts, and ``EXPLAIN QUERY PLAN`` of every
 query the action ran on ``audit_events``, which shows the index each one uses.
+
+Figures (Dec 2026, 1,090,169 events, skew 0.7: the busiest dataset and user hold 3.4 % of all
+events each; 2 cores at load average ~8 from other work, so every figure is inflated), p50 ms:
+event lists 2-15; dataset report 9 (median dataset), 34 (busiest, a month), 198 (busiest, all
+time); user report 31 (median), 379 (busiest, all time); grants 140 (expired and revoked), 456 (all
+3,282 with their four counts); denials 49 (a month), 242 (all time, the top 1,000 groups). Every
+query reads one index and never the table (``rows`` and ``via`` are columns the database derives
+from ``detail`` and the indexes hold: SQLite's plan says "USING INDEX", without "COVERING", for any
+index holding a generated column, yet the bytecode reads every value from the index cursor, and
+summing ``rows`` over 36,546 events takes 26 ms from it against 230 ms from the table).
 """
 from __future__ import annotations
 

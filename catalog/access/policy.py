@@ -42,7 +42,7 @@ from catalog.access.context import Actor
 from catalog.core import levels
 from catalog.core.errors import Hidden, NotAuthorized, NotFound
 from catalog.db import lookup
-from catalog.db.models import Collaborator, Group, Member, Package, Resource, User
+from catalog.db.models import AuditEvent, Collaborator, Group, Member, Package, Resource, User
 
 
 class Permission(str, enum.Enum):
@@ -54,6 +54,7 @@ class Permission(str, enum.Enum):
     MANAGE_MEMBERS = "manage-members"
     MANAGE_ACCESS = "manage-access"
     MANAGE_ACCOUNT = "manage-account"
+    READ_AUDIT = "read-audit"
     SYSADMIN = "sysadmin"
 
 
@@ -76,7 +77,9 @@ IMPLIES: dict[Permission, tuple[str, frozenset[Permission]]] = {
                        frozenset({P.MANAGE_ACCESS, P.VIEW_MEMBERS})),
     P.MANAGE_ACCOUNT: ("change a user account and its API tokens, see its e-mail address and uploads",
                        frozenset()),
-    P.SYSADMIN: ("everything", frozenset({P.MANAGE_MEMBERS, P.MANAGE_ACCOUNT})),
+    P.READ_AUDIT: ("read the audit log's events and reports: every event (sysadmins, auditors), or those "
+                   "filed under an organization (its admins); no data by it", frozenset()),
+    P.SYSADMIN: ("everything", frozenset({P.MANAGE_MEMBERS, P.MANAGE_ACCOUNT, P.READ_AUDIT})),
 }
 
 
@@ -105,13 +108,15 @@ def _held(*perms: Permission) -> frozenset[Permission]:
 # open dataset, "accepted" a signed-in user who accepted a registered dataset's terms,
 # "grant:full" and "grant:columns" the holder of an active grant (a column-scoped grant reads
 # rows through previews, SQL and exports, never whole files, which hold every column).
+# "auditor": the site-wide compliance role (``User.auditor``): the audit log, and no data at all.
 GRANTS: dict[str, frozenset[Permission]] = {
     "public": _held(P.VIEW_DATASET),
     "level:open": _held(P.DOWNLOAD_ORIGINAL),
     "accepted": _held(P.DOWNLOAD_ORIGINAL),
     "grant:full": _held(P.DOWNLOAD_ORIGINAL),
     "grant:columns": _held(P.READ_DATA),
-    "organization:admin": _held(P.MANAGE_MEMBERS),
+    "auditor": _held(P.READ_AUDIT),
+    "organization:admin": _held(P.MANAGE_MEMBERS, P.READ_AUDIT),
     "organization:editor": _held(P.MANAGE_ACCESS, P.VIEW_MEMBERS),
     "organization:member": _held(P.DOWNLOAD_ORIGINAL, P.VIEW_MEMBERS),
     "collaborator:editor": _held(P.EDIT_DATASET),
@@ -294,7 +299,7 @@ def allowed(session: Session, actor: Actor | None, perm: Permission, obj: Object
 _DOING = {P.VIEW_DATASET: "see", P.READ_DATA: "read the data of", P.DOWNLOAD_ORIGINAL: "download the files of",
           P.EDIT_DATASET: "edit", P.VIEW_MEMBERS: "see the members of", P.MANAGE_MEMBERS: "manage",
           P.MANAGE_ACCESS: "manage access to",
-          P.MANAGE_ACCOUNT: "manage", P.SYSADMIN: "administer"}
+          P.MANAGE_ACCOUNT: "manage", P.READ_AUDIT: "read the audit log of", P.SYSADMIN: "administer"}
 
 
 def require(session: Session, actor: Actor | None, perm: Permission, obj: Object | None, *,
@@ -510,3 +515,48 @@ def require_resource(session: Session, actor: Actor | None, resource_id: str,
         raise NotFound("Resource not found")
     require(session, actor, perm, res.package, missing="Resource not found")
     return res, res.package
+
+
+# -- who may read the audit log ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AuditScope:
+    """The audit events an actor may read: ``everything`` (sysadmins, auditors, the site), or those
+    filed under the organizations in ``org_ids`` (their admins): the events of those organizations'
+    datasets, by the ``org_id`` each event was written with (a dataset moved to another organization
+    leaves its older events with the first one)."""
+
+    everything: bool = False
+    org_ids: frozenset[str] = frozenset()
+
+    def where(self, org_id: Any = AuditEvent.org_id) -> ColumnElement[bool]:
+        """A WHERE clause on ``org_id`` (default :class:`AuditEvent`'s) selecting what this scope reads."""
+        return true() if self.everything else org_id.in_(sorted(self.org_ids))
+
+    def covers(self, org_id: str | None) -> bool:
+        return self.everything or (org_id is not None and org_id in self.org_ids)
+
+
+def audit_scope(session: Session, actor: Actor | None) -> AuditScope:
+    """The audit events ``actor`` may read (recorded as checks of ``read-audit``), or Not Authorized:
+    reading the log is for sysadmins and auditors (everything) and organizations' admins (their
+    organizations' events); everyone else, anonymous callers included, is refused, and no data
+    permission comes with it (the auditor's row of :data:`GRANTS` holds none)."""
+    if actor is not None and (actor.sysadmin or actor.auditor):
+        held = EVERYTHING if actor.sysadmin else GRANTS["auditor"]
+        if _record(P.READ_AUDIT, "site", P.READ_AUDIT in held):
+            return AuditScope(everything=True)
+    if actor is None or actor.id is None:
+        _record(P.READ_AUDIT, "site", False)
+        raise NotAuthorized("Access denied: you must be logged in to read the audit log")
+    capacities = [role.split(":", 1)[1] for role, grant in GRANTS.items()
+                  if role.startswith("organization:") and P.READ_AUDIT in grant]
+    org_ids = frozenset(session.scalars(select(Member.group_id).join(Group, Group.id == Member.group_id).where(
+        Member.table_name == "user", Member.table_id == actor.id, Member.capacity.in_(capacities),
+        Group.is_organization.is_(True), Group.state == "active")))
+    for org_id in sorted(org_ids):
+        _record(P.READ_AUDIT, f"organization:{org_id}", True)
+    if not org_ids:
+        _record(P.READ_AUDIT, "site", False)
+        raise NotAuthorized("Access denied: only auditors, sysadmins and organizations' admins may read the audit log")
+    return AuditScope(org_ids=org_ids)

@@ -44,7 +44,8 @@ def _may_see_private(s, ctx: Context, user: User) -> bool:
 @action
 def user_create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     """Create a user (sysadmins only). Fields: ``name``, ``email``, ``password`` (hashed with
-    argon2, at least 8 characters), ``fullname``, ``about``, ``sysadmin``. Sysadmins may set ``id``."""
+    argon2, at least 8 characters), ``fullname``, ``about``, ``sysadmin``, ``auditor`` (the site-wide
+    compliance role: reads the audit log, and by it no data). Sysadmins may set ``id``."""
     policy.require_sysadmin(ctx.actor, "create users")
     errors = validate.Errors()
     name = validate.name(data.get("name"), errors)
@@ -53,6 +54,7 @@ def user_create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     fields["email"] = validate.email(data.get("email"), errors)
     fields["image_url"] = validate.url(data.get("image_url"), errors, "image_url", 255)
     sysadmin = validate.boolean(data.get("sysadmin"), errors, "sysadmin")
+    auditor = validate.boolean(data.get("auditor"), errors, "auditor")
     password_hash = _password(data.get("password"), errors)
     with ctx.platform.write.begin() as s:
         if name and lookup.user(s, name) is not None:
@@ -60,19 +62,21 @@ def user_create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
         errors.raise_if_any()
         user = User(name=name, email=fields["email"] or None, fullname=fields["fullname"] or None,
                     about=fields["about"], image_url=fields["image_url"], sysadmin=sysadmin,
-                    password_hash=password_hash)
+                    auditor=auditor, password_hash=password_hash)
         user.id = chosen_id(s, ctx, User, data.get("id"), errors) or new_id()
         errors.raise_if_any()
         s.add(user)
         s.flush()
-        audit.record(s, ctx, "user_create", "user", user.id, {"name": name, "sysadmin": sysadmin})
+        audit.record(s, ctx, "user_create", "user", user.id, {"name": name, "sysadmin": sysadmin,
+                                                              "auditor": auditor})
         return dictize.user(user, include_email=True)
 
 
 @action
 def user_update(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     """Update user ``id`` (themselves or a sysadmin): ``email``, ``fullname``, ``about``,
-    ``image_url``, ``password`` (changing one's own needs ``old_password``); ``sysadmin`` by sysadmins."""
+    ``image_url``, ``password`` (changing one's own needs ``old_password``); ``sysadmin`` and
+    ``auditor`` by sysadmins only (nobody makes themselves an auditor)."""
     actor = policy.require_user(ctx.actor, "update a user")
     errors = validate.Errors()
     with ctx.platform.write.begin() as s:
@@ -97,6 +101,11 @@ def user_update(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
             if wanted != user.sysadmin:
                 policy.require_sysadmin(actor, "change sysadmin rights")
                 user.sysadmin = wanted
+        if "auditor" in data:
+            wanted = validate.boolean(data.get("auditor"), errors, "auditor")
+            if wanted != bool(user.auditor):
+                policy.require_sysadmin(actor, "change auditor rights")
+                user.auditor = wanted
         errors.raise_if_any()
         audit.record(s, ctx, "user_update", "user", user.id,
                      {"fields": sorted(k for k in data if k not in ("password", "old_password"))})
@@ -105,7 +114,7 @@ def user_update(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
 
 @action
 def user_show(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
-    """Return user ``id`` (e-mail only to themselves and sysadmins); ``include_datasets`` adds
+    """Return user ``id`` (e-mail and ``auditor`` only to themselves and sysadmins); ``include_datasets`` adds
     the datasets they created that the caller may read."""
     errors = validate.Errors()
     include_datasets = validate.boolean(data.get("include_datasets"), errors, "include_datasets")

@@ -12,6 +12,7 @@ from catalog.api import body
 from catalog.api.errors import error_body, error_headers, record_refusal
 from catalog.api.session import request_context, site_url
 from catalog.core.errors import MosuError, NotAuthorized
+from catalog.datastore.exports import Export
 
 bp = Blueprint("action_api", __name__)
 _ACTION_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")  # what the log keeps of the name in the URL
@@ -25,6 +26,13 @@ def _envelope(name: str, content: dict[str, Any], status: int = 200) -> Response
                                       mimetype="application/json")
 
 
+def _file(export: Export) -> Response:
+    """An action's answer as a file: its bytes as they are, with its content type, as a download."""
+    response = current_app.response_class(export.chunks, content_type=export.content_type)
+    response.headers["Content-Disposition"] = f'attachment; filename="{export.filename}"'
+    return response
+
+
 @bp.route("/api/3/action/<name>", methods=["GET", "POST"])
 @bp.route("/api/action/<name>", methods=["GET", "POST"])
 def dispatch(name: str) -> Response:
@@ -35,6 +43,8 @@ def dispatch(name: str) -> Response:
             raise NotAuthorized("Access denied: you must be logged in to upload a file")
         params = body.params()
         result = call(ctx, name, params)
+        if isinstance(result, Export):  # an answer asked for as a file (the audit reports' format=csv|jsonl)
+            return _file(result)
         return _envelope(name, {"success": True, "result": result})
     except MosuError as err:
         exc: BaseException = err

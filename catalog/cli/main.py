@@ -368,18 +368,20 @@ def user() -> None:
 @user.command("add")
 @click.argument("name")
 @click.option("--sysadmin", is_flag=True, help="Give the user every permission.")
+@click.option("--auditor", is_flag=True, help="Make the user an auditor: reads the audit log, and no data by it.")
 @click.option("--email", default=None, help="The user's e-mail address.")
 @data_dir_option
-def user_add(name: str, sysadmin: bool, email: str | None, data_dir: Path | None) -> None:
+def user_add(name: str, sysadmin: bool, auditor: bool, email: str | None, data_dir: Path | None) -> None:
     """Create user NAME."""
     from catalog.actions import call
 
     try:
         result = call(_site_context(_settings(data_dir)), "user_create",
-                      {"name": name, "sysadmin": sysadmin, "email": email})
+                      {"name": name, "sysadmin": sysadmin, "auditor": auditor, "email": email})
     except MosuError as exc:
         _fail(exc.message)
-    click.echo(f"created user {result['name']} ({result['id']})" + (" as sysadmin" if sysadmin else ""))
+    roles = " and ".join(r for r, on in (("sysadmin", sysadmin), ("auditor", auditor)) if on)
+    click.echo(f"created user {result['name']} ({result['id']})" + (f" as {roles}" if roles else ""))
 
 
 @user.group("token")
@@ -401,6 +403,22 @@ def user_token_add(name: str, token_name: str, data_dir: Path | None) -> None:
         _fail(exc.message)
     click.echo(f"API token {token_name!r} for {name} (shown once; keep it secret):")
     click.echo(result["token"])
+
+
+# -- mosu audit -----------------------------------------------------------------------------
+
+@main.group()
+def audit() -> None:
+    """The audit log: its events and the compliance reports."""
+
+
+def _audit_commands() -> None:
+    from catalog.cli import audit_reports
+
+    audit_reports.add_commands(audit)
+
+
+_audit_commands()
 
 
 if __name__ == "__main__":

@@ -34,11 +34,14 @@ def group_brief(g: Group) -> dict[str, Any]:
 
 
 def user(u: User, include_email: bool = False) -> dict[str, Any]:
+    """A CKAN user dict; ``include_email`` (the user and sysadmins) adds the private fields: the
+    e-mail address and whether the user is an auditor (who reads the audit log is nobody else's business)."""
     out = {"id": u.id, "name": u.name, "fullname": u.fullname, "display_name": u.fullname or u.name,
            "about": u.about, "image_url": u.image_url, "sysadmin": u.sysadmin, "state": u.state,
            "created": iso(u.created)}
     if include_email:
         out["email"] = u.email
+        out["auditor"] = bool(u.auditor)
     return out
 
 

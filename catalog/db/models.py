@@ -14,6 +14,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Computed,
     Date,
     DateTime,
     Float,
@@ -23,8 +24,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    literal_column,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.functions import FunctionElement
 
 
 def new_id() -> str:
@@ -314,6 +318,51 @@ class SchemaInfo(Base):
     version: Mapped[int] = mapped_column(Integer)
 
 
+class EventRows(FunctionElement):
+    """``detail.rows`` (rows a read returned or an export sent) as a number, null when absent or not a
+    number: the SQL of :attr:`AuditEvent.rows`, for SQLite and PostgreSQL."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+class EventVia(FunctionElement):
+    """How the caller read: ``detail.via``, or for a query ``detail.readings[resource_id].via`` (a query
+    event holds one reading per table and is filed under its first): the SQL of :attr:`AuditEvent.via`."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(EventRows)
+def _rows_sqlite(element: EventRows, compiler: Any, **kw: Any) -> str:
+    (detail,) = (compiler.process(c, **kw) for c in element.clauses)
+    return f"CASE json_type({detail}, '$.rows') WHEN 'integer' THEN json_extract({detail}, '$.rows') END"
+
+
+@compiles(EventRows, "postgresql")
+def _rows_postgresql(element: EventRows, compiler: Any, **kw: Any) -> str:
+    (detail,) = (compiler.process(c, **kw) for c in element.clauses)
+    return f"CASE json_typeof({detail} -> 'rows') WHEN 'number' THEN ({detail} ->> 'rows')::numeric::bigint END"
+
+
+@compiles(EventVia)
+def _via_sqlite(element: EventVia, compiler: Any, **kw: Any) -> str:
+    detail, resource_id = (compiler.process(c, **kw) for c in element.clauses)
+    return (f"coalesce(json_extract({detail}, '$.via'), "
+            f"json_extract({detail}, '$.readings.\"' || {resource_id} || '\".via'))")
+
+
+@compiles(EventVia, "postgresql")
+def _via_postgresql(element: EventVia, compiler: Any, **kw: Any) -> str:
+    detail, resource_id = (compiler.process(c, **kw) for c in element.clauses)
+    return f"coalesce({detail} ->> 'via', {detail} -> 'readings' -> {resource_id} ->> 'via')"
+
+
+REPORTED = ("action", "outcome", "grant_id", "agreement_version_id", "org_id", "rows", "via")
+"""What the dataset and user reports read of an event besides the index's key."""
+
+
 class AuditEvent(Base):
     """One link of the tamper-evident audit chain (see :mod:`catalog.records.audit`).
 
@@ -346,17 +395,39 @@ class AuditEvent(Base):
     org_id: Mapped[str | None] = mapped_column(String(36))
     grant_id: Mapped[str | None] = mapped_column(String(36))
     agreement_version_id: Mapped[str | None] = mapped_column(String(36))
+    # Derived by the database from ``detail`` (Mosu never writes them, and the hash covers ``detail``),
+    # so that the reports' indexes hold them: a report over a busy dataset reads tens of thousands of
+    # events, and fetching each row from the table costs ~6 µs (36,000 events: 230 ms on SQLite
+    # before any JSON is parsed); from an index that holds every column it needs, a few ms.
+    rows: Mapped[int | None] = mapped_column(BigInteger, Computed(EventRows(literal_column("detail")), persisted=True))
+    via: Mapped[str | None] = mapped_column(Text, Computed(
+        EventVia(literal_column("detail"), literal_column("resource_id")), persisted=True))
 
     __table_args__ = (
-        Index("ix_audit_package_ts", "package_id", "ts"),
+        # (package_id, ts) and (actor_id, ts), carrying every column the dataset and user reports read
+        # (catalog.records.reports), so a report never fetches a row from the table.
+        Index("ix_audit_package_ts", "package_id", "ts", "actor_id", "actor", *REPORTED),
         Index("ix_audit_resource_ts", "resource_id", "ts"),
-        Index("ix_audit_actor_ts", "actor_id", "ts"),
+        Index("ix_audit_actor_ts", "actor_id", "ts", "package_id", "resource_id", *REPORTED),
         Index("ix_audit_org_ts", "org_id", "ts"),
         Index("ix_audit_action_ts", "action", "ts"),
         Index("ix_audit_outcome_ts", "outcome", "ts"),
         Index("ix_audit_grant", "grant_id"),
     )
 
+
+# -- indexes of the audit reports (catalog.records.reports) --------------------------------------
+# Each holds every column its report reads, so the report never fetches a row from the table.
+_ev = AuditEvent.__table__.c
+# The grants report: accesses under each grant, and after its end.
+Index("ix_audit_report_grant", _ev.grant_id, _ev.outcome, _ev.action, _ev.ts, _ev.org_id)
+# Refused calls only (5 % of events): the denials report by period, and a grant's attempts after its end
+# (grantee, dataset, after the end).
+_REFUSED = {"sqlite_where": _ev.outcome == "refused", "postgresql_where": _ev.outcome == "refused"}
+Index("ix_audit_refused_ts", _ev.ts, _ev.actor_id, _ev.actor, _ev.client, _ev.package_id, _ev.org_id, _ev.action,
+      _ev.outcome, **_REFUSED)
+Index("ix_audit_refused_actor", _ev.actor_id, _ev.package_id, _ev.ts, _ev.org_id, _ev.outcome, _ev.client, _ev.actor,
+      _ev.action, **_REFUSED)
 
 class AuditCheckpoint(Base):
     """A signed tree head: the RFC 9162 Merkle root over the first ``tree_size`` events, signed with

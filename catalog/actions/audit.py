@@ -1,0 +1,280 @@
+"""What compliance officers ask the audit log: its events, and four reports (a dataset, a user, the
+grants, the refusals), each as JSON (CKAN's envelope) or, with ``format=csv|jsonl``, as a file.
+
+Who may read: sysadmins and auditors every event; an organization's admins the events filed under
+their organizations (:func:`catalog.access.policy.audit_scope`); everyone else is refused. Being an
+auditor gives no data: these actions read the log, never a dataset's rows.
+
+Every answer has ``columns`` and ``rows`` (one dict per row); the CSV and JSON-lines files hold
+exactly those rows, in that column order. The queries are :mod:`catalog.records.reports`'.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any, Callable
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from catalog.access import policy
+from catalog.access.context import Context
+from catalog.actions import action
+from catalog.core import validate
+from catalog.core.errors import NotFound, ValidationError
+from catalog.datastore.exports import FORMATS, Export
+from catalog.db import lookup
+from catalog.db.models import AuditEvent, Group, Package, Resource, User, utcnow
+from catalog.records import audit as audit_log
+from catalog.records import reports
+
+EVENTS_LIMIT, EVENTS_MAX, OFFSET_MAX = 100, 1000, 100_000
+REPORT_MAX, DENIALS_LIMIT = 10_000, 1000
+OUTPUTS = ("json", "csv", "jsonl")
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+# -- parameters -------------------------------------------------------------------------------------
+
+def _format(data: dict[str, Any]) -> str:
+    fmt = str(data.get("format") or "json").lower()
+    if fmt not in OUTPUTS:
+        raise ValidationError({"format": [f"Must be one of {', '.join(OUTPUTS)}"]})
+    return fmt
+
+
+def _time(value: Any, errors: validate.Errors, field: str) -> dt.datetime | None:
+    """An ISO 8601 date or time (``2026-12-01``, ``2026-12-01T08:00:00+08:00``; naive is UTC), as naive UTC."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, str) and len(value) <= 40:
+        try:
+            found = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            pass
+        else:
+            return found.astimezone(dt.timezone.utc).replace(tzinfo=None) if found.tzinfo else found
+    errors.add(field, "Must be an ISO 8601 date or time, e.g. 2026-12-01 or 2026-12-01T08:00:00Z")
+    return None
+
+
+def _period(data: dict[str, Any], errors: validate.Errors) -> tuple[dt.datetime | None, dt.datetime | None]:
+    since, until = _time(data.get("since"), errors, "since"), _time(data.get("until"), errors, "until")
+    if since and until and until <= since:
+        errors.add("until", "Must be after since")
+    return since, until
+
+
+def _key(data: dict[str, Any], field: str) -> str | None:
+    value = data.get(field)
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or len(value) > 200:
+        raise ValidationError({field: ["Must be a name or an id"]})
+    return value.strip()
+
+
+def _resolve(found: Any, key: str, what: str, scope: policy.AuditScope, org_of: Callable[[Any], str | None]) -> str:
+    """The id events are filed under for ``key``: the object's, if it exists and the reader's scope
+    covers it (an organization's admin is not told another organization's private names exist);
+    else the key itself when it is an id (a purged dataset's events stay under its id); else Not Found."""
+    if found is not None and (scope.everything or scope.covers(org_of(found))):
+        return found.id
+    if _UUID.match(key):
+        return key
+    raise NotFound(f"{what} not found")
+
+
+def _dataset(s: Session, key: str, scope: policy.AuditScope) -> str:
+    return _resolve(lookup.package(s, key), key, "Dataset", scope, lambda p: p.owner_org)
+
+
+def _resource(s: Session, key: str, scope: policy.AuditScope) -> str:
+    return _resolve(lookup.resource(s, key), key, "Resource", scope, lambda r: r.package.owner_org)
+
+
+def _user(s: Session, key: str) -> str:
+    return _resolve(lookup.user(s, key), key, "User", policy.AuditScope(everything=True), lambda u: None)
+
+
+def _organization(s: Session, key: str, scope: policy.AuditScope) -> str:
+    return _resolve(lookup.organization(s, key), key, "Organization", scope, lambda g: g.id)
+
+
+def _filters(s: Session, data: dict[str, Any], scope: policy.AuditScope, errors: validate.Errors) -> reports.Filters:
+    since, until = _period(data, errors)
+    outcome = _key(data, "outcome")
+    if outcome is not None and outcome not in audit_log.OUTCOMES:
+        errors.add("outcome", f"Must be one of {', '.join(audit_log.OUTCOMES)}")
+    events = tuple(validate.strings(data.get("event"), "event"))
+    errors.raise_if_any()
+    keys = {f: _key(data, f) for f in ("dataset", "resource", "user", "organization")}
+    return reports.Filters(
+        package_id=_dataset(s, keys["dataset"], scope) if keys["dataset"] else None,
+        resource_id=_resource(s, keys["resource"], scope) if keys["resource"] else None,
+        actor_id=_user(s, keys["user"]) if keys["user"] else None,
+        org_id=_organization(s, keys["organization"], scope) if keys["organization"] else None,
+        actions=events, outcome=outcome, since=since, until=until)
+
+
+# -- answers ----------------------------------------------------------------------------------------
+
+def _answer(name: str, fmt: str, columns: list[str], rows: list[dict[str, Any]], **extra: Any) -> Any:
+    """The JSON result (``columns``, ``rows`` and ``extra``), or the rows as a CSV or JSON-lines file."""
+    if fmt == "json":
+        return {**extra, "columns": columns, "rows": [reports.plain(r) for r in rows]}
+    content_type, extension = FORMATS[fmt]
+    stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
+    return Export(f"{name}-{stamp}.{extension}", content_type, iter([reports.WRITERS[fmt](columns, rows)]))
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _names(s: Session, model: Any, ids: set[str | None]) -> dict[str, str]:
+    ids.discard(None)
+    if not ids:
+        return {}
+    return dict(s.execute(select(model.id, model.name).where(model.id.in_(sorted(ids)))).all())
+
+
+def _grouped(s: Session, query: Any, limit: int = REPORT_MAX) -> tuple[list[str], list[dict[str, Any]]]:
+    result = s.execute(query.limit(limit))
+    columns = list(result.keys())
+    return columns, [dict(zip(columns, row)) for row in result]
+
+
+# -- actions ----------------------------------------------------------------------------------------
+
+@action
+def audit_event_list(ctx: Context, data: dict[str, Any]) -> Any:
+    """Audit events, newest first. Filters: ``dataset`` and ``resource`` (name or id), ``user`` (name
+    or id), ``organization`` (name or id), ``event`` (an event name or a list), ``outcome`` (ok,
+    refused, failed), ``since`` (inclusive) and ``until`` (exclusive), ISO 8601, UTC unless an
+    offset is given. ``limit`` (default 100, at most 1000), ``offset`` (at most 100,000; page
+    further back with ``until``). ``format``: json (default), csv or jsonl.
+
+    Sysadmins and auditors read every event; an organization's admins those of its datasets."""
+    fmt = _format(data)
+    limit = validate.integer(data.get("limit"), "limit", EVENTS_LIMIT, 1, EVENTS_MAX)
+    offset = validate.integer(data.get("offset"), "offset", 0, 0, OFFSET_MAX)
+    errors = validate.Errors()
+    with ctx.platform.read() as s:
+        scope = policy.audit_scope(s, ctx.actor)
+        filters = _filters(s, data, scope, errors)
+        found = [reports.event_row(r) for r in s.execute(reports.events(filters, scope.where(), limit + 1, offset))]
+    more = len(found) > limit
+    rows = found[:limit]
+    return _answer("audit-events", fmt, list(reports.EVENT_COLUMNS), rows, limit=limit, offset=offset,
+                   next_offset=offset + limit if more else None)
+
+
+@action
+def audit_report_dataset(ctx: Context, data: dict[str, Any]) -> Any:
+    """Who read dataset ``id`` (name or id) in a period (``since``, ``until``): one row per user and way
+    of reading (``via``, ``grant_id``, ``agreement_version_id``) with its ``accesses`` (``previews``,
+    ``queries``, ``exports``, ``downloads``), the ``rows`` taken, ``refused`` attempts, ``first`` and
+    ``last``; with the totals. ``format``: json (default), csv or jsonl."""
+    fmt = _format(data)
+    errors = validate.Errors()
+    since, until = _period(data, errors)
+    errors.raise_if_any()
+    key = _key(data, "id") or _key(data, "dataset")
+    if key is None:
+        raise ValidationError({"id": ["Missing value"]})
+    with ctx.platform.read() as s:
+        scope = policy.audit_scope(s, ctx.actor)
+        package_id = _dataset(s, key, scope)
+        columns, rows = _grouped(s, reports.dataset_accesses(package_id, scope.where(), since, until))
+        name = s.scalar(select(Package.name).where(Package.id == package_id))
+    totals = {"accesses": sum(r["accesses"] for r in rows), "rows": sum(r["rows"] for r in rows),
+              "refused": sum(r["refused"] for r in rows),
+              "users": len({r["user_id"] or r["user"] for r in rows if r["accesses"]})}
+    return _answer(f"audit-dataset-{name or package_id}", fmt, columns, rows,
+                   dataset={"id": package_id, "name": name}, since=_iso(since), until=_iso(until), totals=totals)
+
+
+@action
+def audit_report_user(ctx: Context, data: dict[str, Any]) -> Any:
+    """Everything user ``id`` (name or id) read in a period (``since``, ``until``), and was refused:
+    one row per dataset, resource and way of reading, most recent first, with the dataset's and
+    resource's names. ``format``: json (default), csv or jsonl."""
+    fmt = _format(data)
+    errors = validate.Errors()
+    since, until = _period(data, errors)
+    errors.raise_if_any()
+    key = _key(data, "id") or _key(data, "user")
+    if key is None:
+        raise ValidationError({"id": ["Missing value"]})
+    with ctx.platform.read() as s:
+        scope = policy.audit_scope(s, ctx.actor)
+        user_id = _user(s, key)
+        columns, rows = _grouped(s, reports.user_accesses(user_id, scope.where(), since, until))
+        datasets = _names(s, Package, {r["package_id"] for r in rows})
+        resources = _names(s, Resource, {r["resource_id"] for r in rows})
+        name = s.scalar(select(User.name).where(User.id == user_id))
+    for row in rows:
+        row["dataset"], row["resource"] = datasets.get(row["package_id"]), resources.get(row["resource_id"])
+    columns = ["package_id", "dataset", "resource_id", "resource", *columns[2:]]
+    totals = {"accesses": sum(r["accesses"] for r in rows), "rows": sum(r["rows"] for r in rows),
+              "refused": sum(r["refused"] for r in rows),
+              "datasets": len({r["package_id"] for r in rows if r["accesses"]})}
+    return _answer(f"audit-user-{name or user_id}", fmt, columns, rows, user={"id": user_id, "name": name},
+                   since=_iso(since), until=_iso(until), totals=totals)
+
+
+@action
+def audit_report_grants(ctx: Context, data: dict[str, Any]) -> Any:
+    """Access grants and what happened under them: ``state`` at this instant (``active``, ``expiring``
+    within ``days`` (default 30), ``expired``, ``revoked``; one or a list, default all), the accesses
+    and rows under each, its last access, accesses naming it after its end (there should be none)
+    and refused attempts by its grantee on its dataset after its end. Narrowed by ``dataset``,
+    ``organization`` (the dataset's) and ``user`` (the grantee, a user). Ending soonest first.
+    ``format``: json (default), csv or jsonl."""
+    fmt = _format(data)
+    days = validate.integer(data.get("days"), "days", reports.EXPIRING_DAYS, 0, 3650)
+    states = validate.strings(data.get("state"), "state")
+    if set(states) - set(reports.GRANT_STATES):
+        raise ValidationError({"state": [f"Must be one or more of {', '.join(reports.GRANT_STATES)}"]})
+    errors = validate.Errors()
+    with ctx.platform.read() as s:
+        scope = policy.audit_scope(s, ctx.actor)
+        keys = {f: _key(data, f) for f in ("dataset", "organization", "user")}
+        errors.raise_if_any()
+        query = reports.grants(scope.where(Package.owner_org), scope.where(), utcnow(), states=states, days=days,
+                               package_id=_dataset(s, keys["dataset"], scope) if keys["dataset"] else None,
+                               org_id=_organization(s, keys["organization"], scope) if keys["organization"] else None,
+                               grantee_id=_user(s, keys["user"]) if keys["user"] else None)
+        columns, rows = _grouped(s, query)
+        users = _names(s, User, {r["grantee_id"] for r in rows if r["grantee_type"] == "user"})
+        orgs = _names(s, Group, {r["grantee_id"] for r in rows if r["grantee_type"] == "organization"})
+    for row in rows:
+        row["grantee"] = (users if row["grantee_type"] == "user" else orgs).get(row["grantee_id"])
+    at = columns.index("grantee_id") + 1
+    columns = [*columns[:at], "grantee", *columns[at:]]
+    counts = {state: sum(1 for r in rows if r["state"] == state) for state in reports.GRANT_STATES}
+    return _answer("audit-grants", fmt, columns, rows, days=days, totals=counts)
+
+
+@action
+def audit_report_denials(ctx: Context, data: dict[str, Any]) -> Any:
+    """Refused calls in a period: one row per caller (user, or client address when anonymous),
+    dataset and event name, with ``count``, ``first`` and ``last``; most first. Filters as
+    :func:`audit_event_list`'s (``dataset``, ``resource``, ``user``, ``organization``, ``event``,
+    ``since``, ``until``); ``limit`` (default 1000 rows, at most 10,000). ``format``: json, csv or jsonl."""
+    fmt = _format(data)
+    limit = validate.integer(data.get("limit"), "limit", DENIALS_LIMIT, 1, REPORT_MAX)
+    errors = validate.Errors()
+    with ctx.platform.read() as s:
+        scope = policy.audit_scope(s, ctx.actor)
+        filters = _filters(s, {**data, "outcome": None}, scope, errors)
+        columns, rows = _grouped(s, reports.denials(filters, scope.where(), limit), limit)
+        datasets = _names(s, Package, {r["package_id"] for r in rows})
+        total = s.scalar(select(func.count()).select_from(AuditEvent).where(
+            scope.where(), *reports.Filters(**{**filters.__dict__, "outcome": "refused"}).where()))
+    for row in rows:
+        row["dataset"] = datasets.get(row["package_id"])
+    at = columns.index("package_id") + 1
+    columns = [*columns[:at], "dataset", *columns[at:]]
+    return _answer("audit-denials", fmt, columns, rows, totals={"refused": total or 0, "groups": len(rows)})

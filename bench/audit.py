@@ -143,32 +143,37 @@ def concurrent(urls: dict[str, str], token: str, body: dict[str, Any], clients: 
         sessions.append(s)
     rounds = max(1, round(seconds / block))
     for r in range(rounds):
-        order = list(urls) if r % 2 == 0 else list(reversed(urls))
-        for arm in order:
-            lock, times, errors = threading.Lock(), [], [0]
-            deadline = time.monotonic() + block
-
-            def client(session: requests.Session, url: str = urls[arm]) -> None:
-                mine, bad = [], 0
-                while time.monotonic() < deadline:
-                    try:
-                        mine.append(fetch(session, url, body))
-                    except (RuntimeError, requests.RequestException):
-                        bad += 1
-                with lock:
-                    times.extend(mine)
-                    errors[0] += bad
-
-            threads = [threading.Thread(target=client, args=(s,)) for s in sessions]
-            t = time.perf_counter()
-            for th in threads:
-                th.start()
-            for th in threads:
-                th.join()
-            took = time.perf_counter() - t
+        for arm in (list(urls) if r % 2 == 0 else list(reversed(urls))):
+            times, took, errors = burst(sessions, urls[arm], body, block)
             old = results[arm]
-            results[arm] = (old[0] + times, old[1] + took, old[2] + errors[0])
+            results[arm] = (old[0] + times, old[1] + took, old[2] + errors)
     return results
+
+
+def burst(sessions: list[requests.Session], url: str, body: dict[str, Any],
+          seconds: float) -> tuple[list[float], float, int]:
+    """Every session in its own thread fetching ``url`` for ``seconds``: latencies, elapsed, errors."""
+    lock, times, errors = threading.Lock(), [], [0]
+    deadline = time.monotonic() + seconds
+
+    def client(session: requests.Session) -> None:
+        mine, bad = [], 0
+        while time.monotonic() < deadline:
+            try:
+                mine.append(fetch(session, url, body))
+            except (RuntimeError, requests.RequestException):
+                bad += 1
+        with lock:
+            times.extend(mine)
+            errors[0] += bad
+
+    threads = [threading.Thread(target=client, args=(s,)) for s in sessions]
+    t = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return times, time.perf_counter() - t, errors[0]
 
 
 def audit_rows(settings) -> int:

@@ -20,7 +20,7 @@ class Platform:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.engine = make_engine(settings.effective_database_url)
+        self.engine = make_engine(settings.effective_database_url, settings.database_busy_timeout_seconds)
         # Sessions carry the settings: notify() is handed only a session, and queues e-mail per them.
         self.read: sessionmaker[Session] = session_factory(self.engine, info={"settings": settings})
         self.write: sessionmaker[Session] = session_factory(self.engine, write=True, info={"settings": settings})
@@ -39,6 +39,13 @@ class Platform:
     @cached_property
     def store(self) -> ObjectStore:
         return ObjectStore.from_settings(self.settings)
+
+    @cached_property
+    def read_log(self):
+        """The group-commit writer of this process's read events (:class:`catalog.records.audit.ReadLog`)."""
+        from catalog.records.audit import ReadLog
+
+        return ReadLog(self.engine)
 
     @property
     def query(self):
@@ -63,4 +70,6 @@ class Platform:
         return self._search
 
     def close(self) -> None:
+        if "read_log" in self.__dict__:
+            self.read_log.close()
         self.engine.dispose()

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.core.settings import Settings
 from catalog.db.engine import init_schema, make_engine, session_factory
+from catalog.records.audit import ReadLog
 from catalog.storage.objects import ObjectStore
 
 
@@ -24,6 +25,9 @@ class Platform:
         # Sessions carry the settings: notify() is handed only a session, and queues e-mail per them.
         self.read: sessionmaker[Session] = session_factory(self.engine, info={"settings": settings})
         self.write: sessionmaker[Session] = session_factory(self.engine, write=True, info={"settings": settings})
+        # The group commit of this platform's read events (made here, not on first use: two threads
+        # must not each make one).
+        self.read_log = ReadLog(self.engine)
         self._lock = threading.Lock()
         self._query = None
         self._search = None
@@ -39,13 +43,6 @@ class Platform:
     @cached_property
     def store(self) -> ObjectStore:
         return ObjectStore.from_settings(self.settings)
-
-    @cached_property
-    def read_log(self):
-        """The group-commit writer of this process's read events (:class:`catalog.records.audit.ReadLog`)."""
-        from catalog.records.audit import ReadLog
-
-        return ReadLog(self.engine)
 
     @property
     def query(self):
@@ -70,6 +67,5 @@ class Platform:
         return self._search
 
     def close(self) -> None:
-        if "read_log" in self.__dict__:
-            self.read_log.close()
+        self.read_log.close()
         self.engine.dispose()

@@ -89,8 +89,10 @@ def sqlite_write(engine: Engine) -> Iterator[sqlite3.Connection]:
         conn = proxied.driver_connection
         database = engine.url.database
         if database not in (None, "", ":memory:"):
-            wait = conn.execute("PRAGMA busy_timeout").fetchone()[0] / 1000
-            _writer_lock(proxied.info, f"{database}.writelock", wait)
+            info = proxied.info
+            if "busy_timeout" not in info:  # asked once per connection: each statement costs a GIL hand-off
+                info["busy_timeout"] = conn.execute("PRAGMA busy_timeout").fetchone()[0] / 1000
+            _writer_lock(info, f"{database}.writelock", info["busy_timeout"])
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn

@@ -187,6 +187,7 @@ class ReadLog:
                 log.error("%d audit event(s) of reads could not be written: %s", len(batch), error)
                 if not isinstance(error, Exception):
                     raise error
+                del error  # break the cycle error -> traceback -> this frame (which holds the callers' frames)
         if mine.failed:
             raise _unavailable(values["action"], None)
         return mine.digest

@@ -283,10 +283,10 @@ def main() -> None:
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--calls", type=int, default=500, help="one-client calls per server (default 500)")
+    ap.add_argument("--calls", type=int, default=1000, help="one-client calls per server (default 1000)")
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--seconds", type=float, default=30, help="seconds per server with --clients (default 30)")
-    ap.add_argument("--block", type=float, default=5, help="seconds of each alternating block (default 5)")
+    ap.add_argument("--block", type=float, default=2, help="seconds of each alternating block (default 2)")
     ap.add_argument("--all", action="store_true", help="also run bench/audit_verify.py and bench/audit_reports.py")
     args = ap.parse_args()
     run(args)

@@ -58,6 +58,7 @@ def serve(port: int, audited: bool) -> None:
     from catalog.records import audit
 
     batches: list[tuple[int, float]] = []  # (events, ms) of each group commit
+    reads: list[float] = []  # ms of each record_read call, waiting for its commit included
     if audited:
         write = audit.ReadLog._write
 
@@ -69,13 +70,23 @@ def serve(port: int, audited: bool) -> None:
                 batches.append((len(batch), (time.perf_counter() - t) * 1000))
 
         audit.ReadLog._write = timed
+        record_read = audit.record_read
+
+        def timed_read(*args, **kwargs):  # noqa: ANN002, ANN003 - the benchmark's own instrument
+            t = time.perf_counter()
+            try:
+                return record_read(*args, **kwargs)
+            finally:
+                reads.append((time.perf_counter() - t) * 1000)
+
+        audit.record_read = timed_read
     else:
         audit.record_read = lambda *args, **kwargs: ""  # the benchmark's "without" arm only
     plat = Platform.open(Settings.from_env())
     server = waitress.create_server(create_app(platform=plat), host="127.0.0.1", port=port, threads=8,
                                     ident="mosu", channel_request_lookahead=1)
     signal.signal(signal.SIGTERM, lambda *_: server.close())
-    signal.signal(signal.SIGUSR1, lambda *_: print(json.dumps(batches), flush=True))
+    signal.signal(signal.SIGUSR1, lambda *_: print(json.dumps({"commits": batches, "reads": reads}), flush=True))
     try:
         server.run()
     except (OSError, ValueError):  # the listening socket closed under the loop by SIGTERM
@@ -103,8 +114,9 @@ class Server:
                 time.sleep(0.1)
         raise RuntimeError(f"the {'audited' if audited else 'unaudited'} server did not start; see {log}")
 
-    def batches(self) -> list[tuple[int, float]]:
-        """The audited server's group commits so far: (events, ms) each (it prints them on SIGUSR1)."""
+    def batches(self) -> dict[str, list]:
+        """The audited server's group commits so far, (events, ms) each, and its record_read calls
+        (ms each, waiting for the commit included): it prints them on SIGUSR1."""
         self.log.flush()
         size = Path(self.log.name).stat().st_size
         self.proc.send_signal(signal.SIGUSR1)
@@ -114,10 +126,10 @@ class Server:
                 fh.seek(size)
                 tail = fh.read().decode(errors="replace")
             for text in tail.splitlines():
-                if text.startswith("["):
-                    return [tuple(b) for b in json.loads(text)]
+                if text.startswith("{"):
+                    return json.loads(text)
             time.sleep(0.05)
-        return []
+        return {"commits": [], "reads": []}
 
     def stop(self) -> None:
         os.killpg(self.proc.pid, signal.SIGTERM)
@@ -206,12 +218,14 @@ def burst(sessions: list[requests.Session], url: str, body: dict[str, Any],
     return times, time.perf_counter() - t, errors[0]
 
 
-def group_commits(label: str, commits: list[tuple[int, float]]) -> None:
-    if commits:
+def group_commits(label: str, before: dict[str, list], after: dict[str, list]) -> None:
+    commits, calls = after["commits"][len(before["commits"]):], after["reads"][len(before["reads"]):]
+    if commits and calls:
         sizes, ms = [b[0] for b in commits], [b[1] for b in commits]
         print(f"  group commits ({label}): {len(commits):,}, events per commit mean {statistics.mean(sizes):.2f} "
               f"max {max(sizes)}; ms per commit p50 {statistics.median(ms):.2f} p95 {pct(ms, 0.95):.2f} "
-              f"max {max(ms):.1f}")
+              f"max {max(ms):.1f}; ms per record_read call p50 {statistics.median(calls):.2f} "
+              f"p95 {pct(calls, 0.95):.2f}")
 
 
 def audit_rows(settings) -> int:
@@ -246,7 +260,7 @@ def run(args: argparse.Namespace) -> None:
             for _ in range(20):  # warm both: the first call maps the table, the rest fill caches
                 single(urls, token, body, 1)
             before = audit_rows(b.settings)
-            warm = len(servers["audited"].batches())
+            warm = servers["audited"].batches()
             print(f"preview: first page (datastore_search, limit 100) of {args.rows:,} rows, as a researcher, "
                   f"over HTTP; {os.cpu_count()} cores")
             print(f"(1) one client, {args.calls} calls per server, alternating call by call:")
@@ -254,7 +268,7 @@ def run(args: argparse.Namespace) -> None:
             for arm, (times, took) in one.items():
                 print(line(arm, times, took))
             overhead("1 client", one["audited"], one["not audited"])
-            first = len(servers["audited"].batches())
+            first = servers["audited"].batches()
             print(f"(2) {args.clients} clients, {args.seconds:g} s per server in alternating {args.block:g} s blocks:")
             many = concurrent(urls, token, body, args.clients, args.seconds, args.block)
             for arm, (times, took, errors) in many.items():
@@ -264,9 +278,9 @@ def run(args: argparse.Namespace) -> None:
             expected = len(one["audited"][0]) + len(many["audited"][0])
             print(f"  audit events written by the audited server: {written:,} for {expected:,} answers "
                   f"({'one each' if written == expected else 'MISMATCH'})")
-            commits = servers["audited"].batches()
-            group_commits("1 client", commits[warm:first])
-            group_commits(f"{args.clients} clients", commits[first:])
+            end = servers["audited"].batches()
+            group_commits("1 client", warm, first)
+            group_commits(f"{args.clients} clients", first, end)
         finally:
             for s in servers.values():
                 s.stop()

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.core.settings import Settings
 from catalog.db.engine import init_schema, make_engine, session_factory
+from catalog.records.audit import ReadLog
 from catalog.storage.objects import ObjectStore
 
 
@@ -20,10 +21,13 @@ class Platform:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.engine = make_engine(settings.effective_database_url)
+        self.engine = make_engine(settings.effective_database_url, settings.database_busy_timeout_seconds)
         # Sessions carry the settings: notify() is handed only a session, and queues e-mail per them.
         self.read: sessionmaker[Session] = session_factory(self.engine, info={"settings": settings})
         self.write: sessionmaker[Session] = session_factory(self.engine, write=True, info={"settings": settings})
+        # The group commit of this platform's read events (made here, not on first use: two threads
+        # must not each make one).
+        self.read_log = ReadLog(self.engine)
         self._lock = threading.Lock()
         self._query = None
         self._search = None
@@ -63,4 +67,5 @@ class Platform:
         return self._search
 
     def close(self) -> None:
+        self.read_log.close()
         self.engine.dispose()

@@ -234,7 +234,7 @@ def resource_download(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     fmt = data.get("format") or "original"
     if fmt not in DOWNLOAD_FORMATS:
         raise ValidationError({"format": [f"Must be one of: {', '.join(DOWNLOAD_FORMATS)}"]})
-    with ctx.platform.write.begin() as s:
+    with ctx.platform.read() as s:
         # Whole files hold every column: the original and the Parquet both need DOWNLOAD_ORIGINAL, which a
         # column-scoped grant lacks (its holder is told to use datastore_search or an export). Asked before
         # anything about the versions is looked up, and long before the URL is signed.
@@ -255,10 +255,11 @@ def resource_download(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
                                       "only the dataset's editors may download its original upload")
             key = version.raw_key
             filename = version.original_filename or f"{res.id}.bin"
-        audit.record(s, ctx, "resource_download", "resource", res.id,
-                     {"version_id": version.id, "version": version.number, "format": fmt, "filename": filename,
-                      "expires_in": DOWNLOAD_URL_SECONDS, **reading.audit()},
-                     **reading.refs(pkg, res.id))
+        # A read: its event is committed (or the URL refused with 503) before the URL is signed.
+        audit.record_read(ctx, "resource_download", "resource", res.id,
+                          {"version_id": version.id, "version": version.number, "format": fmt, "filename": filename,
+                           "expires_in": DOWNLOAD_URL_SECONDS, **reading.audit()},
+                          **reading.refs(pkg, res.id))
         url = ctx.platform.store.presigned_get(key, dt.timedelta(seconds=DOWNLOAD_URL_SECONDS), filename)
         return {"url": url, "expires_in": DOWNLOAD_URL_SECONDS, "version": version.number,
                 "version_id": version.id, "format": fmt, "filename": filename}

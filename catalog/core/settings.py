@@ -32,6 +32,9 @@ class Settings:
     weed_binary: str | None = None
     weed_memory_limit: str = "1GiB"
     site_url: str | None = None
+    # How long a write waits for the SQLite catalog's write lock (another writer, a backup holding
+    # it) before it fails; a read whose audit event cannot be written by then is refused with 503.
+    database_busy_timeout_seconds: float = 30.0
     # The Ed25519 key that signs the audit log's tree heads; kept outside the catalog database (and
     # outside its backups), by default <data_dir>/keys/audit-ed25519.pem, created 0600 on first use.
     audit_key_file: Path | None = None

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
 import time
+from contextlib import contextmanager
+from typing import Iterator
 
 from sqlalchemy import Engine, create_engine, event, insert, inspect, select
 from sqlalchemy.exc import IntegrityError
@@ -13,10 +16,11 @@ from catalog.core.errors import StartupError
 from catalog.db.models import Base, Counter, SchemaInfo
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine; SQLite gets WAL, a busy timeout and foreign keys on."""
+def make_engine(url: str, busy_timeout: float = 30.0) -> Engine:
+    """Create an engine; SQLite gets WAL, a busy timeout (seconds a writer waits for the write
+    lock before "database is locked") and foreign keys on."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": busy_timeout, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - trivial
@@ -36,7 +40,7 @@ def make_engine(url: str) -> Engine:
         def _sqlite_begin(conn) -> None:  # pragma: no cover - trivial
             immediate = conn.get_execution_options().get("sqlite_immediate", False)
             if immediate and lock_path:
-                _writer_lock(conn.connection._connection_record.info, lock_path)
+                _writer_lock(conn.connection._connection_record.info, lock_path, busy_timeout)
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         @event.listens_for(engine.pool, "checkin")
@@ -52,7 +56,7 @@ def make_engine(url: str) -> Engine:
 WRITER_WAIT_SECONDS = 30
 
 
-def _writer_lock(info: dict, path: str) -> None:
+def _writer_lock(info: dict, path: str, wait: float = WRITER_WAIT_SECONDS) -> None:
     """Queue writers on a file lock before BEGIN IMMEDIATE.
 
     SQLite's own busy handler backs off with sleeps of up to 100 ms, so two
@@ -63,15 +67,42 @@ def _writer_lock(info: dict, path: str) -> None:
     fd = info.get("writelock_fd")
     if fd is None:
         fd = info["writelock_fd"] = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    deadline = time.monotonic() + WRITER_WAIT_SECONDS
+    deadline = time.monotonic() + wait
     while True:  # a short fixed poll rather than a blocking call: a stuck writer times out, never hangs
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return
         except BlockingIOError:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"waited {WRITER_WAIT_SECONDS} s for the catalog's write lock") from None
+                raise TimeoutError(f"waited {wait:g} s for the catalog's write lock") from None
             time.sleep(0.0005)
+
+
+@contextmanager
+def sqlite_write(engine: Engine) -> Iterator[sqlite3.Connection]:
+    """A write transaction on one pooled SQLite connection, driven directly: the writer lock and
+    ``BEGIN IMMEDIATE`` as a writing session takes them, ``COMMIT`` when the block ends, ``ROLLBACK``
+    if it raises. For the one writer too hot for SQLAlchemy's per-statement work (the group commit of
+    read events): the statements are the caller's, in the driver's own parameter style."""
+    proxied = engine.raw_connection()
+    try:
+        conn = proxied.driver_connection
+        database = engine.url.database
+        if database not in (None, "", ":memory:"):
+            info = proxied.info
+            if "busy_timeout" not in info:  # asked once per connection: each statement costs a GIL hand-off
+                info["busy_timeout"] = conn.execute("PRAGMA busy_timeout").fetchone()[0] / 1000
+            _writer_lock(info, f"{database}.writelock", info["busy_timeout"])
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    finally:
+        proxied.close()  # back to the pool, whose checkin releases the writer lock
 
 
 SCHEMA_VERSION = 5

@@ -106,7 +106,7 @@ def test_accounts_and_tokens(mosu, site):
     for ev in made + issued + revoked:
         _by_request(ev, site, "admin")
         assert (ev.object_type, ev.object_id) == ("user", user["id"]) and _refs(ev) == _refs_of()
-    assert made[0].detail == {"name": name, "sysadmin": False}
+    assert made[0].detail == {"name": name, "sysadmin": False, "auditor": False}
     assert issued[0].detail == {"token_id": jti, "name": "laptop", "expires": None}
     assert revoked[0].detail == {"token_id": jti}
     assert len({made[0].request_id, issued[0].request_id, revoked[0].request_id}) == 3, "one id per request"

@@ -226,8 +226,10 @@ def take(platform: "Platform", *, clock: Callable[[], float] = time.time) -> Sig
         pruned = s.scalars(select(AuditPrune).order_by(AuditPrune.upto_seq.desc()).limit(1)).first()
         upto = pruned.upto_seq if pruned else 0
         size = s.scalar(select(func.max(AuditEvent.seq))) or upto
-        in_db = database_heads(s)
-        last = _latest_signed([*in_db, *stored_heads(platform)], public)
+        newest = _latest_signed(database_heads(s), public)
+        if newest is not None and newest.tree_size == size:  # nothing new
+            return newest
+        last = _latest_signed([*database_heads(s), *stored_heads(platform)], public)
         if last is not None and last.tree_size == size:
             return last
         if last is not None and last.tree_size > size:

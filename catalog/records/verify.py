@@ -40,6 +40,7 @@ consistent: both are prefixes of the same verified sequence of leaves.
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import time
@@ -181,10 +182,14 @@ _ENVELOPE_AT = tuple(enumerate(ENVELOPE, 10))
 _canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
 
 
-def row_fields(row: Sequence[Any]) -> dict[str, Any]:
-    """:func:`~catalog.records.audit.fields_of` of a row of :data:`COLUMNS`."""
-    out = {"id": row[3], "ts": row[4].isoformat(), "actor": row[5], "action": row[6], "object_type": row[7],
-           "object_id": row[8], "detail": row[9]}
+def row_fields(row: Sequence[Any], *, text: bool = False) -> dict[str, Any]:
+    """:func:`~catalog.records.audit.fields_of` of a row of :data:`COLUMNS`; ``text``: as SQLite
+    stores it (the time as text, the detail as JSON text), read without SQLAlchemy's conversions."""
+    ts, detail = row[4], row[9]
+    if text:
+        ts, detail = dt.datetime.fromisoformat(ts), json.loads(detail)
+    out = {"id": row[3], "ts": ts.isoformat(), "actor": row[5], "action": row[6], "object_type": row[7],
+           "object_id": row[8], "detail": detail}
     for at, name in _ENVELOPE_AT:
         value = row[at]
         if value is not None:
@@ -192,9 +197,17 @@ def row_fields(row: Sequence[Any]) -> dict[str, Any]:
     return out
 
 
-def row_hash_ok(row: Sequence[Any]) -> bool:
-    """Whether a row of :data:`COLUMNS` matches its hash (:func:`~catalog.records.audit.event_hash`)."""
-    return hashlib.sha256((row[1] + _canonical(row_fields(row))).encode()).hexdigest() == row[2]
+def row_hash_ok(row: Sequence[Any], *, text: bool = False) -> bool:
+    """Whether a row of :data:`COLUMNS` matches its hash (:func:`~catalog.records.audit.event_hash`).
+    A row whose time or detail cannot even be read (edited into something else) does not."""
+    try:
+        return hashlib.sha256((row[1] + _canonical(row_fields(row, text=text))).encode()).hexdigest() == row[2]
+    except (TypeError, ValueError, AttributeError):
+        return False
+
+
+def _text_hash_ok(row: Sequence[Any]) -> bool:
+    return row_hash_ok(row, text=True)
 
 
 class _Verifier:
@@ -314,12 +327,12 @@ class _Verifier:
             if prev2 is not None and row_prev == prev2:
                 raise _Found(Finding(seq - 1, "inserted", f"event {seq - 1} is not in the chain: event {seq} "
                                                           f"links to event {seq - 2}"))
-            if links_over:
-                raise _Found(Finding(seq, "inserted", f"event {seq} is not in the chain: event {seq + 1} links "
-                                                      f"to event {seq - 1}"))
             if stream.seen(row_prev) or any(h == row_prev for _, _, h in stream.rest()):
                 raise _Found(Finding(seq, "reordered", f"event {seq} links to an event other than {seq - 1}: "
                                                        "events were swapped or moved"))
+            if links_over:
+                raise _Found(Finding(seq, "inserted", f"event {seq} is not in the chain: event {seq + 1} links "
+                                                      f"to event {seq - 1}"))
             raise _Found(Finding(seq, "missing", f"event {seq} links to an event that is not in the log"))
 
     def _heads_at(self, size: int, root: bytes) -> None:
@@ -374,14 +387,11 @@ class _Verifier:
             self._signatures_and_copies(size)
 
 
-def verify_platform(platform: Any, *, clock: Any = time.time, settle_seconds: float = 60.0) -> Report:
+def verify_platform(platform: Any, *, clock: Callable[[], float] = time.time, settle_seconds: float = 60.0) -> Report:
     """Verify a deployment's log: its events and prunings in the catalog database, its checkpoints
-    there and in object storage. The database is read first, in one snapshot, then object storage;
-    a checkpoint found only in object storage and taken less than ``settle_seconds`` before (its
-    database row may not be committed yet) is not held against the log."""
-    from sqlalchemy import select
-
-    from catalog.db.models import AuditEvent, AuditPrune
+    there and in object storage, with the site's public key. The database is read first, in one
+    snapshot, then object storage; a checkpoint found only in object storage and taken less than
+    ``settle_seconds`` before (its database row may not be committed yet) is not held against the log."""
     from catalog.records import checkpoints
 
     started_ms = int(clock() * 1000)
@@ -392,14 +402,42 @@ def verify_platform(platform: Any, *, clock: Any = time.time, settle_seconds: fl
 
         key = Ed25519PrivateKey.generate().public_key()
     with platform.read() as s:
-        start = s.scalars(select(AuditPrune).order_by(AuditPrune.upto_seq.desc()).limit(1)).first()
-        in_db = checkpoints.database_heads(s)
-        in_store = checkpoints.stored_heads(platform)
-        fresh = [h for h in in_store if h.timestamp >= started_ms - settle_seconds * 1000]
-        table = AuditEvent.__table__
-        query = select(*(table.c[name] for name in COLUMNS)).order_by(table.c.seq)
-        if start is not None:
-            query = query.where(table.c.seq > start.upto_seq)
-        rows = s.execute(query, execution_options={"yield_per": 10_000})
-        verifier = _Verifier(start, [], key, {"database": in_db, "object storage": in_store}, set(fresh))
-        return verifier.run(rows, row_hash_ok)
+        s.connection()  # the snapshot starts here, before object storage is listed
+        stored = checkpoints.stored_heads(platform)
+        fresh = [h for h in stored if h.timestamp >= started_ms - settle_seconds * 1000]
+        return verify_session(s, public_key=key, stored=stored, ignore_unpaired=fresh)
+
+
+def verify_session(session: Any, *, public_key: Ed25519PublicKey, stored: Sequence[SignedTreeHead],
+                   ignore_unpaired: Iterable[SignedTreeHead] = (),
+                   hash_ok: Callable[[Sequence[Any]], bool] | None = None) -> Report:
+    """Verify the log in ``session``'s database against the checkpoints there and ``stored`` (the
+    copies in object storage). SQLite's rows are read through its own cursor, as text: a million
+    rows cost a third less than through SQLAlchemy's conversions. ``hash_ok`` replaces the check of
+    one row of :data:`COLUMNS` against its hash (:func:`row_hash_ok`, with ``text=True`` on SQLite):
+    it is a pure function of the row, so a caller verifying many copies of one log may memoize it."""
+    from sqlalchemy import select
+
+    from catalog.db.models import AuditEvent, AuditPrune
+    from catalog.records import checkpoints
+
+    start = session.scalars(select(AuditPrune).order_by(AuditPrune.upto_seq.desc()).limit(1)).first()
+    in_db = checkpoints.database_heads(session)
+    verifier = _Verifier(start, [], public_key, {"database": in_db, "object storage": stored}, set(ignore_unpaired))
+    upto = start.upto_seq if start is not None else 0
+    conn = session.connection()
+    if conn.dialect.name == "sqlite":
+        return verifier.run(_sqlite_rows(conn, upto), hash_ok or _text_hash_ok)
+    table = AuditEvent.__table__
+    query = select(*(table.c[name] for name in COLUMNS)).where(table.c.seq > upto).order_by(table.c.seq)
+    return verifier.run(conn.execute(query, execution_options={"yield_per": 10_000}), hash_ok or row_hash_ok)
+
+
+def _sqlite_rows(conn: Any, upto: int) -> Iterator[tuple]:
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(f"SELECT {', '.join(COLUMNS)} FROM audit_events WHERE seq > ? ORDER BY seq", (upto,))
+        while batch := cursor.fetchmany(10_000):
+            yield from batch
+    finally:
+        cursor.close()

@@ -33,6 +33,8 @@ import json
 import random
 import shutil
 import sqlite3
+import subprocess
+import threading
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
@@ -40,20 +42,21 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, delete, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from catalog.access.context import Actor, Context
 from catalog.actions import call
+from catalog.core import keys
 from catalog.core.settings import Settings
-from catalog.db.models import AuditEvent, User
+from catalog.db.models import AuditCheckpoint, AuditEvent, User
 from catalog.platform import Platform
 from catalog.records import checkpoints, verify
 from catalog.records.audit import ENVELOPE, GENESIS
 from catalog.versions.uploads import Upload
-from ingest.worker import Worker
-from tests.conftest import s3_settings
+from ingest.worker import Worker, run_janitor
+from tests.conftest import MOSU, clean_env, s3_settings
 
 EVENTS = 10_000
 MUTATIONS = 1_000
@@ -397,3 +400,112 @@ def test_every_one_of_a_thousand_mutations_is_found_at_the_right_event(log):
             seen[name] = seen.get(name, 0) + count
     assert not wrong, f"seed {seed}: {len(wrong)} of {MUTATIONS} misnamed:\n" + "\n".join(wrong[:30])
     assert sum(seen.values()) == MUTATIONS and set(seen) == {f.__name__ for f, _ in MIX}, seen
+
+
+# -- the commands, the janitor and the copies in object storage, on small real logs ---------------
+
+def _small_log(platform: Platform, users: int = 4) -> int:
+    site = Context(platform=platform, actor=Actor.site())
+    for i in range(users):
+        call(site, "user_create", {"name": f"small-{i}-{uuid.uuid4().hex[:6]}", "email": f"s{i}@example.org",
+                                   "password": "small-password"})
+    return _count(platform)
+
+
+def test_mosu_audit_commands_exit_status_and_messages(s3, tmp_path):
+    settings = s3_settings(s3, tmp_path / "data")
+    platform = Platform.open(settings)
+    platform.store.ensure_bucket()
+    n = _small_log(platform, 5)
+    platform.close()
+    env = {**clean_env(), **{k: v for k, v in settings.to_env().items() if k != "MOSU_DATA_DIR"}}
+
+    def mosu(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*MOSU, "audit", *args, "--data-dir", str(settings.data_dir)], env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    first = mosu("verify")
+    assert (first.returncode, first.stdout.strip()) == (0, f"audit log intact: {n} events, 0 checkpoints, "
+                                                            "no checkpoint"), first.stderr
+    taken = mosu("checkpoint")
+    assert taken.returncode == 0, taken.stderr
+    head = checkpoints.SignedTreeHead.from_json(json.loads(taken.stdout))
+    assert head.tree_size == n
+    pem = mosu("public-key")
+    assert pem.returncode == 0 and pem.stdout.startswith("-----BEGIN PUBLIC KEY-----")
+    assert checkpoints.signature_ok(head, checkpoints.load_public(pem.stdout.encode()))
+    intact = mosu("verify")
+    assert (intact.returncode, intact.stdout.strip()) == (
+        0, f"audit log intact: {n} events, 1 checkpoints, last checkpoint at size {n}"), intact.stderr
+    again = mosu("checkpoint")  # nothing new: the same head
+    assert checkpoints.SignedTreeHead.from_json(json.loads(again.stdout)) == head
+
+    db_file = settings.data_dir / "catalog.sqlite"
+    kept = tmp_path / "kept.sqlite"
+    with sqlite3.connect(db_file) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copyfile(db_file, kept)
+    with sqlite3.connect(db_file) as db:
+        db.execute("UPDATE audit_events SET actor = 'nobody' WHERE seq = 2")
+    edited = mosu("verify")
+    assert edited.returncode == 2 and edited.stdout == ""
+    assert edited.stderr.startswith("mosu: audit log NOT intact: event 2: modified: "), edited.stderr
+
+    shutil.copyfile(kept, db_file)
+    with sqlite3.connect(db_file) as db:
+        db.execute("DELETE FROM audit_events WHERE seq > ?", (n - 2,))
+        db.execute("DELETE FROM audit_checkpoints")  # its copy in object storage still says n
+    cut = mosu("verify")
+    assert cut.returncode == 2 and f"event {n - 1}: truncated: " in cut.stderr, cut.stderr
+    refused = mosu("checkpoint")  # a log that no longer extends its last head is not signed again
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert "covers more" in refused.stderr, refused.stderr
+
+
+def test_the_janitor_takes_a_checkpoint_when_one_is_due(platform):
+    n = _small_log(platform)
+    stop = threading.Event()
+    janitor = threading.Thread(target=run_janitor, args=(platform, stop), daemon=True)
+    janitor.start()
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            with platform.read() as s:
+                rows = s.scalars(select(AuditCheckpoint)).all()
+            if rows:
+                break
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        janitor.join(30)
+    assert [r.tree_size for r in rows] == [n]
+    head = checkpoints.heads(platform)
+    assert [h.tree_size for h in head] == [n]  # the same head in the database and object storage
+    assert verify.verify_platform(platform).finding is None
+    taken = head[0].timestamp / 1000
+    assert not checkpoints.due(platform, 3600, clock=lambda: taken + 3599)
+    assert checkpoints.due(platform, 3600, clock=lambda: taken + 3600)
+
+
+def test_each_copy_of_a_checkpoint_is_checked_against_the_other(platform):
+    n = _small_log(platform)
+    head = checkpoints.take(platform)
+    assert verify.verify_platform(platform).finding is None
+    # its database row removed, just taken: it may be a checkpoint being written (object first),
+    # not held against the log until settle_seconds have passed
+    with platform.write.begin() as s:
+        s.execute(delete(AuditCheckpoint))
+    assert verify.verify_platform(platform).finding is None
+    later = verify.verify_platform(platform, clock=lambda: head.timestamp / 1000 + 61).finding
+    assert (later.seq, later.kind) == (n, "missing") and "object storage but not in database" in later.message
+    # the object removed instead: no settling for a row whose object is gone
+    with platform.write.begin() as s:
+        s.add(AuditCheckpoint(**{k: v for k, v in head.to_json().items() if k != "version"}))
+    platform.store.remove(keys.audit_checkpoint(n))
+    found = verify.verify_platform(platform).finding
+    assert (found.seq, found.kind) == (n, "missing") and "database but not in object storage" in found.message
+    # a different head planted in object storage
+    platform.store.put_stream(keys.audit_checkpoint(n), io.BytesIO(checkpoints.dumps(
+        checkpoints.SignedTreeHead(n, "00" * 32, head.timestamp, head.key_id, head.signature))))
+    found = verify.verify_platform(platform).finding
+    assert (found.seq, found.kind) == (n, "bad-signature") and "object storage" in found.message

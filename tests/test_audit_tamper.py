@@ -509,3 +509,87 @@ def test_each_copy_of_a_checkpoint_is_checked_against_the_other(platform):
         checkpoints.SignedTreeHead(n, "00" * 32, head.timestamp, head.key_id, head.signature))))
     found = verify.verify_platform(platform).finding
     assert (found.seq, found.kind) == (n, "bad-signature") and "object storage" in found.message
+
+
+# -- verify_log alone (pure): what needs a signing key or a pruning to show ------------------------
+
+class _Event:
+    def __init__(self, seq: int, prev: str) -> None:
+        from catalog.records.audit import event_hash, fields_of
+
+        self.seq, self.prev_hash = seq, prev
+        self.id, self.ts, self.actor, self.action = str(uuid.UUID(int=seq)), dt.datetime(2026, 1, 1, 0, 0, seq % 60), \
+            f"user-{seq % 3}", "datastore_search"
+        self.object_type, self.object_id, self.detail = "resource", "r1", {"rows": seq}
+        self.hash = event_hash(prev, fields_of(self))
+
+
+def _chain(n: int) -> list[_Event]:
+    events, prev = [], GENESIS
+    for seq in range(1, n + 1):
+        events.append(_Event(seq, prev))
+        prev = events[-1].hash
+    return events
+
+
+def _head(key, events: list[_Event], size: int, ts: int = 1) -> checkpoints.SignedTreeHead:
+    from catalog.records import merkle
+
+    return checkpoints.sign(key, size, merkle.root([merkle.event_leaf(e.hash) for e in events[:size]]), ts)
+
+
+def test_verify_log_signed_heads_that_contradict_each_other_and_prunings():
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from catalog.records import merkle
+
+    key, other = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    pub, events = key.public_key(), _chain(40)
+    heads = [_head(key, events, 10), _head(key, events, 25), _head(key, events, 40)]
+    assert verify.verify_log(events, heads=heads, public_key=pub) is None
+    # a head signed by another key: bad-signature at its size, though its root is right
+    found = verify.verify_log(events, heads=[heads[0], _head(other, events, 25)], public_key=pub)
+    assert (found.seq, found.kind) == (25, "bad-signature")
+    # the site's key signed a root at 10 that the log (vouched for by the head at 25) contradicts
+    forged = _chain(40)
+    forged[3].detail = {"rows": -1}
+    from catalog.records.audit import event_hash, fields_of
+
+    prev = forged[2].hash
+    for e in forged[3:]:
+        e.prev_hash, e.hash = prev, event_hash(prev, fields_of(e))
+        prev = e.hash
+    split = [_head(key, forged, 10), heads[1]]
+    found = verify.verify_log(events, heads=split, public_key=pub)
+    assert (found.seq, found.kind) == (10, "inconsistent")
+    # two signed roots for one size
+    found = verify.verify_log(events, heads=[heads[0], _head(key, forged, 10, ts=2)], public_key=pub)
+    assert (found.seq, found.kind) == (10, "inconsistent")
+    # the forged log against the true heads: re-hashed from event 1 (nothing before the head at 10 matches)
+    found = verify.verify_log(forged, heads=heads, public_key=pub)
+    assert (found.seq, found.kind) == (1, "rehashed")
+
+    # after a pruning up to the head at 25: the chain goes on from its last hash and frontier
+    frontier = merkle.Frontier()
+    for e in events[:25]:
+        frontier.append(merkle.event_leaf(e.hash))
+
+    class Pruned:
+        upto_seq, last_hash, frontier = 25, events[24].hash, None
+
+    Pruned.frontier = frontier.dump()
+    kept = events[25:]
+    assert verify.verify_log(kept, start=Pruned, heads=heads, public_key=pub) is None
+    report = verify.check_log(kept, start=Pruned, heads=heads, public_key=pub)
+    assert report.events == 15 and report.first_seq == 26 and "(events before 26 pruned)" in report.summary()
+    assert (lambda f: (f.seq, f.kind))(verify.verify_log(kept[1:], start=Pruned, heads=heads, public_key=pub)) \
+        == (26, "missing")
+    Pruned.last_hash = events[23].hash  # the saved last hash is not the pruned last event's
+    found = verify.verify_log(kept, start=Pruned, heads=heads, public_key=pub)
+    assert (found.seq, found.kind) == (25, "inconsistent")  # 25 = 16 + 8 + 1: the last leaf is kept
+    Pruned.last_hash, Pruned.frontier = events[24].hash, merkle.Frontier().dump()
+    found = verify.verify_log(kept, start=Pruned, heads=heads, public_key=pub)
+    assert (found.seq, found.kind) == (25, "inconsistent")
+    Pruned.frontier = frontier.dump()
+    found = verify.verify_log(kept, start=Pruned, heads=heads[2:], public_key=pub)  # no head at 25
+    assert (found.seq, found.kind) == (25, "missing")

@@ -407,8 +407,7 @@ def test_every_one_of_a_thousand_mutations_is_found_at_the_right_event(log):
 def _small_log(platform: Platform, users: int = 4) -> int:
     site = Context(platform=platform, actor=Actor.site())
     for i in range(users):
-        call(site, "user_create", {"name": f"small-{i}-{uuid.uuid4().hex[:6]}", "email": f"s{i}@example.org",
-                                   "password": "small-password"})
+        call(site, "user_create", {"name": f"small-{i}-{uuid.uuid4().hex[:6]}", "email": f"s{i}@example.org"})
     return _count(platform)
 
 
@@ -593,3 +592,29 @@ def test_verify_log_signed_heads_that_contradict_each_other_and_prunings():
     Pruned.frontier = frontier.dump()
     found = verify.verify_log(kept, start=Pruned, heads=heads[2:], public_key=pub)  # no head at 25
     assert (found.seq, found.kind) == (25, "missing")
+
+
+def test_a_large_sqlite_log_is_checked_in_two_halves_with_the_same_findings(tmp_path):
+    """Above ``parallel_over`` events another process checks the second half's hashes: it must
+    name the same first bad event as the single pass, in either half."""
+    platform = Platform.open(Settings(data_dir=tmp_path / "data"))
+    n = _small_log(platform, 12)
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate().public_key()
+    db_file = platform.settings.data_dir / "catalog.sqlite"
+
+    def both() -> list:
+        found = []
+        for over in (0, 10**9):
+            with platform.read() as s:
+                f = verify.verify_session(s, public_key=key, stored=[], parallel_over=over).finding
+            found.append(f and (f.seq, f.kind))
+        return found
+
+    assert both() == [None, None]
+    for seq in (n - 1, 2):  # in the second half, then in the first (both edited: the first is named)
+        with sqlite3.connect(db_file) as db:
+            db.execute("UPDATE audit_events SET detail = '{\"forged\": true}' WHERE seq = ?", (seq,))
+        assert both() == [(seq, "modified")] * 2
+    platform.close()

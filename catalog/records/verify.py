@@ -268,16 +268,19 @@ class _Verifier:
             frontier, expected, prev = self._begin(report)
             stream = _Stream(events)
             prev2: str | None = None
-            for row in stream:
-                self._event(row, expected, prev, prev2, stream, hash_ok)
+            check_at = set(self.by_size) | set(self.copy_problems)
+            hashes, append, leaf_hash = stream.hashes, frontier.append, merkle.leaf_hash
+            for row in stream:  # a million times: what is looked up once is kept in locals
+                if row[0] != expected or row[1] != prev or not hash_ok(row):
+                    self._event(row, expected, prev, prev2, stream, hash_ok)
                 raw = bytes.fromhex(row[2])
-                stream.hashes += raw
-                frontier.append(merkle.leaf_hash(raw))
-                report.events += 1
-                if expected in self.by_size or expected in self.copy_problems:
+                hashes += raw
+                append(leaf_hash(raw))
+                if expected in check_at:
                     self._heads_at(expected, frontier.root())
                 prev2, prev = prev, row[2]
                 expected += 1
+            report.events = expected - report.first_seq
             self._end(expected - 1)
         except _Found as found:
             report.finding = found.finding

@@ -34,6 +34,11 @@ What each tampering looks like, and how it is named (``seq`` is the event the fi
     head that a later, matching one contradicts), copies of one checkpoint that differ, or a pruning
     whose saved state does not match its checkpoint.
 
+What no verifier can see: events after the last checkpoint removed from the end, or rewritten
+from some point on with every later hash recomputed, or forged events appended with correct
+hashes — nothing outside the database commits to them yet. Checkpoints are taken at least hourly
+(the worker's janitor) and on demand (``mosu audit checkpoint``) to keep that window short.
+
 Checking each checkpoint's root against the root recomputed at its size (the roots of every prefix
 come out of one :class:`~catalog.records.merkle.Frontier`) also shows successive checkpoints are
 consistent: both are prefixes of the same verified sequence of leaves.

@@ -24,7 +24,7 @@ from catalog.core.dictionary import DictionaryError, parse_dictionary
 from catalog.core.errors import IngestFailed, QualityGateFailed
 from catalog.db.models import Package, QualitySuite, Resource, ResourceVersion
 from catalog.platform import Platform
-from catalog.records import audit, notify
+from catalog.records import audit, checkpoints, notify
 from catalog.search import changes
 from catalog.versions import disclosure, jobs, lifecycle, unpublished
 from catalog.versions.lifecycle import JobState, State
@@ -391,8 +391,10 @@ def _dictionary(stored) -> list | None:
 
 def run_janitor(platform: Platform, stop: threading.Event) -> None:
     """Every few minutes, remove old staging objects and abandoned multipart uploads (one per process,
-    not one per worker thread: they would list and delete the same objects at the same moment), and
-    tell both sides of grants about to expire (once per grant, whichever process sees it first)."""
+    not one per worker thread: they would list and delete the same objects at the same moment),
+    checkpoint the audit log when its last checkpoint is older than ``audit_checkpoint_seconds``
+    (two processes taking one at once keep one), and tell both sides of grants about to expire
+    (once per grant, whichever process sees it first)."""
     settings = platform.settings
     while not stop.is_set():
         try:
@@ -400,6 +402,11 @@ def run_janitor(platform: Platform, stop: threading.Event) -> None:
             expire_uploads(platform, settings.upload_max_age_seconds)
         except Exception:
             log.warning("staging cleanup failed", exc_info=True)
+        try:  # the audit log's signed checkpoint, at least every audit_checkpoint_seconds
+            if checkpoints.due(platform, settings.audit_checkpoint_seconds):
+                checkpoints.take(platform)
+        except Exception:
+            log.warning("could not take the audit log's checkpoint", exc_info=True)
         try:
             with platform.write.begin() as s:
                 told = notify.expiring_grants(s)
@@ -407,7 +414,7 @@ def run_janitor(platform: Platform, stop: threading.Event) -> None:
                 log.info("told %d grant(s)' grantees and managers of their coming expiry", len(told))
         except Exception:
             log.warning("could not send the grant expiry notices", exc_info=True)
-        stop.wait(JANITOR_SECONDS)
+        stop.wait(min(JANITOR_SECONDS, settings.audit_checkpoint_seconds))
 
 
 def run_workers(platform: Platform, concurrency: int, stop: threading.Event) -> None:

@@ -6,6 +6,7 @@ workers (imported only by ``mosu worker``).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -14,6 +15,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
 
 import click
 
@@ -21,6 +23,9 @@ from catalog.access.context import Actor, Context
 from catalog.cli.supervisor import WorkerProcesses
 from catalog.core.errors import MosuError, StartupError
 from catalog.core.settings import Settings
+
+if TYPE_CHECKING:
+    from catalog.platform import Platform
 
 log = logging.getLogger("mosu")
 WAITRESS_BODY_DEFAULT = 1 << 30  # waitress's own max_request_body_size
@@ -409,7 +414,100 @@ def user_token_add(name: str, token_name: str, data_dir: Path | None) -> None:
 
 @main.group()
 def audit() -> None:
-    """The audit log: its events and the compliance reports."""
+    """The tamper-evident audit log: verify it, checkpoint it, hand out its public key; its events and
+    the compliance reports."""
+
+
+@contextlib.contextmanager
+def _audit_platform(data_dir: Path | None) -> Iterator["Platform"]:
+    """The platform of ``data_dir`` for audit commands: its catalog database and the object storage
+    that keeps the checkpoints' copies (MOSU_S3_*, the embedded SeaweedFS of a running ``mosu up``
+    on this data directory, or, when it is stopped, that SeaweedFS started for the command)."""
+    from catalog.platform import Platform
+
+    settings = _settings(data_dir)
+    if settings.database_url is None and not (settings.data_dir / "catalog.sqlite").exists():
+        _fail(f"no catalog database in {settings.data_dir}")
+    seaweed = None
+    if not settings.s3_endpoint:
+        from catalog.storage.seaweed import SeaweedServer, running_endpoint
+
+        embedded = running_endpoint(settings.data_dir)
+        if embedded is None:
+            if not (settings.data_dir / "s3").is_dir():
+                _fail("the audit checkpoints' copies are in object storage: set MOSU_S3_ENDPOINT, "
+                      "MOSU_S3_ACCESS_KEY and MOSU_S3_SECRET_KEY")
+            seaweed = SeaweedServer(settings.data_dir, binary=settings.weed_binary,
+                                    memory_limit=settings.weed_memory_limit).start()
+            embedded = seaweed.endpoint, seaweed.credentials
+        endpoint, creds = embedded
+        settings = settings.replace(s3_endpoint=endpoint, s3_access_key=creds.access_key,
+                                    s3_secret_key=creds.secret_key)
+    platform = None
+    try:
+        platform = Platform.open(settings)
+        yield platform
+    except MosuError as exc:
+        _fail(exc.message)
+    finally:
+        if platform is not None:
+            platform.close()
+        if seaweed is not None:
+            seaweed.stop()
+
+
+AUDIT_TAMPERED_EXIT_STATUS = 2
+"""``mosu audit verify``'s exit status when the log is not intact (1: it could not be checked)."""
+
+
+@audit.command("verify")
+@data_dir_option
+def audit_verify(data_dir: Path | None) -> None:
+    """Check the whole audit log: every event's hash and link, no gaps, every checkpoint's
+    signature and root, and that both copies of each checkpoint agree.
+
+    Exit status: 0 intact (one summary line); 2 not intact (the first bad event and what is wrong
+    with it: modified, missing, reordered, inserted, truncated, rehashed, bad-signature,
+    inconsistent); 1 it could not be checked.
+    """
+    from catalog.records.verify import verify_platform
+
+    with _audit_platform(data_dir) as platform:
+        try:
+            report = verify_platform(platform)
+        except FileNotFoundError as exc:  # no signing key: nothing was ever checkpointed here
+            _fail(str(exc))
+    if report.finding is not None:
+        click.echo(f"mosu: {report.summary()}", err=True)
+        sys.exit(AUDIT_TAMPERED_EXIT_STATUS)
+    click.echo(report.summary())
+
+
+@audit.command("checkpoint")
+@data_dir_option
+def audit_checkpoint(data_dir: Path | None) -> None:
+    """Sign a tree head over every event so far (kept in the database and object storage); prints it."""
+    from catalog.records import checkpoints
+
+    with _audit_platform(data_dir) as platform:
+        try:
+            head = checkpoints.take(platform)
+        except checkpoints.LogInconsistent as exc:
+            _fail(str(exc))
+    click.echo(checkpoints.dumps(head).decode())
+
+
+@audit.command("public-key")
+@data_dir_option
+def audit_public_key(data_dir: Path | None) -> None:
+    """Print the public key that verifies the checkpoints (PEM), for an outside verifier."""
+    from catalog.records import checkpoints
+
+    try:
+        key = checkpoints.load_key(_settings(data_dir), create=False)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    click.echo(checkpoints.public_pem(key).decode().rstrip("\n"))
 
 
 def _audit_commands() -> None:

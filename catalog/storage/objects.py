@@ -291,6 +291,24 @@ class ObjectStore:
     def multipart_abort(self, key: str, upload_id: str) -> None:
         self.client._abort_multipart_upload(self.bucket, key, upload_id)
 
+    def get_bytes(self, key: str, limit: int = 1 * MIB) -> bytes | None:
+        """A small object's content (``None`` when there is none); more than ``limit`` bytes is refused,
+        so a planted huge object cannot exhaust memory."""
+        try:
+            resp = self.client.get_object(self.bucket, key)
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NotFound", "NoSuchObject"):
+                return None
+            raise
+        try:
+            data = resp.read(limit + 1)
+        finally:
+            resp.close()
+            resp.release_conn()
+        if len(data) > limit:
+            raise ValueError(f"object {key} is larger than {limit} bytes")
+        return data
+
     def sha256(self, key: str) -> tuple[int, str]:
         """Size and SHA-256 of an object, read as a stream (bounded memory)."""
         digest, size = hashlib.sha256(), 0

@@ -6,6 +6,7 @@ workers (imported only by ``mosu worker``).
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import signal
@@ -401,6 +402,123 @@ def user_token_add(name: str, token_name: str, data_dir: Path | None) -> None:
         _fail(exc.message)
     click.echo(f"API token {token_name!r} for {name} (shown once; keep it secret):")
     click.echo(result["token"])
+
+
+# -- mosu audit -----------------------------------------------------------------------------
+
+@main.group()
+def audit() -> None:
+    """The tamper-evident audit log: export it with proofs, verify exports, prune old events."""
+
+
+def _utc(value: str | None, name: str) -> dt.datetime | None:
+    """A date or date-time option as naive UTC (how the catalog stores times); no zone means UTC."""
+    if value is None:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD) or an ISO date-time", param_hint=name) from None
+    if when.tzinfo is not None:
+        when = when.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return when
+
+
+def _with_object_store(settings: Settings) -> Settings:
+    """The settings with the object store of ``mosu up`` on this data directory when none is set."""
+    if settings.s3_endpoint:
+        return settings
+    from catalog.storage.seaweed import running_endpoint
+
+    embedded = running_endpoint(settings.data_dir)
+    if embedded is None:
+        _fail("this needs object storage (the signed tree head is copied there): start 'mosu up' on this "
+              "data directory, or set MOSU_S3_ENDPOINT, MOSU_S3_ACCESS_KEY and MOSU_S3_SECRET_KEY")
+    endpoint, creds = embedded  # type: ignore[misc]
+    return settings.replace(s3_endpoint=endpoint, s3_access_key=creds.access_key, s3_secret_key=creds.secret_key)
+
+
+@audit.command("export")
+@click.option("--since", default=None, help="First time included (YYYY-MM-DD or ISO date-time, UTC).")
+@click.option("--until", default=None, help="First time excluded (YYYY-MM-DD or ISO date-time, UTC).")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File to write (default standard output).")
+@data_dir_option
+def audit_export(since: str | None, until: str | None, fmt: str, out: Path | None, data_dir: Path | None) -> None:
+    """Write the events of a time range with inclusion proofs against a fresh signed tree head.
+
+    Anyone with the site's public key checks the file with
+    'mosu audit verify --export FILE --public-key KEY', without the database.
+    """
+    from catalog.platform import Platform
+    from catalog.records import audit_export as export
+
+    start, end = _utc(since, "--since"), _utc(until, "--until")
+    settings = _with_object_store(_settings(data_dir))
+    platform = Platform.open(settings)
+    try:
+        if out is None:
+            done = export.export(platform, sys.stdout, since=start, until=end, fmt=fmt)
+        else:
+            partial = out.with_name(out.name + ".partial")
+            with open(partial, "w", encoding="utf-8", newline="") as stream:
+                done = export.export(platform, stream, since=start, until=end, fmt=fmt)
+            partial.replace(out)  # a failed export leaves no file that looks complete
+    except MosuError as exc:
+        _fail(exc.message)
+    finally:
+        platform.close()
+    span = f" (seq {done.first_seq}-{done.last_seq})" if done.events else ""
+    click.echo(f"exported {done.events} audit event(s){span} with inclusion proofs against the signed tree "
+               f"head of size {done.head.tree_size}", err=True)
+
+
+@audit.command("verify")
+@click.option("--export", "export_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              required=True, help="An export written by 'mosu audit export' (JSON lines or CSV).")
+@click.option("--public-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="The site's Ed25519 public key (PEM).")
+def audit_verify(export_file: Path, public_key: Path) -> None:
+    """Check an audit export without the database: the head's signature, every event's hash, its
+    inclusion proof, and the links between events. Exit 0 when intact, 1 naming the first bad event."""
+    from catalog.records import audit_export as export
+    from catalog.records.checkpoints import load_public
+
+    try:
+        key = load_public(public_key.read_bytes())
+    except ValueError as exc:
+        _fail(f"{public_key} is not an Ed25519 public key in PEM: {exc}")
+    with open(export_file, encoding="utf-8", newline="") as stream:
+        check = export.verify_export(stream, key)
+    if not check.ok:
+        _fail(check.summary())
+    click.echo(check.summary())
+
+
+@audit.command("prune")
+@click.option("--before", default=None,
+              help="Prune only events before this date (UTC); at most what MOSU_AUDIT_RETENTION_DAYS allows.")
+@data_dir_option
+def audit_prune(before: str | None, data_dir: Path | None) -> None:
+    """Delete audit events older than the retention (MOSU_AUDIT_RETENTION_DAYS, at least 183), up to
+    the last signed checkpoint among them, keeping what verification needs to go on."""
+    from catalog.platform import Platform
+    from catalog.records import retention
+
+    cut = _utc(before, "--before")
+    platform = Platform.open(_settings(data_dir))
+    try:
+        done = retention.prune(platform, before=cut)
+    except MosuError as exc:
+        _fail(exc.message)
+    finally:
+        platform.close()
+    if done is None:
+        click.echo("nothing to prune: no signed checkpoint covers only events older than the retention")
+    else:
+        click.echo(f"pruned {done.events} audit event(s), up to seq {done.upto_seq} "
+                   f"(older than {done.cutoff:%Y-%m-%d %H:%M:%S} UTC)")
 
 
 if __name__ == "__main__":

@@ -217,6 +217,47 @@ def test_an_export_checked_with_another_key_fails(platform, monkeypatch, tmp_pat
         in checked.stderr
 
 
+def test_an_export_whose_events_do_not_link_fails_naming_the_event(tmp_path):
+    """A head signed over a log with a broken link (an event edited and re-hashed before the export)
+    passes every proof: the link between consecutive events is what shows it."""
+    key = Ed25519PrivateKey.generate()
+    events, prev = [], audit.GENESIS
+    for seq in (1, 2, 3):
+        fields = {"id": f"e{seq}", "ts": "2026-01-01T00:00:00", "actor": None, "action": "x", "object_type": "y",
+                  "object_id": None, "detail": {}}
+        prev = "ff" * 32 if seq == 3 else prev  # event 3 does not link to event 2
+        digest = audit.event_hash(prev, fields)
+        events.append({"type": "event", "seq": seq, **fields, "prev_hash": prev, "hash": digest})
+        prev = digest
+    leaves = [merkle.event_leaf(e["hash"]) for e in events]
+    tree = merkle.levels(leaves)
+    head = checkpoints.sign(key, 3, merkle.root(leaves), 1_700_000_000_000)
+    records = [{"type": "tree_head", **head.to_json()}] + \
+        [{**e, "proof": [p.hex() for p in merkle.inclusion_proof(tree, i)]} for i, e in enumerate(events)]
+    out = tmp_path / "audit.jsonl"
+    _write(out, records[:3])
+    assert audit_export.verify_export(out.open(), key.public_key()).ok
+    _write(out, records)
+    check = audit_export.verify_export(out.open(), key.public_key())
+    assert (check.finding.seq, check.finding.kind) == (3, "broken-link"), check.summary()
+
+
+def test_no_head_is_signed_nor_export_written_over_a_log_with_a_broken_link(platform, monkeypatch, tmp_path):
+    write_events(platform, monkeypatch, [4, 3, 2, 1])
+    with platform.write.begin() as s:  # edit event 2 and re-hash it alone: event 3 no longer links to it
+        ev = s.get(AuditEvent, 2)
+        ev.actor = "mallory"
+        ev.hash = audit.event_hash(ev.prev_hash, audit.fields_of(ev))
+    (tmp_path / "exports").mkdir()
+    out = tmp_path / "exports" / "audit.jsonl"
+    done = mosu(platform, "audit", "export", "--out", str(out))
+    assert done.returncode == 1
+    assert "audit event 3 does not link to the event before it" in done.stderr
+    assert list(out.parent.iterdir()) == []  # no file, not even a partial one
+    with platform.read() as s:
+        assert s.scalar(select(func.count()).select_from(AuditCheckpoint)) == 0
+
+
 def test_a_tampered_csv_export_fails_naming_the_event(platform, monkeypatch, tmp_path):
     write_events(platform, monkeypatch, [4, 3, 2, 1])
     out = tmp_path / "audit.csv"

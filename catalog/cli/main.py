@@ -462,8 +462,12 @@ def audit_export(since: str | None, until: str | None, fmt: str, out: Path | Non
             done = export.export(platform, sys.stdout, since=start, until=end, fmt=fmt)
         else:
             partial = out.with_name(out.name + ".partial")
-            with open(partial, "w", encoding="utf-8", newline="") as stream:
-                done = export.export(platform, stream, since=start, until=end, fmt=fmt)
+            try:
+                with open(partial, "w", encoding="utf-8", newline="") as stream:
+                    done = export.export(platform, stream, since=start, until=end, fmt=fmt)
+            except BaseException:
+                partial.unlink(missing_ok=True)
+                raise
             partial.replace(out)  # a failed export leaves no file that looks complete
     except MosuError as exc:
         _fail(exc.message)

@@ -47,7 +47,7 @@ from catalog.core import keys
 from catalog.core.errors import MosuError
 from catalog.db.models import AuditCheckpoint, AuditEvent, AuditPrune
 from catalog.records import checkpoints, merkle
-from catalog.records.audit import ENVELOPE, event_hash, fields_of
+from catalog.records.audit import ENVELOPE, GENESIS, event_hash, fields_of
 from catalog.records.checkpoints import SignedTreeHead
 
 if TYPE_CHECKING:
@@ -126,17 +126,24 @@ def frontier_of(prune: AuditPrune | None) -> merkle.Frontier:
 
 
 def _leaves(s: Session, upto: int | None = None) -> tuple[AuditPrune | None, list[bytes]]:
-    """The latest prune and the leaf hashes of every event after it (up to ``upto``), checked contiguous."""
+    """The latest prune and the leaf hashes of every event after it (up to ``upto``), checked
+    contiguous and linked (each event's previous hash is the hash before it): a head is never
+    signed, nor an export written, over a log with a hole or a broken link. (Re-hashing every event
+    after a point keeps the links; only the stored checkpoints show that: ``mosu audit verify``.)"""
     prune = latest_prune(s)
     after = prune.upto_seq if prune is not None else 0
-    query = select(AuditEvent.seq, AuditEvent.hash).where(AuditEvent.seq > after)
+    prev = prune.last_hash if prune is not None else GENESIS
+    query = select(AuditEvent.seq, AuditEvent.prev_hash, AuditEvent.hash).where(AuditEvent.seq > after)
     if upto is not None:
         query = query.where(AuditEvent.seq <= upto)
     leaves = []
-    for expected, (seq, digest) in enumerate(s.execute(query.order_by(AuditEvent.seq)), after + 1):
+    for expected, (seq, prev_hash, digest) in enumerate(s.execute(query.order_by(AuditEvent.seq)), after + 1):
         if seq != expected:
             raise LogMismatch(f"the audit log has no event {expected} (the next is {seq}): run mosu audit verify")
+        if prev_hash != prev:
+            raise LogMismatch(f"audit event {seq} does not link to the event before it: run mosu audit verify")
         leaves.append(merkle.event_leaf(digest))
+        prev = digest
     return prune, leaves
 
 

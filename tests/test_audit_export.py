@@ -17,6 +17,7 @@ import io
 import json
 import random
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -373,3 +374,25 @@ def test_prune_refuses_a_range_that_does_not_verify(platform, monkeypatch):
     with pytest.raises(audit_export.LogMismatch, match="event 2"):
         retention.prune(platform, now=NOW + 1200 * DAY)
     assert len(all_events(platform)) == 3
+
+
+def test_a_worker_prunes_past_the_retention_on_its_own(platform, monkeypatch, tmp_path):
+    """``mosu worker``'s janitor prunes once a day, starting with its first round."""
+    write_events(platform, monkeypatch, [400, 300])
+    audit_export.take_head_here(platform)
+    write_events(platform, monkeypatch, [1])
+    env = {**clean_env(), **platform.settings.to_env(), "MOSU_AUDIT_RETENTION_DAYS": "183"}
+    with (tmp_path / "worker.log").open("w") as log:
+        worker = subprocess.Popen([*MOSU, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and worker.poll() is None:
+            with platform.read() as s:
+                if s.get(AuditPrune, 2) is not None:
+                    break
+            time.sleep(0.2)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    assert [(ev.seq, ev.action, (ev.actor or "").split(":")[0]) for ev in all_events(platform)] == \
+        [(3, "datastore_search", ""), (4, "audit_prune", "worker")], (tmp_path / "worker.log").read_text()

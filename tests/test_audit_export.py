@@ -201,7 +201,7 @@ def test_a_tampered_export_fails_naming_the_event(platform, monkeypatch, tmp_pat
     edit(records)
     _write(out, records)
     checked = verify(out, key, tmp_path)
-    assert checked.returncode == 1, checked.stdout
+    assert checked.returncode == 2, checked.stdout
     where = f"event {seq}" if seq is not None else "the export"
     assert f"export NOT intact: {where}: {kind}:" in checked.stderr, checked.stderr
 
@@ -213,9 +213,13 @@ def test_an_export_checked_with_another_key_fails(platform, monkeypatch, tmp_pat
     other = tmp_path / "other.pem"
     other.write_bytes(checkpoints.public_pem(Ed25519PrivateKey.generate()))
     checked = verify(out, other, tmp_path)
-    assert checked.returncode == 1
+    assert checked.returncode == 2
     assert "export NOT intact: the export: bad-signature: the tree head (size 2) is not signed by this key" \
         in checked.stderr
+    not_a_key = tmp_path / "not-a-key.pem"
+    not_a_key.write_text("hello")
+    checked = verify(out, not_a_key, tmp_path)
+    assert checked.returncode == 1 and "is not an Ed25519 public key in PEM" in checked.stderr  # not checked
 
 
 def test_an_export_whose_events_do_not_link_fails_naming_the_event(tmp_path):
@@ -268,7 +272,7 @@ def test_a_tampered_csv_export_fails_naming_the_event(platform, monkeypatch, tmp
     text = out.read_text(encoding="utf-8")
     out.write_text(text.replace("res-2", "res-7", 1), encoding="utf-8")  # event 3's object id
     checked = verify(out, key, tmp_path)
-    assert checked.returncode == 1 and "event 3: modified" in checked.stderr, checked.stderr
+    assert checked.returncode == 2 and "event 3: modified" in checked.stderr, checked.stderr
 
 
 # -- prune ---------------------------------------------------------------------------------------------
@@ -335,6 +339,8 @@ def test_the_database_verifier_accepts_a_pruned_log(platform, monkeypatch):
         events = list(s.scalars(select(AuditEvent).order_by(AuditEvent.seq)))
         public = checkpoints.load_key(platform.settings).public_key()
         assert verify_module.verify_log(events, start=start, heads=heads, public_key=public) is None
+    report = verify_module.verify_platform(platform)  # the database and object storage copies, as the CLI does
+    assert report.finding is None and report.first_seq == 4, report.summary()
 
 
 @pytest.mark.parametrize("how", [{"MOSU_AUDIT_RETENTION_DAYS": "182"}, "--before"])

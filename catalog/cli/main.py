@@ -478,6 +478,10 @@ def audit_export(since: str | None, until: str | None, fmt: str, out: Path | Non
                f"head of size {done.head.tree_size}", err=True)
 
 
+EXPORT_TAMPERED_EXIT_STATUS = 2
+"""``mosu audit verify --export``'s exit status when the export is not intact (1: it could not be checked)."""
+
+
 @audit.command("verify")
 @click.option("--export", "export_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               required=True, help="An export written by 'mosu audit export' (JSON lines or CSV).")
@@ -485,7 +489,12 @@ def audit_export(since: str | None, until: str | None, fmt: str, out: Path | Non
               help="The site's Ed25519 public key (PEM).")
 def audit_verify(export_file: Path, public_key: Path) -> None:
     """Check an audit export without the database: the head's signature, every event's hash, its
-    inclusion proof, and the links between events. Exit 0 when intact, 1 naming the first bad event."""
+    inclusion proof, and the links between events.
+
+    Exit status: 0 intact (one summary line); 2 not intact (the first bad event and what is wrong:
+    modified, not-included, broken-link, missing, reordered, bad-signature, malformed); 1 it could
+    not be checked (no such file, not a public key).
+    """
     from catalog.records import audit_export as export
     from catalog.records.checkpoints import load_public
 
@@ -496,7 +505,8 @@ def audit_verify(export_file: Path, public_key: Path) -> None:
     with open(export_file, encoding="utf-8", newline="") as stream:
         check = export.verify_export(stream, key)
     if not check.ok:
-        _fail(check.summary())
+        click.echo(f"mosu: {check.summary()}", err=True)
+        sys.exit(EXPORT_TAMPERED_EXIT_STATUS)
     click.echo(check.summary())
 
 

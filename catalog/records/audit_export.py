@@ -75,9 +75,12 @@ def take_head(platform: "Platform") -> SignedTreeHead:
     copy in object storage). Uses ``checkpoints.take`` when that exists (the checkpointing change
     owns it); :func:`take_head_here` is the same thing done here until then, in one place to swap."""
     take = getattr(checkpoints, "take", None)
-    if take is not None:
+    if take is None:
+        return take_head_here(platform)
+    try:
         return take(platform)
-    return take_head_here(platform)
+    except getattr(checkpoints, "LogInconsistent", ()) as exc:  # type: ignore[misc]
+        raise LogMismatch(str(exc)) from None
 
 
 def take_head_here(platform: "Platform", timestamp_ms: int | None = None) -> SignedTreeHead:

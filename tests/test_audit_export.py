@@ -326,7 +326,7 @@ def test_prune_stops_at_a_checkpoint_keeps_what_verification_needs_and_exports_s
 def test_the_database_verifier_accepts_a_pruned_log(platform, monkeypatch):
     """Through the interface of AUDIT.md: ``verify_log`` starts from the latest AuditPrune row."""
     verify_module = pytest.importorskip("catalog.records.verify", reason="the database verifier is not merged yet")
-    write_events(platform, monkeypatch, [400, 390, 380])
+    write_events(platform, monkeypatch, [1500, 1450, 1400])  # older than the default 1095 days
     audit_export.take_head_here(platform)
     write_events(platform, monkeypatch, [2, 1])
     audit_export.take_head_here(platform)

@@ -77,7 +77,7 @@ def write_events(platform, monkeypatch, days_ago: list[float]) -> list[int]:
         with platform.write.begin() as s:
             who = ctx if n % 3 else ("worker:w1" if n % 2 else None)  # full envelopes, a worker, anonymous
             audit.record(s, who, "datastore_search", "resource", f"res-{n}" if n != 1 else "",
-                         {"rows": n, "filters": {"city": ["Oslo", "Zürich"]}, "note": "-1" if n % 4 == 0 else ""},
+                         {"rows": n, "filters": {"city": ["Oslo", "Zürich"]}, "q": "-1" if n % 4 == 0 else ""},
                          package_id="pkg-1" if n % 2 else None, resource_id=f"res-{n}")
             seqs.append(s.scalar(select(func.max(AuditEvent.seq))))
     monkeypatch.setattr(audit, "utcnow", utcnow)
@@ -155,8 +155,8 @@ def test_the_csv_export_escapes_formulas_and_keeps_nulls_and_empty_strings(platf
     assert "'=HYPERLINK" in text and ",=HYPERLINK" not in text  # a spreadsheet shows it, never runs it
     rows = list(audit_export.read_export(io.StringIO(text)))
     anonymous = rows[1]["fields"]  # the first event has no actor: null, not ""
-    assert anonymous["actor"] is None and "client" not in anonymous and anonymous["detail"]["note"] == "-1"
-    assert rows[2]["fields"]["detail"]["note"] == "" and rows[2]["fields"]["object_id"] == ""
+    assert anonymous["actor"] is None and "client" not in anonymous and anonymous["detail"]["q"] == "-1"
+    assert rows[2]["fields"]["detail"]["q"] == "" and rows[2]["fields"]["object_id"] == ""
     key = checkpoints.load_key(platform.settings).public_key()
     assert audit_export.verify_export(io.StringIO(text), key).ok
 

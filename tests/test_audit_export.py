@@ -210,6 +210,8 @@ def test_an_export_checked_with_another_key_fails(platform, monkeypatch, tmp_pat
     write_events(platform, monkeypatch, [2, 1])
     out = tmp_path / "audit.jsonl"
     assert mosu(platform, "audit", "export", "--out", str(out)).returncode == 0
+    to_stdout = mosu(platform, "audit", "export")  # no new event: the same head, so the same bytes
+    assert to_stdout.returncode == 0 and to_stdout.stdout == out.read_text(encoding="utf-8")
     other = tmp_path / "other.pem"
     other.write_bytes(checkpoints.public_pem(Ed25519PrivateKey.generate()))
     checked = verify(out, other, tmp_path)

@@ -404,3 +404,29 @@ def test_a_worker_prunes_past_the_retention_on_its_own(platform, monkeypatch, tm
         worker.wait(timeout=30)
     assert [(ev.seq, ev.action, (ev.actor or "").split(":")[0]) for ev in all_events(platform)] == \
         [(3, "datastore_search", ""), (4, "audit_prune", "worker")], (tmp_path / "worker.log").read_text()
+
+
+def test_prune_export_and_verify_on_postgresql(postgres, s3, tmp_path, monkeypatch):
+    """The same on PostgreSQL (the chain's advisory lock, JSON frontier, the delete)."""
+    from catalog.platform import Platform
+    from tests.conftest import s3_settings
+
+    platform = Platform.open(s3_settings(s3, tmp_path / "data", database_url=postgres()))
+    platform.store.ensure_bucket()
+    try:
+        assert platform.engine.dialect.name == "postgresql"
+        write_events(platform, monkeypatch, [1500, 1400, 1300])
+        audit_export.take_head_here(platform)
+        write_events(platform, monkeypatch, [2, 1])
+        assert retention.prune(platform).upto_seq == 3
+        with platform.read() as s:
+            prune = s.get(AuditPrune, 3)
+            assert merkle.Frontier.load(prune.frontier).size == 3
+        out = tmp_path / "audit.csv"
+        done = mosu(platform, "audit", "export", "--format", "csv", "--out", str(out))
+        assert done.returncode == 0, done.stderr
+        assert "exported 3 audit event(s) (seq 4-6)" in done.stderr
+        checked = verify(out, public_key_file(platform, tmp_path), tmp_path)
+        assert checked.returncode == 0 and "size 6" in checked.stdout, checked.stderr
+    finally:
+        platform.close()

@@ -430,3 +430,20 @@ def test_prune_export_and_verify_on_postgresql(postgres, s3, tmp_path, monkeypat
         assert checked.returncode == 0 and "size 6" in checked.stdout, checked.stderr
     finally:
         platform.close()
+
+
+def test_a_long_backlog_is_pruned_in_steps_from_checkpoint_to_checkpoint(platform, monkeypatch):
+    heads = []
+    for ages in ([1500, 1490, 1480], [1470, 1460, 1450], [1440, 1430]):
+        write_events(platform, monkeypatch, ages)
+        heads.append(audit_export.take_head_here(platform))  # checkpoints at 3, 6 and 8
+    write_events(platform, monkeypatch, [1420])
+    hashes = {ev.seq: ev.hash for ev in all_events(platform)}
+    done = retention.prune(platform, batch=3)
+    assert (done.upto_seq, done.events) == (8, 8)
+    with platform.read() as s:
+        prunes = list(s.scalars(select(AuditPrune).order_by(AuditPrune.upto_seq)))
+    assert [(p.upto_seq, p.last_hash) for p in prunes] == [(3, hashes[3]), (6, hashes[6]), (8, hashes[8])]
+    assert [merkle.Frontier.load(p.frontier).root().hex() for p in prunes] == [h.root_hash for h in heads]
+    assert [(ev.seq, ev.action) for ev in all_events(platform)] == \
+        [(9, "datastore_search"), (10, "audit_prune"), (11, "audit_prune"), (12, "audit_prune")]

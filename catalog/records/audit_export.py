@@ -88,15 +88,17 @@ def take_head(platform: "Platform") -> SignedTreeHead:
 def take_head_here(platform: "Platform", timestamp_ms: int | None = None) -> SignedTreeHead:
     """Sign the root over every event now in the log and store it: a row, and a copy under
     :func:`keys.audit_checkpoint` (put before the commit, so a failed copy leaves no row either).
-    A checkpoint already stored at this size is returned as it is (after checking its root)."""
+    The root is computed in a read snapshot, outside the chain's write lock (events up to a size
+    never change), so writers wait only for the row. A checkpoint already stored at this size is
+    returned as it is (after checking its root)."""
     key = checkpoints.load_key(platform.settings)
-    with platform.write.begin() as s:
-        lock_chain(s)
+    with platform.read() as s:
         prune, leaves = _leaves(s)
-        frontier = frontier_of(prune)
-        for leaf in leaves:
-            frontier.append(leaf)
-        root = frontier.root()
+    frontier = frontier_of(prune)
+    for leaf in leaves:
+        frontier.append(leaf)
+    root = frontier.root()
+    with platform.write.begin() as s:
         stored = s.get(AuditCheckpoint, frontier.size)
         if stored is not None:
             if stored.root_hash != root.hex():

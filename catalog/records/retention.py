@@ -22,11 +22,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
 
 from catalog.core.errors import ValidationError
 from catalog.db.models import AuditCheckpoint, AuditEvent, AuditPrune, utcnow
 from catalog.records import audit, checkpoints, merkle
 from catalog.records.audit_export import LogMismatch, frontier_of, head_of, latest_prune, lock_chain
+from catalog.records.checkpoints import SignedTreeHead
 
 if TYPE_CHECKING:
     from catalog.platform import Platform
@@ -62,50 +64,82 @@ def cutoff(retention_days: int, before: dt.datetime | None = None, now: dt.datet
     return before
 
 
+PRUNE_BATCH = 100_000
+"""Events one prune transaction deletes at most (when the checkpoints allow): the chain's write lock
+is held only for the delete, and a long backlog goes in steps, each committed on its own."""
+
+
 def prune(platform: "Platform", *, before: dt.datetime | None = None, now: dt.datetime | None = None,
-          who: str = "site") -> Pruned | None:
+          who: str = "site", batch: int = PRUNE_BATCH) -> Pruned | None:
     """Delete the events older than the retention (or ``before``), up to the largest stored
     checkpoint that has only such events; None when there is nothing to prune. ``now`` (naive UTC,
-    default the clock) lets a caller ask what a later run would do."""
+    default the clock) lets a caller ask what a later run would do. Goes in steps of about ``batch``
+    events (checkpoint to checkpoint), each its own transaction with its own :class:`AuditPrune`."""
     cut = cutoff(platform.settings.audit_retention_days, before, now)
-    with platform.write.begin() as s:
-        lock_chain(s)
+    done: Pruned | None = None
+    while (step := _prune_step(platform, cut, now, who, batch)) is not None:
+        done = Pruned(step.upto_seq, step.events + (done.events if done else 0), cut)
+    if done is not None:
+        log.info("pruned %d audit event(s) up to %d (older than %s)", done.events, done.upto_seq, cut)
+    return done
+
+
+def _prune_step(platform: "Platform", cut: dt.datetime, now: dt.datetime | None, who: str,
+                batch: int) -> Pruned | None:
+    # What to delete is chosen and checked in a read snapshot, without the chain's write lock (events
+    # up to a checkpoint never change, unless tampered with); the write transaction only re-checks that
+    # nobody pruned meanwhile, then stores the prune and deletes.
+    with platform.read() as s:
         last = latest_prune(s)
         after = last.upto_seq if last is not None else 0
         first_young = s.scalar(select(func.min(AuditEvent.seq)).where(AuditEvent.ts >= cut))
         old_end = first_young - 1 if first_young is not None else s.scalar(select(func.max(AuditEvent.seq))) or 0
-        row = s.scalars(select(AuditCheckpoint).where(AuditCheckpoint.tree_size > after,
-                                                      AuditCheckpoint.tree_size <= old_end)
-                        .order_by(AuditCheckpoint.tree_size.desc()).limit(1)).first()
-        if row is None:
+        sizes = list(s.scalars(select(AuditCheckpoint.tree_size).where(AuditCheckpoint.tree_size > after,
+                                                                      AuditCheckpoint.tree_size <= old_end)
+                               .order_by(AuditCheckpoint.tree_size)))
+        if not sizes:
             return None
-        head = head_of(row)
-        try:
-            public = checkpoints.load_key(platform.settings, create=False).public_key()
-        except FileNotFoundError as exc:
-            raise LogMismatch(f"{exc}: the checkpoints cannot be checked; nothing was pruned") from None
-        if not checkpoints.signature_ok(head, public):
-            raise LogMismatch(f"the checkpoint of size {head.tree_size} is not signed by this site's key: "
-                              "run mosu audit verify; nothing was pruned")
-        frontier = frontier_of(last)
-        prev = last.last_hash if last is not None else audit.GENESIS
-        expected = after + 1
-        events = s.scalars(select(AuditEvent).where(AuditEvent.seq > after, AuditEvent.seq <= head.tree_size)
-                           .order_by(AuditEvent.seq).execution_options(yield_per=1000))
-        for ev in events:
-            if ev.seq != expected or ev.prev_hash != prev or ev.hash != audit.event_hash(prev, audit.fields_of(ev)):
-                raise LogMismatch(f"audit event {expected} is missing or does not hash as it should: run mosu "
-                                  "audit verify; nothing was pruned")
-            frontier.append(merkle.event_leaf(ev.hash))
-            prev, expected = ev.hash, expected + 1
-        if frontier.size != head.tree_size or frontier.root().hex() != head.root_hash:
-            raise LogMismatch(f"the audit log does not match its checkpoint of size {head.tree_size}: run mosu "
-                              "audit verify; nothing was pruned")
+        within = [size for size in sizes if size - after <= batch]
+        head = head_of(s.get(AuditCheckpoint, within[-1] if within else sizes[0]))
+        frontier, prev = _checked_range(platform, s, last, head)
+    with platform.write.begin() as s:
+        lock_chain(s)
+        current = latest_prune(s)
+        if (current.upto_seq if current is not None else 0) != after:
+            return None  # another process pruned meanwhile; the caller's next step starts from there
         s.add(AuditPrune(upto_seq=head.tree_size, last_hash=prev, frontier=frontier.dump(), ts=now or utcnow()))
         s.execute(delete(AuditEvent).where(AuditEvent.seq <= head.tree_size))
-        count = head.tree_size - after
         audit.record(s, who, "audit_prune", "audit_log", None,
-                     {"upto_seq": head.tree_size, "events": count, "before": cut.isoformat(timespec="seconds"),
+                     {"upto_seq": head.tree_size, "events": head.tree_size - after,
+                      "before": cut.isoformat(timespec="seconds"),
                       "retention_days": platform.settings.audit_retention_days})
-    log.info("pruned %d audit event(s) up to %d (older than %s)", count, head.tree_size, cut)
-    return Pruned(head.tree_size, count, cut)
+    return Pruned(head.tree_size, head.tree_size - after, cut)
+
+
+def _checked_range(platform: "Platform", s: Session, last: AuditPrune | None,
+                   head: SignedTreeHead) -> tuple[merkle.Frontier, str]:
+    """The frontier and last hash after the events up to ``head``, once every one of them is checked:
+    contiguous, hashing to its hash, linked, with the checkpoint's root and the site's signature.
+    A prune never destroys the evidence of tampering: a range that does not verify is refused."""
+    try:
+        public = checkpoints.load_key(platform.settings, create=False).public_key()
+    except FileNotFoundError as exc:
+        raise LogMismatch(f"{exc}: the checkpoints cannot be checked; nothing was pruned") from None
+    if not checkpoints.signature_ok(head, public):
+        raise LogMismatch(f"the checkpoint of size {head.tree_size} is not signed by this site's key: "
+                          "run mosu audit verify; nothing was pruned")
+    frontier = frontier_of(last)
+    prev = last.last_hash if last is not None else audit.GENESIS
+    expected = frontier.size + 1
+    events = s.scalars(select(AuditEvent).where(AuditEvent.seq >= expected, AuditEvent.seq <= head.tree_size)
+                       .order_by(AuditEvent.seq).execution_options(yield_per=1000))
+    for ev in events:
+        if ev.seq != expected or ev.prev_hash != prev or ev.hash != audit.event_hash(prev, audit.fields_of(ev)):
+            raise LogMismatch(f"audit event {expected} is missing or does not hash as it should: run mosu "
+                              "audit verify; nothing was pruned")
+        frontier.append(merkle.event_leaf(ev.hash))
+        prev, expected = ev.hash, expected + 1
+    if frontier.size != head.tree_size or frontier.root().hex() != head.root_hash:
+        raise LogMismatch(f"the audit log does not match its checkpoint of size {head.tree_size}: run mosu "
+                          "audit verify; nothing was pruned")
+    return frontier, prev

@@ -63,6 +63,14 @@ def test_the_retention_cutoff_refuses_less_than_six_months():
         retention.cutoff(183, NOW - 182 * DAY, now=NOW)  # --before may not prune younger than the retention
 
 
+def test_the_verifier_imports_neither_flask_nor_the_query_engine():
+    code = ("import sys; from catalog.records import audit_export; "
+            "print(sorted(m for m in ('flask', 'duckdb', 'pyarrow', 'minio') if m in sys.modules))")
+    env = {**clean_env(), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([MOSU[0], "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stderr
+
+
 # -- a log of old events -------------------------------------------------------------------------------
 
 AGENT = "=HYPERLINK(\"http://x\") Mozilla/5.0 ‘quoted’"  # a formula and non-ASCII: the CSV keeps both

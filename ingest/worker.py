@@ -24,7 +24,7 @@ from catalog.core.dictionary import DictionaryError, parse_dictionary
 from catalog.core.errors import IngestFailed, QualityGateFailed
 from catalog.db.models import Package, QualitySuite, Resource, ResourceVersion
 from catalog.platform import Platform
-from catalog.records import audit, checkpoints, notify
+from catalog.records import audit, checkpoints, notify, retention
 from catalog.search import changes
 from catalog.versions import disclosure, jobs, lifecycle, unpublished
 from catalog.versions.lifecycle import JobState, State
@@ -38,6 +38,8 @@ from quality import report as quality
 log = logging.getLogger("ingest.worker")
 MAX_BACKOFF_SECONDS = 60.0
 JANITOR_SECONDS = 300.0
+AUDIT_PRUNE_SECONDS = 86400.0
+"""How often a worker process prunes audit events past their retention (a no-op most days)."""
 
 
 def worker_name() -> str:
@@ -394,9 +396,17 @@ def run_janitor(platform: Platform, stop: threading.Event) -> None:
     not one per worker thread: they would list and delete the same objects at the same moment),
     checkpoint the audit log when its last checkpoint is older than ``audit_checkpoint_seconds``
     (two processes taking one at once keep one), and tell both sides of grants about to expire
-    (once per grant, whichever process sees it first)."""
+    (once per grant, whichever process sees it first); once a day, prune audit events past their
+    retention (:func:`retention.prune`: up to a signed checkpoint, never under six months)."""
     settings = platform.settings
+    pruned_at: float | None = None
     while not stop.is_set():
+        if pruned_at is None or time.monotonic() - pruned_at >= AUDIT_PRUNE_SECONDS:
+            pruned_at = time.monotonic()
+            try:
+                retention.prune(platform, who=f"worker:{worker_name()}")
+            except Exception:
+                log.warning("could not prune the audit log", exc_info=True)
         try:
             clean_staging(platform, settings.staging_max_age_seconds)
             expire_uploads(platform, settings.upload_max_age_seconds)

@@ -7,6 +7,7 @@ workers (imported only by ``mosu worker``).
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import os
 import signal
@@ -414,8 +415,8 @@ def user_token_add(name: str, token_name: str, data_dir: Path | None) -> None:
 
 @main.group()
 def audit() -> None:
-    """The tamper-evident audit log: verify it, checkpoint it, hand out its public key; its events and
-    the compliance reports."""
+    """The tamper-evident audit log: verify it, checkpoint it, hand out its public key, export it with
+    proofs, prune it; its events and the compliance reports."""
 
 
 @contextlib.contextmanager
@@ -462,14 +463,25 @@ AUDIT_TAMPERED_EXIT_STATUS = 2
 
 @audit.command("verify")
 @data_dir_option
-def audit_verify(data_dir: Path | None) -> None:
+@click.option("--export", "export_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Check this export of 'mosu audit export' instead, without the database.")
+@click.option("--public-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="With --export: the site's Ed25519 public key (PEM, from 'mosu audit public-key').")
+def audit_verify(data_dir: Path | None, export_file: Path | None, public_key: Path | None) -> None:
     """Check the whole audit log: every event's hash and link, no gaps, every checkpoint's
-    signature and root, and that both copies of each checkpoint agree.
+    signature and root, and that both copies of each checkpoint agree. With --export FILE
+    --public-key KEY, check an export instead, without the database: the head's signature, every
+    event's hash, its inclusion proof, and the links between events.
 
     Exit status: 0 intact (one summary line); 2 not intact (the first bad event and what is wrong
     with it: modified, missing, reordered, inserted, truncated, rehashed, bad-signature,
-    inconsistent); 1 it could not be checked.
+    inconsistent; of an export also not-included, broken-link, malformed); 1 it could not be checked.
     """
+    if export_file is not None or public_key is not None:
+        if export_file is None or public_key is None:
+            _fail("--export and --public-key go together")
+        _verify_export(export_file, public_key)  # type: ignore[arg-type]
+        return
     from catalog.records.verify import verify_platform
 
     with _audit_platform(data_dir) as platform:
@@ -481,6 +493,22 @@ def audit_verify(data_dir: Path | None) -> None:
         click.echo(f"mosu: {report.summary()}", err=True)
         sys.exit(AUDIT_TAMPERED_EXIT_STATUS)
     click.echo(report.summary())
+
+
+def _verify_export(export_file: Path, public_key: Path) -> None:
+    from catalog.records import audit_export as export
+    from catalog.records.checkpoints import load_public
+
+    try:
+        key = load_public(public_key.read_bytes())
+    except ValueError as exc:
+        _fail(f"{public_key} is not an Ed25519 public key in PEM: {exc}")
+    with open(export_file, encoding="utf-8", newline="") as stream:
+        check = export.verify_export(stream, key)
+    if not check.ok:
+        click.echo(f"mosu: {check.summary()}", err=True)
+        sys.exit(AUDIT_TAMPERED_EXIT_STATUS)
+    click.echo(check.summary())
 
 
 @audit.command("checkpoint")
@@ -508,6 +536,78 @@ def audit_public_key(data_dir: Path | None) -> None:
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
     click.echo(checkpoints.public_pem(key).decode().rstrip("\n"))
+
+
+def _utc(value: str | None, name: str) -> dt.datetime | None:
+    """A date or date-time option as naive UTC (how the catalog stores times); no zone means UTC."""
+    if value is None:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD) or an ISO date-time", param_hint=name) from None
+    if when.tzinfo is not None:
+        when = when.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return when
+
+
+@audit.command("export")
+@click.option("--since", default=None, help="First time included (YYYY-MM-DD or ISO date-time, UTC).")
+@click.option("--until", default=None, help="First time excluded (YYYY-MM-DD or ISO date-time, UTC).")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File to write (default standard output).")
+@data_dir_option
+def audit_export(since: str | None, until: str | None, fmt: str, out: Path | None, data_dir: Path | None) -> None:
+    """Write the events of a time range with inclusion proofs against a fresh signed tree head.
+
+    Anyone with the site's public key checks the file with
+    'mosu audit verify --export FILE --public-key KEY', without the database.
+    """
+    from catalog.records import audit_export as export
+
+    start, end = _utc(since, "--since"), _utc(until, "--until")
+    with _audit_platform(data_dir) as platform:
+        if out is None:
+            done = export.export(platform, sys.stdout, since=start, until=end, fmt=fmt)
+        else:
+            partial = out.with_name(out.name + ".partial")
+            try:
+                with open(partial, "w", encoding="utf-8", newline="") as stream:
+                    done = export.export(platform, stream, since=start, until=end, fmt=fmt)
+            except BaseException:
+                partial.unlink(missing_ok=True)
+                raise
+            partial.replace(out)  # a failed export leaves no file that looks complete
+    span = f" (seq {done.first_seq}-{done.last_seq})" if done.events else ""
+    click.echo(f"exported {done.events} audit event(s){span} with inclusion proofs against the signed tree "
+               f"head of size {done.head.tree_size}", err=True)
+
+
+@audit.command("prune")
+@click.option("--before", default=None,
+              help="Prune only events before this date (UTC); at most what MOSU_AUDIT_RETENTION_DAYS allows.")
+@data_dir_option
+def audit_prune(before: str | None, data_dir: Path | None) -> None:
+    """Delete audit events older than the retention (MOSU_AUDIT_RETENTION_DAYS, at least 183), up to
+    the last signed checkpoint among them, keeping what verification needs to go on."""
+    from catalog.platform import Platform
+    from catalog.records import retention
+
+    cut = _utc(before, "--before")
+    platform = Platform.open(_settings(data_dir))
+    try:
+        done = retention.prune(platform, before=cut)
+    except MosuError as exc:
+        _fail(exc.message)
+    finally:
+        platform.close()
+    if done is None:
+        click.echo("nothing to prune: no signed checkpoint covers only events older than the retention")
+    else:
+        click.echo(f"pruned {done.events} audit event(s), up to seq {done.upto_seq} "
+                   f"(older than {done.cutoff:%Y-%m-%d %H:%M:%S} UTC)")
+
 
 
 def _audit_commands() -> None:

@@ -27,6 +27,7 @@ CATEGORIES = {
     "read": "reads of data (one event per read, written before the data leaves)",
     "read_end": "the end of a streamed export: what was actually sent",
     "refusal": "refused calls (outcome refused)",
+    "audit": "the audit log itself: prunings past the retention",
 }
 
 
@@ -188,6 +189,11 @@ _define(
                                    "was issued.",
       **_VERSION, format="original or parquet", filename="the file name of the download",
       expires_in="seconds the URL is valid", **_VIA),
+    # -- the audit log -------------------------------------------------------------------------
+    E("audit_prune", "audit", "Audit events past the retention were deleted, up to a signed checkpoint that "
+                              "keeps committing to them.",
+      upto_seq="the last event deleted (the checkpoint's size)", events="how many were deleted",
+      before="the cutoff: only events older than it (UTC)", retention_days="MOSU_AUDIT_RETENTION_DAYS then"),
 )
 
 

@@ -9,6 +9,11 @@ benchmark is of verifying, not of writing), a checkpoint is taken (root over eve
 kept in the database and object storage), then the log is verified in-process
 (:func:`catalog.records.verify.verify_platform`) and with the command (`mosu audit verify`).
 Printed: build, checkpoint and verify times, events per second, and the verifier's peak memory.
+
+Figures (1,000,000 events, 1,016 MiB catalog file, 2 cores, load average 2.0, Dec 2026): checkpoint
+4.5 s; verify in-process 13.1 s (76,000 events/s; the second 63 % of the hashes checked by a second
+process), `mosu audit verify` 15.1 s with its start-up: goal ≤ 20 s met. One process alone took
+~21.6 s. Under a load average of 10 (other test suites on the same 2 cores) the same took 85 s.
 """
 from __future__ import annotations
 

@@ -84,8 +84,9 @@ def postgres(tmp_path_factory) -> Iterator:
 
 @pytest.fixture(scope="session")
 def s3(tmp_path_factory) -> Iterator[SeaweedServer]:
-    """One real SeaweedFS for the session; each test module gets its own bucket."""
-    server = SeaweedServer(tmp_path_factory.mktemp("seaweed")).start()
+    """One real SeaweedFS for the session; each test module gets its own bucket, a collection of volumes
+    of its own: room for 1,000 of them whatever the disk's free space."""
+    server = SeaweedServer(tmp_path_factory.mktemp("seaweed"), max_volumes=1000).start()
     yield server
     server.stop()
 

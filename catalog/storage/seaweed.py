@@ -161,8 +161,13 @@ class SeaweedServer:
     """One ``weed mini`` process on loopback, storing under ``data_dir``."""
 
     def __init__(self, data_dir: Path, host: str = "127.0.0.1", memory_limit: str = "1GiB",
-                 binary: str | None = None) -> None:
+                 binary: str | None = None, max_volumes: int | None = None) -> None:
         self.data_dir = Path(data_dir)
+        # weed mini sizes volumes by the disk (1 GiB each here) and allows free disk / that many: ~74 on a
+        # disk with 75 GB free. Each bucket is a collection with volumes of its own, so a server holding a
+        # bucket per test module ran out ("no free volumes left", a 500 on every write). Volume files are
+        # sparse, so a higher count costs nothing until written; mosu up keeps one bucket and the default.
+        self.max_volumes = max_volumes
         self.binary = binary
         self.host = host
         self.memory_limit = memory_limit
@@ -190,6 +195,7 @@ class SeaweedServer:
             f"-ip={self.host}", f"-ip.bind={self.host}", f"-s3.config={store_dir / 's3.json'}",
             "-master.telemetry=false", "-admin.ui=false", "-webdav=false",
             "-s3.port.iceberg=0", "-s3.port.lance=0",
+            *([f"-volume.max={self.max_volumes}"] if self.max_volumes else []),
             *(f"-{flag}={port}" for flag, port in ports.items()),
         ]
         # WEED_* variables override security.toml (SeaweedFS reads them for every key): drop them.

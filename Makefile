@@ -25,11 +25,13 @@ install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
 
-# Chromium for the browser tests and PostgreSQL for the catalog-on-PostgreSQL tests, from Debian
-# (Playwright never downloads a browser here; the tests start their own PostgreSQL cluster).
+# Chromium for the browser tests, PostgreSQL for the catalog-on-PostgreSQL tests and chattr (e2fsprogs)
+# for the read-only-catalog audit test, from Debian (Playwright never downloads a browser here; the
+# tests start their own PostgreSQL cluster).
 system-test-deps:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v chattr >/dev/null 2>&1 || missing="$$missing e2fsprogs"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

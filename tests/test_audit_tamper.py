@@ -364,6 +364,25 @@ def test_the_untouched_log_verifies_intact(log):
     assert report.summary() == f"audit log intact: {log['n']} events, 4 checkpoints, last checkpoint at size {log['n']}"
 
 
+def test_an_event_inserted_right_at_a_checkpoint_is_named_inserted(log):
+    """At a checkpoint's size the inserted event changes the signed root before the next event shows
+    the broken link (seed 3071504027 of the campaign named it rehashed at the checkpoint before)."""
+    for k in log["sizes"]:
+        path = _fresh_copy(log["pristine"], log["work"])
+        db = sqlite3.connect(path)
+        try:
+            forged = _rows(db, "WHERE seq = ?", (1,))[0]
+            forged[0], forged[3], forged[5] = k, str(uuid.uuid4()), "someone-else"
+            _rehash([forged], _prev_of(db, k))  # a good hash, linked to the event before it
+            _shift(db, k, 1)
+            _put(db, [forged])
+            db.commit()
+        finally:
+            db.close()
+        report = _verify(path, log["key"], log["stored"])
+        assert (report.finding.seq, report.finding.kind) == (k, "inserted"), (k, str(report.finding))
+
+
 def campaign(pristine: Path, work: Path, public_pem: bytes, stored: list, n: int, sizes: list[int], seed: str,
              mutations: int) -> tuple[list[str], dict[str, int]]:
     """Apply ``mutations`` random mutations, each to a fresh copy of ``pristine`` (run in a process of

@@ -147,7 +147,13 @@ def test_a_read_is_refused_while_the_catalog_is_locked_and_served_with_its_event
             time.sleep(0.2)
             status, body = read(server, kind)
         assert status == 200 and MARK in body, f"{kind} after the lock: {status} {body[:300]}"
+    # The export's end is written when its stream closes, which may be just after the client has the
+    # last byte (and is tried again for a few seconds if the catalog is busy): wait for it a while.
+    deadline = time.monotonic() + 15
     recorded = [e.action for e in events(server, before)]
+    while "datastore_export_end" not in recorded and time.monotonic() < deadline:
+        time.sleep(0.2)
+        recorded = [e.action for e in events(server, before)]
     assert [a for a in recorded if not a.endswith("_end")] == list(READS), "one event per read, in order"
     assert recorded.count("datastore_export_end") == 1, "the export's end, once the file went out"
 

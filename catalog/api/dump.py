@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 
 from flask import Blueprint, Response, current_app, g, request, stream_with_context
@@ -85,20 +86,31 @@ def _error(exc: Exception, name: str, data: dict) -> Response:
                                       mimetype="application/json", headers=error_headers(exc))
 
 
+END_RETRIES = (0.2, 0.5, 1.0, 2.0)  # seconds between tries of an export's end event: ~4 s in all
+
+
 def _ended(ctx: Context, export: Export, error: str | None) -> None:
     """Record the end of ``export`` (finished when ``error`` is None). The data has left by now, so a
-    failure to write this event is logged, not raised: there is nothing left to refuse."""
+    failure to write this event is logged, not raised: there is nothing left to refuse. A write the
+    catalog refuses for a moment (its lock held past the busy timeout by a checkpoint or an ingest) is
+    tried again for a few seconds, so a brief lock does not leave a read without its end."""
     end = export.ended
     if end is None:
         return
     detail = {**end.detail, "rows": export.tally.rows, "bytes": export.tally.bytes, "complete": error is None,
               **({"error": error} if error else {})}
-    try:
-        with ctx.platform.write.begin() as s:
-            audit.record(s, ctx, end.action, end.object_type, end.object_id, detail,
-                         outcome="ok" if error is None else "failed", **end.refs)
-    except Exception:  # noqa: BLE001 - see above
-        log.exception("the end of export %s (request %s) could not be recorded", end.action, ctx.request_id)
+    for attempt, pause in enumerate((*END_RETRIES, None)):
+        try:
+            with ctx.platform.write.begin() as s:
+                audit.record(s, ctx, end.action, end.object_type, end.object_id, detail,
+                             outcome="ok" if error is None else "failed", **end.refs)
+            return
+        except Exception:  # noqa: BLE001 - see above
+            if pause is None:
+                log.exception("the end of export %s (request %s) could not be recorded after %d tries",
+                              end.action, ctx.request_id, attempt + 1)
+                return
+            time.sleep(pause)
 
 
 def _rest(first: bytes, export: Export, ctx: Context, path: str) -> Iterator[bytes]:

@@ -5,11 +5,14 @@ exactly the permissions and audit of the API.
 """
 from __future__ import annotations
 
-from flask import Blueprint, Response, make_response, redirect, render_template, request
+import datetime as dt
 
-from catalog.access.context import Context
+from flask import Blueprint, Flask, Response, g, make_response, redirect, render_template, request
+from markupsafe import Markup
+
+from catalog.access.context import Actor, Context
 from catalog.actions import call
-from catalog.api import ERROR_PAGE
+from catalog.api import API_PATHS, ERROR_PAGE, web_auth
 from catalog.api.errors import record_refusal
 from catalog.api.session import request_context
 from catalog.core import validate
@@ -18,12 +21,66 @@ from catalog.core.errors import BadRequest, MosuError, NotAuthorized, NotFound, 
 bp = Blueprint("webui", __name__, template_folder="templates", static_folder="static",
                static_url_path="/static")
 
+
+PAGES = ("account",)
+"""The modules of webui whose blueprint ``bp`` holds a group of pages."""
+
+
+def install(app: Flask) -> None:
+    """The pages on ``app``: languages, sign-in and its CSRF rule, and every page's blueprint."""
+    from importlib import import_module
+
+    from webui import i18n
+
+    i18n.install(app)
+    web_auth.install(app, app.extensions["mosu"].settings)
+    app.before_request(_check_form)
+    app.register_blueprint(bp)
+    for name in PAGES:
+        app.register_blueprint(import_module(f"webui.{name}").bp)
+
+
+def _check_form() -> None:
+    """Every form a page posts carries its page's CSRF token (the API has its own rule)."""
+    if not request.path.startswith(API_PATHS):
+        web_auth.check_csrf()
+
+
+@bp.app_template_global()
+def csrf_token() -> str:
+    return web_auth.csrf_token()
+
+
+@bp.app_template_global()
+def csrf_field() -> Markup:
+    """The hidden field every form a page posts must carry."""
+    return Markup('<input type="hidden" name="csrf_token" value="{}">').format(web_auth.csrf_token())
+
+
+@bp.app_template_global()
+def signed_in() -> Actor | None:
+    """The signed-in user of this page (by the session cookie; an API token signs a page in too)."""
+    ctx = g.get("mosu_context")
+    if ctx is not None and ctx.actor is not None:
+        return ctx.actor
+    signed = web_auth.current()
+    return signed.actor if signed is not None else None
+
+
+@bp.app_template_filter()
+def parse_time(value: str | None) -> dt.datetime | None:
+    """An ISO 8601 time of an action's answer (UTC) as a datetime, for Flask-Babel's date filters."""
+    if not value:
+        return None
+    parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
 PREVIEW_ROWS = 20
 
 
 def _ctx() -> Context:
-    """The caller, as the API sees it: anonymous (what the public may see) unless the request carries
-    an API token (``Authorization``), as scripts and the tests do until web login lands."""
+    """The caller, as the API sees it: the signed-in user of the session cookie, or of an API token
+    (``Authorization``, as scripts send), else anonymous (what the public may see)."""
     return request_context()
 
 

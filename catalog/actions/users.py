@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 
-from catalog.access import passwords, policy, tokens
+from catalog.access import passwords, policy, tokens, web_sessions
 from catalog.access.context import Context
 from catalog.access.policy import Permission
 from catalog.actions import action
@@ -95,7 +95,10 @@ def user_update(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
             if not actor.sysadmin and not passwords.check_password(user.password_hash,
                                                                     str(data.get("old_password") or "")):
                 errors.add("old_password", "Old password is incorrect")
-            user.password_hash = _password(data["password"], errors) or user.password_hash
+            new_hash = _password(data["password"], errors)
+            if new_hash:
+                user.password_hash = new_hash
+                web_sessions.end_all(s, user.id)  # a stolen session ends with the password it was opened with
         if "sysadmin" in data:
             wanted = validate.boolean(data.get("sysadmin"), errors, "sysadmin")
             if wanted != user.sysadmin:

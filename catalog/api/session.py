@@ -61,11 +61,22 @@ def _actor_for(platform, token: str) -> Actor:
 
 def request_context() -> Context:
     """The action context for this request; a bad token is refused, not ignored. Kept on ``g`` for
-    the audit event of a refusal (:func:`catalog.api.errors.record_refusal`)."""
+    the audit event of a refusal (:func:`catalog.api.errors.record_refusal`).
+
+    An API token wins. Without one, a signed-in browser's session cookie names the caller: on pages,
+    whose forms are checked for their CSRF token before any handler runs (:func:`web_auth.check_csrf`),
+    and on the API and dumps only when the request carries the session's CSRF token in
+    ``X-CSRF-Token`` (the pages' scripts send it). A cookie alone never signs an API call in, so a
+    link or form on another site cannot act as the user there (CKAN's API accepts GET for any action)."""
+    from catalog.api import web_auth
+
     platform = current_app.extensions["mosu"]
     g.request_id = g.get("request_id") or uuid.uuid4().hex[:12]
     token = request_token()
-    actor = _actor_for(platform, token) if token is not None else None
+    if token is not None:
+        actor = _actor_for(platform, token)
+    else:
+        actor = web_auth.session_actor(api=request.path.startswith(("/api/", "/datastore/")))
     g.mosu_context = _context(platform, actor)
     return g.mosu_context
 

@@ -14,11 +14,11 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     """Build the web app; no work happens at import time."""
     if platform is None:
         platform = Platform.open(settings or Settings.from_env())
-    from webui import bp as web_bp
+    import webui
 
     app = Flask("mosu", static_folder=None)
     app.json.sort_keys = False
     logging.getLogger("catalog").setLevel(platform.settings.log_level)
     api.register(app, platform)
-    app.register_blueprint(web_bp)
+    webui.install(app)
     return app

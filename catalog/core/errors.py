@@ -42,9 +42,24 @@ class InvalidToken(NotAuthorized):
     ``inactive_user``, and, when the token exists, its id and its owner's, for the audit log's
     ``sign_in_failure`` (never shown: the caller gets the message only)."""
 
+    method = "token"
+
     def __init__(self, message: str, reason: str, token_id: str | None = None, user_id: str | None = None) -> None:
         super().__init__(message)
         self.reason, self.token_id, self.user_id = reason, token_id, user_id
+
+
+class WrongPassword(InvalidToken):
+    """A web sign-in with a user name and password that sign nobody in (403). The caller is told only
+    "wrong user name or password", whichever was wrong; the audit log's ``sign_in_failure`` keeps the
+    ``reason`` (``wrong_password``, ``unknown_user``, ``inactive_user``) and the user's id when known."""
+
+    method = "password"
+
+
+class CsrfRefused(NotAuthorized):
+    """A form or script request of a browser without its page's CSRF token (403): it may come from
+    another site acting as the user, so it is not carried out."""
 
 
 class ValidationError(MosuError):
@@ -77,8 +92,8 @@ class PayloadTooLarge(MosuError):
 
 class TooManyRequests(MosuError):
     """The caller sent too many requests of a kind; ``retry_after`` (seconds) says when to try again;
-    ``limit`` names the limit reached (for the audit log): ``query_slots_caller``, ``query_slots_site``
-    or ``bad_token``."""
+    ``limit`` names the limit reached (for the audit log): ``query_slots_caller``, ``query_slots_site``,
+    ``bad_token`` or ``sign_in``."""
 
     def __init__(self, message: str, retry_after: int | None = None, limit: str | None = None) -> None:
         super().__init__(message)

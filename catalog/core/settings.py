@@ -79,6 +79,12 @@ class Settings:
     log_level: str = "INFO"
     # Requests with an invalid API token per client address and minute before the rest get 429 (0: no limit).
     token_failure_limit: int = 20
+    # Web sign-in: a session ends this many hours after sign-in, or after this many idle minutes.
+    web_session_hours: int = 12
+    web_session_idle_minutes: int = 120
+    # Wrong passwords per account, and per client address, in 15 minutes before sign-in waits (0: no limit).
+    sign_in_failures_per_account: int = 5
+    sign_in_failures_per_address: int = 20
     # Audit events of refused calls per client address and second, per web process; the rest of a
     # second's refusals are counted in one refusals_suppressed event (0: no cap).
     audit_refusals_per_second: int = 20

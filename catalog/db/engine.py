@@ -105,7 +105,7 @@ def sqlite_write(engine: Engine) -> Iterator[sqlite3.Connection]:
         proxied.close()  # back to the pool, whose checkin releases the writer lock
 
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 def init_schema(engine: Engine) -> None:

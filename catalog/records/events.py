@@ -226,15 +226,20 @@ _define(
                                 "resource tables) or stopped by a query limit (time, memory, result size).",
       **_REFUSED, **_SQL_REFUSED),
     E("rate_limited", "refusal", "A call refused with 429: the caller's or the site's running queries and "
-                                 "exports, or an address past the limit of requests with an invalid API token.",
-      **_REFUSED, limit="query_slots_caller, query_slots_site or bad_token",
+                                 "exports, or an address past the limit of requests with an invalid API token "
+                                 "or of failed sign-ins.",
+      **_REFUSED, limit="query_slots_caller, query_slots_site, bad_token or sign_in",
       retry_after="seconds the caller was told to wait, if any"),
     E("sign_in", "auth", "A user signed in (the web sign-in form; API tokens are checked on every request "
-                         "and record only their failures).", method="password"),
+                         "and record only their failures).", method="password",
+      session="the first 12 hex digits of the SHA-256 of the session (what sign_out names)"),
+    E("sign_out", "auth", "A user signed out of the web (the session ended at once).",
+      session="the first 12 hex digits of the SHA-256 of the session"),
     E("sign_in_failure", "auth", "A sign-in failed (outcome refused): a request with an API token that is unknown, "
                                  "revoked, expired or of an inactive user, or (the web form) a wrong password.",
       **_REFUSED, method="token or password",
-      reason="unknown, revoked, expired or inactive_user (a token); wrong_password (the form)",
+      reason="unknown, revoked, expired or inactive_user (a token); wrong_password, unknown_user or "
+             "inactive_user (the form)",
       token_id="the token's id (jti), when the token exists", user_id="the token owner's id, when it exists"),
     E("refusals_suppressed", "refusal", "Refusals from one client address past the cap of events per second "
                                         "(audit_refusals_per_second), counted here instead of recorded one by "

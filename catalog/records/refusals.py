@@ -124,9 +124,11 @@ def detail_of(exc: BaseException, status: int, name: str, *, call: str | None = 
         if getattr(exc, "retry_after", None):
             detail["retry_after"] = exc.retry_after  # type: ignore[attr-defined]
     if isinstance(exc, InvalidToken):
-        detail.update({"method": "token", "reason": exc.reason})
+        detail.update({"method": exc.method, "reason": exc.reason})
         if exc.token_id:
             detail.update({"token_id": exc.token_id, "user_id": exc.user_id})
+        elif exc.user_id:
+            detail["user_id"] = exc.user_id
     return detail
 
 

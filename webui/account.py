@@ -34,7 +34,9 @@ def sign_in():
     try:
         value, _actor = web_auth.sign_in(name[:200], password[:1000])
     except (NotAuthorized, TooManyRequests) as exc:
-        status, _title = http_status(exc)
+        # A wrong pair shows the form again with 200, as sign-in forms do (an error status would be a
+        # console error in every browser for an everyday typo); too many attempts are a 429.
+        status = http_status(exc)[0] if isinstance(exc, TooManyRequests) else 200
         record_refusal(exc, status)
         message = (_("Wrong username or password.") if not isinstance(exc, TooManyRequests) else
                    _("Too many failed sign-ins: try again in %(minutes)s minutes.",

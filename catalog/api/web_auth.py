@@ -131,6 +131,9 @@ def check_csrf() -> None:
     expected = signed.csrf if signed is not None else request.cookies.get(ANON_CSRF)
     given = request.headers.get(HEADER) or request.form.get(FIELD)
     if not web_sessions.csrf_matches(expected, given):
+        from catalog.api.session import request_context
+
+        request_context()  # the refusal's audit event names the signed-in user it was aimed at
         raise CsrfRefused("This form has expired or did not come from this site (its security token is "
                           "missing or wrong): reload the page and try again")
 

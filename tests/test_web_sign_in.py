@@ -242,3 +242,25 @@ def test_a_new_password_ends_every_session(site):
         r = client.get(site.url + "/user/me", allow_redirects=False, timeout=30)
         assert r.status_code == 303, "signed out everywhere"
     _sign_in(site, name, "a brand new password")
+
+
+def test_the_demo_has_accounts_to_sign_in_with_and_keeps_their_passwords_private(mosu_factory):
+    import os
+    import stat
+    import time
+
+    demo = mosu_factory("--demo")
+    path = demo.settings.data_dir / "demo-accounts.txt"
+    deadline = time.monotonic() + 60
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, "readable by the owner only"
+    accounts = {line.split("\t")[0]: line.split("\t")[1] for line in path.read_text().splitlines()
+                if line and not line.startswith("#")}
+    assert sorted(accounts) == ["auditor", "demo", "researcher"]
+    for name, password in accounts.items():
+        client = _sign_in(demo, name, password)
+        assert f">{name}<" in client.get(demo.url + "/user/me", timeout=30).text
+    assert all(p not in demo.log.read_text() for p in accounts.values()), "no password in the log"
+    admin = demo.ckan(demo.token("web-site-admin", sysadmin=True))
+    assert admin.action.user_show(id="auditor")["auditor"] is True

@@ -168,6 +168,7 @@ def sign_in(name: str, password: str) -> tuple[str, Actor]:
         per_address.fail(address)
         raise WrongPassword("Wrong username or password", reason, None, user_id)
     with platform.write.begin() as s:
+        web_sessions.prune(s, lifetime())  # sessions that ended by time: each sign-in sweeps them
         user = s.get(User, user_id)
         actor = Actor.of(user)
         row, value = web_sessions.start(s, user, lifetime(), request.remote_addr or "",

@@ -229,6 +229,7 @@ def _load_demo(settings: Settings, url: str) -> None:
             exists = lookup.user(s, "demo") is not None
         if not exists:
             call(ctx, "user_create", {"name": "demo", "fullname": "Demo publisher"})
+            _demo_accounts(ctx, settings)
         org = demo.manifest()["organization"]
         with ctx.platform.read() as s:
             has_org = lookup.organization(s, org["name"]) is not None
@@ -239,6 +240,34 @@ def _load_demo(settings: Settings, url: str) -> None:
         log.info("demo data: %d dataset(s) uploaded", len(created))
     except Exception:
         log.exception("could not load the demo datasets")
+
+
+DEMO_ACCOUNTS = (("demo", "the demo publisher (administers the demo organization)", {}),
+                 ("researcher", "a researcher", {"fullname": "Demo researcher"}),
+                 ("auditor", "a compliance officer", {"fullname": "Demo auditor", "auditor": True}))
+
+
+def _demo_accounts(ctx, settings: Settings) -> None:
+    """Give the demo publisher, a researcher and an auditor random passwords to sign in with, written
+    to ``<data dir>/demo-accounts.txt`` (readable by the owner only) and never to the log: a demo
+    reachable from a network must not have a password anyone could read in the README."""
+    import secrets
+
+    from catalog.actions import call
+
+    lines = []
+    for name, who, extra in DEMO_ACCOUNTS:
+        password = secrets.token_urlsafe(12)
+        if name == "demo":
+            call(ctx, "user_update", {"id": name, "password": password})
+        else:
+            call(ctx, "user_create", {"name": name, "password": password, **extra})
+        lines.append(f"{name}\t{password}\t{who}")
+    path = settings.data_dir / "demo-accounts.txt"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write("# user\tpassword\twho (sign in at /user/login)\n" + "\n".join(lines) + "\n")
+    log.info("demo accounts (demo, researcher, auditor): their passwords are in %s", path)
 
 
 # -- mosu worker ----------------------------------------------------------------------------
@@ -376,14 +405,17 @@ def user() -> None:
 @click.option("--sysadmin", is_flag=True, help="Give the user every permission.")
 @click.option("--auditor", is_flag=True, help="Make the user an auditor: reads the audit log, and no data by it.")
 @click.option("--email", default=None, help="The user's e-mail address.")
+@click.option("--password", is_flag=True, help="Ask for a password (typed twice, not echoed), to sign in on the web.")
 @data_dir_option
-def user_add(name: str, sysadmin: bool, auditor: bool, email: str | None, data_dir: Path | None) -> None:
+def user_add(name: str, sysadmin: bool, auditor: bool, email: str | None, password: bool,
+             data_dir: Path | None) -> None:
     """Create user NAME."""
     from catalog.actions import call
 
+    secret = click.prompt("Password", hide_input=True, confirmation_prompt=True) if password else None
     try:
         result = call(_site_context(_settings(data_dir)), "user_create",
-                      {"name": name, "sysadmin": sysadmin, "auditor": auditor, "email": email})
+                      {"name": name, "sysadmin": sysadmin, "auditor": auditor, "email": email, "password": secret})
     except MosuError as exc:
         _fail(exc.message)
     roles = " and ".join(r for r, on in (("sysadmin", sysadmin), ("auditor", auditor)) if on)

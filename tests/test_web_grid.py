@@ -197,6 +197,9 @@ def test_filters_and_search_narrow_the_rows_as_the_action_does(mosu, world, brow
     expect(page.get_by_role("alert")).to_be_visible()
     assert page.locator("#grid-rows tr").count() == 0
     assert page.get_by_label("Filter id (exact value)").input_value() == "not-a-number"
+    served = requests.get(_grid_url(mosu, world, **{"f.id": "not-a-number", "q": "quiet"}), timeout=30)
+    assert served.status_code == 400 and 'role="alert"' in served.text and "not-a-number" in served.text
+    assert 'name="f.id" value="not-a-number"' in served.text and "<td" not in served.text.split("grid-rows")[1]
     page.get_by_role("link", name="Clear search, filters and sort").click()
     expect(page.locator("#grid-range")).to_have_text("Rows 1–100 of 250")
     assert page.get_by_label("Filter city (exact value)").input_value() == ""
@@ -290,6 +293,22 @@ def test_the_grid_is_accessible_and_fits_a_phone(mosu, world, browser):
     screenshot(page, "sql-console")
     assert page.console_errors == []
     page.close()
+
+
+def test_the_grid_speaks_chinese(mosu, world, browser):
+    context = browser.new_context(locale="zh-CN")
+    page = context.new_page()
+    watch_console(page)
+    page.goto(_grid_url(mosu, world))
+    expect(page.locator("#grid-range")).to_have_text("第 1–100 行，共 250 行")
+    page.wait_for_selector("#grid[data-ready]")
+    page.get_by_role("link", name="下一页").first.click()
+    expect(page.locator("#grid-range")).to_have_text("第 101–200 行，共 250 行")
+    assert page.get_by_label("筛选 city（精确值）").count() == 1
+    page.goto(f"{mosu.url}/sql")
+    assert page.get_by_role("button", name="运行").count() == 1
+    assert page.console_errors == []
+    context.close()
 
 
 def test_the_dataset_page_links_each_resource_to_its_grid(mosu, world, browser):

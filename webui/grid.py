@@ -26,7 +26,15 @@ from catalog.actions import call
 from catalog.api import dump as api_dump
 from catalog.api.errors import record_refusal
 from catalog.api.session import request_context
-from catalog.core.errors import BadRequest, MosuError, NotAuthorized, NotFound, ValidationError, http_status
+from catalog.core.errors import (
+    BadRequest,
+    MosuError,
+    NotAuthorized,
+    NotFound,
+    QueryRejected,
+    ValidationError,
+    http_status,
+)
 
 bp = Blueprint("grid", __name__)
 
@@ -77,7 +85,7 @@ class View:
         """The query string of an export of exactly this view's rows (every page of them)."""
         out = {"format": fmt}
         if self.q:
-            out["q"] = json.dumps(self.q) if self.q[:1] in "[{" else self.q
+            out["q"] = self.q
         if self.filters:
             out["filters"] = json.dumps(self.filters, ensure_ascii=False)
         if self.sort:
@@ -183,7 +191,7 @@ def grid(dataset_id: str, resource_id: str):
             search = call(ctx, "datastore_search", args)
         except NotAuthorized as exc:  # the page stays: what the dataset is, and what it takes to read it
             refusal = exc.message
-        except (ValidationError, BadRequest) as exc:  # the user's filter, sort or search: say why, keep the form
+        except (ValidationError, BadRequest, QueryRejected) as exc:  # the user's filter, sort or search: say why
             error, status = exc.message, http_status(exc)[0]
             search = call(ctx, "datastore_search", {"resource_id": res["id"], "limit": 0})
             search["records"], search["total"] = [], None

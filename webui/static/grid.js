@@ -96,6 +96,8 @@
       const arrow = link.querySelector(".arrow");
       if (arrow) arrow.textContent = dir === "ascending" ? "▲" : dir === "descending" ? "▼" : "";
     });
+    const goto = document.getElementById("grid-row");
+    if (total) goto.setAttribute("max", String(total)); else goto.removeAttribute("max");
     form.elements.q.value = view.q;
     form.elements.sort.value = view.sort;
     grid.querySelectorAll("input[form='grid-view'][name^='f.']").forEach((input) => {
@@ -103,7 +105,7 @@
     });
     grid.querySelectorAll("a[data-export]").forEach((a) => {
       const p = new URLSearchParams({ format: a.dataset.export });
-      if (view.q) p.set("q", /^[[{]/.test(view.q) ? JSON.stringify(view.q) : view.q);
+      if (view.q) p.set("q", view.q);
       if (Object.keys(view.filters).length) p.set("filters", JSON.stringify(view.filters));
       if (view.sort) p.set("sort", view.sort);
       a.setAttribute("href", exportBase + "?" + p.toString());

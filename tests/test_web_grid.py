@@ -295,6 +295,12 @@ def test_the_grid_is_accessible_and_fits_a_phone(mosu, world, browser):
     assert wrap.evaluate("w => w.scrollWidth > w.clientWidth"), "the grid scrolls inside its frame"
     assert_accessible(page)
     screenshot(page, "grid-phone")
+    page.goto(f"{mosu.url}/sql?resource_id={world['rid']}")
+    page.get_by_role("button", name="Run").click()
+    expect(page.locator("#sql-table tbody tr")).to_have_count(10)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the SQL console is {width} px wide"
+    screenshot(page, "sql-console-phone")
     page.close()
     page = _page(browser)
     page.goto(_grid_url(mosu, world, sort="value desc", **{"f.city": "Oslo"}))

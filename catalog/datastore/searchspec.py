@@ -125,15 +125,14 @@ def parse(data: dict[str, Any], columns: list[str], default_limit: int | None = 
     elif q is not None:
         q = _q_text(q).strip() or None
     sort: list[tuple[str, bool]] = []
-    for part in str(data.get("sort") or "").split(","):
-        words = part.split()
+    for part, words in _sort_parts(str(data.get("sort") or "")):
         if not words:
             continue
         if len(sort) == MAX_SORT_KEYS:
             raise ValidationError({"sort": [f"At most {MAX_SORT_KEYS} columns"]})
         if len(words) > 2 or (len(words) == 2 and words[1].lower() not in ("asc", "desc")):
             raise ValidationError({"sort": [f'Cannot sort by "{part.strip()}": use "column" or "column desc"']})
-        sort.append((check(words[0].strip('"'), "sort"), len(words) == 2 and words[1].lower() == "desc"))
+        sort.append((check(words[0], "sort"), len(words) == 2 and words[1].lower() == "desc"))
     distinct = _bool(data.get("distinct"), "distinct", False)
     if distinct and any(c not in fields for c, _ in sort):
         raise ValidationError({"sort": ["With distinct, sort only by the fields returned"]})
@@ -146,6 +145,40 @@ def parse(data: dict[str, Any], columns: list[str], default_limit: int | None = 
                 offset=_int(data.get("offset"), "offset", 0, 0),
                 include_total=_bool(data.get("include_total"), "include_total", True),
                 records_format=records_format)
+
+
+def _sort_parts(text: str) -> list[tuple[str, list[str]]]:
+    """``sort`` split into its keys, each as (its text, [column, direction?]) (pure). A column name in
+    double quotes may hold spaces, commas and doubled quotes (``"net generation" desc``), as SQL
+    spells it; an unquoted one is a word (a lone ``"`` around it is dropped, as before)."""
+    out: list[tuple[str, list[str]]] = []
+    i, n = 0, len(text)
+    while i <= n:
+        start = i
+        while i < n and text[i].isspace():
+            i += 1
+        words: list[str] = []
+        if i < n and text[i] == '"':
+            j, name = i + 1, []
+            while j < n:
+                if text[j] == '"' and j + 1 < n and text[j + 1] == '"':
+                    name.append('"')
+                    j += 2
+                elif text[j] == '"':
+                    break
+                else:
+                    name.append(text[j])
+                    j += 1
+            if j < n:  # closed: the quoted name, then the rest of the key up to the next comma
+                words.append("".join(name))
+                i = j + 1
+        end = text.find(",", i)
+        end = n if end == -1 else end
+        rest = text[i:end].split()
+        words += rest if words else [w.strip('"') for w in rest[:1]] + rest[1:]
+        out.append((text[start:end], words))
+        i = end + 1
+    return out
 
 
 def _where(spec: Spec, types: dict[str, str]) -> tuple[str, list[Any]]:

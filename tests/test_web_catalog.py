@@ -266,3 +266,20 @@ def test_the_pages_pass_axe_in_both_languages(mosu, admin, browser):  # noqa: F8
         assert_accessible(page)
         assert page.console_errors == []
         page.context.close()
+
+
+def test_search_and_dataset_pages_fit_a_390_px_phone(mosu, admin, browser):  # noqa: F811
+    long_word = "an-unbroken-title-" * 6
+    org = new_org(admin, title="A publisher with a long name " + long_word)
+    for i in range(21):  # two pages: the pager shows
+        admin.action.package_create(name=f"{org}-{i:02d}", title=f"{long_word}{i}", owner_org=org,
+                                    tags=[{"name": long_word[:90]}], url="https://example.org/" + long_word)
+    res = upload(admin, b"id,a_rather_long_column_name_" + long_word.encode() + b"\n1,2\n", "p.csv",
+                 dataset=f"{org}-00")
+    assert res["ingest_status"] == "ready"
+    page = browser.new_page(viewport={"width": 390, "height": 900})
+    for path in (f"/?organization={org}", f"/dataset/{org}-00"):
+        page.goto(mosu.url + path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"{path} is {width} px wide: it scrolls sideways on a phone"
+    page.close()

@@ -298,7 +298,7 @@ def home():
     chosen = [(f, v) for f in (*FACETS, "quality") for v in request.args.getlist(f)
               if f != "quality" or v in QUALITY_BANDS]
     sort = request.args.get("sort", "")
-    if sort not in SORTS:
+    if sort not in SORTS or (sort == "relevance" and not q):  # without words every dataset is as relevant
         sort = "relevance" if q else "modified"
     fq = [_filter(f, v) for f, v in chosen]
     page_args = {"q": q, "chosen": chosen, "rows": PAGE_ROWS, "sort": sort, "sorts": sort_titles(),

@@ -211,7 +211,7 @@ def start_mosu(data_dir: Path, env_extra: dict[str, str], settings: Settings,
         try:
             if requests.get(url + "/api/3/action/status_show", timeout=2).ok:
                 return RunningMosu(url, settings, env, proc, log)
-        except (requests.ConnectionError, requests.Timeout):  # a loaded machine: not up yet
+        except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow on a loaded machine
             pass
         time.sleep(0.2)
     kill_group(proc)

@@ -334,3 +334,24 @@ def test_approve_without_the_csrf_token_changes_nothing(mosu, world, browser):
     assert world["provider"].action.access_request_show(id=req["id"])["state"] == "pending"
     assert [g for g in world["provider"].action.access_grant_list(package_id=ds["name"], state="")] == []
     prov.context.close()
+
+
+def test_my_access_in_chinese(mosu, world, browser):
+    """States and the expiry date follow the chosen language (the dates by Flask-Babel)."""
+    ds = dataset(world)
+    grant = world["provider"].action.access_grant_create(package_id=ds["name"], user_id=world["names"]["researcher"],
+                                                         days=45, columns=["city"])
+    page, dialogs = as_user(browser, mosu, world["names"]["researcher"])
+    page.goto(f"{mosu.url}/language/zh_Hans?next=/user/me/access")
+    expect(page.get_by_role("heading", level=1)).to_have_text("我的申请与授权")
+    row = page.locator(f"tr.grant[data-grant-id='{grant['id']}']")
+    expect(row.locator(".status")).to_have_text("有效")
+    expires = dt.datetime.fromisoformat(grant["expires"].replace("Z", "+00:00")).date()
+    expect(row.locator(".expires")).to_have_text(format_date(expires, "medium", locale="zh_Hans"))
+    assert format_date(expires, "medium", locale="zh_Hans") != format_date(expires, "medium", locale="en")
+    clean(page, dialogs)
+    page.goto(f"{mosu.url}/dataset/{ds['name']}")
+    expect(page.locator("#access-title")).to_have_text("访问")
+    expect(page.locator("#access")).to_contain_text(
+        f"您的访问权限有效期至 {format_date(expires, 'medium', locale='zh_Hans')}。")
+    page.context.close()

@@ -190,8 +190,13 @@ def test_deny_with_a_reason_shows_it_to_the_researcher(mosu, world, browser):
     ds = dataset(world)
     req = ask(world, ds, purpose=XSS)
     prov, prov_dialogs = as_user(browser, mosu, world["names"]["provider"])
+    prov.set_viewport_size({"width": 390, "height": 800})  # a phone: the page never scrolls sideways
     prov.goto(f"{mosu.url}/access/requests/{req['id']}")
     expect(prov.locator("p.purpose")).to_have_text(XSS)
+    assert prov.evaluate("document.documentElement.scrollWidth") <= 390
+    prov.goto(f"{mosu.url}/access/requests?dataset={ds['name']}")
+    assert prov.evaluate("document.documentElement.scrollWidth") <= 390
+    prov.goto(f"{mosu.url}/access/requests/{req['id']}")
     prov.get_by_role("button", name="Deny the request").click()  # no reason: refused, next to the field
     expect(prov.locator("#deny_reason-error")).to_contain_text("Missing value")
     expect(prov.get_by_label(re.compile("^Reason"))).to_have_attribute("aria-invalid", "true")
@@ -205,7 +210,9 @@ def test_deny_with_a_reason_shows_it_to_the_researcher(mosu, world, browser):
     clean(prov, prov_dialogs)
 
     page, dialogs = as_user(browser, mosu, world["names"]["researcher"])
+    page.set_viewport_size({"width": 390, "height": 800})
     page.goto(f"{mosu.url}/user/me/access")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
     row = page.locator("tr.request", has_text=ds["name"])
     expect(row.locator(".status")).to_have_text("denied")
     expect(row.locator(".decision")).to_contain_text(reason)

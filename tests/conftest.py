@@ -211,7 +211,7 @@ def start_mosu(data_dir: Path, env_extra: dict[str, str], settings: Settings,
         try:
             if requests.get(url + "/api/3/action/status_show", timeout=2).ok:
                 return RunningMosu(url, settings, env, proc, log)
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # a loaded machine answers late: ask again
             pass
         time.sleep(0.2)
     kill_group(proc)

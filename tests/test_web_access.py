@@ -362,3 +362,24 @@ def test_my_access_in_chinese(mosu, world, browser):
     expect(page.locator("#access")).to_contain_text(
         f"您的访问权限有效期至 {format_date(expires, 'medium', locale='zh_Hans')}。")
     page.context.close()
+
+
+def test_approve_until_a_date_after_a_refused_number_of_days(mosu, world, browser):
+    ds = dataset(world)
+    req = ask(world, ds)
+    prov, dialogs = as_user(browser, mosu, world["names"]["provider"])
+    prov.goto(f"{mosu.url}/access/requests/{req['id']}")
+    prov.get_by_label("Access for how many days").fill("0")
+    prov.get_by_role("button", name="Approve the request").click()  # refused next to the field, nothing made
+    expect(prov.locator("#days-error")).to_be_visible()
+    expect(prov.get_by_label("Access for how many days")).to_have_attribute("aria-invalid", "true")
+    assert world["provider"].action.access_request_show(id=req["id"])["state"] == "pending"
+    clean(prov, dialogs, 409)
+    until = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=20)).date()
+    prov.get_by_label("Or until this date (instead of days)").fill(until.isoformat())
+    prov.get_by_role("button", name="Approve the request").click()
+    expect(prov.locator("dd .status")).to_have_text("approved")
+    (grant,) = world["provider"].action.access_grant_list(package_id=ds["name"])
+    assert grant["expires"].startswith(f"{until.isoformat()}T00:00:00") and grant["columns"] is None
+    clean(prov, dialogs)
+    prov.context.close()

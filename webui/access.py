@@ -159,7 +159,12 @@ def request_form(dataset_id: str):
     if away is not None:
         return away
     pkg = call(ctx, "package_show", {"id": dataset_id})
-    terms = call(ctx, "agreement_show", {"id": pkg["agreement_id"]}) if pkg.get("agreement_id") else None
+    terms = None
+    if pkg.get("agreement_id"):
+        try:
+            terms = call(ctx, "agreement_show", {"id": pkg["agreement_id"]})
+        except NotFound:  # its organization withdrew it: the licence is the terms, the action decides the rest
+            terms = None
     questions = terms["questions"] if terms else []
     page = {"pkg": pkg, "terms": terms, "questions": questions, "access": pkg.get("access") or {}}
     if request.method == "GET":

@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from tests.conftest import upload
-from tests.web import assert_accessible, browser, new_user, signed_in_page, watch_console  # noqa: F401
+from tests.web import assert_accessible, browser, new_user, screenshot, signed_in_page, watch_console  # noqa: F401
 
 CSV = b"id,city\n1,Oslo\n2,Lima\n3,Pune\n4,Riga\n5,Baku\n"
 HOSTILE = "<script>alert(1)</script>\"><img src=x onerror=alert(2)>"
@@ -100,6 +100,15 @@ def _number(text: str) -> int:
     return int(re.sub(r"[^\d]", "", text) or 0)
 
 
+def _fits_a_phone(page, name: str) -> None:
+    """At 390 px wide the page does not scroll sideways (wide tables scroll inside their frame)."""
+    screenshot(page, f"compliance-{name}")
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    screenshot(page, f"compliance-{name}-390")
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+
 def _clean(page, statuses: tuple[int, ...] = ()) -> None:
     """No console error and no dialog (a script that ran would open one), but the browser's note of
     the page's own expected status (``statuses``: an error page the test asked for)."""
@@ -142,6 +151,7 @@ def test_the_dashboard_shows_the_reads_refusals_grants_and_checkpoint_the_test_m
     assert f"{world.checkpoint_size:,} events, signed" in log
     assert "Not recorded" in log, "no action reports a run of mosu audit verify: the page says so"
     assert_accessible(page)
+    _fits_a_phone(page, "dashboard")
     _clean(page)
     page.context.close()
 
@@ -162,6 +172,7 @@ def test_the_dataset_report_filtered_to_a_user_and_its_csv_export(mosu, browser,
     assert len(reads) == world.reads[(("ana", "hot"))] and {r[1] for r in reads} == {ana}
     assert sorted(_number(r[4]) for r in reads) == [1, 2, 3]
     assert_accessible(page)
+    _fits_a_phone(page, "dataset-report")
     with page.expect_download() as got:
         page.get_by_role("link", name="CSV").click()
     download = got.value

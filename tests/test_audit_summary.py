@@ -11,8 +11,13 @@ import datetime as dt
 
 from sqlalchemy import select, update
 
+from catalog.access.context import Actor, Context
+from catalog.actions import call
+from catalog.cli.app import create_app
 from catalog.db.models import AuditEvent, utcnow
+from catalog.platform import Platform
 from catalog.records import checkpoints
+from tests.conftest import s3_settings
 from tests.test_audit_reports import World, _preview, _query, world  # noqa: F401 - the fixture
 
 assert world
@@ -99,3 +104,26 @@ def test_the_dataset_report_narrowed_to_one_user(world):
     everyone = {r["user"] for r in auditor.ok("audit_report_dataset", id=ds["name"])["rows"]}
     assert {one.name, two.name} <= everyone
     assert auditor.status("audit_report_dataset", id=ds["name"], user="no-such-user") == 404
+
+
+def test_the_summary_on_postgresql(s3, postgres, tmp_path):
+    """The day buckets (``date(ts)`` is a date there, text on SQLite) and the aggregates on PostgreSQL."""
+    platform = Platform.open(s3_settings(s3, tmp_path / "data", database_url=postgres(), audit_refusals_per_second=0))
+    platform.store.ensure_bucket()
+    try:
+        w = World(platform, Context(platform=platform, actor=Actor.site()), create_app(platform=platform).test_client(),
+                  {}, {}, {})
+        auditor, reader, stranger = w.user("pg-auditor", auditor=True), w.user("pg-reader"), w.user("pg-stranger")
+        org = call(w.site, "organization_create", {"name": "pg-sum-org"})["id"]
+        ds, closed = w.dataset(org, "pg-open"), w.dataset(org, "pg-closed", access_level="restricted")
+        taken = _preview(reader, ds, 2) + _query(reader, ds, "id > 1")
+        stranger.refused("datastore_search", closed, resource_id=closed["resource_id"])
+        got = auditor.ok("audit_summary", days=7)
+        assert [d["accesses"] for d in got["accesses_by_day"]] == [0] * 6 + [2]
+        assert got["accesses_by_day"][-1]["day"] == utcnow().date().isoformat()
+        assert [(d["dataset"], d["accesses"], d["rows"]) for d in got["top_datasets"]] == [(ds["name"], 2, taken)]
+        assert [(u["user"], u["accesses"], u["rows"]) for u in got["top_users"]] == [(reader.name, 2, taken)]
+        assert got["refusals"] == [{"event": "access_denied", "count": 1}]
+        assert got["log"]["checkpoint"] is None and got["log"]["events_after_checkpoint"] == got["log"]["events"] > 0
+    finally:
+        platform.close()

@@ -318,3 +318,23 @@ def test_signed_out_the_pages_ask_to_sign_in(mosu, browser):  # noqa: F811
     assert "/user/login" in page.url and page.get_by_label("Username").is_visible()
     assert page.console_errors == []
     context.close()
+
+
+def test_the_dashboard_in_simplified_chinese(mosu, browser, world):  # noqa: F811
+    page = _page(browser, mosu, world.auditor)
+    page.goto(mosu.url + "/compliance")
+    page.get_by_role("link", name="简体中文").click()
+    page.wait_for_load_state()
+    assert page.get_by_role("heading", level=1).inner_text() == "合规"
+    chart = page.get_by_role("img", name="每日访问量")
+    assert chart.locator("rect.bar").count() == 30
+    assert page.get_by_role("heading", name="访问最多的数据集").is_visible()
+    today = page.locator(".chart-ends span").last.inner_text()
+    assert re.fullmatch(r"\d{4}年\d{1,2}月\d{1,2}日", today), today
+    page.get_by_role("link", name="数据集报告").click()
+    page.wait_for_load_state()
+    assert page.get_by_label("数据集（名称或 ID）").is_visible()
+    assert_accessible(page)
+    screenshot(page, "compliance-dataset-report-zh")
+    _clean(page)
+    page.context.close()

@@ -108,6 +108,7 @@ EXPECTED: dict[str, tuple[dict, set[tuple[str, str | None]]]] = {
     "audit_report_denials": ({}, {("read-audit", "site")}),
     "audit_report_grants": ({"state": "active"}, {("read-audit", "site")}),
     "audit_report_user": ({"id": "chk-user"}, {("read-audit", "site")}),
+    "audit_summary": ({}, {("read-audit", "site")}),
     "api_token_create": ({"user": "chk-user", "name": "t"}, {(ACCOUNT, USER)}),
     "api_token_list": ({"user_id": "chk-user"}, {(ACCOUNT, USER)}),
     "api_token_revoke": ({"jti": "{jti}"}, {(ACCOUNT, USER)}),

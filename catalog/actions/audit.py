@@ -24,7 +24,7 @@ from catalog.core import validate
 from catalog.core.errors import NotFound, ValidationError
 from catalog.datastore.exports import FORMATS, Export
 from catalog.db import lookup
-from catalog.db.models import AuditEvent, Group, Package, Resource, User, utcnow
+from catalog.db.models import AuditCheckpoint, AuditEvent, Group, Package, Resource, User, utcnow
 from catalog.records import audit as audit_log
 from catalog.records import reports
 
@@ -175,7 +175,8 @@ def audit_report_dataset(ctx: Context, data: dict[str, Any]) -> Any:
     """Who read dataset ``id`` (name or id) in a period (``since``, ``until``): one row per user and way
     of reading (``via``, ``grant_id``, ``agreement_version_id``) with its ``accesses`` (``previews``,
     ``queries``, ``exports``, ``downloads``), the ``rows`` taken, ``refused`` attempts, ``first`` and
-    ``last``; with the totals. ``format``: json (default), csv or jsonl."""
+    ``last``; with the totals. ``user`` (name or id) narrows it to one reader.
+    ``format``: json (default), csv or jsonl."""
     fmt = _format(data)
     errors = validate.Errors()
     since, until = _period(data, errors)
@@ -186,7 +187,9 @@ def audit_report_dataset(ctx: Context, data: dict[str, Any]) -> Any:
     with ctx.platform.read() as s:
         scope = policy.audit_scope(s, ctx.actor)
         package_id = _dataset(s, key, scope)
-        columns, rows = _grouped(s, reports.dataset_accesses(package_id, scope.where(), since, until))
+        reader = _key(data, "user")
+        columns, rows = _grouped(s, reports.dataset_accesses(package_id, scope.where(), since, until,
+                                                             actor_id=_user(s, reader) if reader else None))
         name = s.scalar(select(Package.name).where(Package.id == package_id))
     totals = {"accesses": sum(r["accesses"] for r in rows), "rows": sum(r["rows"] for r in rows),
               "refused": sum(r["refused"] for r in rows),
@@ -278,3 +281,51 @@ def audit_report_denials(ctx: Context, data: dict[str, Any]) -> Any:
     at = columns.index("package_id") + 1
     columns = [*columns[:at], "dataset", *columns[at:]]
     return _answer("audit-denials", fmt, columns, rows, totals={"refused": total or 0, "groups": len(rows)})
+
+
+SUMMARY_DAYS, SUMMARY_DAYS_MAX, SUMMARY_TOP, SUMMARY_TOP_MAX = 30, 366, 5, 50
+
+
+@action
+def audit_summary(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """The compliance dashboard's figures over the last ``days`` UTC days (default 30, today included):
+    ``accesses_by_day`` (every day, oldest first, zeros included), the ``top`` (default 5) datasets
+    and users by accesses with the rows they took, refused calls by event name, and the log's state:
+    its size and last signed checkpoint (``last_verify`` is null: ``mosu audit verify`` runs on the
+    server and records nothing). Aggregated by the database, so a page never fetches thousands of
+    events to count them. Who may read: as the reports (an organization's admins see their datasets'
+    figures, and no checkpoint: it covers every organization's events)."""
+    days = validate.integer(data.get("days"), "days", SUMMARY_DAYS, 1, SUMMARY_DAYS_MAX)
+    top = validate.integer(data.get("top"), "top", SUMMARY_TOP, 1, SUMMARY_TOP_MAX)
+    now = utcnow()
+    first = (now - dt.timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    until = first + dt.timedelta(days=days)
+    with ctx.platform.read() as s:
+        scope = policy.audit_scope(s, ctx.actor)
+        where = scope.where()
+        per_day = {str(day)[:10]: n for day, n in s.execute(reports.accesses_by_day(where, first, until))}
+        datasets = [dict(r._mapping) for r in s.execute(
+            reports.top_readers(AuditEvent.package_id, where, first, until, top))]
+        users = [dict(r._mapping) for r in s.execute(
+            reports.top_readers(AuditEvent.actor_id, where, first, until, top, extra_keys=[AuditEvent.actor]))]
+        refusals = [dict(r._mapping) for r in s.execute(reports.refusals_by_event(where, first, until))]
+        packages = {p.id: p for p in s.scalars(select(Package).where(
+            Package.id.in_(sorted({d["key"] for d in datasets}))))} if datasets else {}
+        log = None
+        if scope.everything:
+            last = s.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size.desc()).limit(1)).first()
+            size = s.scalar(select(func.max(AuditEvent.seq))) or 0
+            log = {"events": size, "last_verify": None, "checkpoint": None if last is None else {
+                "tree_size": last.tree_size, "root_hash": last.root_hash, "key_id": last.key_id,
+                "time": dt.datetime.fromtimestamp(last.timestamp / 1000, dt.timezone.utc).replace(tzinfo=None)
+                .isoformat()}, "events_after_checkpoint": size - (last.tree_size if last else 0)}
+    by_day = [{"day": (first + dt.timedelta(days=i)).date().isoformat(),
+               "accesses": per_day.get((first + dt.timedelta(days=i)).date().isoformat(), 0)} for i in range(days)]
+    return {"days": days, "since": first.isoformat(), "until": until.isoformat(), "accesses_by_day": by_day,
+            "accesses": sum(d["accesses"] for d in by_day),
+            "top_datasets": [{"package_id": d["key"], "dataset": getattr(packages.get(d["key"]), "name", None),
+                              "title": getattr(packages.get(d["key"]), "title", None), "accesses": d["accesses"],
+                              "rows": d["rows"]} for d in datasets],
+            "top_users": [{"user_id": u["key"], "user": u["actor"], "accesses": u["accesses"], "rows": u["rows"]}
+                          for u in users],
+            "refusals": refusals, "refused": sum(r["count"] for r in refusals), "log": log}

@@ -147,16 +147,17 @@ def _reads_or_refusals(reads: Sequence[str]) -> ColumnElement[bool]:
 
 
 def dataset_accesses(package_id: str, scope: ColumnElement[bool], since: dt.datetime | None = None,
-                     until: dt.datetime | None = None, reads: Sequence[str] | None = None) -> Select:
+                     until: dt.datetime | None = None, reads: Sequence[str] | None = None,
+                     actor_id: str | None = None) -> Select:
     """Who read dataset ``package_id`` in the period, how often (by kind), how many rows, under which
     grant or acceptance (``via``, ``grant_id``, ``agreement_version_id``), and who was refused: one
-    row per user and way of reading, most accesses first."""
+    row per user and way of reading, most accesses first (only user ``actor_id``'s when given)."""
     reads = tuple(reads or read_actions())
     ev = AuditEvent
     via = _via()
     keys = [ev.actor_id.label("user_id"), ev.actor.label("user"), via.label("via"),
             ev.grant_id.label("grant_id"), ev.agreement_version_id.label("agreement_version_id")]
-    period = Filters(package_id=package_id, since=since, until=until)
+    period = Filters(package_id=package_id, actor_id=actor_id, since=since, until=until)
     return (select(*keys, *_access_columns(reads))
             .where(scope, *period.where(), _reads_or_refusals(reads))
             .group_by(ev.actor_id, ev.actor, via, ev.grant_id, ev.agreement_version_id)
@@ -252,6 +253,41 @@ def denials(filters: Filters, scope: ColumnElement[bool], limit: int) -> Select:
             .where(scope, ev.outcome == REFUSED, *Filters(**{**filters.__dict__, "outcome": None}).where())
             .group_by(ev.actor_id, ev.actor, client, ev.package_id, ev.org_id, ev.action)
             .order_by(_desc("count"), _desc("last")).limit(limit))
+
+
+# -- the dashboard's figures (audit_summary) ------------------------------------------------------
+
+def _period_where(since: dt.datetime, until: dt.datetime) -> list[ColumnElement[bool]]:
+    return [AuditEvent.ts >= since, AuditEvent.ts < until]
+
+
+def accesses_by_day(scope: ColumnElement[bool], since: dt.datetime, until: dt.datetime) -> Select:
+    """Accesses (:data:`READS` answered) per UTC day of the period: ``day`` (``YYYY-MM-DD``), ``accesses``;
+    days without any are absent. Reads the ``(action, ts)`` index."""
+    day = func.date(AuditEvent.ts)
+    return (select(day.label("day"), func.count().label("accesses"))
+            .where(scope, AuditEvent.action.in_(READS), AuditEvent.outcome == "ok", *_period_where(since, until))
+            .group_by(day).order_by(day))
+
+
+def top_readers(key: Any, scope: ColumnElement[bool], since: dt.datetime, until: dt.datetime, limit: int,
+                extra_keys: Sequence[Any] = (), reads: Sequence[str] | None = None) -> Select:
+    """The ``limit`` values of ``key`` (a dataset's or a user's id) with the most accesses in the
+    period, with the rows they took; most first."""
+    reads = tuple(reads or read_actions())
+    ev = AuditEvent
+    accesses = _count_of(ev.outcome == "ok", ev.action.in_(READS))
+    rows = cast(func.coalesce(func.sum(case((ev.outcome != REFUSED, _rows()), else_=0)), 0), BigInteger)
+    return (select(key.label("key"), *extra_keys, accesses.label("accesses"), rows.label("rows"))
+            .where(scope, key.is_not(None), ev.action.in_(reads), ev.outcome != REFUSED, *_period_where(since, until))
+            .group_by(key, *extra_keys).order_by(_desc("accesses"), key).limit(limit))
+
+
+def refusals_by_event(scope: ColumnElement[bool], since: dt.datetime, until: dt.datetime) -> Select:
+    """Refused calls in the period by event name (``access_denied``, ``sql_refused``...), most first."""
+    return (select(AuditEvent.action.label("event"), func.count().label("count"))
+            .where(scope, AuditEvent.outcome == REFUSED, *_period_where(since, until))
+            .group_by(AuditEvent.action).order_by(_desc("count"), AuditEvent.action))
 
 
 # -- answers as files ---------------------------------------------------------------------------

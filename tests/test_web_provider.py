@@ -56,14 +56,20 @@ def _no_dialogs(page) -> list[str]:
 
 WATCH_PROGRESS = """() => {
   const message = document.getElementById("upload-message"), bar = document.getElementById("upload-progress");
+  sessionStorage.removeItem("seen-progress");
   new MutationObserver(() => {
     const seen = JSON.parse(sessionStorage.getItem("seen-progress") || "[]");
     seen.push([message.textContent, bar.value, bar.max]);
     sessionStorage.setItem("seen-progress", JSON.stringify(seen));
   }).observe(message, {childList: true, characterData: true, subtree: true});
+  const notice = document.getElementById("resume-notice");
+  sessionStorage.removeItem("seen-notice");
+  new MutationObserver(() => sessionStorage.setItem("seen-notice", notice.textContent))
+    .observe(notice, {childList: true, characterData: true, subtree: true});
 }"""
-"""Record what the upload's message and progress bar show at each change (in sessionStorage, which
-the navigation to the ingest page keeps), so the test can read what the page showed on its way."""
+"""Record what the upload's message and progress bar show at each change from now on (in
+sessionStorage, which the navigation to the ingest page keeps), so the test can read what the page
+showed on its way."""
 
 
 def test_provider_creates_a_restricted_dataset_uploads_a_csv_and_reads_its_quality_report(mosu, admin, browser, lab):
@@ -261,3 +267,73 @@ def test_the_organization_page_lists_private_datasets_to_members_only(mosu, admi
     expect(page.locator(f'[data-dataset="priv-{lab["suffix"]}"]')).to_be_visible()
     assert_accessible(page)
     assert page.console_errors == []
+
+
+def test_a_dropped_part_is_retried_and_a_stopped_upload_resumes_after_a_reload(mosu_factory, browser, tmp_path):
+    """A 17 MiB file goes in two parts. The connection drops once on part 1 (sent again at once),
+    and part 2 never gets through: the upload stops, its id kept. After a reload, choosing the same
+    file resumes that upload: only part 2 is sent, no new upload is started, and it is ingested."""
+    site = mosu_factory(max_upload_bytes=64 * 1024 * 1024)
+    admin = site.ckan(site.token("resume-admin", sysadmin=True))
+    admin.action.organization_create(name="resume-lab")
+    admin.action.package_create(name="big-trees", owner_org="resume-lab", access_level="restricted")
+    provider = new_user(site, "resume-provider")
+    admin.action.organization_member_create(id="resume-lab", username=provider, role="editor")
+    data = tmp_path / "big.csv"
+    with data.open("w") as fh:
+        fh.write("id,species,height_m\n")
+        i = 0
+        while fh.tell() < 17 * 1024 * 1024:
+            fh.write("".join(f"{n},oak,{10 + n % 7}\n" for n in range(i, i + 10_000)))
+            i += 10_000
+    rows = i
+    s3_origin = "{0.scheme}://{0.netloc}".format(urlsplit(site.settings.s3_endpoint))
+    attempts: list[int] = []
+
+    def flaky(route):
+        part = int(re.search(r"partNumber=(\d+)", route.request.url).group(1))
+        attempts.append(part)
+        if part == 2 or attempts.count(1) == 1:
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    page = signed_in_page(browser, site, provider)
+    page.goto(site.url + "/dataset/big-trees/upload")
+    page.route(lambda url: url.startswith(s3_origin), flaky)
+    page.evaluate(WATCH_PROGRESS)
+    page.get_by_label("File", exact=True).set_input_files(str(data))
+    page.get_by_role("button", name="Upload", exact=True).click()
+    expect(page.locator("#upload-message")).to_contain_text("The upload stopped", timeout=60_000)
+    assert attempts == [1, 1, 2, 2, 2, 2], "part 1 again after its drop; part 2 tried 4 times"
+    seen = [text for text, *_ in page.evaluate("() => JSON.parse(sessionStorage.getItem('seen-progress'))")]
+    assert "The connection dropped: trying part 1 / 2 again (attempt 2)…" in seen
+    kept = page.evaluate("() => JSON.parse(sessionStorage.getItem(Object.keys(sessionStorage).find("
+                         "k => k.startsWith('mosu-upload:'))))")
+    assert kept["name"] == "big.csv" and kept["size"] == data.stat().st_size
+
+    page.unroute(lambda url: url.startswith(s3_origin))
+    page.unroute_all()
+    page.reload()
+    expect(page.locator("#resume-notice")).to_have_text(
+        "An upload of big.csv was interrupted. Choose the same file again to resume it.")
+    actions: list[str] = []
+    page.on("request", lambda r: "/api/3/action/" in r.url and actions.append(r.url.rsplit("/", 1)[1]))
+    puts: list[str] = []
+    page.on("request", lambda r: r.method == "PUT" and puts.append(r.url))
+    page.evaluate(WATCH_PROGRESS)
+    page.get_by_label("File", exact=True).set_input_files(str(data))
+    page.get_by_role("button", name="Upload", exact=True).click()
+    page.wait_for_url("**/ingest", timeout=60_000)
+    seen = [text for text, *_ in page.evaluate("() => JSON.parse(sessionStorage.getItem('seen-progress'))")]
+    assert page.evaluate("() => sessionStorage.getItem('seen-notice')") == (
+        "Resuming the upload: 1 of 2 parts were already stored.")
+    assert seen[0] == "16,777,216 of 17,938,910 bytes sent".replace("17,938,910", f"{data.stat().st_size:,}"), seen
+    assert "resource_upload_start" not in actions and "resource_upload_show" in actions, actions
+    assert len(puts) == 1 and "partNumber=2" in puts[0], "only the missing part was sent"
+    expect(page.locator("#ingest-status")).to_have_text("ready", timeout=120_000)
+    res = admin.action.package_show(id="big-trees")["resources"][0]
+    assert res["row_count"] == rows and res["size"] == data.stat().st_size
+    dropped = [e for e in page.console_errors if "ERR_CONNECTION_RESET" in e]
+    assert len(dropped) == 5, "Chromium notes each dropped PUT (the test's doing)"
+    assert [e for e in page.console_errors if e not in dropped] == []

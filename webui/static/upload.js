@@ -107,7 +107,10 @@
           const expected = Math.min(info.part_size, file.size - (p.part_number - 1) * info.part_size);
           if (p.size === expected) stored.add(p.part_number);
         }
-        say("Resuming", { done: stored.size, count: info.part_count });
+        if (notice) {  // kept in view while the rest goes (the message below shows the bytes)
+          notice.textContent = text("Resuming", { done: stored.size, count: info.part_count });
+          notice.hidden = false;
+        }
       } else {
         forget();
       }

@@ -276,7 +276,8 @@ def test_a_dropped_part_is_retried_and_a_stopped_upload_resumes_after_a_reload(m
     site = mosu_factory(max_upload_bytes=64 * 1024 * 1024)
     admin = site.ckan(site.token("resume-admin", sysadmin=True))
     admin.action.organization_create(name="resume-lab")
-    admin.action.package_create(name="big-trees", owner_org="resume-lab", access_level="restricted")
+    admin.action.package_create(name="big-trees", owner_org="resume-lab", access_level="restricted",
+                                private=True)  # its ingest is followed as the provider (status.js)
     provider = new_user(site, "resume-provider")
     admin.action.organization_member_create(id="resume-lab", username=provider, role="editor")
     data = tmp_path / "big.csv"

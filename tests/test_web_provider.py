@@ -338,3 +338,28 @@ def test_a_dropped_part_is_retried_and_a_stopped_upload_resumes_after_a_reload(m
     dropped = [e for e in page.console_errors if "ERR_CONNECTION_RESET" in e]
     assert len(dropped) == 5, "Chromium notes each dropped PUT (the test's doing)"
     assert [e for e in page.console_errors if e not in dropped] == []
+
+
+def test_the_dashboard_lists_collaborations_as_editor_and_speaks_chinese(mosu, admin, browser, lab):
+    """A private dataset of another organization is on the dashboard of its editor collaborator, not of
+    a member collaborator (who may read it but not change it); the page in 简体中文."""
+    other = admin.action.organization_create(name=f"other-{lab['suffix']}")
+    shared = admin.action.package_create(name=f"shared-{lab['suffix']}", title=f"Shared {lab['suffix']}",
+                                         owner_org=other["id"], private=True)
+    reader = new_user(mosu, f"reader-{lab['suffix']}")
+    admin.action.package_collaborator_create(id=shared["id"], user_id=lab["provider"], capacity="editor")
+    admin.action.package_collaborator_create(id=shared["id"], user_id=reader, capacity="member")
+    page = signed_in_page(browser, mosu, lab["provider"])
+    page.goto(mosu.url + "/language/zh_Hans?next=/dashboard")  # the switch at the top of every page
+    expect(page.get_by_role("heading", level=1)).to_have_text("我的数据集")
+    item = page.locator(f'[data-dataset="shared-{lab["suffix"]}"]')
+    expect(item.get_by_role("link", name=f"Shared {lab['suffix']}")).to_be_visible()
+    expect(item.get_by_text("私有")).to_be_visible()
+    expect(item.get_by_role("link", name="编辑")).to_have_attribute("href", f"/dataset/shared-{lab['suffix']}/edit")
+    assert_accessible(page)
+    assert page.console_errors == []
+    page = signed_in_page(browser, mosu, reader)
+    page.goto(mosu.url + "/dashboard")
+    expect(page.get_by_text("You have no datasets to manage yet.")).to_be_visible()
+    assert page.locator(f'[data-dataset="shared-{lab["suffix"]}"]').count() == 0
+    assert page.console_errors == []

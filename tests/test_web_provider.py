@@ -363,3 +363,34 @@ def test_the_dashboard_lists_collaborations_as_editor_and_speaks_chinese(mosu, a
     expect(page.get_by_text("You have no datasets to manage yet.")).to_be_visible()
     assert page.locator(f'[data-dataset="shared-{lab["suffix"]}"]').count() == 0
     assert page.console_errors == []
+
+
+def test_the_edit_form_sets_agreement_embargo_level_and_privacy_and_fits_a_phone(mosu, admin, browser, lab):
+    name = f"edited-{lab['suffix']}"
+    admin.action.package_create(name=name, title="Before", owner_org=lab["org"]["id"], tags=[{"name": "old"}])
+    agreement = admin.action.agreement_create(owner_org=lab["org"]["id"], title=f"Terms {lab['suffix']}",
+                                              text="Use it well.")
+    page = signed_in_page(browser, mosu, lab["provider"])
+    page.goto(mosu.url + f"/dataset/{name}/edit")
+    expect(page.get_by_label("Title", exact=True)).to_have_value("Before")
+    expect(page.get_by_label("Tags", exact=True)).to_have_value("old")
+    page.get_by_label("Title", exact=True).fill("After")
+    page.get_by_label("Tags", exact=True).fill("new, newer")
+    page.get_by_role("radio", name=re.compile("^Registered users")).check()
+    page.get_by_label("Data use agreement").select_option(label=f"Terms {lab['suffix']} ({lab['org']['title']})")
+    page.get_by_label("Embargo until (optional)").fill("2031-05-04")
+    page.get_by_role("checkbox", name=re.compile("^Private")).check()
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.get_by_role("status")).to_have_text("Saved.")
+    pkg = admin.action.package_show(id=name)
+    assert (pkg["title"], pkg["access_level"], pkg["agreement_id"], pkg["embargo_until"], pkg["private"]) == (
+        "After", "registered", agreement["id"], "2031-05-04", True)
+    assert sorted(t["name"] for t in pkg["tags"]) == ["new", "newer"]
+    expect(page.get_by_role("radio", name=re.compile("^Registered users"))).to_be_checked()
+    expect(page.get_by_label("Embargo until (optional)")).to_have_value("2031-05-04")
+    assert_accessible(page)
+    page.set_viewport_size({"width": 390, "height": 844})
+    for path in (f"/dataset/{name}/edit", f"/dataset/{name}/upload", "/dashboard", "/dataset/new"):
+        page.goto(mosu.url + path)
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390, f"{path} scrolls sideways"
+    assert page.console_errors == []

@@ -394,3 +394,13 @@ def test_the_edit_form_sets_agreement_embargo_level_and_privacy_and_fits_a_phone
         page.goto(mosu.url + path)
         assert page.evaluate("() => document.documentElement.scrollWidth") <= 390, f"{path} scrolls sideways"
     assert page.console_errors == []
+
+
+def test_a_dataset_cannot_be_named_after_the_new_dataset_page(mosu, admin, lab):
+    """``/dataset/new`` is the form: a dataset named ``new`` would be unreachable (CKAN refuses it too)."""
+    import ckanapi
+
+    for reserved in ("new", "edit", "search"):
+        with pytest.raises(ckanapi.ValidationError) as refused:
+            admin.action.package_create(name=reserved, owner_org=lab["org"]["id"])
+        assert refused.value.error_dict["name"] == ["That name cannot be used"]

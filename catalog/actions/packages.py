@@ -59,6 +59,8 @@ RESOURCE_READONLY = {"id", "package_id", "position", "state", "created", "last_m
                      "datastore_active", "ingest_status", "ingest_error", "version_id", "row_count",
                      "url_type", "upload", "metadata_modified", "cache_last_updated"}
 ACTIVITY_LIMIT_DEFAULT, ACTIVITY_LIMIT_MAX = 31, 100
+RESERVED_NAMES = frozenset({"new", "edit", "search"})
+"""Dataset names CKAN refuses: the pages' own addresses under ``/dataset/`` (``/dataset/new``)."""
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -132,6 +134,8 @@ def chosen_id(s: Session, ctx: Context, model, value: Any, errors: validate.Erro
 def _apply_fields(s: Session, ctx: Context, pkg: Package, data: dict[str, Any], errors: validate.Errors) -> None:
     """Set every dataset field from ``data`` (a full dict: missing fields are reset, as CKAN does)."""
     name = validate.name(data.get("name"), errors)
+    if name in RESERVED_NAMES and name != pkg.name:  # as CKAN: /dataset/new is the form, not a dataset
+        errors.add("name", "That name cannot be used")
     if name and name != pkg.name:
         other = s.scalar(select(Package.id).where(Package.name == name))
         if other is not None and other != pkg.id:

@@ -4,19 +4,29 @@ of typed errors to responses. :func:`register` puts them on an app; the app itse
 from __future__ import annotations
 
 import json
-from typing import Callable
+from typing import Callable, Iterable
 
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from catalog.platform import Platform
 
+
+def content_security_policy(connect: Iterable[str] = ()) -> str:
+    """The site's Content-Security-Policy; ``connect`` adds origins scripts may send requests to
+    besides the site itself (the browser upload page: the object store that presigned part URLs
+    name, and nothing else: every other page keeps ``default-src 'self'`` for connections)."""
+    extra = " ".join(connect)
+    return ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            + (f"connect-src 'self' {extra}; " if extra else "")
+            + "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
 # Sent with every response. The pages load scripts and styles from /static only (no inline
 # script, style or event handler), so the policy can forbid everything else; a `javascript:`
 # URL that got stored before URL fields were checked does not run either.
 SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                               "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "Content-Security-Policy": content_security_policy(),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "strict-origin-when-cross-origin",
     "X-Frame-Options": "DENY",  # frame-ancestors for browsers without CSP level 2

@@ -30,8 +30,8 @@
   async function poll() {
     for (const el of pending) {
       try {
-        const resp = await fetch("/api/3/action/ingest_status_show?id=" + encodeURIComponent(el.dataset.resourceId));
-        const body = await resp.json();
+        // As the signed-in user (mosuApi sends the CSRF header): a private dataset's job is theirs to see.
+        const body = (await window.mosuApi("ingest_status_show", { id: el.dataset.resourceId })).body;
         if (!body.success) continue;
         const job = body.result;
         if (["done", "failed"].includes(job.state)) { window.location.reload(); return; }

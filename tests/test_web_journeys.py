@@ -111,6 +111,8 @@ def provider_publishes(browser, mosu, world, title: str, name: str) -> dict:
     browser, watches it ingest and opens its quality report. Returns the resource (from the API)."""
     page = _as(browser, mosu, world["provider"])
     page.goto(mosu.url + "/dashboard")
+    expect(page.get_by_role("heading", level=1)).to_have_text("My datasets")
+    _checked(page, "1-dashboard")
     page.get_by_role("link", name="New dataset").first.click()
     expect(page.get_by_role("heading", level=1)).to_have_text("New dataset")
     _checked(page, "1-new-dataset-form")
@@ -279,6 +281,9 @@ def test_provider_researcher_and_auditor_journeys(mosu, world, browser):
     auditor = new_user(mosu, f"wj-auditor-{tag}", auditor=True)
     page = _as(browser, mosu, auditor)
     page.goto(f"{mosu.url}/dataset/{name}")
+    expect(page.get_by_role("heading", level=1)).to_have_text(title)
+    assert page.locator("table.preview").count() == 0, "an auditor reads no rows"
+    _checked(page, "5-auditor-dataset-page")
     page.get_by_role("link", name="Access history").click()
     expect(page.get_by_role("heading", level=1)).to_have_text(f"Dataset report: {name}")
     heads = [h.strip() for h in page.locator("#report-rows thead th").all_text_contents()]

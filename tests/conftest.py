@@ -25,6 +25,7 @@ from catalog.access.context import Actor, Context
 from catalog.core.settings import Settings
 from catalog.platform import Platform
 from catalog.storage.seaweed import SeaweedServer, free_port
+from tests.web import browser  # noqa: F401 - every module may use the Chromium fixture of tests/web.py
 
 MOSU = [sys.executable, "-m", "catalog.cli"]
 

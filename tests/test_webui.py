@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import shutil
 import subprocess
 import time
 import uuid
@@ -11,7 +10,6 @@ import pytest
 
 from tests.conftest import MOSU, wait_for_ingest
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DEMO = ("iowa-electricity", "seattle-weather", "us-employment")
 
 
@@ -43,18 +41,6 @@ def idle_site(mosu_factory):
     running = mosu_factory("--workers", "0")
     yield running
     running.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
-        yield b
-        b.close()
 
 
 def test_demo_datasets_are_loaded_with_source_and_licence(demo_site):

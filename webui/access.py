@@ -24,6 +24,24 @@ from catalog.core.errors import NotAuthorized, NotFound, ValidationError
 bp = Blueprint("access", __name__)
 
 REQUEST_STATES = ("pending", "approved", "denied", "withdrawn")
+GRANT_STATES = ("active", "expired", "revoked")
+
+
+def _list_filters(values: Any, default: str, states: tuple[str, ...]) -> tuple[str, str, dict[str, Any]]:
+    """(state shown, dataset asked for, the list action's arguments) of an inbox or grants page: one
+    state or ``all``, and one dataset or every dataset the caller manages (pure over ``values``)."""
+    state = values.get("state", default)
+    args: dict[str, Any] = {"limit": 1000}
+    if state in states:
+        args["state"] = state
+    else:
+        state = "all"
+    dataset = values.get("dataset", "").strip()
+    if dataset:
+        args["package_id"] = dataset
+    else:
+        args["managed"] = True
+    return state, dataset, args
 QUESTION_ERROR = re.compile(r"^Question '([A-Za-z0-9_-]{1,64})'")
 
 
@@ -209,17 +227,7 @@ def inbox():
     ctx, away = _signed_in()
     if away is not None:
         return away
-    state = request.args.get("state", "pending")
-    args: dict[str, Any] = {"limit": 1000}
-    if state in REQUEST_STATES:
-        args["state"] = state
-    else:
-        state = "all"
-    dataset = request.args.get("dataset", "").strip()
-    if dataset:
-        args["package_id"] = dataset
-    else:
-        args["managed"] = True
+    state, dataset, args = _list_filters(request.args, "pending", REQUEST_STATES)
     found = call(ctx, "access_request_list", args)
     return render_template("access/inbox.html", requests=found, state=state, dataset=dataset,
                            states=REQUEST_STATES)
@@ -323,17 +331,7 @@ def grants():
 
 
 def _grants(ctx: Context, errors: dict[str, dict[str, list[str]]] | None = None, status: int = 200):
-    state = request.values.get("state", "active")
-    args: dict[str, Any] = {"limit": 1000}
-    if state in ("active", "expired", "revoked"):
-        args["state"] = state
-    else:
-        state = "all"
-    dataset = request.values.get("dataset", "").strip()
-    if dataset:
-        args["package_id"] = dataset
-    else:
-        args["managed"] = True
+    state, dataset, args = _list_filters(request.values, "active", GRANT_STATES)
     found = call(ctx, "access_grant_list", args)
     return render_template("access/grants.html", grants=found, state=state, dataset=dataset,
                            errors=errors or {}), status

@@ -460,6 +460,7 @@ def test_mosu_audit_commands_exit_status_and_messages(s3, tmp_path):
     first = mosu("verify")
     assert (first.returncode, first.stdout.strip()) == (0, f"audit log intact: {n} events, 0 checkpoints, "
                                                             "no checkpoint"), first.stderr
+    n += 1  # each run leaves its audit_verified event, after the events it checked
     taken = mosu("checkpoint")
     assert taken.returncode == 0, taken.stderr
     head = checkpoints.SignedTreeHead.from_json(json.loads(taken.stdout))
@@ -470,20 +471,27 @@ def test_mosu_audit_commands_exit_status_and_messages(s3, tmp_path):
     intact = mosu("verify")
     assert (intact.returncode, intact.stdout.strip()) == (
         0, f"audit log intact: {n} events, 1 checkpoints, last checkpoint at size {n}"), intact.stderr
-    again = mosu("checkpoint")  # nothing new: the same head
-    assert checkpoints.SignedTreeHead.from_json(json.loads(again.stdout)) == head
+    n += 1
+    again = mosu("checkpoint")  # one new event, the last run's: a head over it
+    assert checkpoints.SignedTreeHead.from_json(json.loads(again.stdout)).tree_size == n
+    same = mosu("checkpoint")  # nothing new: the same head
+    assert same.stdout == again.stdout
 
     db_file = settings.data_dir / "catalog.sqlite"
     kept = tmp_path / "kept.sqlite"
     with sqlite3.connect(db_file) as db:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     shutil.copyfile(db_file, kept)
-    with sqlite3.connect(db_file) as db:
-        db.execute("UPDATE audit_events SET actor = 'nobody' WHERE seq = 2")
+    edit = sqlite3.connect(db_file)
+    with edit:
+        edit.execute("UPDATE audit_events SET actor = 'nobody' WHERE seq = 2")
+    edit.close()  # no connection left open on the file the copy below replaces
     edited = mosu("verify")
     assert edited.returncode == 2 and edited.stdout == ""
     assert edited.stderr.startswith("mosu: audit log NOT intact: event 2: modified: "), edited.stderr
 
+    for written in (db_file.with_name(db_file.name + "-wal"), db_file.with_name(db_file.name + "-shm")):
+        written.unlink(missing_ok=True)  # that run recorded its event: it goes with the edited file
     shutil.copyfile(kept, db_file)
     with sqlite3.connect(db_file) as db:
         db.execute("DELETE FROM audit_events WHERE seq > ?", (n - 2,))

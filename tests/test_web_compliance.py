@@ -38,6 +38,7 @@ class World:
     reads: dict[tuple[str, str], int] = field(default_factory=dict)  # (reader, dataset key) -> accesses
     sql: str = ""
     checkpoint_size: int = 0
+    verified_events: int = 0
 
     @property
     def total_reads(self) -> int:
@@ -90,6 +91,8 @@ def world(mosu) -> World:
         w.readers["cy"]["client"].action.datastore_search(resource_id=locked["resource_id"])
     out = mosu.cli("audit", "checkpoint").stdout
     w.checkpoint_size = int(re.search(r'"?tree_size"?\W+(\d+)', out).group(1))
+    verified = mosu.cli("audit", "verify").stdout  # recorded: the dashboard's last verification
+    w.verified_events = int(re.match(r"audit log intact: (\d+) events", verified).group(1))
     return w
 
 
@@ -163,7 +166,14 @@ def test_the_dashboard_shows_the_reads_refusals_grants_and_checkpoint_the_test_m
         (world.datasets["locked"]["name"], world.readers["cy"]["name"], "expired", "1")]
     log = page.locator("#log-state").inner_text()
     assert f"{world.checkpoint_size:,} events, signed" in log
-    assert "Not recorded" in log, "no action reports a run of mosu audit verify: the page says so"
+    verified = page.locator("#last-verify")
+    assert f"intact: {world.verified_events:,} events checked" in verified.inner_text(), log
+    with mosu.inspect().read() as s:
+        run = s.scalars(select(AuditEvent).where(AuditEvent.action == "audit_verified")
+                        .order_by(AuditEvent.seq.desc()).limit(1)).one()
+    assert verified.locator("time").get_attribute("datetime") == run.ts.isoformat()
+    shown = verified.locator("time").inner_text()
+    assert str(run.ts.year) in shown and ":" in shown and "T" not in shown, f"a formatted time: {shown}"
     assert_accessible(page)
     _fits_a_phone(page, "dashboard")
     _clean(page)
@@ -335,6 +345,7 @@ def test_the_dashboard_in_simplified_chinese(mosu, browser, world):  # noqa: F81
     assert page.get_by_role("heading", name="访问最多的数据集").is_visible()
     today = page.locator(".chart-ends span").last.inner_text()
     assert re.fullmatch(r"\d{4}年\d{1,2}月\d{1,2}日", today), today
+    assert "完好" in page.locator("#last-verify").inner_text(), "the last verification, in Chinese"
     page.get_by_role("link", name="数据集报告").click()
     page.wait_for_load_state()
     assert page.get_by_label("数据集（名称或 ID）").is_visible()

@@ -286,15 +286,28 @@ def audit_report_denials(ctx: Context, data: dict[str, Any]) -> Any:
 SUMMARY_DAYS, SUMMARY_DAYS_MAX, SUMMARY_TOP, SUMMARY_TOP_MAX = 30, 366, 5, 50
 
 
+def _last_verify(s: Session) -> dict[str, Any] | None:
+    """The last run of ``mosu audit verify``, from its ``audit_verified`` event (index on action, ts)."""
+    event = s.scalars(select(AuditEvent).where(AuditEvent.action == "audit_verified")
+                      .order_by(AuditEvent.ts.desc(), AuditEvent.seq.desc()).limit(1)).first()
+    if event is None:
+        return None
+    d = event.detail or {}
+    return {"time": event.ts.isoformat(), "seq": event.seq, "actor": event.actor, "intact": bool(d.get("intact")),
+            "events": d.get("events"), "checkpoints": d.get("checkpoints"), "findings": d.get("findings", 0),
+            "first_finding": d.get("first_finding"), "last_seq": d.get("last_seq"), "seconds": d.get("seconds")}
+
+
 @action
 def audit_summary(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     """The compliance dashboard's figures over the last ``days`` UTC days (default 30, today included):
     ``accesses_by_day`` (every day, oldest first, zeros included), the ``top`` (default 5) datasets
     and users by accesses with the rows they took, refused calls by event name, and the log's state:
-    its size and last signed checkpoint (``last_verify`` is null: ``mosu audit verify`` runs on the
-    server and records nothing). Aggregated by the database, so a page never fetches thousands of
-    events to count them. Who may read: as the reports (an organization's admins see their datasets'
-    figures, and no checkpoint: it covers every organization's events)."""
+    its size, last signed checkpoint and ``last_verify``, the last run of ``mosu audit verify`` (its
+    ``audit_verified`` event: time, ``intact``, events checked, ``findings`` and ``first_finding``; null
+    when none ran). Aggregated by the database, so a page never fetches thousands of events to count
+    them. Who may read: as the reports (an organization's admins see their datasets' figures, and no
+    checkpoint or verification: they cover every organization's events)."""
     days = validate.integer(data.get("days"), "days", SUMMARY_DAYS, 1, SUMMARY_DAYS_MAX)
     top = validate.integer(data.get("top"), "top", SUMMARY_TOP, 1, SUMMARY_TOP_MAX)
     now = utcnow()
@@ -315,7 +328,7 @@ def audit_summary(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
         if scope.everything:
             last = s.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size.desc()).limit(1)).first()
             size = s.scalar(select(func.max(AuditEvent.seq))) or 0
-            log = {"events": size, "last_verify": None, "checkpoint": None if last is None else {
+            log = {"events": size, "last_verify": _last_verify(s), "checkpoint": None if last is None else {
                 "tree_size": last.tree_size, "root_hash": last.root_hash, "key_id": last.key_id,
                 "time": dt.datetime.fromtimestamp(last.timestamp / 1000, dt.timezone.utc).replace(tzinfo=None)
                 .isoformat()}, "events_after_checkpoint": size - (last.tree_size if last else 0)}

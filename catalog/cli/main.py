@@ -508,19 +508,30 @@ def audit_verify(data_dir: Path | None, export_file: Path | None, public_key: Pa
     Exit status: 0 intact (one summary line); 2 not intact (the first bad event and what is wrong
     with it: modified, missing, reordered, inserted, truncated, rehashed, bad-signature,
     inconsistent; of an export also not-included, broken-link, malformed); 1 it could not be checked.
+    A check of the database leaves an audit_verified event (what it found), which the compliance
+    dashboard shows as the last verification.
     """
     if export_file is not None or public_key is not None:
         if export_file is None or public_key is None:
             _fail("--export and --public-key go together")
         _verify_export(export_file, public_key)  # type: ignore[arg-type]
         return
-    from catalog.records.verify import verify_platform
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from catalog.records.verify import record_run, verify_platform
 
     with _audit_platform(data_dir) as platform:
+        started = time.monotonic()
         try:
             report = verify_platform(platform)
         except FileNotFoundError as exc:  # no signing key: nothing was ever checkpointed here
             _fail(str(exc))
+        try:  # the run's audit_verified event, after the events it checked (the next run checks it)
+            record_run(platform, report, time.monotonic() - started, Actor.site())
+        except SQLAlchemyError as exc:  # the check's answer still stands: say it, and that it is not recorded
+            reason = str(exc).splitlines()[0] if str(exc) else ""
+            click.echo(f"mosu: warning: this verification could not be recorded in the audit log: "
+                       f"{exc.__class__.__name__}: {reason}", err=True)
     if report.finding is not None:
         click.echo(f"mosu: {report.summary()}", err=True)
         sys.exit(AUDIT_TAMPERED_EXIT_STATUS)

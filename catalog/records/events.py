@@ -27,7 +27,7 @@ CATEGORIES = {
     "read": "reads of data (one event per read, written before the data leaves)",
     "read_end": "the end of a streamed export: what was actually sent",
     "refusal": "refused calls (outcome refused)",
-    "audit": "the audit log itself: prunings past the retention",
+    "audit": "the audit log itself: prunings past the retention, runs of mosu audit verify",
 }
 
 
@@ -194,6 +194,16 @@ _define(
                               "keeps committing to them.",
       upto_seq="the last event deleted (the checkpoint's size)", events="how many were deleted",
       before="the cutoff: only events older than it (UTC)", retention_days="MOSU_AUDIT_RETENTION_DAYS then"),
+    E("audit_verified", "audit", "mosu audit verify checked the log: every event's hash and link, every checkpoint's "
+                                 "signature, root and copies (recorded after the check; the next run checks it).",
+      intact="true when nothing was found", findings="problems found: 0, or 1 (the check stops at the first)",
+      first_finding="the first problem: seq (the event it is about), kind (modified, missing, reordered, "
+                    "inserted, truncated, rehashed, bad-signature, inconsistent) and message; absent when intact",
+      events="events checked: all of them when intact, else those before the first finding's seq",
+      first_seq="the first event checked (after the last pruning)",
+      last_seq="the last event checked, when intact (this event comes after it)",
+      checkpoints="signed checkpoints checked", last_checkpoint="the tree size of the last one (absent: none)",
+      seconds="how long the check took"),
 )
 
 

@@ -428,6 +428,38 @@ def verify_platform(platform: Any, *, clock: Callable[[], float] = time.time, se
         return verify_session(s, public_key=key, stored=stored, ignore_unpaired=fresh)
 
 
+def run_detail(report: Report, seconds: float) -> dict[str, Any]:
+    """Pure: the detail of the ``audit_verified`` event of a run that gave ``report`` in ``seconds``
+    (the fields :mod:`catalog.records.events` defines). A finding stops the pass, so ``findings`` is
+    0 or 1 and the events checked are those before the event it names."""
+    found = report.finding
+    detail: dict[str, Any] = {"intact": found is None, "findings": 0 if found is None else 1,
+                              "first_seq": report.first_seq, "checkpoints": report.checkpoints,
+                              "seconds": round(seconds, 3)}
+    if found is None:
+        detail["events"] = report.events
+        detail["last_seq"] = report.first_seq + report.events - 1
+    else:
+        detail["events"] = max(found.seq - report.first_seq, 0)
+        detail["first_finding"] = {"seq": found.seq, "kind": found.kind, "message": found.message}
+    if report.last_checkpoint is not None:
+        detail["last_checkpoint"] = report.last_checkpoint
+    return detail
+
+
+def record_run(platform: Any, report: Report, seconds: float, who: Any = "site") -> str:
+    """Record a run of ``mosu audit verify`` as an ``audit_verified`` event and return its hash, so
+    that the compliance dashboard can say when the log was last checked and what was found. Written
+    after the check, by the chain's ordinary writer (:func:`catalog.records.audit.record`): it comes
+    after every event the check read, and the next run checks it as any other. A log found tampered
+    gets its event too (``intact`` false): that the tampering was seen, and when, is the record a
+    compliance officer needs; the event links to the last event present, and the finding stays."""
+    from catalog.records import audit
+
+    with platform.write.begin() as s:
+        return audit.record(s, who, "audit_verified", "audit_log", None, run_detail(report, seconds))
+
+
 def verify_session(session: Any, *, public_key: Ed25519PublicKey, stored: Sequence[SignedTreeHead],
                    ignore_unpaired: Iterable[SignedTreeHead] = (),
                    hash_ok: Callable[[Sequence[Any]], bool] | None = None,

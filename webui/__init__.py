@@ -25,7 +25,7 @@ bp = Blueprint("webui", __name__, template_folder="templates", static_folder="st
                static_url_path="/static")
 
 
-PAGES = ("account", "grid", "access", "compliance", "provider", "suite")
+PAGES = ("account", "grid", "access", "compliance", "provider", "suite", "members")
 """The modules of webui whose blueprint ``bp`` holds a group of pages."""
 
 

@@ -20,6 +20,7 @@ from catalog.access.context import Context
 from catalog.actions import call
 from catalog.api.session import request_context
 from catalog.core.errors import NotAuthorized, NotFound, ValidationError
+from webui.account import signed_in_or_redirect as _signed_in
 
 bp = Blueprint("access", __name__)
 
@@ -45,12 +46,6 @@ def _list_filters(values: Any, default: str, states: tuple[str, ...]) -> tuple[s
 QUESTION_ERROR = re.compile(r"^Question '([A-Za-z0-9_-]{1,64})'")
 
 
-def _signed_in() -> tuple[Context | None, Any]:
-    """The caller, or a redirect to the sign-in form that comes back here (these pages are personal)."""
-    ctx = request_context()
-    if ctx.actor is None:
-        return None, redirect(url_for("account.sign_in", next=request.full_path.rstrip("?")), code=303)
-    return ctx, None
 
 
 # -- Markdown, a safe subset -----------------------------------------------------------------------

@@ -5,9 +5,10 @@ list, creation and revocation are the API's actions, called as the signed-in use
 """
 from __future__ import annotations
 
-from flask import Blueprint, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, Response, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
+from catalog.access.context import Context
 from catalog.actions import call
 from catalog.api import web_auth
 from catalog.api.errors import record_refusal
@@ -59,11 +60,17 @@ def sign_out():
     return response
 
 
-def _signed_in():
+def signed_in_or_redirect() -> tuple[Context | None, Response | None]:
+    """(the caller, None), or (None, a redirect to the sign-in form that comes back here) for an
+    anonymous caller: the pages that are personal, or for a role, start with it. A signed-in caller
+    without the right is refused by the action, not here."""
     ctx = request_context()
     if ctx.actor is None:
         return None, redirect(url_for("account.sign_in", next=request.full_path.rstrip("?")), code=303)
     return ctx, None
+
+
+_signed_in = signed_in_or_redirect
 
 
 @bp.route("/user/me", methods=["GET"])

@@ -12,11 +12,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, render_template, request
 
 from catalog.actions import call
 from catalog.api.session import request_context
 from catalog.core.errors import NotAuthorized, NotFound, ValidationError
+from webui.account import signed_in_or_redirect as _signed_in
 
 bp = Blueprint("compliance", __name__)
 
@@ -50,13 +51,6 @@ FIELD_OF = {"id": None, "until": "to", "event": "kind", "format": None}
 """An action's parameter -> the form field its validation error is shown next to."""
 
 
-def _signed_in():
-    """The caller, or a redirect to the sign-in page for an anonymous one (a page of the log is never
-    shown to nobody; a signed-in caller without the right is refused by the action)."""
-    ctx = request_context()
-    if ctx.actor is None:
-        return None, redirect(url_for("account.sign_in", next=request.full_path.rstrip("?")), code=303)
-    return ctx, None
 
 
 def _day_after(value: str) -> str:

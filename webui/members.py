@@ -10,27 +10,19 @@ action's, shown on the error page; a wrong user name or role comes back next to 
 """
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from catalog.access.context import Context
 from catalog.actions import call
-from catalog.api.session import request_context
 from catalog.core.errors import NotAuthorized, NotFound, ValidationError
+from webui.account import signed_in_or_redirect as _signed_in
 
 bp = Blueprint("members", __name__)
 
 COLLABORATOR_CAPACITIES = ("editor", "member")
 
 
-def _signed_in() -> tuple[Context | None, Any]:
-    """The caller, or a redirect to the sign-in form that comes back here."""
-    ctx = request_context()
-    if ctx.actor is None:
-        return None, redirect(url_for("account.sign_in", next=request.full_path.rstrip("?")), code=303)
-    return ctx, None
 
 
 @bp.app_template_global()

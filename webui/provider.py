@@ -24,6 +24,7 @@ from catalog.actions import call
 from catalog.api import content_security_policy
 from catalog.api.session import request_context
 from catalog.core.errors import NotAuthorized, NotFound, ValidationError
+from webui.account import signed_in_or_redirect as _signed_in
 
 bp = Blueprint("provider", __name__)
 
@@ -33,12 +34,6 @@ FORM_FIELDS = ("title", "name", "notes", "tags", "license_id", "owner_org", "acc
                "embargo_until")
 
 
-def _signed_in() -> tuple[Context | None, Any]:
-    """The caller, or a redirect to the sign-in form that comes back here."""
-    ctx = request_context()
-    if ctx.actor is None:
-        return None, redirect(url_for("account.sign_in", next=request.full_path.rstrip("?")), code=303)
-    return ctx, None
 
 
 def _require_editor(ctx: Context, dataset_id: str) -> dict:

@@ -150,6 +150,7 @@ EXPECTED: dict[str, tuple[dict, set[tuple[str, str | None]]]] = {
     "package_collaborator_create": ({"id": "chk-ds", "user_id": "chk-user", "capacity": "member"}, {(MEMBERS, DS)}),
     "package_collaborator_delete": ({"id": "chk-ds", "user_id": "chk-user"}, {(MEMBERS, DS)}),
     "package_collaborator_list": ({"id": "chk-ds"}, {(MEMBERS, DS)}),
+    "package_collaborator_list_for_user": ({"id": "chk-user"}, {(ACCOUNT, USER)}),
     "package_create": ({"name": "chk-new", "owner_org": "chk-org"}, {(EDIT, ORG)}),
     "package_delete": ({"id": "chk-del"}, {(EDIT, "package:{chk-del}")}),
     "package_list": ({}, {(VIEW, LIST)}),

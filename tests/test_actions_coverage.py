@@ -1,6 +1,7 @@
 """The README's actions that no other test called, each through ckanapi, with its CKAN-shaped result
 and its effect: current_package_list_with_resources, resource_update, resource_view_list,
-organization_patch, organization_member_delete, group_update, group_delete, group_member_create,
+organization_patch, organization_member_delete (and its refusal to take an organization's last admin away),
+group_update, group_delete, group_member_create,
 group_member_delete and group_activity_list.
 
 Every test makes its own organization, group, datasets and users under a unique suffix, so it
@@ -13,6 +14,7 @@ import uuid
 
 import ckanapi
 import pytest
+import requests
 
 from tests.conftest import wait_for_ingest
 
@@ -142,6 +144,47 @@ def test_organization_member_delete_takes_the_membership_and_its_rights_away(mos
         as_editor.action.package_create(name=f"leaving-refused-{suffix}", owner_org=org["id"])
     with pytest.raises(ckanapi.NotFound):
         as_editor.action.package_show(id=secret["id"])
+
+
+LAST_ADMIN = "An organization needs at least one admin: make another member admin first."
+
+
+def test_the_last_admin_of_an_organization_is_neither_removed_nor_demoted(mosu, admin, admin_name, suffix):
+    """Whoever asks (the admin themselves, a sysadmin), the only admin stays: a removal or a role change
+    is a 409 Validation Error with the reason, and the member list is unchanged; once another member
+    is made admin, the first may step down and leave."""
+    boss, as_boss = _user(mosu, admin, f"only-admin-{suffix}")
+    helper, _ = _user(mosu, admin, f"next-admin-{suffix}")
+    org = admin.action.organization_create(name=f"one-admin-{suffix}")
+    admin.action.organization_member_create(id=org["id"], username=boss["name"], role="admin")
+    admin.action.organization_member_delete(id=org["id"], username=admin_name)  # the creator leaves: boss remains
+    admin.action.organization_member_create(id=org["id"], username=helper["name"], role="editor")
+    before = _member_names(admin, "organization_show", org["id"])
+    assert before == {boss["name"]: "admin", helper["name"]: "editor"}
+
+    for client in (as_boss, admin):
+        for action, params in (("organization_member_delete", {}), ("organization_member_create", {"role": "editor"}),
+                               ("organization_member_create", {"role": "member"}),
+                               ("member_create",
+                                {"object_type": "user", "object": boss["name"], "capacity": "member"})):
+            params = {"id": org["id"], **({} if action == "member_create" else {"username": boss["name"]}), **params}
+            with pytest.raises(ckanapi.ValidationError) as refused:
+                client.call_action(action, params)
+            assert refused.value.error_dict["username"] == [LAST_ADMIN], (action, params)
+            assert _member_names(admin, "organization_show", org["id"]) == before
+    raw = requests.post(f"{mosu.url}/api/3/action/organization_member_delete", headers={"Authorization": admin.apikey},
+                        json={"id": org["id"], "username": boss["name"]}, timeout=30)
+    assert raw.status_code == 409 and raw.json()["error"]["__type"] == "Validation Error"
+    assert as_boss.action.organization_member_create(id=org["id"], username=boss["name"], role="admin")["capacity"] \
+        == "admin", "staying admin is no change"
+
+    as_boss.action.organization_member_create(id=org["id"], username=helper["name"], role="admin")
+    as_boss.action.organization_member_create(id=org["id"], username=boss["name"], role="editor")
+    assert _member_names(admin, "organization_show", org["id"]) == {boss["name"]: "editor", helper["name"]: "admin"}
+    admin.action.organization_member_delete(id=org["id"], username=boss["name"])
+    assert _member_names(admin, "organization_show", org["id"]) == {helper["name"]: "admin"}
+    with pytest.raises(ckanapi.ValidationError):
+        admin.action.organization_member_delete(id=org["id"], username=helper["name"])
 
 
 # -- groups --------------------------------------------------------------------------------------

@@ -194,7 +194,7 @@ def test_the_dataset_report_filtered_to_a_user_and_its_csv_export(mosu, browser,
     assert [(r[0], r[2], r[3], r[7]) for r in rows] == [(ana, "3", "3", str(1 + 2 + 3))], rows
     reads = _cells(page, "#reads")
     assert len(reads) == world.reads[(("ana", "hot"))] and {r[1] for r in reads} == {ana}
-    assert sorted(_number(r[4]) for r in reads) == [1, 2, 3]
+    assert sorted(_number(r[5]) for r in reads) == [1, 2, 3]
     assert_accessible(page)
     _fits_a_phone(page, "dataset-report")
     with page.expect_download() as got:
@@ -208,6 +208,43 @@ def test_the_dataset_report_filtered_to_a_user_and_its_csv_export(mosu, browser,
     with page.expect_download() as got:
         page.get_by_role("link", name="JSON lines").click()
     assert got.value.suggested_filename.endswith(".jsonl")
+    _clean(page)
+    page.context.close()
+
+
+def test_an_export_under_a_column_grant_is_one_row_with_its_way_rows_and_bytes(mosu_factory, browser):  # noqa: F811
+    """A researcher with a grant on one column exports the dataset; the officer's dataset report shows
+    the export once: in the readers' table one row for the researcher, ``grant:columns``, with the
+    export's rows (before, its end event made a second row without a way of reading), and in the
+    accesses one row with the way, the columns, the rows, the bytes and "complete" (before, the
+    export showed without its rows and bytes). Its own server: the module's counts stay the test's."""
+    site = mosu_factory()
+    suffix = uuid.uuid4().hex[:6]
+    admin = site.ckan(site.token(f"wcx-admin-{suffix}", sysadmin=True))
+    org = admin.action.organization_create(name=f"wcx-org-{suffix}")
+    pkg = admin.action.package_create(name=f"wcx-locked-{suffix}", owner_org=org["id"], access_level="restricted")
+    res = upload(admin, CSV, "cities.csv", dataset=pkg["id"])
+    researcher = new_user(site, f"wcx-res-{suffix}")
+    officer = new_user(site, f"wcx-officer-{suffix}", auditor=True)
+    token = admin.action.api_token_create(user=researcher, name="t")["token"]
+    admin.action.access_grant_create(package_id=pkg["id"], user_id=researcher, days=30, columns=["id"])
+    got = requests.get(f"{site.url}/datastore/dump/{res['id']}", params={"format": "csv"},
+                       headers={"Authorization": token}, timeout=60)
+    assert got.status_code == 200 and got.text.splitlines()[0] == "id" and len(got.text.splitlines()) == 6
+
+    report = admin.action.audit_report_dataset(id=pkg["name"], user=researcher)
+    assert [(r["via"], r["accesses"], r["exports"], r["rows"]) for r in report["rows"]] == [("grant:columns", 1, 1, 5)]
+
+    page = _page(browser, site, officer)
+    page.goto(f"{site.url}/compliance/dataset?dataset={pkg['name']}")
+    rows = [r for r in _cells(page, "#report-rows") if r[0] == researcher]
+    assert [(r[1], r[2], r[5], r[7]) for r in rows] == [("grant:columns", "1", "1", "5")], rows
+    reads = _cells(page, "#reads")
+    assert len(reads) == 1, reads
+    time_, who, event, way, outcome, n, size, _ = reads[0]
+    assert (who, event, way) == (researcher, "export", "grant:columns columns: id")
+    assert (outcome, _number(n), _number(size)) == ("ok · complete", 5, len(got.content))
+    assert_accessible(page)
     _clean(page)
     page.context.close()
 

@@ -1,8 +1,9 @@
 """The members and collaborators pages in a real Chromium against ``mosu up``: an organization's
 admin adds a user, changes the role and removes them (and the user's rights follow); a wrong user
-name comes back next to the field; an editor, an outsider and a signed-out visitor change nothing;
-a dataset's collaborators are added and removed; forms without the CSRF token are refused; hostile
-full names stay text. Every change is checked through the API, not only on the page.
+name comes back next to the field; the only admin can neither leave nor be demoted; an editor, an
+outsider and a signed-out visitor change nothing; a dataset's collaborators are added and removed;
+forms without the CSRF token are refused; hostile full names stay text. Every change is checked
+through the API, not only on the page.
 
 Each test builds its own organization, users and dataset under a unique suffix.
 """
@@ -118,6 +119,50 @@ def test_an_admin_adds_a_user_as_editor_changes_the_role_and_removes_them(mosu, 
     assert_accessible(page)
     assert page.console_errors == [] and dialogs == []
     assert _unexpected(other.console_errors, 403, 404) == []
+
+
+def test_the_only_admin_cannot_remove_or_demote_themselves_and_the_page_says_why(mosu, admin, browser, team):
+    """The organization's only admin tries to leave it and to become an editor from the members page:
+    each is refused with the action's reason above the table (409), and they stay its admin; in 简体中文
+    the reason is translated."""
+    org, boss = team["org"], team["boss"]
+    for u in admin.action.organization_show(id=org["id"], include_users=True)["users"]:
+        if u["capacity"] == "admin" and u["name"] != boss:  # the sysadmin who created it: boss stays alone
+            admin.action.organization_member_delete(id=org["id"], username=u["name"])
+    before = _roles(admin, org["id"])
+    assert [n for n, r in before.items() if r == "admin"] == [boss]
+    page = signed_in_page(browser, mosu, boss)
+    dialogs = _no_dialogs(page)
+    page.goto(f"{mosu.url}/organization/{org['name']}/members")
+    row = page.locator(f'tr[data-user="{boss}"]')
+    row.get_by_text("Remove…").click()
+    with page.expect_response(lambda r: r.url.endswith("/members/remove")) as answer:
+        row.get_by_role("button", name=f"Remove {boss} from {org['title']}").click()
+    assert answer.value.status == 409
+    expect(page.get_by_role("alert")).to_have_text(
+        "Nothing was changed: An organization needs at least one admin: make another member admin first.")
+    expect(page.locator(f'tr[data-user="{boss}"] .role')).to_have_text("Admin")
+    assert _roles(admin, org["id"]) == before
+
+    row = page.locator(f'tr[data-user="{boss}"]')
+    row.get_by_label(f"Role of {boss}").select_option("editor")
+    with page.expect_response(lambda r: r.url.endswith("/members") and r.request.method == "POST") as answer:
+        row.get_by_role("button", name=f"Change the role of {boss}").click()
+    assert answer.value.status == 409
+    expect(page.get_by_role("alert")).to_contain_text("An organization needs at least one admin")
+    expect(page.locator(f'tr[data-user="{boss}"] .role')).to_have_text("Admin")
+    expect(page.get_by_label("User name")).to_have_value("")  # the add form is not filled with the refused change
+    assert _roles(admin, org["id"]) == before
+    assert_accessible(page)
+
+    page.goto(mosu.url + f"/language/zh_Hans?next=/organization/{org['name']}/members")
+    row = page.locator(f'tr[data-user="{boss}"]')
+    row.locator("summary").click()
+    row.locator("form[action$='/members/remove'] button").click()
+    reason = "组织至少需要一位管理员：请先将另一位成员设为管理员。"
+    expect(page.get_by_role("alert")).to_have_text("未做任何更改： " + reason)
+    assert _roles(admin, org["id"]) == before
+    assert _unexpected(page.console_errors, 409) == [] and dialogs == []
 
 
 def test_an_unknown_user_name_is_shown_next_to_the_field_and_nothing_changes(mosu, admin, browser, team):

@@ -11,6 +11,7 @@ import re
 import uuid
 from urllib.parse import urlsplit
 
+import ckanapi
 import pytest
 
 from tests import web
@@ -363,6 +364,44 @@ def test_the_dashboard_lists_collaborations_as_editor_and_speaks_chinese(mosu, a
     expect(page.get_by_text("You have no datasets to manage yet.")).to_be_visible()
     assert page.locator(f'[data-dataset="shared-{lab["suffix"]}"]').count() == 0
     assert page.console_errors == []
+
+
+def test_the_dashboard_lists_public_and_private_collaborations_and_nothing_else(mosu, admin, browser, lab):
+    """An editor collaborator's dashboard lists the datasets of another organization they collaborate
+    on, the public one as well as the private one (a search for private or draft datasets missed the
+    public one), each with its edit link; a public dataset of that organization they have no role on
+    is not listed. The same through the API: package_collaborator_list_for_user answers the user
+    (both datasets, public and private) and refuses another user."""
+    suffix = lab["suffix"]
+    other = admin.action.organization_create(name=f"partner-{suffix}")
+    public = admin.action.package_create(name=f"pub-shared-{suffix}", title=f"Public shared {suffix}",
+                                         owner_org=other["id"], private=False)
+    private = admin.action.package_create(name=f"priv-shared-{suffix}", title=f"Private shared {suffix}",
+                                          owner_org=other["id"], private=True)
+    admin.action.package_create(name=f"not-mine-{suffix}", title=f"Not mine {suffix}", owner_org=other["id"],
+                                private=False)
+    for pkg in (public, private):
+        admin.action.package_collaborator_create(id=pkg["id"], user_id=lab["provider"], capacity="editor")
+    page = signed_in_page(browser, mosu, lab["provider"])
+    page.goto(mosu.url + "/dashboard")
+    for pkg, private_flag in ((public, 0), (private, 1)):
+        item = page.locator(f'[data-dataset="{pkg["name"]}"]')
+        expect(item.get_by_role("link", name=pkg["title"])).to_be_visible()
+        expect(item.get_by_role("link", name="Edit")).to_have_attribute("href", f"/dataset/{pkg['name']}/edit")
+        expect(item.get_by_text("Private", exact=True)).to_have_count(private_flag)
+    expect(page.locator(f'[data-dataset="not-mine-{suffix}"]')).to_have_count(0)
+    assert page.get_by_text(f"Not mine {suffix}").count() == 0
+    assert_accessible(page)
+    assert page.console_errors == []
+
+    provider = mosu.ckan(admin.action.api_token_create(user=lab["provider"], name="dash")["token"])
+    mine = provider.action.package_collaborator_list_for_user(id=lab["provider"])
+    assert {c["package_id"] for c in mine} == {public["id"], private["id"]}
+    assert {c["capacity"] for c in mine} == {"editor"}
+    assert provider.action.package_collaborator_list_for_user(id=lab["provider"], capacity="member") == []
+    stranger = mosu.ckan(admin.action.api_token_create(user=new_user(mosu, f"nosy-{suffix}"), name="x")["token"])
+    with pytest.raises(ckanapi.NotAuthorized):
+        stranger.action.package_collaborator_list_for_user(id=lab["provider"])
 
 
 def test_the_edit_form_sets_agreement_embargo_level_and_privacy_and_fits_a_phone(mosu, admin, browser, lab):

@@ -10,7 +10,7 @@ grants. Every page calls the same actions as the API (``agreement_accept``, ``ac
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Callable
 
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -206,11 +206,24 @@ def mine():
 
 @bp.route("/user/me/access/requests/<request_id>/withdraw", methods=["POST"])
 def withdraw(request_id: str):
+    return _submit("access_request_withdraw", lambda ctx: {"id": request_id}, None, lambda: url_for("access.mine"))
+
+
+def _submit(action: str, args: Callable[[Context], dict[str, Any]],
+            refused: Callable[[Context, ValidationError], Any] | None, then: Callable[[], str]):
+    """The form handlers' one shape: the signed-in caller calls ``action`` with ``args(ctx)``; a
+    Validation Error goes to ``refused`` (the form again, with the messages, 409), else the page
+    ``then()`` names is shown (303, so a reload does not submit again)."""
     ctx, away = _signed_in()
     if away is not None:
         return away
-    call(ctx, "access_request_withdraw", {"id": request_id})
-    return redirect(url_for("access.mine"), code=303)
+    try:
+        call(ctx, action, args(ctx))
+    except ValidationError as exc:
+        if refused is None:
+            raise
+        return refused(ctx, exc)
+    return redirect(then(), code=303)
 
 
 # -- providers ---------------------------------------------------------------------------------------
@@ -283,37 +296,32 @@ def review(request_id: str):
 @bp.route("/access/requests/<request_id>/approve", methods=["POST"])
 def approve(request_id: str):
     """Approve with an expiry (days, or a date) and the columns left ticked (all ticked: every column)."""
-    ctx, away = _signed_in()
-    if away is not None:
-        return away
-    req = call(ctx, "access_request_show", {"id": request_id})
-    args: dict[str, Any] = {"id": request_id, "note": request.form.get("note", "")}
-    if request.form.get("expires", "").strip():
-        args["expires"] = request.form["expires"].strip()
-    else:
-        args["days"] = request.form.get("days", "").strip()
-    offered = request.form.getlist("offered")
-    chosen = request.form.getlist("columns")
-    if offered and (chosen != offered or req.get("columns")):
-        args["columns"] = chosen  # an empty list is the action's error: at least one column
-    try:
-        call(ctx, "access_request_approve", args)
-    except ValidationError as exc:
-        return _review(ctx, request_id, exc.field_errors, request.form, 409)
-    return redirect(url_for("access.review", request_id=request_id), code=303)
+    def args(ctx: Context) -> dict[str, Any]:
+        req = call(ctx, "access_request_show", {"id": request_id})
+        out: dict[str, Any] = {"id": request_id, "note": request.form.get("note", "")}
+        if request.form.get("expires", "").strip():
+            out["expires"] = request.form["expires"].strip()
+        else:
+            out["days"] = request.form.get("days", "").strip()
+        offered = request.form.getlist("offered")
+        chosen = request.form.getlist("columns")
+        if offered and (chosen != offered or req.get("columns")):
+            out["columns"] = chosen  # an empty list is the action's error: at least one column
+        return out
+
+    return _submit("access_request_approve", args,
+                   lambda ctx, exc: _review(ctx, request_id, exc.field_errors, request.form, 409),
+                   lambda: url_for("access.review", request_id=request_id))
 
 
 @bp.route("/access/requests/<request_id>/deny", methods=["POST"])
 def deny(request_id: str):
-    ctx, away = _signed_in()
-    if away is not None:
-        return away
-    try:
-        call(ctx, "access_request_deny", {"id": request_id, "reason": request.form.get("reason", "")})
-    except ValidationError as exc:
+    def refused(ctx: Context, exc: ValidationError):
         errors = {("deny_reason" if k == "reason" else k): v for k, v in exc.field_errors.items()}
         return _review(ctx, request_id, errors, request.form, 409)
-    return redirect(url_for("access.review", request_id=request_id), code=303)
+
+    return _submit("access_request_deny", lambda ctx: {"id": request_id, "reason": request.form.get("reason", "")},
+                   refused, lambda: url_for("access.review", request_id=request_id))
 
 
 @bp.route("/access/grants")
@@ -335,15 +343,10 @@ def _grants(ctx: Context, errors: dict[str, dict[str, list[str]]] | None = None,
 @bp.route("/access/grants/<grant_id>/revoke", methods=["POST"])
 def revoke(grant_id: str):
     """End a grant now; the reason (required) is told to the grantee."""
-    ctx, away = _signed_in()
-    if away is not None:
-        return away
-    try:
-        call(ctx, "access_grant_revoke", {"id": grant_id, "reason": request.form.get("reason", "")})
-    except ValidationError as exc:
-        return _grants(ctx, {grant_id: exc.field_errors}, 409)
     back = {k: request.form[k] for k in ("state", "dataset") if request.form.get(k)}
-    return redirect(url_for("access.grants", **back), code=303)
+    return _submit("access_grant_revoke", lambda ctx: {"id": grant_id, "reason": request.form.get("reason", "")},
+                   lambda ctx, exc: _grants(ctx, {grant_id: exc.field_errors}, 409),
+                   lambda: url_for("access.grants", **back))
 
 
 def state_label(state: str | None) -> str:

@@ -16,6 +16,7 @@ from flask import Blueprint, current_app, render_template, request
 
 from catalog.actions import call
 from catalog.api.session import request_context
+from catalog.core import auditvocab
 from catalog.core.errors import NotAuthorized, NotFound, ValidationError
 from webui.account import signed_in_or_redirect as _signed_in
 
@@ -25,19 +26,17 @@ CHART_DAYS = 30
 EXPIRING_DAYS = 14
 EVENTS_PER_PAGE = 100
 KINDS: dict[str, tuple[str, ...]] = {
-    "previews": ("datastore_search",),
-    "queries": ("datastore_search_sql",),
-    "exports": ("datastore_export", "datastore_sql_export"),
-    "downloads": ("resource_download",),
+    **auditvocab.READ_KINDS,
     "refusals": ("access_denied", "sql_refused", "rate_limited"),
     "sign_in_failures": ("sign_in_failure",),
     "access": ("access_request_create", "access_request_approve", "access_request_deny", "access_grant_create",
                "access_grant_revoke"),
 }
-"""The event kinds a filter offers -> the event names of the vocabulary they stand for."""
-READ_KINDS = ("previews", "queries", "exports", "downloads")
+"""The event kinds a filter offers -> the event names of the vocabulary they stand for (the reads'
+kinds are the reports' own)."""
+READ_KINDS = tuple(auditvocab.READ_KINDS)
 REFUSAL_EVENTS = ("access_denied", "sql_refused", "rate_limited", "sign_in_failure")
-GRANT_STATES = ("active", "expiring", "expired", "revoked")
+GRANT_STATES = auditvocab.GRANT_STATES
 REPORTS = {"events": "audit_event_list", "dataset": "audit_report_dataset", "user": "audit_report_user",
            "grants": "audit_report_grants", "denials": "audit_report_denials"}
 """A report page's name -> its action."""
@@ -179,7 +178,7 @@ def report_page(report: str):
         if report == "dataset":  # the reads themselves, newest first, as the filters narrow them
             kinds = form["kind"] or list(READ_KINDS)
             reads = call(ctx, "audit_event_list", {**action_params("events", {**form, "kind": kinds}),
-                                                   "dataset": result["dataset"]["id"]})
+                                                   "dataset": result["dataset"]["id"], "pair_exports": True})
     except (ValidationError, NotFound) as exc:  # a filter naming nothing, or a bad date: said next to it
         return render_template("compliance/report.html", **page, result=None,
                                errors=_field_errors(exc, report)), 409 if isinstance(exc, ValidationError) else 404

@@ -10,6 +10,9 @@ action's, shown on the error page; a wrong user name or role comes back next to 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any, Callable
+
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
@@ -68,31 +71,13 @@ def _members_page(ctx: Context, name: str, errors: dict[str, str] | None = None,
 @bp.route("/organization/<name>/members", methods=["POST"])
 def organization_member_save(name: str):
     """Add a user by name with a role, or change a member's role (the same action)."""
-    ctx, away = _signed_in()
-    if away is not None:
-        return away
-    org = call(ctx, "organization_show", {"id": name, "include_users": False})
-    username, role = request.form.get("username", "").strip(), request.form.get("role", "")
-    try:
-        call(ctx, "organization_member_create", {"id": org["id"], "username": username, "role": role})
-    except ValidationError as exc:
-        errors = _field_errors(exc, {"username": "username", "role": "role"})
-        return _members_page(ctx, name, errors, {"username": username, "role": role}, 409)
-    except NotFound:  # the organization was found above: the user is who is unknown
-        errors = {"username": _("There is no user named “%(name)s”.", name=username)}
-        return _members_page(ctx, name, errors, {"username": username, "role": role}, 409)
-    return redirect(url_for("members.organization_members", name=org["name"], done="saved"), code=303)
+    return _save(ORGANIZATION, name)
 
 
 @bp.route("/organization/<name>/members/remove", methods=["POST"])
 def organization_member_remove(name: str):
     """Remove a member from the organization."""
-    ctx, away = _signed_in()
-    if away is not None:
-        return away
-    org = call(ctx, "organization_show", {"id": name, "include_users": False})
-    call(ctx, "organization_member_delete", {"id": org["id"], "username": request.form.get("username", "")})
-    return redirect(url_for("members.organization_members", name=org["name"], done="removed"), code=303)
+    return _remove(ORGANIZATION, name)
 
 
 # -- a dataset's collaborators -----------------------------------------------------------------
@@ -123,28 +108,79 @@ def _collaborators_page(ctx: Context, dataset_id: str, errors: dict[str, str] | 
 @bp.route("/dataset/<dataset_id>/collaborators", methods=["POST"])
 def collaborator_save(dataset_id: str):
     """Add a collaborator by user name, or change one's capacity."""
-    ctx, away = _signed_in()
-    if away is not None:
-        return away
-    pkg = call(ctx, "package_show", {"id": dataset_id})
-    username, capacity = request.form.get("username", "").strip(), request.form.get("capacity", "")
-    try:
-        call(ctx, "package_collaborator_create", {"id": pkg["id"], "user_id": username, "capacity": capacity})
-    except ValidationError as exc:
-        errors = _field_errors(exc, {"user_id": "username", "capacity": "capacity"})
-        return _collaborators_page(ctx, dataset_id, errors, {"username": username, "capacity": capacity}, 409)
-    except NotFound:  # the dataset was found above: the user is who is unknown
-        errors = {"username": _("There is no user named “%(name)s”.", name=username)}
-        return _collaborators_page(ctx, dataset_id, errors, {"username": username, "capacity": capacity}, 409)
-    return redirect(url_for("members.collaborators", dataset_id=pkg["name"], done="saved"), code=303)
+    return _save(COLLABORATORS, dataset_id)
 
 
 @bp.route("/dataset/<dataset_id>/collaborators/remove", methods=["POST"])
 def collaborator_remove(dataset_id: str):
     """Remove a collaborator from the dataset."""
+    return _remove(COLLABORATORS, dataset_id)
+
+
+# -- saving and removing, for both pages -------------------------------------------------------
+
+@dataclass(frozen=True)
+class Roster:
+    """What differs between an organization's members and a dataset's collaborators, so that one
+    save and one remove handler serve both pages: the actions, their parameter names (which are
+    also the forms' field names) and the page to go back to."""
+
+    show: str  # the action that finds the organization or dataset
+    show_params: dict[str, Any]
+    create: str  # adds a member, or changes their role
+    delete: str
+    user_param: str  # the actions' name of the user (the remove form's field too)
+    role_param: str  # the actions' name of the role (the forms' field too)
+    endpoint: str  # the page, and its route's argument
+    page_key: str
+    page: Callable[..., Any]  # re-renders the page: (ctx, key, errors, values, status)
+
+
+ORGANIZATION = Roster("organization_show", {"include_users": False}, "organization_member_create",
+                      "organization_member_delete", "username", "role", "members.organization_members", "name",
+                      _members_page)
+COLLABORATORS = Roster("package_show", {}, "package_collaborator_create", "package_collaborator_delete",
+                       "user_id", "capacity", "members.collaborators", "dataset_id", _collaborators_page)
+
+
+def _save(roster: Roster, key: str):
+    """Add the form's user with its role, or change a listed member's role (the table's forms send
+    ``row``): a refusal of the add form is shown next to its fields; one of a listed member (the
+    organization's last admin kept) above the table, with the member unchanged."""
     ctx, away = _signed_in()
     if away is not None:
         return away
-    pkg = call(ctx, "package_show", {"id": dataset_id})
-    call(ctx, "package_collaborator_delete", {"id": pkg["id"], "user_id": request.form.get("user_id", "")})
-    return redirect(url_for("members.collaborators", dataset_id=pkg["name"], done="removed"), code=303)
+    found = call(ctx, roster.show, {"id": key, **roster.show_params})
+    username, role = request.form.get("username", "").strip(), request.form.get(roster.role_param, "")
+    values = {"username": username, roster.role_param: role}
+    try:
+        call(ctx, roster.create, {"id": found["id"], roster.user_param: username, roster.role_param: role})
+    except ValidationError as exc:
+        if request.form.get("row"):
+            return roster.page(ctx, key, _refusal(exc), None, 409)
+        return roster.page(ctx, key, _field_errors(exc, {roster.user_param: "username",
+                                                         roster.role_param: roster.role_param}), values, 409)
+    except NotFound:  # the organization or dataset was found above: the user is who is unknown
+        errors = {"username": _("There is no user named “%(name)s”.", name=username)}
+        return roster.page(ctx, key, errors, values, 409)
+    return redirect(url_for(roster.endpoint, **{roster.page_key: found["name"]}, done="saved"), code=303)
+
+
+def _remove(roster: Roster, key: str):
+    """Remove the form's user; a refusal (the organization's last admin) is shown above the table."""
+    ctx, away = _signed_in()
+    if away is not None:
+        return away
+    found = call(ctx, roster.show, {"id": key, **roster.show_params})
+    try:
+        call(ctx, roster.delete, {"id": found["id"], roster.user_param: request.form.get(roster.user_param, "")})
+    except ValidationError as exc:
+        return roster.page(ctx, key, _refusal(exc), None, 409)
+    return redirect(url_for(roster.endpoint, **{roster.page_key: found["name"]}, done="removed"), code=303)
+
+
+def _refusal(exc: ValidationError) -> dict[str, str]:
+    """A refused change of a listed member, as the page shows it above the table (in the page's
+    language when the message is one the translations know, as the last-admin rule's is)."""
+    messages = [_(str(m)) for ms in (exc.field_errors or {}).values() for m in (ms if isinstance(ms, list) else [ms])]
+    return {"_member": " ".join(messages) or exc.message}

@@ -65,8 +65,8 @@ def ingest_label(status: str | None) -> str:
 @bp.route("/dashboard")
 def dashboard():
     """The datasets the signed-in user can change: their organizations' (as editor or admin), and
-    the private or draft ones they reach by a collaboration, each with its resources' ingest state
-    and quality score."""
+    those they are an editor collaborator on, public or private, drafts included, each with its
+    resources' ingest state and quality score."""
     ctx, away = _signed_in()
     if away is not None:
         return away
@@ -78,19 +78,18 @@ def dashboard():
             "include_private": True, "include_drafts": True, "rows": DASHBOARD_ROWS,
             "sort": "metadata_modified desc"})
         names = [p["name"] for p in found["results"]]
-    # Outside those organizations a user sees a private or draft dataset only through a
-    # collaboration: those that make them an editor are theirs to change too.
-    others = call(ctx, "package_search", {
-        "q": "*:*", "fq_list": ["private:true OR state:draft"] + (
-            ["-owner_org:(" + " OR ".join(_quoted(o["id"]) for o in orgs) + ")"] if orgs else []),
-        "include_private": True, "include_drafts": True, "rows": DASHBOARD_ROWS, "sort": "metadata_modified desc"})
-    datasets = []
-    for name in names + [p["name"] for p in others["results"]]:
+    # A collaboration is asked of the collaborations themselves, not of a search: a search of what
+    # the user may see outside their organizations holds every public dataset of the site.
+    shared = call(ctx, "package_collaborator_list_for_user", {"id": ctx.actor.id, "capacity": "editor"})
+    datasets, seen = [], set()
+    for key in names + [c["package_id"] for c in shared[:DASHBOARD_ROWS]]:
         try:
-            pkg = _require_editor(ctx, name)
+            pkg = _require_editor(ctx, key)
         except (NotAuthorized, NotFound):
             continue
-        datasets.append(pkg)
+        if pkg["id"] not in seen:
+            seen.add(pkg["id"])
+            datasets.append(pkg)
     return render_template("provider/dashboard.html", datasets=datasets, orgs=orgs)
 
 

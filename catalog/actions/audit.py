@@ -145,6 +145,24 @@ def _grouped(s: Session, query: Any, limit: int = REPORT_MAX) -> tuple[list[str]
     return columns, [dict(zip(columns, row)) for row in result]
 
 
+def _report_request(data: dict[str, Any], what: str) -> tuple[str, str, dt.datetime | None, dt.datetime | None]:
+    """The dataset and user reports' parameters: the format, the key of the ``what`` reported on
+    (``id``, or ``what`` itself), and the period."""
+    fmt = _format(data)
+    errors = validate.Errors()
+    since, until = _period(data, errors)
+    errors.raise_if_any()
+    key = _key(data, "id") or _key(data, what)
+    if key is None:
+        raise ValidationError({"id": ["Missing value"]})
+    return fmt, key, since, until
+
+
+def _totals(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """A dataset or user report's totals over its rows."""
+    return {name: sum(r[name] for r in rows) for name in ("accesses", "rows", "refused")}
+
+
 # -- actions ----------------------------------------------------------------------------------------
 
 @action
@@ -155,17 +173,25 @@ def audit_event_list(ctx: Context, data: dict[str, Any]) -> Any:
     offset is given. ``limit`` (default 100, at most 1000), ``offset`` (at most 100,000; page
     further back with ``until``). ``format``: json (default), csv or jsonl.
 
+    ``pair_exports`` (JSON only): each export's start event carries its end as ``end`` (time,
+    outcome, ``rows``, ``bytes``, ``complete``, ``error``; null while it streams), found by request
+    id, so an export reads as one event with its way of reading and what it took.
+
     Sysadmins and auditors read every event; an organization's admins those of its datasets."""
     fmt = _format(data)
     limit = validate.integer(data.get("limit"), "limit", EVENTS_LIMIT, 1, EVENTS_MAX)
     offset = validate.integer(data.get("offset"), "offset", 0, 0, OFFSET_MAX)
     errors = validate.Errors()
+    pair = validate.boolean(data.get("pair_exports"), errors, "pair_exports", False)
     with ctx.platform.read() as s:
         scope = policy.audit_scope(s, ctx.actor)
         filters = _filters(s, data, scope, errors)
         found = [reports.event_row(r) for r in s.execute(reports.events(filters, scope.where(), limit + 1, offset))]
-    more = len(found) > limit
-    rows = found[:limit]
+        more = len(found) > limit
+        rows = found[:limit]
+        ends = reports.ends_of(rows, scope.where()) if pair and fmt == "json" else None
+        if ends is not None:
+            rows = reports.paired(rows, [reports.event_row(r) for r in s.execute(ends)])
     return _answer("audit-events", fmt, list(reports.EVENT_COLUMNS), rows, limit=limit, offset=offset,
                    next_offset=offset + limit if more else None)
 
@@ -177,13 +203,7 @@ def audit_report_dataset(ctx: Context, data: dict[str, Any]) -> Any:
     ``queries``, ``exports``, ``downloads``), the ``rows`` taken, ``refused`` attempts, ``first`` and
     ``last``; with the totals. ``user`` (name or id) narrows it to one reader.
     ``format``: json (default), csv or jsonl."""
-    fmt = _format(data)
-    errors = validate.Errors()
-    since, until = _period(data, errors)
-    errors.raise_if_any()
-    key = _key(data, "id") or _key(data, "dataset")
-    if key is None:
-        raise ValidationError({"id": ["Missing value"]})
+    fmt, key, since, until = _report_request(data, "dataset")
     with ctx.platform.read() as s:
         scope = policy.audit_scope(s, ctx.actor)
         package_id = _dataset(s, key, scope)
@@ -191,9 +211,7 @@ def audit_report_dataset(ctx: Context, data: dict[str, Any]) -> Any:
         columns, rows = _grouped(s, reports.dataset_accesses(package_id, scope.where(), since, until,
                                                              actor_id=_user(s, reader) if reader else None))
         name = s.scalar(select(Package.name).where(Package.id == package_id))
-    totals = {"accesses": sum(r["accesses"] for r in rows), "rows": sum(r["rows"] for r in rows),
-              "refused": sum(r["refused"] for r in rows),
-              "users": len({r["user_id"] or r["user"] for r in rows if r["accesses"]})}
+    totals = {**_totals(rows), "users": len({r["user_id"] or r["user"] for r in rows if r["accesses"]})}
     return _answer(f"audit-dataset-{name or package_id}", fmt, columns, rows,
                    dataset={"id": package_id, "name": name}, since=_iso(since), until=_iso(until), totals=totals)
 
@@ -203,13 +221,7 @@ def audit_report_user(ctx: Context, data: dict[str, Any]) -> Any:
     """Everything user ``id`` (name or id) read in a period (``since``, ``until``), and was refused:
     one row per dataset, resource and way of reading, most recent first, with the dataset's and
     resource's names. ``format``: json (default), csv or jsonl."""
-    fmt = _format(data)
-    errors = validate.Errors()
-    since, until = _period(data, errors)
-    errors.raise_if_any()
-    key = _key(data, "id") or _key(data, "user")
-    if key is None:
-        raise ValidationError({"id": ["Missing value"]})
+    fmt, key, since, until = _report_request(data, "user")
     with ctx.platform.read() as s:
         scope = policy.audit_scope(s, ctx.actor)
         user_id = _user(s, key)
@@ -220,9 +232,7 @@ def audit_report_user(ctx: Context, data: dict[str, Any]) -> Any:
     for row in rows:
         row["dataset"], row["resource"] = datasets.get(row["package_id"]), resources.get(row["resource_id"])
     columns = ["package_id", "dataset", "resource_id", "resource", *columns[2:]]
-    totals = {"accesses": sum(r["accesses"] for r in rows), "rows": sum(r["rows"] for r in rows),
-              "refused": sum(r["refused"] for r in rows),
-              "datasets": len({r["package_id"] for r in rows if r["accesses"]})}
+    totals = {**_totals(rows), "datasets": len({r["package_id"] for r in rows if r["accesses"]})}
     return _answer(f"audit-user-{name or user_id}", fmt, columns, rows, user={"id": user_id, "name": name},
                    since=_iso(since), until=_iso(until), totals=totals)
 

@@ -27,6 +27,7 @@ ROLE_PERMISSIONS = {
 ROLES = {"organization": ("admin", "editor", "member"), "group": ("admin", "member")}
 LIST_MAX, LIST_ALL_FIELDS_MAX = 1000, 25
 SHOW_DATASETS_MAX = 1000
+LAST_ADMIN = "An organization needs at least one admin: make another member admin first."
 
 
 def _kind(is_org: bool) -> str:
@@ -239,6 +240,19 @@ def _activity(ctx: Context, data: dict[str, Any], is_org: bool) -> list[dict[str
         return [activity.as_dict(a) for a in s.scalars(activity.filtered(query, data).offset(offset).limit(limit))]
 
 
+def _keep_an_admin(s: Session, grp: Group, user: User, role: str | None) -> None:
+    """Refuse to take an organization's last admin away (``role`` None: removed; another role:
+    demoted), whoever asks, sysadmins too: nobody but a sysadmin could manage it any more. Adding
+    another admin first is the way. The admins' rows are locked, so two admins removing each other
+    at once cannot both pass (PostgreSQL; SQLite's writers take turns)."""
+    if not grp.is_organization or role == "admin" or (role is not None and role not in ROLES[grp.type]):
+        return  # an unknown role is refused by name when it is set
+    admins = set(s.scalars(select(Member.table_id).where(
+        Member.group_id == grp.id, Member.table_name == "user", Member.capacity == "admin").with_for_update()))
+    if admins == {user.id}:
+        raise ValidationError({"username": [LAST_ADMIN]}, LAST_ADMIN)
+
+
 def _member_change(ctx: Context, data: dict[str, Any], is_org: bool, remove: bool) -> dict[str, Any] | None:
     with ctx.platform.write.begin() as s:
         grp = _get(s, validate.required_id(data), is_org)
@@ -246,6 +260,7 @@ def _member_change(ctx: Context, data: dict[str, Any], is_org: bool, remove: boo
         user = lookup.user(s, validate.required_id(data, "username"))
         if user is None:
             raise NotFound("User not found")
+        _keep_an_admin(s, grp, user, None if remove else str(data.get("role") or "member"))
         if remove:
             s.execute(delete(Member).where(Member.group_id == grp.id, Member.table_name == "user",
                                            Member.table_id == user.id))
@@ -354,13 +369,14 @@ def group_activity_list(ctx: Context, data: dict[str, Any]) -> list[dict[str, An
 
 @action
 def organization_member_create(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
-    """Make ``username`` a member of organization ``id`` with ``role`` (admin, editor, member)."""
+    """Make ``username`` a member of organization ``id`` with ``role`` (admin, editor, member). The
+    organization's only admin cannot be given another role (409): make another member admin first."""
     return _member_change(ctx, data, True, remove=False)
 
 
 @action
 def organization_member_delete(ctx: Context, data: dict[str, Any]) -> None:
-    """Remove ``username`` from organization ``id``."""
+    """Remove ``username`` from organization ``id``; its only admin cannot be removed (409)."""
     return _member_change(ctx, data, True, remove=True)
 
 

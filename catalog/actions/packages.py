@@ -599,6 +599,26 @@ def package_collaborator_delete(ctx: Context, data: dict[str, Any]) -> None:
 
 
 @action
+def package_collaborator_list_for_user(ctx: Context, data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The datasets user ``id`` (name or id) is a collaborator on, as CKAN answers it: one
+    ``{package_id, user_id, capacity, modified}`` per dataset, public or private, drafts included
+    (deleted ones left out), optionally only one ``capacity``. The user themselves and sysadmins may ask."""
+    with ctx.platform.read() as s:
+        user = lookup.user(s, validate.required_id(data))
+        if user is None:
+            raise NotFound("User not found")
+        policy.require(s, ctx.actor, Permission.MANAGE_ACCOUNT, user,
+                       denied="Access denied: only a sysadmin may list another user's collaborations")
+        query = (select(Collaborator).join(Package, Package.id == Collaborator.package_id)
+                 .where(Collaborator.user_id == user.id, Package.state != "deleted"))
+        if data.get("capacity"):
+            if data["capacity"] not in COLLABORATOR_CAPACITIES:
+                raise ValidationError({"capacity": [f"Must be one of {', '.join(COLLABORATOR_CAPACITIES)}"]})
+            query = query.where(Collaborator.capacity == data["capacity"])
+        return [_collaborator_dict(c) for c in s.scalars(query.order_by(Collaborator.modified.desc()))]
+
+
+@action
 def package_activity_list(ctx: Context, data: dict[str, Any]) -> list[dict[str, Any]]:
     """The activity stream of dataset ``id``, newest first (``offset``, ``limit`` default 31, max 100;
     ``activity_types`` / ``exclude_activity_types`` filter it). A column-scoped grantee sees the

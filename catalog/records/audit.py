@@ -32,6 +32,15 @@ if TYPE_CHECKING:
     from catalog.access.context import Actor, Context
 
 log = logging.getLogger(__name__)
+CHAIN_LOCK = 7208311
+"""The PostgreSQL advisory lock (transaction-scoped) that every writer of the chain takes before it
+reads the last event and links to it (:func:`record`, the batch writer), and the pruner, which must
+see a chain no writer is extending (:func:`catalog.records.audit_export.lock_chain`). One number in
+one place: a second copy that drifted would let two writers fork the chain. SQLite needs none (BEGIN
+IMMEDIATE serialises its writers)."""
+LOCK_CHAIN = text(f"SELECT pg_advisory_xact_lock({CHAIN_LOCK})")
+
+
 GENESIS = "0" * 64
 ENVELOPE = ("actor_id", "role", "client", "user_agent", "request_id", "outcome", "package_id", "resource_id",
             "org_id", "grant_id", "agreement_version_id")
@@ -93,7 +102,7 @@ def record(session: Session, who: "Context | Actor | str | None", action: str, o
     if session.get_bind().dialect.name == "postgresql":
         # SQLite writers are serialised by BEGIN IMMEDIATE; on PostgreSQL take a lock so two
         # transactions never link to the same predecessor and fork the chain.
-        session.execute(text("SELECT pg_advisory_xact_lock(7208311)"))
+        session.execute(LOCK_CHAIN)
     conn = session.connection()  # Core on the session's connection: same transaction, less overhead
     last = conn.execute(select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)).first()
     seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
@@ -196,7 +205,7 @@ class ReadLog:
         ts = utcnow()
         if self._postgres:
             with self._engine.begin() as conn:
-                conn.execute(text("SELECT pg_advisory_xact_lock(7208311)"))  # the chain's lock, as record()'s
+                conn.execute(LOCK_CHAIN)  # the chain's lock, as record()'s
                 last = conn.execute(_LAST).first()
                 conn.execute(_INSERT, self._link(batch, last, ts))
             return

@@ -40,14 +40,14 @@ from dataclasses import asdict, dataclass
 from typing import IO, TYPE_CHECKING, Any, Iterable, Iterator
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from catalog.core import keys
 from catalog.core.errors import MosuError
 from catalog.db.models import AuditCheckpoint, AuditEvent, AuditPrune
 from catalog.records import checkpoints, merkle
-from catalog.records.audit import ENVELOPE, GENESIS, event_hash, fields_of
+from catalog.records.audit import ENVELOPE, GENESIS, LOCK_CHAIN, event_hash, fields_of
 from catalog.records.checkpoints import SignedTreeHead
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ def head_of(row: AuditCheckpoint) -> SignedTreeHead:
 def lock_chain(s: Session) -> None:
     """Serialise with the writers of the chain (SQLite: BEGIN IMMEDIATE already did)."""
     if s.get_bind().dialect.name == "postgresql":
-        s.execute(text("SELECT pg_advisory_xact_lock(7208311)"))  # the lock audit.record takes
+        s.execute(LOCK_CHAIN)  # the lock audit.record takes
 
 
 def latest_prune(s: Session) -> AuditPrune | None:

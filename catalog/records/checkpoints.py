@@ -205,7 +205,7 @@ def _latest_signed(candidates: list[SignedTreeHead], public: Ed25519PublicKey) -
 
 
 CHECKPOINT_LOCK = 7208312
-"""PostgreSQL advisory lock of checkpoint taking (the event writers' lock is 7208311)."""
+"""PostgreSQL advisory lock of checkpoint taking (the event writers' is :data:`catalog.records.audit.CHAIN_LOCK`)."""
 
 
 def take(platform: "Platform", *, clock: Callable[[], float] = time.time) -> SignedTreeHead:

@@ -28,16 +28,12 @@ from typing import Any, Iterable, Sequence
 
 from sqlalchemy import BigInteger, ColumnElement, Select, and_, case, cast, func, literal_column, or_, select
 
+from catalog.core.auditvocab import EXPORT_ENDS, READ_KINDS, READS
+from catalog.core.auditvocab import GRANT_STATES as GRANT_STATES  # the reports answer these states
 from catalog.db.models import AccessGrant, AuditEvent, Member, Package
 
-READS: tuple[str, ...] = ("datastore_search", "datastore_search_sql", "datastore_export",
-                          "datastore_sql_export", "resource_download")
-"""The events that start a read of data: one each per preview page, query, export and download URL."""
-KINDS: dict[str, tuple[str, ...]] = {"previews": ("datastore_search",), "queries": ("datastore_search_sql",),
-                                     "exports": ("datastore_export", "datastore_sql_export"),
-                                     "downloads": ("resource_download",)}
+KINDS = READ_KINDS
 """Accesses by kind, the columns of the dataset and user reports."""
-GRANT_STATES = ("active", "expiring", "expired", "revoked")
 EXPIRING_DAYS = 30
 
 
@@ -123,43 +119,93 @@ def event_row(row: Any) -> dict[str, Any]:
     return out
 
 
+def ends_of(starts: Sequence[dict[str, Any]], scope: ColumnElement[bool]) -> Select | None:
+    """The end events of the exports among listed events ``starts`` (:func:`event_row` dicts), found
+    by their request id (ends are recorded after their start: the ``(action, ts)`` index from the
+    oldest start on), or None when no listed event starts an export."""
+    exports = [e for e in starts if e["action"] in EXPORT_ENDS and e.get("request_id")]
+    if not exports:
+        return None
+    ev = AuditEvent
+    oldest = min(dt.datetime.fromisoformat(e["ts"]) for e in exports)
+    return select(*(getattr(ev, c) for c in EVENT_COLUMNS)).where(
+        scope, ev.action.in_(sorted({EXPORT_ENDS[e["action"]] for e in exports})), ev.ts >= oldest,
+        ev.request_id.in_(sorted({e["request_id"] for e in exports})))
+
+
+def paired(starts: list[dict[str, Any]], ends: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``starts`` with each export's end (same request id, the name its start's :data:`EXPORT_ENDS`
+    says) as ``end``: its time, outcome, ``rows``, ``bytes``, ``complete`` and ``error``; None while
+    the export streams, or when its end could not be recorded (pure)."""
+    found = {(e["request_id"], e["action"]): e for e in ends}
+    out = []
+    for event in starts:
+        if event["action"] in EXPORT_ENDS:
+            end = found.get((event.get("request_id"), EXPORT_ENDS[event["action"]]))
+            detail = (end or {}).get("detail") or {}
+            event = {**event, "end": None if end is None else {
+                "ts": end["ts"], "outcome": end["outcome"], "rows": detail.get("rows"), "bytes": detail.get("bytes"),
+                "complete": detail.get("complete"), "error": detail.get("error")}}
+        out.append(event)
+    return out
+
+
 def _count_of(*conditions: ColumnElement[bool]) -> ColumnElement[int]:
     return func.coalesce(func.sum(case((and_(*conditions), 1), else_=0)), 0)
 
 
-def _access_columns(reads: Sequence[str]) -> list[Any]:
+def _access_columns(ends: Any) -> list[Any]:
     """The aggregates of the dataset and user reports: accesses (all, and by kind), rows taken,
-    refused attempts, first and last time."""
+    refused attempts, first and last time. ``ends`` is the :func:`export_ends` joined to each export's
+    start: an export's rows are its end's, counted on its start's row (its way of reading)."""
     ev = AuditEvent
     ok = ev.outcome == "ok"
     cols: list[Any] = [_count_of(ok, ev.action.in_(READS)).label("accesses")]
     cols += [_count_of(ok, ev.action.in_(names)).label(kind) for kind, names in KINDS.items()]
-    taken = and_(ev.outcome != REFUSED, ev.action.in_(reads))  # an export stopped early ("failed") took rows
+    taken = and_(ev.outcome != REFUSED, ev.action.in_(READS))
+    rows = func.coalesce(_rows(), 0) + func.coalesce(ends.c.rows, 0)  # an export stopped early took rows too
     # cast: PostgreSQL sums a bigint as numeric (a Decimal, shown as text in JSON)
-    cols += [cast(func.coalesce(func.sum(case((taken, _rows()), else_=0)), 0), BigInteger).label("rows"),
+    cols += [cast(func.coalesce(func.sum(case((taken, rows), else_=0)), 0), BigInteger).label("rows"),
              _count_of(ev.outcome == REFUSED).label("refused"),
              func.min(ev.ts).label("first"), func.max(ev.ts).label("last")]
     return cols
 
 
-def _reads_or_refusals(reads: Sequence[str]) -> ColumnElement[bool]:
-    return or_(AuditEvent.action.in_(reads), AuditEvent.outcome == REFUSED)
+def _reads_or_refusals() -> ColumnElement[bool]:
+    return or_(AuditEvent.action.in_(READS), AuditEvent.outcome == REFUSED)
+
+
+def export_ends(scope: ColumnElement[bool], *where: ColumnElement[bool]) -> Any:
+    """The ends of exports (the ``..._end`` events: ``request_id``, ``start``, the name of the event
+    that began it, and ``rows``) within ``scope`` and ``where``, as a subquery to join to their
+    starts by request id: the end records what was taken, its start how it was allowed (``via``)."""
+    ev = AuditEvent
+    start = case(*((ev.action == end, begun) for begun, end in EXPORT_ENDS.items()))
+    return (select(ev.request_id.label("request_id"), start.label("start"), _rows().label("rows"))
+            .where(scope, ev.action.in_(tuple(EXPORT_ENDS.values())), ev.request_id.is_not(None), *where)
+            .subquery("export_ends"))
+
+
+def _with_ends(query: Select, ends: Any) -> Select:
+    """``query`` (over the events) with each export's start joined to its end (outer: a start whose
+    end is not recorded yet keeps its row)."""
+    return query.outerjoin(ends, and_(ends.c.request_id == AuditEvent.request_id, ends.c.start == AuditEvent.action))
 
 
 def dataset_accesses(package_id: str, scope: ColumnElement[bool], since: dt.datetime | None = None,
-                     until: dt.datetime | None = None, reads: Sequence[str] | None = None,
-                     actor_id: str | None = None) -> Select:
+                     until: dt.datetime | None = None, actor_id: str | None = None) -> Select:
     """Who read dataset ``package_id`` in the period, how often (by kind), how many rows, under which
     grant or acceptance (``via``, ``grant_id``, ``agreement_version_id``), and who was refused: one
-    row per user and way of reading, most accesses first (only user ``actor_id``'s when given)."""
-    reads = tuple(reads or read_actions())
+    row per user and way of reading, most accesses first (only user ``actor_id``'s when given). An
+    export counts once, on its way of reading, with the rows its end recorded."""
     ev = AuditEvent
     via = _via()
     keys = [ev.actor_id.label("user_id"), ev.actor.label("user"), via.label("via"),
             ev.grant_id.label("grant_id"), ev.agreement_version_id.label("agreement_version_id")]
     period = Filters(package_id=package_id, actor_id=actor_id, since=since, until=until)
-    return (select(*keys, *_access_columns(reads))
-            .where(scope, *period.where(), _reads_or_refusals(reads))
+    ends = export_ends(scope, *Filters(package_id=package_id, actor_id=actor_id, since=since).where())
+    return (_with_ends(select(*keys, *_access_columns(ends)).select_from(ev), ends)
+            .where(scope, *period.where(), _reads_or_refusals())
             .group_by(ev.actor_id, ev.actor, via, ev.grant_id, ev.agreement_version_id)
             .order_by(_desc("accesses"), _desc("refused"), ev.actor))
 
@@ -170,17 +216,17 @@ def _desc(name: str) -> Any:
 
 
 def user_accesses(actor_id: str, scope: ColumnElement[bool], since: dt.datetime | None = None,
-                  until: dt.datetime | None = None, reads: Sequence[str] | None = None) -> Select:
+                  until: dt.datetime | None = None) -> Select:
     """Everything user ``actor_id`` read in the period, and was refused: one row per dataset,
-    resource and way of reading, most recent first."""
-    reads = tuple(reads or read_actions())
+    resource and way of reading, most recent first (an export once, with its end's rows)."""
     ev = AuditEvent
     via = _via()
     keys = [ev.package_id.label("package_id"), ev.resource_id.label("resource_id"), via.label("via"),
             ev.grant_id.label("grant_id"), ev.agreement_version_id.label("agreement_version_id")]
     period = Filters(actor_id=actor_id, since=since, until=until)
-    return (select(*keys, *_access_columns(reads))
-            .where(scope, *period.where(), _reads_or_refusals(reads))
+    ends = export_ends(scope, *Filters(actor_id=actor_id, since=since).where())
+    return (_with_ends(select(*keys, *_access_columns(ends)).select_from(ev), ends)
+            .where(scope, *period.where(), _reads_or_refusals())
             .group_by(ev.package_id, ev.resource_id, via, ev.grant_id, ev.agreement_version_id)
             .order_by(_desc("last"), ev.package_id))
 

@@ -19,13 +19,13 @@ from catalog.api.errors import record_refusal
 from catalog.api.session import request_context
 from catalog.core import validate
 from catalog.core.errors import BadRequest, MosuError, NotAuthorized, NotFound, SearchQueryError, http_status
-from webui import citation, confirm
+from webui import citation, confirm, errors
 
 bp = Blueprint("webui", __name__, template_folder="templates", static_folder="static",
                static_url_path="/static")
 
 
-PAGES = ("account", "grid", "access", "compliance", "provider", "suite", "members")
+PAGES = ("account", "grid", "access", "compliance", "provider", "suite", "members", "errors")
 """The modules of webui whose blueprint ``bp`` holds a group of pages."""
 
 
@@ -168,7 +168,7 @@ def _error_page(exc: MosuError):
     one: the page answered)."""
     status, _title = http_status(exc)
     record_refusal(exc, status)
-    return _render_error(status, exc.message), status
+    return _render_error(status, errors.translated(exc)), status
 
 
 @bp.app_errorhandler(InternalServerError)
@@ -329,7 +329,7 @@ def dataset(dataset_id: str):
             try:  # the same action as the API: a restricted dataset's rows are for its readers only
                 previews[res["id"]] = call(ctx, "datastore_search", {"resource_id": res["id"], "limit": PREVIEW_ROWS})
             except NotAuthorized as exc:  # the page stays: metadata, row count and quality are public
-                refusals[res["id"]] = exc.message
+                refusals[res["id"]] = errors.translated(exc)
         if res.get("url_type") == "upload":
             versions[res["id"]] = call(ctx, "resource_version_list", {"id": res["id"]})
             changes.update(citation.schema_changes(versions[res["id"]]))

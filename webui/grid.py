@@ -36,7 +36,7 @@ from catalog.core.errors import (
     ValidationError,
     http_status,
 )
-from webui import confirm
+from webui import confirm, errors
 
 bp = Blueprint("grid", __name__)
 
@@ -192,9 +192,9 @@ def grid(dataset_id: str, resource_id: str):
         try:
             search = call(ctx, "datastore_search", args)
         except NotAuthorized as exc:  # the page stays: what the dataset is, and what it takes to read it
-            refusal = exc.message
+            refusal = errors.translated(exc)
         except (ValidationError, BadRequest, QueryRejected) as exc:  # the user's filter, sort or search: say why
-            error, status = exc.message, http_status(exc)[0]
+            error, status = errors.translated(exc), http_status(exc)[0]
             search = call(ctx, "datastore_search", {"resource_id": res["id"], "limit": 0})
             search["records"], search["total"] = [], None
     profiles = {}
@@ -293,7 +293,7 @@ def sql():
         except MosuError as exc:  # shown where the result would be, as the API answers it (and recorded)
             status = http_status(exc)[0]
             record_refusal(exc, status, params={"sql": text})
-            error = exc.message
+            error = errors.translated(exc)
     return render_template("grid/sql.html", text=text, ran=ran, result=result, error=error, tables=tables,
                            resource_id=resource_id, examples=_examples(tables[0]["id"] if tables else None),
                            numeric=NUMERIC, formats=EXPORT_FORMATS,

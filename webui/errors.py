@@ -8,11 +8,13 @@ answers in English. The pages translate what a user meets on them in two ways:
 - a fixed message (``Dataset not found``, a form field's ``Missing value``) by its English text,
   which is looked up here; tests/test_web_errors.py checks each such text is still one the catalog says.
 
-Anything else is shown as the action wrote it, in English: better an English reason than none.
+Anything else is shown as the action wrote it, in English: better an English reason than none. An
+English page shows every message exactly as the action wrote it (the API's words).
 """
 from __future__ import annotations
 
 from flask import Blueprint
+from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from catalog.core.errors import MosuError, TooManyRequests
@@ -47,7 +49,10 @@ def fixed_texts() -> dict[str, str]:
 
 
 def translated(error: MosuError | str) -> str:
-    """An error (or one of a form's field messages) as the page shows it, in its language when known."""
+    """An error (or one of a form's field messages) as the page shows it, in its language when known.
+    An English page shows the action's own words, as the API answers them."""
+    if str(get_locale() or "en") == "en":
+        return error if isinstance(error, str) else error.message
     if isinstance(error, str):
         return fixed_texts().get(error, error)
     if error.code:

@@ -240,7 +240,7 @@ def researcher_reads(page, mosu, world, name: str, res: dict, t: dict, shot: str
     assert "income" not in page.content()
     _checked(page, f"{shot}-4-grid-sorted-filtered")
     with page.expect_download() as got:
-        page.get_by_role("link", name="CSV", exact=True).click()
+        page.get_by_role("button", name="CSV", exact=True).click()
     exported = open(got.value.path(), encoding="utf-8").read().splitlines()
     assert exported[0] == "id,city", exported[:2]
     assert exported[1:] == [f"{r['id']},Oslo" for r in oslo], "the view's rows, in its order"

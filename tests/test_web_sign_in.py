@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 import requests
@@ -264,3 +265,50 @@ def test_the_demo_has_accounts_to_sign_in_with_and_keeps_their_passwords_private
     assert all(p not in demo.log.read_text() for p in accounts.values()), "no password in the log"
     admin = demo.ckan(demo.token("web-site-admin", sysadmin=True))
     assert admin.action.user_show(id="auditor")["auditor"] is True
+
+
+HOSTILE_NEXT = ("https://evil.example/", "//evil.example", "/\\evil.example", "\\\\evil.example", "javascript:alert(1)",
+                "/%2F%2Fevil.example", " https://evil.example", "http:evil.example", "/\t/evil.example",
+                "https:/evil.example", "/%5Cevil.example")
+
+
+@pytest.fixture(scope="module")
+def traveller(site) -> str:
+    """One user for the ``next`` tests (each signs in anew, in its own session)."""
+    return new_user(site)
+
+
+@pytest.mark.parametrize("target", HOSTILE_NEXT)
+def test_signing_in_never_sends_the_browser_to_another_site(site, traveller, target):
+    """The sign-in form's ``next`` (from the query string or the form) is followed only to a path of
+    this site; anything a browser could read as another site's address goes to the home page."""
+    name = traveller
+    for where in ("query", "form"):
+        client = requests.Session()
+        token = _form_token(client, site.url + "/user/login?" + requests.compat.urlencode({"next": target}))
+        r = client.post(site.url + "/user/login" + ("?" + requests.compat.urlencode({"next": target})
+                                                    if where == "query" else ""),
+                        data={"username": name, "password": PASSWORD, "csrf_token": token,
+                              **({"next": target} if where == "form" else {})},
+                        allow_redirects=False, timeout=30)
+        assert r.status_code == 303 and "mosu_session" in r.cookies, (target, where, r.status_code)
+        location = r.headers["Location"]
+        # as a browser resolves it: on this site, and the path a browser would ask for stays here too
+        resolved = urlsplit(urljoin(site.url + "/user/login", location))
+        assert (resolved.scheme, resolved.netloc) == ("http", urlsplit(site.url).netloc), (target, where, location)
+        assert location.startswith("/") and not location.startswith(("//", "/\\")), (target, where, location)
+        # Already signed in, the form's GET follows ``next`` the same way.
+        again = client.get(site.url + "/user/login", params={"next": target}, allow_redirects=False, timeout=30)
+        assert again.status_code == 303 and urlsplit(urljoin(site.url, again.headers["Location"])).netloc == \
+            urlsplit(site.url).netloc, (target, again.headers["Location"])
+
+
+def test_signing_in_follows_a_path_of_the_site(site, traveller):
+    name = traveller
+    client = requests.Session()
+    token = _form_token(client, site.url + "/user/login?next=/dataset/x%3Fq%3D1")
+    r = client.post(site.url + "/user/login", data={"username": name, "password": PASSWORD, "csrf_token": token,
+                                                    "next": "/dataset/x?q=1"}, allow_redirects=False, timeout=30)
+    assert r.status_code == 303 and r.headers["Location"] == "/dataset/x?q=1"
+    page = client.get(site.url + "/user/login?next=/dataset/x%3Fq%3D1", allow_redirects=False, timeout=30)
+    assert page.headers["Location"] == "/dataset/x?q=1"

@@ -19,13 +19,13 @@ from catalog.api.errors import record_refusal
 from catalog.api.session import request_context
 from catalog.core import validate
 from catalog.core.errors import BadRequest, MosuError, NotAuthorized, NotFound, SearchQueryError, http_status
-from webui import citation
+from webui import citation, confirm, errors
 
 bp = Blueprint("webui", __name__, template_folder="templates", static_folder="static",
                static_url_path="/static")
 
 
-PAGES = ("account", "grid", "access", "compliance", "provider", "suite", "members")
+PAGES = ("account", "grid", "access", "compliance", "provider", "suite", "members", "errors")
 """The modules of webui whose blueprint ``bp`` holds a group of pages."""
 
 
@@ -168,7 +168,7 @@ def _error_page(exc: MosuError):
     one: the page answered)."""
     status, _title = http_status(exc)
     record_refusal(exc, status)
-    return _render_error(status, exc.message), status
+    return _render_error(status, errors.translated(exc)), status
 
 
 @bp.app_errorhandler(InternalServerError)
@@ -329,15 +329,18 @@ def dataset(dataset_id: str):
             try:  # the same action as the API: a restricted dataset's rows are for its readers only
                 previews[res["id"]] = call(ctx, "datastore_search", {"resource_id": res["id"], "limit": PREVIEW_ROWS})
             except NotAuthorized as exc:  # the page stays: metadata, row count and quality are public
-                refusals[res["id"]] = exc.message
+                refusals[res["id"]] = errors.translated(exc)
         if res.get("url_type") == "upload":
             versions[res["id"]] = call(ctx, "resource_version_list", {"id": res["id"]})
             changes.update(citation.schema_changes(versions[res["id"]]))
     cite = citation.citation(pkg, versions, ctx.site_url + url_for("webui.dataset", dataset_id=pkg["name"]))
     today = dt.datetime.now(dt.timezone.utc).date().isoformat()
     embargoed = bool(pkg.get("embargo_until")) and pkg["embargo_until"] > today
-    return render_template("dataset.html", pkg=pkg, previews=previews, refusals=refusals, editor=_may_edit(ctx, pkg),
-                           versions=versions, changes=changes, cite=cite, embargoed=embargoed)
+    response = make_response(render_template(
+        "dataset.html", pkg=pkg, previews=previews, refusals=refusals, editor=_may_edit(ctx, pkg),
+        versions=versions, changes=changes, cite=cite, embargoed=embargoed))
+    response.headers["Content-Security-Policy"] = confirm.download_csp(ctx)  # its download buttons' redirect
+    return response
 
 
 @bp.route("/dataset/<dataset_id>/resource/<resource_id>/quality")
@@ -365,9 +368,24 @@ def bars(counts: list[int], width: int = 240, height: int = 48) -> list[dict[str
              "y": round(height - height * c / top, 2), "count": c} for i, c in enumerate(counts)]
 
 
-@bp.route("/dataset/<dataset_id>/resource/<resource_id>/download")
+@bp.route("/dataset/<dataset_id>/resource/<resource_id>/download", methods=["GET", "POST"])
 def download(dataset_id: str, resource_id: str):
-    """Check permission, record the download, then hand out a 5-minute URL for one object."""
-    args = {"id": resource_id, **{k: request.args[k] for k in ("format", "version") if request.args.get(k)}}
-    result = call(_ctx(), "resource_download", args)
-    return redirect(result["url"], code=302)
+    """Check permission, record the download, then hand out a 5-minute URL for one object.
+
+    The dataset page's buttons post this (with the page's CSRF token); a GET signed in by the session
+    cookie alone gets a confirmation page and reads nothing (:mod:`webui.confirm`). A GET with an API
+    token, or anonymous, downloads as before: a resource's ``url`` is this address, and CKAN clients
+    fetch it."""
+    ctx = _ctx()
+    fields = confirm.params(("format", "version"))
+    if confirm.needs_confirmation():
+        pkg = call(ctx, "package_show", {"id": dataset_id})
+        res = next((r for r in pkg["resources"] if r["id"] == resource_id), None)
+        if res is None:
+            raise NotFound(_("Resource not found"))
+        details = [(_("Version"), fields["version"])] if fields.get("version") else []
+        return confirm.page(heading=_("Download a file"), button=_("Download"), fields=fields,
+                            fmt=fields.get("format", "original"), pkg=pkg, res=res, details=details,
+                            redirects_to=confirm.storage_origin(ctx))
+    result = call(ctx, "resource_download", {"id": resource_id, **fields})
+    return redirect(result["url"], code=303 if request.method == "POST" else 302)

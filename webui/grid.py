@@ -8,9 +8,10 @@ rendered here, so the grid works without scripts; ``grid.js`` then turns every c
 filter, search) into exactly one ``datastore_search`` call and redraws only the rows.
 
 Exports go through page addresses (``.../export``, ``/sql/export``) that stream exactly what
-``/datastore/dump`` and ``/datastore/dump_sql`` stream: a link on a page carries the session
-cookie but cannot carry the CSRF header the API asks of a cookie caller, so a researcher whose
-access comes from a grant would be refused by the API address.
+``/datastore/dump`` and ``/datastore/dump_sql`` stream: a form on a page carries the session
+cookie and the page's CSRF token, but cannot carry the CSRF header the API asks of a cookie caller,
+so a researcher whose access comes from a grant would be refused by the API address. They are POST
+forms; a signed-in GET only asks for confirmation (:mod:`webui.confirm`).
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from catalog.core.errors import (
     ValidationError,
     http_status,
 )
+from webui import confirm, errors
 
 bp = Blueprint("grid", __name__)
 
@@ -190,9 +192,9 @@ def grid(dataset_id: str, resource_id: str):
         try:
             search = call(ctx, "datastore_search", args)
         except NotAuthorized as exc:  # the page stays: what the dataset is, and what it takes to read it
-            refusal = exc.message
+            refusal = errors.translated(exc)
         except (ValidationError, BadRequest, QueryRejected) as exc:  # the user's filter, sort or search: say why
-            error, status = exc.message, http_status(exc)[0]
+            error, status = errors.translated(exc), http_status(exc)[0]
             search = call(ctx, "datastore_search", {"resource_id": res["id"], "limit": 0})
             search["records"], search["total"] = [], None
     profiles = {}
@@ -218,17 +220,33 @@ def _page_error(response: Response) -> Response:
         k: v for k, v in response.headers.items() if k.lower() == "retry-after"}, mimetype="text/html")
 
 
-@bp.route("/dataset/<dataset_id>/resource/<resource_id>/export")
+EXPORT_PARAMS = ("format", "q", "filters", "sort", "fields", "distinct", "version", "limit", "offset")
+"""The parameters of ``/datastore/dump/<id>`` an export page carries from a GET to its confirmation's POST."""
+
+
+@bp.route("/dataset/<dataset_id>/resource/<resource_id>/export", methods=["GET", "POST"])
 def export(dataset_id: str, resource_id: str):
     """Every row of the grid's view (``q``, ``filters``, ``sort``) as ``format``: the stream of
-    ``/datastore/dump/<id>``, as the signed-in user of the page."""
-    _resource(call(request_context(), "package_show", {"id": dataset_id}), resource_id)
+    ``/datastore/dump/<id>``, as the signed-in user of the page. The grid's buttons post it; a GET
+    signed in by the session cookie alone gets a confirmation page (:mod:`webui.confirm`)."""
+    pkg = call(request_context(), "package_show", {"id": dataset_id})
+    res = _resource(pkg, resource_id)
+    if confirm.needs_confirmation():
+        fields = confirm.params(EXPORT_PARAMS)
+        return confirm.page(heading=_("Export rows"), button=_("Export"), fields=fields,
+                            fmt=fields.get("format", "csv"), pkg=pkg, res=res, details=confirm.view_details(fields))
     return _page_error(api_dump.dump(resource_id))
 
 
-@bp.route("/sql/export")
+@bp.route("/sql/export", methods=["GET", "POST"])
 def sql_export():
-    """A query's whole result as ``format``: the stream of ``/datastore/dump_sql``, as the page's user."""
+    """A query's whole result as ``format``: the stream of ``/datastore/dump_sql``, as the page's user.
+    The console's buttons post it (the query in the body, however long); a GET signed in by the session
+    cookie alone gets a confirmation page showing the query (:mod:`webui.confirm`)."""
+    if confirm.needs_confirmation():
+        fields = confirm.params(("sql", "format"))
+        return confirm.page(heading=_("Export a query's result"), button=_("Export"), fields=fields,
+                            fmt=fields.get("format", "csv"), sql=fields.get("sql", ""))
     return _page_error(api_dump.dump_sql())
 
 
@@ -275,7 +293,7 @@ def sql():
         except MosuError as exc:  # shown where the result would be, as the API answers it (and recorded)
             status = http_status(exc)[0]
             record_refusal(exc, status, params={"sql": text})
-            error = exc.message
+            error = errors.translated(exc)
     return render_template("grid/sql.html", text=text, ran=ran, result=result, error=error, tables=tables,
                            resource_id=resource_id, examples=_examples(tables[0]["id"] if tables else None),
                            numeric=NUMERIC, formats=EXPORT_FORMATS,

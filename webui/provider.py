@@ -24,6 +24,7 @@ from catalog.actions import call
 from catalog.api import content_security_policy
 from catalog.api.session import request_context
 from catalog.core.errors import NotAuthorized, NotFound, ValidationError
+from webui import errors as page_errors
 from webui.account import signed_in_or_redirect as _signed_in
 
 bp = Blueprint("provider", __name__)
@@ -140,7 +141,8 @@ def _errors_by_field(exc: ValidationError) -> dict[str, str]:
     (shown at the top of the form)."""
     out: dict[str, str] = {}
     for field, messages in (exc.field_errors or {}).items():
-        text = " ".join(str(m) for m in (messages if isinstance(messages, list) else [messages]))
+        listed = messages if isinstance(messages, list) else [messages]
+        text = " ".join(page_errors.translated(str(m)) for m in listed)
         if field in (*FORM_FIELDS, "private"):
             out[field] = text
         else:

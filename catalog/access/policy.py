@@ -339,7 +339,13 @@ def require_data(session: Session, actor: Actor | None, pkg: Package | None,
         # whoever holds no grant at all, to ask for one.
         scoped = perm is Permission.DOWNLOAD_ORIGINAL and _holds(session, actor, Permission.READ_DATA, pkg)
         denied = _denied_data(pkg, perm, scoped)
-    require(session, actor, perm, pkg, missing=missing, denied=denied)
+    try:
+        require(session, actor, perm, pkg, missing=missing, denied=denied)
+    except NotAuthorized as exc:  # what it takes to read the rows, by code for the pages' languages
+        if pkg is not None and denied is not None:
+            exc.coded(_denied_code(pkg, scoped), dataset=pkg.name, perm=perm.value,
+                      until=pkg.embargo_until.isoformat() if pkg.embargo_until else "")
+        raise
     raise AssertionError("require() refuses what _package_holds() refused")  # pragma: no cover
 
 
@@ -379,6 +385,19 @@ def _denied_data(pkg: Package, perm: Permission, scoped: bool = False) -> str:
     return f"Access denied: you may not {doing} dataset {pkg.name}"
 
 
+def _denied_code(pkg: Package, scoped: bool) -> str:
+    """The code of :func:`_denied_data`'s message (``data.embargo``, ``data.registered``,
+    ``data.scoped_files``, ``data.restricted`` or ``data.denied``), in the same order of cases."""
+    if not pkg.private and pkg.state == "active" and levels.embargoed(pkg.embargo_until):
+        return "data.embargo"
+    level = pkg.access_level or levels.Level.OPEN.value
+    if level == levels.Level.REGISTERED.value:
+        return "data.registered"
+    if level == levels.Level.RESTRICTED.value:
+        return "data.scoped_files" if scoped else "data.restricted"
+    return "data.denied"
+
+
 def require_resource_data(session: Session, actor: Actor | None, resource_id: str,
                           perm: Permission = Permission.READ_DATA) -> tuple[Resource, Package, Reading]:
     """:func:`require_resource` for rows: the resource, its dataset and how the actor reads it."""
@@ -392,7 +411,7 @@ def require_user(actor: Actor | None, what: str) -> Actor:
     """A logged-in actor, else Not Authorized. Not a permission check by itself (not recorded):
     the object's check follows."""
     if actor is None:
-        raise NotAuthorized(f"Access denied: you must be logged in to {what}")
+        raise NotAuthorized(f"Access denied: you must be logged in to {what}").coded("login_required")
     return actor
 
 

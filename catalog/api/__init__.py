@@ -12,14 +12,17 @@ from werkzeug.exceptions import HTTPException
 from catalog.platform import Platform
 
 
-def content_security_policy(connect: Iterable[str] = ()) -> str:
+def content_security_policy(connect: Iterable[str] = (), form_action: Iterable[str] = ()) -> str:
     """The site's Content-Security-Policy; ``connect`` adds origins scripts may send requests to
     besides the site itself (the browser upload page: the object store that presigned part URLs
-    name, and nothing else: every other page keeps ``default-src 'self'`` for connections)."""
-    extra = " ".join(connect)
+    name, and nothing else: every other page keeps ``default-src 'self'`` for connections).
+    ``form_action`` adds origins a form's answer may redirect to: a download form posts to the site,
+    which answers with a presigned URL of the object store, and browsers check that redirect too."""
+    extra, targets = " ".join(connect), " ".join(form_action)
     return ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
             + (f"connect-src 'self' {extra}; " if extra else "")
-            + "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+            + f"object-src 'none'; base-uri 'none'; form-action 'self'{' ' + targets if targets else ''}; "
+            + "frame-ancestors 'none'")
 
 
 # Sent with every response. The pages load scripts and styles from /static only (no inline

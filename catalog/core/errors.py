@@ -17,10 +17,20 @@ class MosuError(Exception):
     # (permission, object), e.g. ("edit-dataset", "package:<id>").
     action: str | None = None
     denied: tuple[str, str] | None = None
+    # A stable name of the message (``code``) and its values (``params``), set with :meth:`coded` where a
+    # user meets the message on a page: the pages show it in the page's language by this code (the
+    # catalog knows no language; ``message`` stays the English text the API answers).
+    code: str | None = None
+    params: dict[str, str] = {}  # noqa: RUF012 - never mutated: coded() sets a new dict on the instance
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    def coded(self, code: str, **params: object) -> MosuError:
+        """This error with its message's ``code`` and ``params`` (returned, to raise in one line)."""
+        self.code, self.params = code, {k: str(v) for k, v in params.items()}
+        return self
 
 
 class NotFound(MosuError):

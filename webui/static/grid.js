@@ -9,7 +9,7 @@
   const PREFIX = "f.";
   const pageRows = Number(grid.dataset.pageRows) || 100;
   const base = grid.dataset.base;
-  const exportBase = grid.dataset.export;
+  const exportForm = document.getElementById("grid-export");
   const lang = document.documentElement.lang || "en";
   const numbers = new Intl.NumberFormat(lang);
   const NUMERIC = ["int", "float", "numeric"];
@@ -110,13 +110,12 @@
     grid.querySelectorAll("input[form='grid-view'][name^='f.']").forEach((input) => {
       input.value = view.filters[input.name.slice(PREFIX.length)] || "";
     });
-    grid.querySelectorAll("a[data-export]").forEach((a) => {
-      const p = new URLSearchParams({ format: a.dataset.export });
-      if (view.q) p.set("q", view.q);
-      if (Object.keys(view.filters).length) p.set("filters", JSON.stringify(view.filters));
-      if (view.sort) p.set("sort", view.sort);
-      a.setAttribute("href", exportBase + "?" + p.toString());
-    });
+    // The export form posts exactly this view (its buttons add the format).
+    if (exportForm) {
+      exportForm.elements.q.value = view.q || "";
+      exportForm.elements.filters.value = Object.keys(view.filters).length ? JSON.stringify(view.filters) : "";
+      exportForm.elements.sort.value = view.sort || "";
+    }
   }
 
   function drawRows(records) {

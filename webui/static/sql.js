@@ -61,12 +61,8 @@
     table.tBodies[0].replaceChildren(body);
   }
 
-  function setExports(sql) {
-    exportsBox.querySelectorAll("a[data-export]").forEach((a) => {
-      const url = new URL(a.getAttribute("href"), location.href);
-      url.search = new URLSearchParams({ sql, format: a.dataset.export }).toString();
-      a.setAttribute("href", url.pathname + url.search);
-    });
+  function setExports(sql) {  // the export form posts the query that ran (its buttons add the format)
+    exportsBox.elements.sql.value = sql;
   }
 
   form.addEventListener("submit", async (event) => {

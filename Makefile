@@ -54,6 +54,7 @@ bench: install-test
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/preview.py
+	$(BIN)/python bench/grid.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

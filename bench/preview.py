@@ -33,8 +33,7 @@ import duckdb
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.harness import platform, wait  # noqa: E402
-from catalog.cli.client import push_parts  # noqa: E402
+from bench.harness import platform, publish  # noqa: E402
 
 ROW_GROUP = 16_384
 CATEGORIES = 53
@@ -282,15 +281,10 @@ def main() -> None:
               f"(written in {time.perf_counter() - t:.1f} s)")
 
         with platform(work) as bench:
-            mosu, client, pkg = bench.mosu, bench.client, bench.package
-            t = time.perf_counter()
-            res = push_parts(client, local, {"package_id": pkg["id"], "name": "data.parquet"})
-            uploaded = time.perf_counter() - t
-            t = time.perf_counter()
-            status = wait(client, res["id"])
-            assert status["state"] == "done", status
+            mosu = bench.mosu
+            res, uploaded, published = publish(bench, local)
             print(f"    upload (multipart) {uploaded:.2f} s ({size / 1e6 / uploaded:.0f} MB/s); "
-                  f"upload complete -> published {time.perf_counter() - t:.2f} s")
+                  f"upload complete -> published {published:.2f} s")
 
             con = duckdb.connect()
             con.execute(f"CREATE VIEW t AS FROM '{local}'")

@@ -21,15 +21,20 @@ ARTEFACTS = Path(os.environ.get("MOSU_TEST_ARTEFACTS", Path(__file__).resolve().
 SERIOUS = ("serious", "critical")
 
 
+def launch(pw):
+    """Debian's headless Chromium as the tests drive it (``bench/grid.py`` times pages in the same one)."""
+    return pw.chromium.launch(executable_path=CHROMIUM, args=[
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"])
+
+
 @pytest.fixture(scope="module")
 def browser():
     """One headless Chromium for the module (pages and contexts are the tests' own)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        b = launch(pw)
         yield b
         b.close()
 

@@ -22,6 +22,7 @@
   let view = JSON.parse(grid.dataset.view);
   let total = grid.dataset.total === "" ? null : Number(grid.dataset.total);
   let ticket = 0;
+  let shown = rowsBody.children.length;  // rows on the page now
 
   function fill(template, values) {
     return template.replace(/\{(\w+)\}/g, (m, k) => (k in values ? values[k] : m));
@@ -54,15 +55,16 @@
     return v;
   }
 
+  // The same rows (another page of them, or another order) have the same count.
   function sameRows(a, b) {
-    return a.q === b.q && a.sort === b.sort && JSON.stringify(a.filters) === JSON.stringify(b.filters);
+    return a.q === b.q && JSON.stringify(a.filters) === JSON.stringify(b.filters);
   }
 
-  // Another page of the same rows needs no new count: the total known stays (on a filtered view of
-  // a large table the count is most of the work).
+  // The page's rows never wait for a count: on a filtered or searched view of a large table the
+  // count is most of the work (it reads every row; the page stops at its first hundred matches).
+  // A known total stays while the rows are the same; a new one is asked for after the rows are shown.
   function searchParams(v) {
-    const params = { resource_id: grid.dataset.resourceId, limit: pageRows, offset: v.offset };
-    if (total !== null && sameRows(v, view)) params.include_total = false;
+    const params = { resource_id: grid.dataset.resourceId, limit: pageRows, offset: v.offset, include_total: false };
     if (v.q) params.q = v.q;
     if (Object.keys(v.filters).length) params.filters = v.filters;
     if (v.sort) params.sort = v.sort;
@@ -91,7 +93,8 @@
     grid.querySelectorAll("a[data-nav]").forEach((a) => {
       const nav = a.dataset.nav;
       if (nav === "first" || nav === "prev") setLink(a, view.offset > 0 ? at(nav === "first" ? 0 : Math.max(0, view.offset - pageRows)) : null);
-      if (nav === "next") setLink(a, total !== null && view.offset + pageRows < total ? at(view.offset + pageRows) : null);
+      const more = total !== null ? view.offset + pageRows < total : shown === pageRows;  // counting: a full page may have more
+      if (nav === "next") setLink(a, more ? at(view.offset + pageRows) : null);
       if (nav === "last") setLink(a, total && view.offset !== last ? at(last) : null);
     });
     heads.forEach((th) => {
@@ -135,8 +138,11 @@
     rowsBody.replaceChildren(body);
   }
 
-  function drawRange(shown) {
-    if (shown) {
+  function drawRange() {
+    if (shown && total === null) {
+      range.textContent = fill(grid.dataset.textCounting, {
+        first: numbers.format(view.offset + 1), last: numbers.format(view.offset + shown) });
+    } else if (shown) {
       range.textContent = fill(grid.dataset.textRange, {
         first: numbers.format(view.offset + 1), last: numbers.format(view.offset + shown), total: numbers.format(total) });
     } else if (total) {
@@ -150,6 +156,7 @@
     const mine = ++ticket;
     grid.setAttribute("aria-busy", "true");
     const params = searchParams(next);
+    const counted = total !== null && sameRows(next, view);
     let answer;
     try {
       answer = await window.mosuApi("datastore_search", params);
@@ -168,18 +175,40 @@
       rowsBody.replaceChildren();
       range.textContent = "";
       total = null;
+      shown = 0;
       drawControls();
       return;
     }
     errorBox.hidden = true;
     errorBox.textContent = "";
-    const result = answer.body.result;
-    if (typeof result.total === "number") total = result.total;
-    else if (params.include_total !== false) total = null;
-    drawRows(result.records);
-    drawRange(result.records.length);
+    drawRows(answer.body.result.records);
+    shown = answer.body.result.records.length;
+    if (!counted) total = next.offset === 0 && shown < pageRows ? shown : null;  // a short first page is all
+    drawRange();
     drawControls();
+    if (total === null) await count(mine, params);
     grid.dataset.loaded = String(mine);
+  }
+
+  // The total of the rows on the page, asked for once they are shown (one more call, limit 0).
+  async function count(mine, params) {
+    const ask = Object.assign({}, params, { limit: 0, offset: 0, include_total: true });
+    delete ask.sort;
+    let answer;
+    try {
+      answer = await window.mosuApi("datastore_search", ask);
+    } catch (err) {
+      answer = { ok: false };
+    }
+    if (mine !== ticket) return;
+    if (!answer.ok) {  // too long a count (the query time limit): the rows stay, said without a total
+      range.textContent = fill(grid.dataset.textUncounted, {
+        first: numbers.format(view.offset + 1), last: numbers.format(view.offset + shown) });
+      return;
+    }
+    total = answer.body.result.total;
+    drawRange();
+    drawControls();
   }
 
   grid.addEventListener("click", (event) => {

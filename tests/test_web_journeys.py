@@ -295,11 +295,14 @@ def test_provider_researcher_and_auditor_journeys(mosu, world, browser):
     assert (granted["Previews"], granted["Queries"], granted["Exports"], granted["Accesses"]) == ("4", "1", "1", "6")
     assert sum(int(r["Rows"]) for r in found) == 20 + 100 + 100 + oslo + 1 + oslo, found  # + the count, the export
     reads = [r.locator("td").all_inner_texts() for r in page.locator("#reads tbody tr", has_text=researcher).all()]
-    assert [(r[2], r[3], r[4]) for r in reads] == [
-        ("SQL query", "ok", "1"), ("export", "ok", ""), ("preview", "ok", str(oslo)), ("preview", "ok", "100"),
-        ("preview", "ok", "100"), ("preview", "ok", "20")], "newest first"
-    assert reads[0][5] == f"SELECT count(*) AS n FROM \"{res['id']}\" WHERE city = 'Oslo'"
-    assert reads[1][5] == "csv"
+    # Time, User, Event, Way of reading, Outcome, Rows, Bytes, Detail; an export is one row with its end
+    assert [(r[2], r[4], r[5]) for r in reads] == [
+        ("SQL query", "ok", "1"), ("export", "ok · complete", str(oslo)), ("preview", "ok", str(oslo)),
+        ("preview", "ok", "100"), ("preview", "ok", "100"), ("preview", "ok", "20")], "newest first"
+    assert all(r[3].split()[0] == "grant:columns" for r in reads), [r[3] for r in reads]
+    assert int(reads[1][6].replace(",", "")) > 0, "the export's bytes"
+    assert reads[0][7] == f"SELECT count(*) AS n FROM \"{res['id']}\" WHERE city = 'Oslo'"
+    assert reads[1][7] == "csv"
     _checked(page, "5-auditor-dataset-report")
     page.context.close()
 

@@ -6,7 +6,8 @@ in the same run, for `sort` = "price desc" and "note" (text) at a deep offset:
   - SQL path: the same sort with `_id` as a second key (the order the row order gives, but two
     keys keep `datastore_search` on DuckDB's ORDER BY of every row);
   - row order: the one-key sort, answered by a take from the column's kept order (issue 16);
-    its first call builds the order and is reported apart ("build").
+    its first call is sorted in SQL and starts the order's build in the background: reported
+    apart ("first"), with the seconds until pages come from the order ("ready").
 Calls alternate between the two, so both see the same noise; the pages are checked equal.
 The load average is printed: the figures mean little without it.
 """
@@ -50,10 +51,17 @@ def main() -> None:
             ms, _ = timed(http, {"resource_id": res["id"], "sort": "id desc, _id", "limit": 1})
             print(f"{args.rows:,} rows; table cache built by the first query in {ms:.0f} ms; "
                   f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-            print(f"{'sort (offset ' + format(deep, ',') + ')':28s} {'path':10s} {'build':>7s} "
-                  f"{'p50':>7s} {'p95':>7s}  (ms, {args.calls} calls)")
+            print(f"{'sort (offset ' + format(deep, ',') + ')':28s} {'path':10s} {'first':>7s} {'ready':>7s} "
+                  f"{'p50':>7s} {'p95':>7s}  (ms, {args.calls} calls; ready in s)")
             for sort in ("price desc", "note"):
-                build, _ = timed(http, {**base, "sort": sort})
+                start = time.perf_counter()
+                first, _ = timed(http, {**base, "sort": sort})
+                while time.perf_counter() - start < 120:  # until a page is clearly not a sort of every row
+                    ms, _ = timed(http, {**base, "sort": sort})
+                    if ms < first / 3:
+                        break
+                    time.sleep(0.2)
+                ready = time.perf_counter() - start
                 sql: list[float] = []
                 order: list[float] = []
                 for _ in range(args.calls):
@@ -62,8 +70,9 @@ def main() -> None:
                     assert by_sql["records"] == by_order["records"], sort
                     sql.append(a)
                     order.append(b)
-                print(f"{sort:28s} {'SQL':10s} {'':>7s} {pct(sql, 0.5):7.1f} {pct(sql, 0.95):7.1f}")
-                print(f"{'':28s} {'row order':10s} {build:7.0f} {pct(order, 0.5):7.1f} {pct(order, 0.95):7.1f}")
+                print(f"{sort:28s} {'SQL':10s} {'':>7s} {'':>7s} {pct(sql, 0.5):7.1f} {pct(sql, 0.95):7.1f}")
+                print(f"{'':28s} {'row order':10s} {first:7.0f} {ready:7.1f} {pct(order, 0.5):7.1f} "
+                      f"{pct(order, 0.95):7.1f}")
             print(f"load average at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

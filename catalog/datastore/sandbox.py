@@ -229,10 +229,11 @@ class QueryService:
     def sorted_rows(self, parquet_key: str, column: str, descending: bool, limit: int, offset: int,
                     columns: frozenset[str] | None = None) -> pa.Table | None:
         """Rows ``offset .. offset+limit`` of a cached version in ``ORDER BY column ASC|DESC NULLS LAST,
-        _id`` order, taken by position from the column's row order (built on the first such request,
-        then kept: see :mod:`catalog.datastore.sortcache`); only ``columns`` with a column scope.
+        _id`` order, taken by position from the column's row order (built in the background after the
+        first such request, then kept: see :mod:`catalog.datastore.sortcache`); only ``columns`` with a
+        column scope.
         None when this cannot answer (version not cached here, a type Arrow orders differently, an
-        order too large to keep): the caller sorts in SQL."""
+        order too large to keep, or the order still being built): the caller sorts in SQL."""
         if not self.tables.ready(parquet_key):
             return None
         table = self.tables.table(parquet_key)
@@ -240,6 +241,8 @@ class QueryService:
         if index < 0 or not sortable(table.schema.field(index).type) or not self.orders.fits(table.num_rows):
             return None
         order = self.orders.order(parquet_key, table.column(index), column, descending)
+        if order is None:  # being built in the background: this page is sorted in SQL
+            return None
         return take_rows(scoped(table, columns), order.slice(offset, limit))
 
     def _sandbox(self, tables: dict[str, pa.Table], compute: float, total: float | None = None,

@@ -28,6 +28,7 @@ from catalog.core.errors import QueryRejected
 from catalog.core.settings import Settings
 from catalog.core.sqltext import first_line
 from catalog.datastore.slots import QuerySlots, Slot
+from catalog.datastore.sortcache import SortCache, sortable, take_rows
 from catalog.datastore.tablecache import ROW_ID, TableCache, scoped
 from catalog.storage.objects import ObjectStore
 from quality.profile import json_value
@@ -164,6 +165,8 @@ class QueryService:
         self._types: dict[pa.Schema, dict[str, str]] = {}
         self._counts: OrderedDict[tuple, int] = OrderedDict()
         self.tables = TableCache(store, settings.data_dir / "cache" / "tables", settings.query_cache_bytes)
+        self.orders = SortCache(settings.query_sort_cache_bytes)
+        self.tables.on_evict = lambda path: self.orders.drop(lambda key: self.tables.path(key) == path)
         self.slots = QuerySlots(settings.query_max_concurrent, settings.query_max_concurrent_per_caller)
 
     def _metadata(self, key: str) -> pq.FileMetaData:
@@ -222,6 +225,25 @@ class QueryService:
         fields = [{"id": n, "type": ckan_type(t)} for n, t in zip(names, types)]
         records = [{n: json_value(v) for n, v in zip(names, row)} for row in rows]
         return Page(fields, records)
+
+    def sorted_rows(self, parquet_key: str, column: str, descending: bool, limit: int, offset: int,
+                    columns: frozenset[str] | None = None) -> pa.Table | None:
+        """Rows ``offset .. offset+limit`` of a cached version in ``ORDER BY column ASC|DESC NULLS LAST,
+        _id`` order, taken by position from the column's row order (built in the background after the
+        first such request, then kept: see :mod:`catalog.datastore.sortcache`); only ``columns`` with a
+        column scope.
+        None when this cannot answer (version not cached here, a type Arrow orders differently, an
+        order too large to keep, or the order still being built): the caller sorts in SQL."""
+        if not self.tables.ready(parquet_key):
+            return None
+        table = self.tables.table(parquet_key)
+        index = table.schema.get_field_index(column)  # -1: absent, or a name that repeats
+        if index < 0 or not sortable(table.schema.field(index).type) or not self.orders.fits(table.num_rows):
+            return None
+        order = self.orders.order(parquet_key, table.column(index), column, descending)
+        if order is None:  # being built in the background: this page is sorted in SQL
+            return None
+        return take_rows(scoped(table, columns), order.slice(offset, limit))
 
     def _sandbox(self, tables: dict[str, pa.Table], compute: float, total: float | None = None,
                  cancelled: Callable[[], bool] | None = None) -> tuple[duckdb.DuckDBPyConnection, _Watch]:

@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -72,6 +73,8 @@ class TableCache:
         self._building: dict[str, threading.Lock] = {}
         self._warming: set[str] = set()
         self._warm_slot = threading.Lock()
+        self.on_evict: Callable[[Path], None] | None = None
+        """Called with each file evicted, so what is kept beside a version (its row orders) goes too."""
 
     def path(self, parquet_key: str) -> Path:
         return self.directory / _name(parquet_key)
@@ -143,3 +146,5 @@ class TableCache:
                 for key in [k for k in self._open if self.path(k) == p]:
                     del self._open[key]
             p.unlink(missing_ok=True)
+            if self.on_evict is not None:
+                self.on_evict(p)

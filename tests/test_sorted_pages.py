@@ -1,0 +1,200 @@
+"""Sorted pages of ``datastore_search`` taken from a kept row order (issue 16, "Repeated work made cheap").
+
+One published version (Parquet uploaded and ingested for real: SQLite, SeaweedFS, the worker,
+DuckDB) with ints, floats (NaN too), text, timestamps, duplicates and nulls. For every column and
+direction, pages at several offsets equal an oracle computed here with Python's ``sorted``:
+nulls last in both directions, NaN above every number (as DuckDB ranks it), and rows with equal
+keys in file order (ascending ``_id``) in both directions. The same pages through the SQL path
+(a second sort key, ``_id``, keeps a search off the row order) are the same records and field types.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import io
+import math
+import random
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from sqlalchemy import select
+
+from catalog.access.context import Actor, Context
+from catalog.actions import call
+from catalog.db.models import AccessGrant, ResourceVersion, User, utcnow
+from catalog.platform import Platform
+from catalog.versions.uploads import Upload
+from ingest.worker import Worker
+from tests.conftest import s3_settings
+
+ROWS = 300
+PAGE = 37
+OFFSETS = (0, 37, 150, 270, 299, 400)
+
+
+def _column_values() -> dict[str, list]:
+    rng = random.Random(16)
+
+    def maybe_null(value, every: int = 9):
+        return None if rng.randrange(every) == 0 else value
+
+    base = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    return {
+        "n": [maybe_null(rng.randrange(-20, 20)) for _ in range(ROWS)],  # many duplicates
+        "x": [maybe_null(rng.choice([math.nan, -0.5, 0.0, 2.25, rng.uniform(-1e3, 1e3)])) for _ in range(ROWS)],
+        "word": [maybe_null(rng.choice(["beta", "Alpha", "alpha", "", "é", "zeta", f"w{rng.randrange(50)}"]))
+                 for _ in range(ROWS)],
+        "at": [maybe_null(base + dt.timedelta(hours=rng.randrange(40))) for _ in range(ROWS)],
+        "secret": [f"secret-{i}" for i in range(ROWS)],
+    }
+
+
+VALUES = _column_values()
+SORTED = ("n", "x", "word", "at")
+
+
+def _parquet() -> bytes:
+    table = pa.table({"n": pa.array(VALUES["n"], pa.int64()), "x": pa.array(VALUES["x"], pa.float64()),
+                      "word": pa.array(VALUES["word"], pa.string()),
+                      "at": pa.array(VALUES["at"], pa.timestamp("us", tz="UTC")),
+                      "secret": pa.array(VALUES["secret"], pa.string())})
+    out = io.BytesIO()
+    pq.write_table(table, out, row_group_size=64)  # several chunks in the cached table
+    return out.getvalue()
+
+
+def _compare(a, b) -> int:
+    """DuckDB's order of two non-null values: NaN above every number and equal to itself."""
+    a_nan, b_nan = isinstance(a, float) and math.isnan(a), isinstance(b, float) and math.isnan(b)
+    if a_nan or b_nan:
+        return int(a_nan) - int(b_nan)
+    if isinstance(a, str):  # text compares by its UTF-8 bytes
+        a, b = a.encode(), b.encode()
+    return (a > b) - (a < b)
+
+
+def oracle(column: str, descending: bool) -> list[int]:
+    """The ``_id``s in ``ORDER BY column ASC|DESC NULLS LAST, _id`` order, by Python's ``sorted``."""
+    ids = list(range(1, ROWS + 1))
+    present = [i for i in ids if VALUES[column][i - 1] is not None]
+    nulls = [i for i in ids if VALUES[column][i - 1] is None]
+    sign = -1 if descending else 1
+
+    def cmp(i: int, j: int) -> int:
+        return sign * _compare(VALUES[column][i - 1], VALUES[column][j - 1]) or (i > j) - (i < j)
+    return sorted(present, key=functools.cmp_to_key(cmp)) + nulls
+
+
+@pytest.fixture(scope="module")
+def world(s3, tmp_path_factory):
+    # query_cache_bytes=1: each table built evicts every other one (the eviction test relies on it)
+    platform = Platform.open(s3_settings(s3, tmp_path_factory.mktemp("sorted") / "data", query_cache_bytes=1))
+    platform.store.ensure_bucket()
+    site = Context(platform=platform, actor=Actor.site())
+    for name in ("sp-owner", "sp-scoped"):
+        call(site, "user_create", {"name": name, "email": f"{name}@example.org", "password": "sp-password",
+                                   "sysadmin": name == "sp-owner"})
+    with platform.read() as s:
+        users = {u.name.removeprefix("sp-"): u for u in s.scalars(select(User))}
+    owner = Context(platform=platform, actor=Actor.of(users["owner"]), client="sp-owner")
+    call(owner, "organization_create", {"name": "sp-org"})
+    pkg = call(owner, "package_create", {"name": "sp-data", "owner_org": "sp-org", "access_level": "restricted"})
+    rids = [call(owner, "resource_create", {"package_id": pkg["id"], "name": name, "upload": Upload(
+        io.BytesIO(body), f"{name}.parquet", "application/octet-stream")})["id"]
+        for name, body in (("table", _parquet()), ("other", b"a,b\n1,2\n3,4\n"))]
+    while Worker(platform).run_once():
+        pass
+    for rid in rids:
+        assert call(owner, "resource_show", {"id": rid})["ingest_status"] == "ready"
+    with platform.write.begin() as s:
+        s.add(AccessGrant(package_id=pkg["id"], grantee_type="user", grantee_id=users["scoped"].id,
+                          expires=utcnow() + dt.timedelta(days=90), columns=["n", "word"],
+                          approved_by=users["owner"].id))
+        key = s.scalars(select(ResourceVersion.parquet_key).where(ResourceVersion.resource_id == rids[0])).one()
+    scoped = Context(platform=platform, actor=Actor.of(users["scoped"]), client="sp-scoped")
+    # every row in file order through the plain path: what each sorted page is made of
+    rows = call(owner, "datastore_search", {"resource_id": rids[0], "limit": ROWS + 1})
+    assert [r["_id"] for r in rows["records"]] == list(range(1, ROWS + 1))
+    assert call(owner, "datastore_search", {"resource_id": rids[0], "sort": "secret", "limit": 1})["records"]
+    assert platform.query.tables.ready(key)  # the SQL path built the cached table
+    yield {"platform": platform, "owner": owner, "scoped": scoped, "rid": rids[0], "other": rids[1], "key": key,
+           "by_id": {r["_id"]: r for r in rows["records"]}}
+    platform.close()
+
+
+def search(ctx: Context, rid: str, **params) -> dict:
+    return call(ctx, "datastore_search", {"resource_id": rid, **params})
+
+
+def test_the_data_has_what_the_orders_must_handle():
+    for column in SORTED:
+        present = [v for v in VALUES[column] if v is not None]
+        assert len(present) < ROWS and len(set(map(repr, present))) < len(present), column  # nulls, duplicates
+    assert any(isinstance(v, float) and math.isnan(v) for v in VALUES["x"])
+
+
+@pytest.mark.parametrize("descending", [False, True], ids=["asc", "desc"])
+@pytest.mark.parametrize("column", SORTED)
+def test_pages_follow_the_oracle_and_the_sql_path(world, column, descending):
+    owner, rid, orders = world["owner"], world["rid"], world["platform"].query.orders
+    sort = f"{column} desc" if descending else column
+    expected = oracle(column, descending)
+    builds = orders.builds
+    for offset in OFFSETS:
+        hits = orders.hits
+        page = search(owner, rid, sort=sort, limit=PAGE, offset=offset)
+        # the first page starts the order's build and is sorted in SQL; every later one is taken from it
+        assert orders.hits == hits + (offset != OFFSETS[0]), (sort, offset)
+        orders.settle()
+        assert [r["_id"] for r in page["records"]] == expected[offset:offset + PAGE], (sort, offset)
+        assert page["records"] == [world["by_id"][i] for i in expected[offset:offset + PAGE]]
+        assert page["total"] == ROWS
+        # the SQL path (two sort keys keep a search off the row order) answers the same, typed the same
+        queried = search(owner, rid, sort=f"{sort}, _id", limit=PAGE, offset=offset)
+        assert queried["records"] == page["records"] and queried["fields"] == page["fields"], (sort, offset)
+        for fmt in ("lists", "csv"):
+            assert search(owner, rid, sort=sort, limit=PAGE, offset=offset, records_format=fmt)["records"] == \
+                search(owner, rid, sort=f"{sort}, _id", limit=PAGE, offset=offset, records_format=fmt)["records"]
+    assert orders.builds == builds + 1, "one order built for the column and direction, then reused"
+
+
+def test_a_repeated_request_answers_as_the_first(world):
+    owner, rid, orders = world["owner"], world["rid"], world["platform"].query.orders
+    builds = orders.builds
+    first = search(owner, rid, sort="word desc", fields="word,_id,n", limit=20, offset=13)
+    orders.settle()
+    again = search(owner, rid, sort="word desc", fields="word,_id,n", limit=20, offset=13)
+    assert first == again and list(first["records"][0]) == ["word", "_id", "n"]
+    assert [r["_id"] for r in first["records"]] == oracle("word", True)[13:33]
+    assert orders.builds <= builds + 1
+
+
+def test_a_column_scoped_reader_gets_only_their_columns(world):
+    scoped, rid = world["scoped"], world["rid"]
+    for sort in ("n", "word desc"):
+        page = search(scoped, rid, sort=sort, limit=PAGE, offset=40)
+        assert [f["id"] for f in page["fields"]] == ["_id", "n", "word"]
+        column, descending = sort.split()[0], sort.endswith("desc")
+        assert [r["_id"] for r in page["records"]] == oracle(column, descending)[40:40 + PAGE]
+        assert page["records"] == [{k: world["by_id"][r["_id"]][k] for k in ("_id", "n", "word")}
+                                   for r in page["records"]]
+        assert "secret" not in repr(page)
+
+
+def test_an_evicted_table_and_its_orders_still_answer(world):
+    platform, owner, rid, key = world["platform"], world["owner"], world["rid"], world["key"]
+    orders = platform.query.orders
+    expected = oracle("x", True)[100:100 + PAGE]
+    assert [r["_id"] for r in search(owner, rid, sort="x desc", limit=PAGE, offset=100)["records"]] == expected
+    orders.settle()
+    assert any(k[0] == key for k in orders._orders)
+    search(owner, world["other"], sort="a")  # building the other table evicts this one (1-byte cache)
+    assert not platform.query.tables.ready(key)
+    assert not any(k[0] == key for k in orders._orders), "the orders went with their table"
+    builds = orders.builds
+    for _ in range(2):  # the first through SQL (it builds the table again), the next from a new order
+        page = search(owner, rid, sort="x desc", limit=PAGE, offset=100)
+        assert [r["_id"] for r in page["records"]] == expected
+        orders.settle()
+    assert orders.builds == builds + 1

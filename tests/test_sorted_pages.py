@@ -140,12 +140,13 @@ def test_pages_follow_the_oracle_and_the_sql_path(world, column, descending):
     owner, rid, orders = world["owner"], world["rid"], world["platform"].query.orders
     sort = f"{column} desc" if descending else column
     expected = oracle(column, descending)
-    builds = orders.builds
+    search(owner, rid, sort="_id, n", limit=1)  # two keys: SQL, which caches the table another test may evict
+    builds, kept = orders.builds, orders.kept(world["key"], column, descending)  # another test's sort, maybe
     for offset in OFFSETS:
         hits = orders.hits
         page = search(owner, rid, sort=sort, limit=PAGE, offset=offset)
         # the first page starts the order's build and is sorted in SQL; every later one is taken from it
-        assert orders.hits == hits + (offset != OFFSETS[0]), (sort, offset)
+        assert orders.hits == hits + (kept or offset != OFFSETS[0]), (sort, offset)
         orders.settle()
         assert [r["_id"] for r in page["records"]] == expected[offset:offset + PAGE], (sort, offset)
         assert page["records"] == [world["by_id"][i] for i in expected[offset:offset + PAGE]]
@@ -156,7 +157,7 @@ def test_pages_follow_the_oracle_and_the_sql_path(world, column, descending):
         for fmt in ("lists", "csv"):
             assert search(owner, rid, sort=sort, limit=PAGE, offset=offset, records_format=fmt)["records"] == \
                 search(owner, rid, sort=f"{sort}, _id", limit=PAGE, offset=offset, records_format=fmt)["records"]
-    assert orders.builds == builds + 1, "one order built for the column and direction, then reused"
+    assert orders.builds == builds + (not kept), "one order built for the column and direction, then reused"
 
 
 def test_a_repeated_request_answers_as_the_first(world):

@@ -93,6 +93,11 @@ class SortCache:
         """Whether an order of ``rows`` rows may be kept at all (else the caller sorts in SQL)."""
         return rows < 2**32 and rows * 4 <= self.max_bytes
 
+    def kept(self, parquet_key: str, name: str, descending: bool) -> bool:
+        """Whether the order of column ``name`` of ``parquet_key`` in this direction is built and kept."""
+        with self._lock:
+            return (parquet_key, name, descending) in self._orders
+
     def order(self, parquet_key: str, column: pa.ChunkedArray, name: str, descending: bool) -> pa.Array | None:
         """The kept row order of column ``name`` of version ``parquet_key`` (its values: ``column``),
         or None while it is not built yet: then its build is started, once, in the background."""

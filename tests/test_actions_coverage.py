@@ -178,6 +178,17 @@ def test_the_last_admin_of_an_organization_is_neither_removed_nor_demoted(mosu, 
     assert as_boss.action.organization_member_create(id=org["id"], username=boss["name"], role="admin")["capacity"] \
         == "admin", "staying admin is no change"
 
+    for client in (as_boss, admin):  # nor through organization_update/_patch's `users` list (ckanapi load's way)
+        for action in ("organization_update", "organization_patch"):
+            with pytest.raises(ckanapi.ValidationError) as refused:
+                client.call_action(action, {"id": org["id"], "name": org["name"], "users": [
+                    {"name": boss["name"], "capacity": "editor"}, {"name": helper["name"], "capacity": "editor"}]})
+            assert refused.value.error_dict["users"] == [LAST_ADMIN], action
+            assert _member_names(admin, "organization_show", org["id"]) == before
+    as_boss.action.organization_patch(id=org["id"], users=[{"name": boss["name"], "capacity": "admin"}])
+    assert _member_names(admin, "organization_show", org["id"]) == {boss["name"]: "admin"}, "a list with an admin"
+    as_boss.action.organization_member_create(id=org["id"], username=helper["name"], role="editor")
+
     as_boss.action.organization_member_create(id=org["id"], username=helper["name"], role="admin")
     as_boss.action.organization_member_create(id=org["id"], username=boss["name"], role="editor")
     assert _member_names(admin, "organization_show", org["id"]) == {boss["name"]: "editor", helper["name"]: "admin"}

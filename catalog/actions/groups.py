@@ -151,7 +151,10 @@ def _update(ctx: Context, data: dict[str, Any], is_org: bool, patch: bool) -> di
         data = {**data, "name": data.get("name") or grp.name}
         _apply(s, grp, data, errors)
         errors.raise_if_any()
+        had_admin = _admins(s, grp)
         _apply_users(s, ctx, grp, data.get("users"))
+        if had_admin and not _admins(s, grp):  # a ``users`` list without an admin: refused, nothing changed
+            raise ValidationError({"users": [LAST_ADMIN]}, LAST_ADMIN)
         return _record(s, ctx, grp, "changed")
 
 
@@ -240,6 +243,16 @@ def _activity(ctx: Context, data: dict[str, Any], is_org: bool) -> list[dict[str
         return [activity.as_dict(a) for a in s.scalars(activity.filtered(query, data).offset(offset).limit(limit))]
 
 
+def _admins(s: Session, grp: Group) -> set[str]:
+    """The user ids of an organization's admins (none for a group), their rows locked (PostgreSQL)
+    so two changes of the admins cannot both pass."""
+    if not grp.is_organization:
+        return set()
+    s.flush()
+    return set(s.scalars(select(Member.table_id).where(
+        Member.group_id == grp.id, Member.table_name == "user", Member.capacity == "admin").with_for_update()))
+
+
 def _keep_an_admin(s: Session, grp: Group, user: User, role: str | None) -> None:
     """Refuse to take an organization's last admin away (``role`` None: removed; another role:
     demoted), whoever asks, sysadmins too: nobody but a sysadmin could manage it any more. Adding
@@ -247,9 +260,7 @@ def _keep_an_admin(s: Session, grp: Group, user: User, role: str | None) -> None
     at once cannot both pass (PostgreSQL; SQLite's writers take turns)."""
     if not grp.is_organization or role == "admin" or (role is not None and role not in ROLES[grp.type]):
         return  # an unknown role is refused by name when it is set
-    admins = set(s.scalars(select(Member.table_id).where(
-        Member.group_id == grp.id, Member.table_name == "user", Member.capacity == "admin").with_for_update()))
-    if admins == {user.id}:
+    if _admins(s, grp) == {user.id}:
         raise ValidationError({"username": [LAST_ADMIN]}, LAST_ADMIN)
 
 

@@ -16,6 +16,8 @@ import pytest
 
 from tests import web
 from tests.web import assert_accessible, new_user, signed_in_page
+from tests.web import unexpected_errors as _unexpected
+from tests.web import watch_dialogs as _no_dialogs
 
 browser = web.browser  # the module's Chromium (a fixture)
 
@@ -55,17 +57,6 @@ def _collaborators(admin, pkg_id: str) -> dict[str, str]:
     """The dataset's collaborators (by user name) and capacities, as the API answers a sysadmin."""
     return {admin.action.user_show(id=c["user_id"])["name"]: c["capacity"]
             for c in admin.action.package_collaborator_list(id=pkg_id)}
-
-
-def _unexpected(errors: list[str], *statuses: int) -> list[str]:
-    """Console errors other than Chromium's note of a page answered with one of ``statuses``."""
-    return [e for e in errors if not any(f"status of {s} " in e for s in statuses)]
-
-
-def _no_dialogs(page) -> list[str]:
-    dialogs: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    return dialogs
 
 
 def _status(page, mosu, path: str) -> int:

@@ -17,6 +17,8 @@ import pytest
 from tests import web
 from tests.conftest import upload
 from tests.web import assert_accessible, new_user, screenshot, signed_in_page
+from tests.web import unexpected_errors as _unexpected
+from tests.web import watch_dialogs as _no_dialogs
 
 browser = web.browser  # the module's Chromium (a fixture)
 
@@ -41,18 +43,6 @@ def lab(mosu, admin) -> dict:
     provider = new_user(mosu, f"prov-{suffix}")
     admin.action.organization_member_create(id=org["id"], username=provider, role="editor")
     return {"org": org, "provider": provider, "suffix": suffix}
-
-
-def _unexpected(errors: list[str], *statuses: int) -> list[str]:
-    """Console errors other than Chromium's note of a page answered with one of ``statuses`` (a form
-    refused with 409, a refusal page's 403: the answers the test asks for)."""
-    return [e for e in errors if not any(f"status of {s} " in e for s in statuses)]
-
-
-def _no_dialogs(page) -> list[str]:
-    dialogs: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    return dialogs
 
 
 WATCH_PROGRESS = """() => {

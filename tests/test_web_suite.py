@@ -18,6 +18,8 @@ import pytest
 from tests import web
 from tests.conftest import upload
 from tests.web import assert_accessible, new_user, signed_in_page
+from tests.web import unexpected_errors as _unexpected
+from tests.web import watch_dialogs as _no_dialogs
 
 browser = web.browser  # the module's Chromium (a fixture)
 
@@ -52,17 +54,6 @@ def trees(mosu, admin) -> dict:
 
 def _suite(admin, resource_id: str) -> dict:
     return admin.action.quality_suite_show(id=resource_id)
-
-
-def _unexpected(errors: list[str], *statuses: int) -> list[str]:
-    """Console errors other than Chromium's note of a page answered with one of ``statuses``."""
-    return [e for e in errors if not any(f"status of {s} " in e for s in statuses)]
-
-
-def _no_dialogs(page) -> list[str]:
-    dialogs: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    return dialogs
 
 
 def _add(page, kind: str, column: str, arguments: str, severity: str = "warning") -> None:

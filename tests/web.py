@@ -88,3 +88,17 @@ def screenshot(page, name: str) -> Path:
     path = ARTEFACTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', name)}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def unexpected_errors(errors: list[str], *statuses: int) -> list[str]:
+    """Console errors other than Chromium's note of a page answered with one of ``statuses`` (a
+    refusal page a test expects is an error status, which Chromium logs)."""
+    return [e for e in errors if not any(f"status of {s} " in e for s in statuses)]
+
+
+def watch_dialogs(page) -> list[str]:
+    """The messages of every dialog the page opens from now on (each dismissed): an injected
+    ``alert`` shows up here, so a test asserts the list stays empty."""
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    return dialogs

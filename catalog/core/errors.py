@@ -149,6 +149,11 @@ class AuditUnavailable(MosuError):
     read-only file): the data is not served unrecorded (503; the same request may succeed later)."""
 
 
+class CatalogUnavailable(MosuError):
+    """The catalog's database cannot be used at the moment (its files read-only, its disk gone): 503,
+    the same request may succeed later."""
+
+
 class StartupError(MosuError):
     """The platform cannot start (port in use, unwritable directory, missing binary)."""
 
@@ -163,6 +168,7 @@ _HTTP: list[tuple[type[MosuError], int, str]] = [
     (TooManyRequests, 429, "Rate Limit Error"),
     (StorageUnavailable, 503, "Service Unavailable Error"),
     (AuditUnavailable, 503, "Service Unavailable Error"),
+    (CatalogUnavailable, 503, "Service Unavailable Error"),
     (SearchQueryError, 400, "Search Query Error"),
     (UnknownAction, 400, "Bad request - Action Error"),
     (BadRequest, 400, "Bad request - JSON Error"),

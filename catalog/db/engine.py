@@ -12,7 +12,7 @@ from sqlalchemy import Engine, create_engine, event, insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from catalog.core.errors import StartupError
+from catalog.core.errors import CatalogUnavailable, StartupError
 from catalog.db.models import Base, Counter, SchemaInfo
 
 
@@ -21,6 +21,20 @@ def make_engine(url: str, busy_timeout: float = 30.0) -> Engine:
     lock before "database is locked") and foreign keys on."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": busy_timeout, "check_same_thread": False})
+
+        database = engine.url.database
+        if database not in (None, "", ":memory:"):
+
+            @event.listens_for(engine, "do_connect")
+            def _refuse_unwritable(*_args) -> None:
+                # SQLite opens a file it cannot write read-only, silently, and such a connection stays
+                # read-only for its life; worse, the first one to open the shared memory file makes it
+                # read-only for every connection of this process until all of them close. A pooled
+                # connection opened while the disk or the files were read-only kept the server failing
+                # every write long after they were writable again. So none is opened then.
+                if not writable(database):
+                    raise CatalogUnavailable("The catalog's database cannot be written at the moment, so "
+                                             "nothing is served; try again later")
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - trivial
@@ -49,11 +63,27 @@ def make_engine(url: str, busy_timeout: float = 30.0) -> Engine:
             if fd is not None:
                 fcntl.flock(fd, fcntl.LOCK_UN)
 
+        @event.listens_for(engine.pool, "close")
+        def _close_lock_file(_dbapi_conn, record) -> None:  # pragma: no cover - trivial
+            fd = record.info.pop("writelock_fd", None) if record is not None else None
+            if fd is not None:
+                os.close(fd)  # which releases its lock too
+
         return engine
     return create_engine(url, pool_pre_ping=True)
 
 
 WRITER_WAIT_SECONDS = 30
+
+
+def writable(database: str) -> bool:
+    """Whether this process may write SQLite database file ``database``, its write-ahead log and its
+    shared memory file, those that exist (and their directory, for those that do not). ``access``
+    answers for file modes, a read-only mount and the immutable attribute (which stops root too)."""
+    files = [database, f"{database}-wal", f"{database}-shm"]
+    present = [f for f in files if os.path.exists(f)]
+    return all(os.access(f, os.W_OK) for f in present) and (
+        len(present) == len(files) or os.access(os.path.dirname(os.path.abspath(database)), os.W_OK | os.X_OK))
 
 
 def _writer_lock(info: dict, path: str, wait: float = WRITER_WAIT_SECONDS) -> None:

@@ -63,7 +63,9 @@ def build(con: duckdb.DuckDBPyConnection, parquet: Path, resource_id: str, versi
     t = time.perf_counter()
     try:
         suite = expectations.check_suite(suite_doc)
-        refused = gx_errors(suite)
+        # A generated suite is built by our own code from kinds GX accepts (a test checks a wide one
+        # with GX); only a provider's suite needs GX's word, and importing GX costs each worker 4-7 s.
+        refused = {} if generated else gx_errors(suite)
         footer = {c["name"]: {"nulls": c.get("nulls"), "min": c.get("min"), "max": c.get("max"),
                               "rows": profile.get("row_count"),
                               "non_null": (profile.get("row_count") or 0) - (c.get("nulls") or 0)}

@@ -355,6 +355,30 @@ def test_default_suite_and_score_from_a_profile():
     assert failed["explanation"].startswith(f"{failed['score']} = 100 × (0.5 × validity")
 
 
+def test_great_expectations_accepts_every_expectation_of_a_generated_suite():
+    """The worker skips GX's check for the suite it generates itself: GX must accept all of it, for
+    every kind of column (keys, bounds of each number kind, sets of text and booleans, odd names)."""
+    from quality.expectations import check_suite
+    from quality.report import gx_errors
+    from quality.suites import default_suite, key_candidates
+
+    kinds = {"int": (1, 100), "float": (-0.5, 2.5), "date": ("2020-01-01", "2021-01-01"),
+             "timestamp": ("2020-01-01 00:00:00", "2021-01-01 00:00:00"), "text": (None, None), "bool": (None, None)}
+    columns = [{"name": "id", "type": "int", "nulls": 0, "distinct": 100, "min": 1, "max": 100}]
+    for kind, (lo, hi) in kinds.items():
+        for nulls in (0, 3):
+            top = ([{"value": True, "count": 60}, {"value": False, "count": 40 - nulls}] if kind == "bool" else
+                   [{"value": "甲", "count": 50}, {"value": "b c", "count": 50 - nulls}] if kind == "text" else [])
+            columns.append({"name": f"{kind} 列 {nulls}", "type": kind, "nulls": nulls, "distinct": len(top) or 90,
+                            "min": lo, "max": hi, "top": top})
+    profile = {"row_count": 100, "columns": columns}
+    doc = default_suite(profile, key_candidates(profile))
+    types = {e["type"] for e in doc["expectations"]}
+    assert {"expect_column_values_to_be_unique", "expect_column_values_to_be_between",
+            "expect_column_values_to_be_in_set", "expect_column_values_to_not_be_null"} <= types
+    assert gx_errors(check_suite(doc)) == {}
+
+
 def test_ragged_line_finds_the_first_row_that_disagrees():
     from ingest.convert import ragged_line
 

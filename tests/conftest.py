@@ -315,6 +315,27 @@ def cn_id_check(first17: str) -> str:
     return "10X98765432"[sum(int(c) * w for c, w in zip(first17, weights)) % 11]
 
 
+# The modules that take longest (a full run on 2 cores: the tamper campaign ~300 s, the others 50-130 s),
+# longest first. ``make test`` hands whole modules to its processes in collection order
+# (``--no-loadscope-reorder``), so these start first and the processes finish together, instead of
+# one long module left running alone at the end. Every other module keeps pytest-randomly's order.
+LONGEST_FIRST = ("test_audit_tamper", "test_access_levels_matrix", "test_fuzz_actions", "test_web_provider",
+                 "test_web_compliance", "test_processes", "test_audit_export", "test_web_access", "test_webui",
+                 "test_multipart", "test_web_grid", "test_sql")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put the :data:`LONGEST_FIRST` modules first (after pytest-randomly's shuffle; a stable sort)."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+
+    def key(item: pytest.Item) -> int:
+        module = getattr(item, "module", None)
+        return rank.get(module.__name__.rpartition(".")[2], len(rank)) if module is not None else len(rank)
+
+    items.sort(key=key)
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     """Print pytest-randomly's seed at the end, also under ``make test``'s ``-q`` (which hides the
     header line where the plugin prints it): an order-dependent failure is rerun with that seed."""

@@ -90,19 +90,28 @@ def _queried_page(query: QueryService, version: ResourceVersion, spec: searchspe
 
 def _sorted_page(query: QueryService, version: ResourceVersion, spec: searchspec.Spec,
                  scope: frozenset[str] | None, ctx: Context) -> tuple[Result, int | None] | None:
-    """A page of every row sorted by one column, taken from the column's kept row order rather than
-    sorted again (:meth:`QueryService.sorted_rows`); None when that cannot answer it. The taken rows
-    go through the same SELECT of ``fields`` and the same rendering as :func:`_queried_page`'s, in
-    the same order (nulls last, ties by ``_id``), so a page is the same whichever answers it."""
-    if len(spec.sort) != 1 or spec.filters or spec.q or spec.distinct or not spec.limit:
+    """A page sorted by one column, of every row or of the rows ``filters`` keep, taken from the
+    column's kept row order rather than sorted again (:meth:`QueryService.sorted_rows`); None when
+    that cannot answer it. The taken rows go through the same SELECT of ``fields`` and the same
+    rendering as :func:`_queried_page`'s, in the same order (nulls last, ties by ``_id``), so a page
+    is the same whichever answers it; a filtered total is remembered under the SQL path's key."""
+    if len(spec.sort) != 1 or spec.q or spec.distinct or not spec.limit:
         return None
     (column, descending), = spec.sort
-    rows = query.sorted_rows(version.parquet_key, column, descending, spec.limit, spec.offset, scope)
-    if rows is None:
+    found = query.sorted_rows(version.parquet_key, column, descending, spec.limit, spec.offset, scope,
+                              spec.filters or None)
+    if found is None:
         return None
-    sql, params, _, _ = searchspec.build(replace(spec, sort=[], offset=0), query.describe(rows))
+    rows, matched = found
+    sql, params, _, _ = searchspec.build(replace(spec, sort=[], offset=0, filters={}), query.describe(rows))
     result = query.run({"t": rows}, sql, params, cancelled=ctx.disconnected)  # rows kept in the order taken
-    return result, version.row_count if spec.include_total else None
+    if not spec.include_total:
+        return result, None
+    if not spec.filters:
+        return result, version.row_count
+    table = scoped(query.tables.table(version.parquet_key), scope)
+    _, _, total_sql, total_params = searchspec.build(spec, query.describe(table))
+    return result, query.count(version.parquet_key, table, total_sql, total_params, known=matched)
 
 
 @action

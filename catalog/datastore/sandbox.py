@@ -27,8 +27,9 @@ from catalog.core.coltypes import ckan_type
 from catalog.core.errors import QueryRejected
 from catalog.core.settings import Settings
 from catalog.core.sqltext import first_line
+from catalog.datastore.searchspec import filter_params
 from catalog.datastore.slots import QuerySlots, Slot
-from catalog.datastore.sortcache import SortCache, sortable, take_rows
+from catalog.datastore.sortcache import SortCache, filter_mask, filtered_order, sortable, take_rows
 from catalog.datastore.tablecache import ROW_ID, TableCache, scoped
 from catalog.storage.objects import ObjectStore
 from quality.profile import json_value
@@ -227,23 +228,55 @@ class QueryService:
         return Page(fields, records)
 
     def sorted_rows(self, parquet_key: str, column: str, descending: bool, limit: int, offset: int,
-                    columns: frozenset[str] | None = None) -> pa.Table | None:
+                    columns: frozenset[str] | None = None,
+                    filters: dict[str, list[Any]] | None = None) -> tuple[pa.Table, int] | None:
         """Rows ``offset .. offset+limit`` of a cached version in ``ORDER BY column ASC|DESC NULLS LAST,
         _id`` order, taken by position from the column's row order (built in the background after the
         first such request, then kept: see :mod:`catalog.datastore.sortcache`); only ``columns`` with a
-        column scope.
-        None when this cannot answer (version not cached here, a type Arrow orders differently, an
-        order too large to keep, or the order still being built): the caller sorts in SQL."""
+        column scope; with ``filters`` (a search's exact values: column IN values), only the rows they
+        keep, found by a mask over the table taken in the order. With the rows, how many there are in
+        all (the version's rows, or the rows the filters keep).
+        None when this cannot answer (version not cached here, a type Arrow orders or compares
+        differently, a filter value DuckDB cannot cast, an order too large to keep, or the order still
+        being built): the caller sorts in SQL, which answers (or refuses) as always."""
         if not self.tables.ready(parquet_key):
             return None
         table = self.tables.table(parquet_key)
         index = table.schema.get_field_index(column)  # -1: absent, or a name that repeats
         if index < 0 or not sortable(table.schema.field(index).type) or not self.orders.fits(table.num_rows):
             return None
+        mask = None
+        if filters:
+            typed = self._typed_filters(table, filters)
+            mask = None if typed is None else filter_mask(table, typed)
+            if mask is None:
+                return None
         order = self.orders.order(parquet_key, table.column(index), column, descending)
         if order is None:  # being built in the background: this page is sorted in SQL
             return None
-        return take_rows(scoped(table, columns), order.slice(offset, limit))
+        if mask is not None:
+            order = filtered_order(order, mask)
+        return take_rows(scoped(table, columns), order.slice(offset, limit)), len(order)
+
+    def _typed_filters(self, table: pa.Table, filters: dict[str, list[Any]]) -> dict[str, list[Any]] | None:
+        """Each filter's values cast by DuckDB to its column's type, with the same parameters and
+        casts as the SQL path's ``IN (CAST(? AS type), ...)``, so the values compared are the ones SQL
+        compares; None when a cast fails (the SQL path then refuses the search with DuckDB's error)."""
+        types = self.describe(table)
+        out: dict[str, list[Any]] = {}
+        cur = self._db.cursor()
+        try:
+            for name, values in filters.items():
+                if name not in types:
+                    return None
+                marks = ", ".join(f"CAST(? AS {types[name]})" for _ in values)
+                try:
+                    out[name] = list(cur.execute(f"SELECT {marks}", filter_params(values)).fetchone())
+                except duckdb.Error:
+                    return None
+        finally:
+            cur.close()
+        return out
 
     def _sandbox(self, tables: dict[str, pa.Table], compute: float, total: float | None = None,
                  cancelled: Callable[[], bool] | None = None) -> tuple[duckdb.DuckDBPyConnection, _Watch]:
@@ -412,16 +445,19 @@ class QueryService:
         weakref.finalize(produced, close)  # also when the export is dropped before its first byte
         return pa.RecordBatchReader.from_batches(reader.schema, produced)
 
-    def count(self, parquet_key: str, table: pa.Table, sql: str, params: list[Any]) -> int:
+    def count(self, parquet_key: str, table: pa.Table, sql: str, params: list[Any],
+              known: int | None = None) -> int:
         """A ``SELECT count(*)`` over one version, remembered: versions never change, and paging
-        through a filtered result asks for the same total on every page."""
+        through a filtered result asks for the same total on every page. ``known``: the count as a
+        row order's filter mask found it, remembered under the same key instead of running ``sql``
+        (one cache of totals, whichever path counted)."""
         key = (parquet_key, sql, repr(params))
         with self._lock:
             found = self._counts.get(key)
             if found is not None:
                 self._counts.move_to_end(key)
                 return found
-        total = self.run({"t": table}, sql, params).rows[0][0]
+        total = known if known is not None else self.run({"t": table}, sql, params).rows[0][0]
         with self._lock:
             self._counts[key] = total
             while len(self._counts) > _CACHE_SIZE * 4:

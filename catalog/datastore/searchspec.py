@@ -181,13 +181,20 @@ def _sort_parts(text: str) -> list[tuple[str, list[str]]]:
     return out
 
 
+def filter_params(values: list[Any]) -> list[Any]:
+    """A filter's values as the parameters of its ``IN (CAST(? AS type), ...)`` (pure): numbers,
+    booleans and nulls as they are, anything else as its text. The row-order path casts the same
+    parameters the same way, so both compare the same values."""
+    return [v if v is None or isinstance(v, (int, float, bool)) else str(v) for v in values]
+
+
 def _where(spec: Spec, types: dict[str, str]) -> tuple[str, list[Any]]:
     parts: list[str] = []
     params: list[Any] = []
     for name, values in spec.filters.items():
         marks = ", ".join(f"CAST(? AS {types[name]})" for _ in values)
         parts.append(f"{ident(name)} IN ({marks})")
-        params += [v if v is None or isinstance(v, (int, float, bool)) else str(v) for v in values]
+        params += filter_params(values)
     if isinstance(spec.q, dict):
         for name, text in spec.q.items():
             parts.append(f"CAST({ident(name)} AS VARCHAR) ILIKE ? ESCAPE '\\'")

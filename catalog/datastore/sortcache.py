@@ -37,6 +37,49 @@ def sortable(kind: pa.DataType) -> bool:
             or pa.types.is_timestamp(kind) or pa.types.is_time(kind) or pa.types.is_decimal(kind))
 
 
+def maskable(kind: pa.DataType) -> bool:
+    """Whether an Arrow ``is_in`` over a column of ``kind`` matches exactly the rows DuckDB's
+    ``column IN (CAST(? AS type), ...)`` does, once the values are cast by DuckDB (integers, text,
+    booleans, dates; floats too, but see :func:`filter_mask` for NaN and zero). Timestamps (time
+    zones), decimals and the rest stay on SQL."""
+    return (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_string(kind)
+            or pa.types.is_large_string(kind) or pa.types.is_boolean(kind) or pa.types.is_date32(kind))
+
+
+def filter_mask(table: pa.Table, typed: dict[str, list]) -> pa.Array | None:
+    """Which rows of ``table`` a search's filters keep (pure): for each column, its value among
+    ``typed[column]`` (the filter's values as DuckDB cast them to the column's type), every filter
+    at once; None when Arrow might not match as DuckDB does: then the caller filters in SQL.
+
+    As in SQL, a null value matches nothing and a null in the column is never kept. A float value
+    that is NaN or zero stays on SQL: DuckDB holds NaN equal to NaN and -0.0 equal to 0.0, which
+    Arrow's hashing need not."""
+    mask = None
+    for name, values in typed.items():
+        index = table.schema.get_field_index(name)
+        if index < 0 or not maskable(kind := table.schema.field(index).type):
+            return None
+        present = [v for v in values if v is not None]
+        if pa.types.is_floating(kind) and any(v != v or v == 0 for v in present):
+            return None
+        try:
+            wanted = pa.array(present, type=kind)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            return None
+        kept = pc.is_in(table.column(index), value_set=wanted, skip_nulls=True)
+        mask = kept if mask is None else pc.and_(mask, kept)
+    if mask is None:
+        return None
+    mask = pc.fill_null(mask, False)
+    return mask.combine_chunks() if isinstance(mask, pa.ChunkedArray) else mask
+
+
+def filtered_order(order: pa.Array, mask: pa.Array) -> pa.Array:
+    """The positions of the rows ``mask`` keeps, in ``order``'s order (pure): the mask taken in
+    the order, its true places picked, and the order at those places."""
+    return order.take(pc.indices_nonzero(mask.take(order)))
+
+
 def row_order(column: pa.ChunkedArray, descending: bool) -> pa.Array:
     """Row positions of ``column`` in ``ORDER BY column ASC|DESC NULLS LAST, position`` order
     (pure), as uint32 when the rows allow (half the memory of Arrow's uint64)."""

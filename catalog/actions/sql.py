@@ -23,8 +23,8 @@ from catalog.access import policy
 from catalog.access.context import Context
 from catalog.actions import action
 from catalog.core.errors import NotAuthorized, NotFound
-from catalog.datastore import exports, sqlcheck
-from catalog.datastore.sandbox import json_value
+from catalog.datastore import exports, resultcache, sqlcheck
+from catalog.datastore.sandbox import json_value, result_bytes
 from catalog.datastore.tablecache import scoped
 from catalog.db import lookup
 from catalog.db.models import ResourceVersion
@@ -121,9 +121,17 @@ def datastore_search_sql(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     checked = sqlcheck.check(data.get("sql"))
     readable = _readable_versions(ctx, checked.resource_ids)
     tables = _tables(ctx, readable)
-    with ctx.platform.query.slots.acquire(ctx.caller):
-        result = ctx.platform.query.run(tables, checked.sql, max_rows=ctx.settings.query_max_rows,
-                                        cancelled=ctx.disconnected)
+    query, max_rows = ctx.platform.query, ctx.settings.query_max_rows
+    # An identical repeatable query over the same versions, read with the same column scopes: its kept
+    # answer (authorization above and the audit event below are made on every call all the same).
+    key = None if checked.normalized is None else resultcache.key_of(
+        checked.normalized, max_rows, [(rid, r.version.id, r.reading.columns) for rid, r in readable.items()])
+    result = None if key is None else query.results.get(key)
+    if result is None:
+        with query.slots.acquire(ctx.caller):
+            result = query.run(tables, checked.sql, max_rows=max_rows, cancelled=ctx.disconnected)
+        if key is not None:
+            query.results.put(key, result, result_bytes(result))
     records = [{n: json_value(v) for n, v in zip(result.names, row)} for row in result.rows]
     audit.record_read(ctx, "datastore_search_sql", "resource",
                       checked.resource_ids[0] if checked.resource_ids else None,

@@ -79,6 +79,9 @@ class Settings:
     # and direction: 40 MB for 10M rows), so a sorted page is a take, not a sort of every row (110-450 ms
     # on 10M rows). Heap, unlike the cached tables (page cache), hence its own bound; 0: always sort in SQL.
     query_sort_cache_bytes: int = 512 * 1024**2
+    # Memory the web process may keep for answers of repeatable datastore_search_sql queries, reused for
+    # an identical query over the same versions and column scopes (least recently used dropped; 0: none).
+    query_result_cache_bytes: int = 64 * 1024**2
     parquet_row_group_rows: int = 16_384
     log_level: str = "INFO"
     # Requests with an invalid API token per client address and minute before the rest get 429 (0: no limit).

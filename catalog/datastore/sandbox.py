@@ -27,6 +27,7 @@ from catalog.core.coltypes import ckan_type
 from catalog.core.errors import QueryRejected
 from catalog.core.settings import Settings
 from catalog.core.sqltext import first_line
+from catalog.datastore.resultcache import ResultCache
 from catalog.datastore.searchspec import filter_params
 from catalog.datastore.slots import QuerySlots, Slot
 from catalog.datastore.sortcache import SortCache, filter_mask, filtered_order, sortable, take_rows
@@ -65,6 +66,12 @@ def value_bytes(value: Any) -> int:
     if isinstance(value, dict):
         return 8 + sum(value_bytes(k) + value_bytes(v) for k, v in value.items())
     return 8
+
+
+def result_bytes(result: Result) -> int:
+    """About how many bytes a query's answer holds (its values and field names), for the result cache."""
+    return sum(value_bytes(v) for row in result.rows for v in row) + 8 * len(result.rows) + \
+        sum(len(n) + 16 for n in result.names)
 
 
 def _give_back_memory() -> None:
@@ -167,6 +174,7 @@ class QueryService:
         self._counts: OrderedDict[tuple, int] = OrderedDict()
         self.tables = TableCache(store, settings.data_dir / "cache" / "tables", settings.query_cache_bytes)
         self.orders = SortCache(settings.query_sort_cache_bytes)
+        self.results = ResultCache(settings.query_result_cache_bytes)
         self.tables.on_evict = lambda path: self.orders.drop(lambda key: self.tables.path(key) == path)
         self.slots = QuerySlots(settings.query_max_concurrent, settings.query_max_concurrent_per_caller)
 

@@ -120,9 +120,72 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class CheckedQuery:
-    """A query that passed the checks, and the resource ids it reads (lower case, in order)."""
+    """A query that passed the checks, and the resource ids it reads (lower case, in order).
+    ``normalized``: DuckDB's parse tree of it without source positions (the same for queries that
+    differ only in whitespace, comments or the case of keywords), or None when the query may answer
+    differently each time it runs (random, now, a sample: see :func:`_repeatable`), so its answer
+    may not be reused."""
     sql: str
     resource_ids: list[str]
+    normalized: str | None = None
+
+
+_TIME_OF_CALL = frozenset({
+    "now", "today", "transaction_timestamp", "get_current_time", "get_current_timestamp", "current_date",
+    "current_time", "current_timestamp", "current_localtime", "current_localtimestamp", "localtime",
+    "localtimestamp", "txid_current", "current_query", "current_query_id", "current_transaction_id"})
+"""Functions whose value is the moment (or the statement) of the call: DuckDB marks them consistent
+within a query, as it marks ``+`` (whose timestamptz form reads the time zone setting, constant here)."""
+_SPECIAL_NAMES = frozenset({"current_date", "current_time", "current_timestamp", "localtime", "localtimestamp",
+                            "current_user", "session_user", "user", "current_role", "current_catalog",
+                            "current_schema"})
+"""Bare words the parser leaves as column references that bind to a time-of-call value when the
+tables have no such column."""
+
+
+def _volatile() -> frozenset[str]:
+    """Names of the functions DuckDB marks volatile (a new value on every call: random, uuid, ...),
+    from DuckDB itself so a newer version's are included, and the time-of-call ones."""
+    names = getattr(_local, "volatile", None)
+    if names is None:
+        rows = _parser().execute("SELECT DISTINCT lower(function_name) FROM duckdb_functions() "
+                                 "WHERE stability = 'VOLATILE'").fetchall()
+        names = _local.volatile = frozenset(r[0] for r in rows) | _TIME_OF_CALL
+    return names
+
+
+def _repeatable(tree: Any) -> bool:
+    """Whether the parse tree's query answers the same every time over the same tables: no volatile
+    or time-of-call function, no bare time-of-call word, and no sample (random rows)."""
+    volatile = _volatile()
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        if node.get("class") == "FUNCTION" and str(node.get("function_name", "")).lower() in volatile:
+            return False
+        names = node.get("column_names")
+        if node.get("class") == "COLUMN_REF" and isinstance(names, list) and len(names) == 1 \
+                and str(names[0]).lower() in _SPECIAL_NAMES:
+            return False
+        if node.get("sample") is not None:
+            return False
+        stack.extend(node.values())
+    return True
+
+
+def _without_positions(tree: Any) -> Any:
+    """The parse tree without where each part was in the text (``query_location``), which is all that
+    whitespace and comments change in it (pure)."""
+    if isinstance(tree, dict):
+        return {k: _without_positions(v) for k, v in tree.items() if not k.startswith("query_location")}
+    if isinstance(tree, list):
+        return [_without_positions(v) for v in tree]
+    return tree
 
 
 def _parser() -> duckdb.DuckDBPyConnection:
@@ -500,7 +563,7 @@ def check(sql: Any) -> CheckedQuery:
     for node, ctes in _scoped_nodes(tree):
         recursive = recursive or node.get("type") == "RECURSIVE_CTE_NODE"
         kind = node.get("type")
-        if "class" not in node and kind in _REFUSED_REFS:
+        if "class" not in node and isinstance(kind, str) and kind in _REFUSED_REFS:
             raise QueryRejected(_REFUSED_REFS[kind])
         if kind == "BASE_TABLE" and "table_name" in node:
             _check_base_table(node, ctes, found)
@@ -524,7 +587,9 @@ def check(sql: Any) -> CheckedQuery:
         raise QueryRejected(f"The query may make a value at most {MAX_GROWTH} times longer with replace, "
                             "regexp_replace, hex, bin, to_base64, url_encode and to_json, nested calls multiplying "
                             f"(this one: up to {grown:,} times)")
-    return CheckedQuery(sql, found)
+    normalized = json.dumps(_without_positions(tree), sort_keys=True, separators=(",", ":")) \
+        if _repeatable(tree) else None
+    return CheckedQuery(sql, found, normalized)
 
 
 def columns_read(sql: str, schemas: dict[str, pa.Schema]) -> dict[str, list[str]]:

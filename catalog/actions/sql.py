@@ -123,15 +123,16 @@ def datastore_search_sql(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     tables = _tables(ctx, readable)
     query, max_rows = ctx.platform.query, ctx.settings.query_max_rows
     # An identical repeatable query over the same versions, read with the same column scopes: its kept
-    # answer (authorization above and the audit event below are made on every call all the same).
+    # answer (authorization above and the audit event below are made on every call all the same, and
+    # the call takes a query slot as any query does, so the 429 limits mean what they did).
     key = None if checked.normalized is None else resultcache.key_of(
         checked.normalized, max_rows, [(rid, r.version.id, r.reading.columns) for rid, r in readable.items()])
-    result = None if key is None else query.results.get(key)
-    if result is None:
-        with query.slots.acquire(ctx.caller):
+    with query.slots.acquire(ctx.caller):
+        result = None if key is None else query.results.get(key)
+        if result is None:
             result = query.run(tables, checked.sql, max_rows=max_rows, cancelled=ctx.disconnected)
-        if key is not None:
-            query.results.put(key, result, result_bytes(result))
+            if key is not None:
+                query.results.put(key, result, result_bytes(result))
     records = [{n: json_value(v) for n, v in zip(result.names, row)} for row in result.rows]
     audit.record_read(ctx, "datastore_search_sql", "resource",
                       checked.resource_ids[0] if checked.resource_ids else None,

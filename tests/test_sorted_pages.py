@@ -233,10 +233,12 @@ def test_filtered_pages_follow_the_oracle_and_the_sql_path(world, sort, case):
     assert orders.kept(world["key"], column, descending)
     expected = filtered_oracle(column, descending, wanted)
     assert case == "nothing" or len(expected) > 3, "the case keeps some rows"
-    for offset in (0, 3, 40):
-        hits = orders.hits
+    for n, offset in enumerate((0, 3, 40)):
+        hits, kept_hits = orders.hits, orders.selection_hits
         page = search(owner, rid, sort=sort, filters=filters, limit=PAGE, offset=offset)
         assert orders.hits == hits + 1, "taken from the kept order"
+        # the first page keeps the filters' positions in the order; the next ones slice them
+        assert orders.selection_hits == kept_hits + (n > 0), (sort, case, offset)
         assert [r["_id"] for r in page["records"]] == expected[offset:offset + PAGE], (sort, case, offset)
         assert page["records"] == [world["by_id"][i] for i in expected[offset:offset + PAGE]]
         assert page["total"] == len(expected)

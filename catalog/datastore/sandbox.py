@@ -30,7 +30,7 @@ from catalog.core.sqltext import first_line
 from catalog.datastore.resultcache import ResultCache
 from catalog.datastore.searchspec import filter_params
 from catalog.datastore.slots import QuerySlots, Slot
-from catalog.datastore.sortcache import SortCache, filter_mask, filtered_order, sortable, take_rows
+from catalog.datastore.sortcache import SortCache, filter_mask, filtered_order, mask_values, sortable, take_rows
 from catalog.datastore.tablecache import ROW_ID, TableCache, scoped
 from catalog.storage.objects import ObjectStore
 from quality.profile import json_value
@@ -253,17 +253,19 @@ class QueryService:
         index = table.schema.get_field_index(column)  # -1: absent, or a name that repeats
         if index < 0 or not sortable(table.schema.field(index).type) or not self.orders.fits(table.num_rows):
             return None
-        mask = None
+        wanted = typed = None
         if filters:
             typed = self._typed_filters(table, filters)
-            mask = None if typed is None else filter_mask(table, typed)
-            if mask is None:
+            wanted = None if typed is None else mask_values(table, typed)
+            if wanted is None:
                 return None
         order = self.orders.order(parquet_key, table.column(index), column, descending)
         if order is None:  # being built in the background: this page is sorted in SQL
             return None
-        if mask is not None:
-            order = filtered_order(order, mask)
+        if wanted is not None and typed is not None:  # later pages of these filters: a slice of the kept
+            kept, by = order, (parquet_key, column, descending,  # positions (values as DuckDB cast them)
+                               tuple((name, tuple(map(repr, values))) for name, values in sorted(typed.items())))
+            order = self.orders.selection(by, lambda: filtered_order(kept, filter_mask(table, wanted)))
         return take_rows(scoped(table, columns), order.slice(offset, limit)), len(order)
 
     def _typed_filters(self, table: pa.Table, filters: dict[str, list[Any]]) -> dict[str, list[Any]] | None:

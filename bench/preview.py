@@ -11,9 +11,9 @@ waits until it is published. Then, in the same run:
       /api/3/action/<name>) and of the same query in a warm bare DuckDB connection on
       the local Parquet: first page, deep page, filtered page, sort on a numeric column,
       count(*), a GROUP BY and a filtered aggregate, with the goals;
-  (c) `--concurrency-clients` threads for `--concurrency-seconds` issuing a random mix of
-      pages (first, random offsets, filtered, sorted): requests, errors, throughput,
-      p50/p95/p99.
+  (c) `--concurrency-clients` threads, each a user with its own token, for
+      `--concurrency-seconds` issuing a random mix of pages (first, random offsets,
+      filtered, sorted): requests, errors, throughput, p50/p95/p99.
 A query the server does not answer yet (an error, or a `filters`/`sort` parameter it
 ignores) is reported as "not available" instead of stopping the run.
 """
@@ -63,9 +63,11 @@ class Unavailable(Exception):
 class Http:
     """POST JSON to the Action API on one keep-alive session; raises Unavailable on any failure."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, token: str | None = None) -> None:
         self.url = url.rstrip("/")
         self.session = requests.Session()
+        if token:
+            self.session.headers["Authorization"] = token
 
     def call(self, action: str, data: dict[str, Any]) -> Any:
         try:
@@ -207,8 +209,12 @@ def report(qs: list[Query], calls: int) -> None:
         print(f"{q.label:30s} {q.cold_ms:7.1f} {h50:9.1f} {h95:7.1f} {b50:9.1f} {b95:7.1f}  {ok:5s}  {goal}")
 
 
-def concurrency(url: str, resource_id: str, rows: int, available: set[str], clients: int, seconds: float) -> None:
-    """``clients`` threads, each on its own session, issuing a random mix of pages for ``seconds``."""
+def concurrency(url: str, resource_id: str, rows: int, available: set[str], tokens: list[str],
+                seconds: float) -> None:
+    """A thread per token (each its own user on its own session: a caller may run only a few queries at
+    once, and 20 anonymous threads on one address would be one caller), issuing a random mix of pages
+    for ``seconds``."""
+    clients = len(tokens)
     kinds = ["first", "offset"] + [k for k in ("filtered", "sorted") if k in available]
     latencies: list[float] = []
     errors: list[str] = []
@@ -229,7 +235,7 @@ def concurrency(url: str, resource_id: str, rows: int, available: set[str], clie
         return data
 
     def client(seed: int) -> None:
-        rng, http = random.Random(seed), Http(url)
+        rng, http = random.Random(seed), Http(url, tokens[seed])
         mine, bad = [], []
         while time.monotonic() < deadline:
             data = request(rng)
@@ -268,6 +274,8 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=50, help="calls of each query (default 50)")
     ap.add_argument("--concurrency-clients", type=int, default=20)
     ap.add_argument("--concurrency-seconds", type=float, default=60)
+    ap.add_argument("--queue-length", type=int, default=None,
+                    help="MOSU_QUERY_QUEUE_LENGTH of the server (default: the platform's default)")
     ap.add_argument("--workdir", type=Path, default=None, help="where to put the files (default: a temp dir)")
     args = ap.parse_args()
     deep = min(5_000_000, args.rows // 2)
@@ -280,7 +288,8 @@ def main() -> None:
         print(f"Parquet: {args.rows:,} rows, {size / 1e6:,.0f} MB, {ROW_GROUP:,}-row groups "
               f"(written in {time.perf_counter() - t:.1f} s)")
 
-        with platform(work) as bench:
+        server = {} if args.queue_length is None else {"query_queue_length": args.queue_length}
+        with platform(work, **server) as bench:
             mosu = bench.mosu
             res, uploaded, published = publish(bench, local)
             print(f"    upload (multipart) {uploaded:.2f} s ({size / 1e6 / uploaded:.0f} MB/s); "
@@ -292,8 +301,8 @@ def main() -> None:
             measure(qs, Http(mosu.url), con, args.calls)
             report(qs, args.calls)
             available = {kind for q, kind in zip(qs[2:4], ("filtered", "sorted")) if q.error is None}
-            concurrency(mosu.url, res["id"], args.rows, available, args.concurrency_clients,
-                        args.concurrency_seconds)
+            tokens = [mosu.token(f"bench-reader-{i}") for i in range(args.concurrency_clients)]
+            concurrency(mosu.url, res["id"], args.rows, available, tokens, args.concurrency_seconds)
 
 
 if __name__ == "__main__":

@@ -33,9 +33,11 @@ CITY_CSV = b"city,country\n" + b"".join(f"{c},{k}\n".encode() for c, k in COUNTR
 
 @pytest.fixture(scope="module")
 def mosu(mosu_factory):
-    """This module's own server, with small query limits so exhausting queries end fast."""
+    """This module's own server, with small query limits so exhausting queries end fast, and no queue
+    for the site's slots (a query past them is refused at once; the queue: test_query_slots)."""
     return mosu_factory(query_max_rows=50, query_timeout_seconds=2, query_memory_limit="256MB",
-                        query_max_result_bytes=256 * 1024, query_max_concurrent=3, query_max_concurrent_per_caller=2)
+                        query_max_result_bytes=256 * 1024, query_max_concurrent=3, query_max_concurrent_per_caller=2,
+                        query_queue_length=0)
 
 
 @pytest.fixture(scope="module")

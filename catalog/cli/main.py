@@ -105,6 +105,15 @@ def check_port(host: str, port: int) -> None:
             raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
+OTHER_WEB_THREADS = 4
+
+
+def web_threads(settings: Settings) -> int:
+    """The web server's threads: one for each query or export that may run or wait for a slot, and
+    :data:`OTHER_WEB_THREADS` that none of them can take, for pages, uploads and every other call."""
+    return settings.query_max_concurrent + settings.query_queue_length + OTHER_WEB_THREADS
+
+
 def listen_url(host: str, port: int) -> str:
     """The URL ``mosu up`` is reached at: its listen address, or this machine's name when it
     listens on every address (``http://0.0.0.0:5000`` would send browsers nowhere)."""
@@ -187,7 +196,7 @@ def up(host: str, port: int, data_dir: Path | None, workers: int, demo: bool) ->
         # 1 GiB with a bare 413: raise that backstop to the upload limit, so 10 GiB uploads get in
         # (below it, catalog.api.body answers with CKAN's envelope; other bodies are never read).
         server = waitress.create_server(create_app(platform=platform), host=host, port=port,
-                                        threads=8, ident="mosu",
+                                        threads=web_threads(settings), ident="mosu",
                                         # keep reading a busy connection, so that a client that leaves
                                         # is noticed (waitress.client_disconnected) and its query stopped
                                         channel_request_lookahead=1,

@@ -71,9 +71,13 @@ class Settings:
     # Bytes of values a query answer may hold, and an export batch (2,048 rows) too: the row cap alone
     # let 500 rows of repeat('x', 1000000) raise the web process by 1.9 GB.
     query_max_result_bytes: int = 128 * 1024 * 1024
-    # Researcher queries and exports running at once (each holds a web thread; waitress has 8).
+    # Researcher queries and exports running at once (each holds a web thread), and how many more may
+    # wait, and how long, for one to finish when the site runs its maximum (the web server has threads
+    # for all of them and 4 more for everything else).
     query_max_concurrent: int = 4
     query_max_concurrent_per_caller: int = 2
+    query_queue_length: int = 16
+    query_queue_seconds: float = 5.0
     query_cache_bytes: int = 20 * GIB
     # Memory the web process may keep for row orders of cached versions (4 bytes a row per sorted column
     # and direction: 40 MB for 10M rows), so a sorted page is a take, not a sort of every row (110-450 ms

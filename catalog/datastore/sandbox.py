@@ -176,7 +176,8 @@ class QueryService:
         self.orders = SortCache(settings.query_sort_cache_bytes)
         self.results = ResultCache(settings.query_result_cache_bytes)
         self.tables.on_evict = lambda path: self.orders.drop(lambda key: self.tables.path(key) == path)
-        self.slots = QuerySlots(settings.query_max_concurrent, settings.query_max_concurrent_per_caller)
+        self.slots = QuerySlots(settings.query_max_concurrent, settings.query_max_concurrent_per_caller,
+                                settings.query_queue_length, settings.query_queue_seconds)
 
     def _metadata(self, key: str) -> pq.FileMetaData:
         """The Parquet footer of an object, read once per process (objects never change)."""

@@ -328,7 +328,7 @@ class SearchIndex:
         n_live = max(1, int(live.sum()))
         df = max(1, int(live[docs].sum()))
         idf = math.log(1 + (n_live - df + 0.5) / (df + 0.5))
-        avgdl = float(doclen[live].mean()) if n_live else 1.0
+        avgdl = float(doclen[live].mean()) if live.any() else 1.0  # n_live is at least 1 by construction
         dl = doclen[docs]
         return idf * tfs * (K1 + 1) / (tfs + K1 * (1 - B + B * dl / avgdl))
 

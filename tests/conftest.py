@@ -308,6 +308,28 @@ def upload(ckan: ckanapi.RemoteCKAN, content: bytes, filename: str = "data.csv",
     return wait_for_ingest(ckan, res["id"], timeout) if wait else res
 
 
+def restricted_dataset(platform: Platform, prefix: str) -> tuple[Context, dict, dict]:
+    """In-process on ``platform``: users ``<prefix>-owner`` (a sysadmin) and ``<prefix>-scoped``,
+    organization ``<prefix>-org`` and restricted dataset ``<prefix>-data``, made by the owner.
+    Returns the owner's context, the two users by role (``owner``, ``scoped``) and the dataset."""
+    from sqlalchemy import select
+
+    from catalog.db.models import User
+
+    site = Context(platform=platform, actor=Actor.site())
+    for role in ("owner", "scoped"):
+        call(site, "user_create", {"name": f"{prefix}-{role}", "email": f"{prefix}-{role}@example.org",
+                                   "password": f"{prefix}-password", "sysadmin": role == "owner"})
+    with platform.read() as s:
+        users = {u.name.removeprefix(f"{prefix}-"): u
+                 for u in s.scalars(select(User).where(User.name.in_([f"{prefix}-owner", f"{prefix}-scoped"])))}
+    owner = Context(platform=platform, actor=Actor.of(users["owner"]), client=f"{prefix}-owner")
+    call(owner, "organization_create", {"name": f"{prefix}-org"})
+    pkg = call(owner, "package_create", {"name": f"{prefix}-data", "owner_org": f"{prefix}-org",
+                                         "access_level": "restricted"})
+    return owner, users, pkg
+
+
 def cn_id_check(first17: str) -> str:
     """The check character of a PRC resident ID number (GB 11643-1999: ISO 7064 MOD 11-2), computed
     here from the standard, not by the code under test."""

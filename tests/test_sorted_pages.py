@@ -22,11 +22,11 @@ from sqlalchemy import select
 
 from catalog.access.context import Actor, Context
 from catalog.actions import call
-from catalog.db.models import AccessGrant, ResourceVersion, User, utcnow
+from catalog.db.models import AccessGrant, ResourceVersion, utcnow
 from catalog.platform import Platform
 from catalog.versions.uploads import Upload
 from ingest.worker import Worker
-from tests.conftest import s3_settings
+from tests.conftest import restricted_dataset, s3_settings
 
 ROWS = 300
 PAGE = 37
@@ -91,15 +91,7 @@ def world(s3, tmp_path_factory):
     # query_cache_bytes=1: each table built evicts every other one (the eviction test relies on it)
     platform = Platform.open(s3_settings(s3, tmp_path_factory.mktemp("sorted") / "data", query_cache_bytes=1))
     platform.store.ensure_bucket()
-    site = Context(platform=platform, actor=Actor.site())
-    for name in ("sp-owner", "sp-scoped"):
-        call(site, "user_create", {"name": name, "email": f"{name}@example.org", "password": "sp-password",
-                                   "sysadmin": name == "sp-owner"})
-    with platform.read() as s:
-        users = {u.name.removeprefix("sp-"): u for u in s.scalars(select(User))}
-    owner = Context(platform=platform, actor=Actor.of(users["owner"]), client="sp-owner")
-    call(owner, "organization_create", {"name": "sp-org"})
-    pkg = call(owner, "package_create", {"name": "sp-data", "owner_org": "sp-org", "access_level": "restricted"})
+    owner, users, pkg = restricted_dataset(platform, "sp")
     rids = [call(owner, "resource_create", {"package_id": pkg["id"], "name": name, "upload": Upload(
         io.BytesIO(body), f"{name}.parquet", "application/octet-stream")})["id"]
         for name, body in (("table", _parquet()), ("other", b"a,b\n1,2\n3,4\n"))]

@@ -18,11 +18,11 @@ from sqlalchemy import func, select
 from catalog.access.context import Actor, Context
 from catalog.actions import call
 from catalog.datastore import sqlcheck
-from catalog.db.models import AccessGrant, AuditEvent, User, utcnow
+from catalog.db.models import AccessGrant, AuditEvent, utcnow
 from catalog.platform import Platform
 from catalog.versions.uploads import Upload
 from ingest.worker import Worker
-from tests.conftest import s3_settings
+from tests.conftest import restricted_dataset, s3_settings
 
 CSV = b"city,value,secret\n" + b"".join(f"{c},{i},s{i}\n".encode() for i, c in enumerate(["Oslo", "Lima", "Pune"] * 5))
 
@@ -36,15 +36,7 @@ def _ingest(platform: Platform) -> None:
 def world(s3, tmp_path_factory):
     platform = Platform.open(s3_settings(s3, tmp_path_factory.mktemp("sqlcache") / "data"))
     platform.store.ensure_bucket()
-    site = Context(platform=platform, actor=Actor.site())
-    for name in ("rc-owner", "rc-scoped"):
-        call(site, "user_create", {"name": name, "email": f"{name}@example.org", "password": "rc-password",
-                                   "sysadmin": name == "rc-owner"})
-    with platform.read() as s:
-        users = {u.name.removeprefix("rc-"): u for u in s.scalars(select(User))}
-    owner = Context(platform=platform, actor=Actor.of(users["owner"]), client="rc-owner")
-    call(owner, "organization_create", {"name": "rc-org"})
-    pkg = call(owner, "package_create", {"name": "rc-data", "owner_org": "rc-org", "access_level": "restricted"})
+    owner, users, pkg = restricted_dataset(platform, "rc")
     rid = call(owner, "resource_create", {"package_id": pkg["id"], "name": "table", "upload": Upload(
         io.BytesIO(CSV), "table.csv", "text/csv")})["id"]
     _ingest(platform)

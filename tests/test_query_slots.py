@@ -1,11 +1,14 @@
 """The query slots' queue (issue 16): while the site runs its maximum, a few queries wait for a slot
 instead of being refused; a caller past its own cap, a full queue and a wait that lasts too long are
-refused with the cap named. Real threads on :class:`catalog.datastore.slots.QuerySlots`."""
+refused with the cap named. Real threads on :class:`catalog.datastore.slots.QuerySlots`, and one case
+over HTTP against ``mosu up``."""
 from __future__ import annotations
 
 import threading
+import uuid
 
 import pytest
+import requests
 
 from catalog.core.errors import TooManyRequests
 from catalog.datastore.slots import QuerySlots
@@ -102,3 +105,56 @@ def test_a_waiting_caller_whose_other_query_took_its_last_slot_is_refused():
     assert outcomes[0][0] is False and "(query_max_concurrent_per_caller)" in outcomes[0][1]
     (got_one.get("slot") or got_two.get("slot")).release()
     assert slots.running == 0
+
+
+# -- over HTTP, against ``mosu up`` ----------------------------------------------------------------
+
+# Hours of work: only its time limit stops it (test_sql's ENDLESS).
+ENDLESS = "SELECT count(*) FROM range(1000000) a, range(10000000) b WHERE (a.range+b.range)%7=3"
+
+
+@pytest.fixture(scope="module")
+def queued(mosu_factory):
+    """A site of one query slot, one caller one query, one more query may wait for the slot (60 s),
+    and a query's time limit of 4 s, which is what frees the slot here."""
+    return mosu_factory(query_timeout_seconds=4, query_max_concurrent=1, query_max_concurrent_per_caller=1,
+                        query_queue_length=1, query_queue_seconds=60)
+
+
+def test_over_http_a_query_waits_for_the_site_slot_and_one_past_the_queue_is_refused_at_once(queued):
+    tokens = {name: queued.token(f"queue-{name}-{uuid.uuid4().hex[:6]}") for name in "abc"}
+    answers: dict[str, requests.Response] = {}
+
+    def send(name: str, sql: str) -> requests.Response:
+        answers[name] = requests.post(f"{queued.url}/api/3/action/datastore_search_sql", json={"sql": sql},
+                                      headers={"Authorization": tokens[name]}, timeout=90)
+        return answers[name]
+
+    def heavy() -> threading.Thread:
+        thread = threading.Thread(target=send, args=("a", ENDLESS))
+        thread.start()
+        return thread
+
+    # a's endless query holds the site's one slot once a's next query is refused by a's own cap (should
+    # that probe take the slot first, the endless one is refused at once: send it again)
+    running = heavy()
+    while True:
+        probe = requests.post(f"{queued.url}/api/3/action/datastore_search_sql", json={"sql": "SELECT 1 AS one"},
+                              headers={"Authorization": tokens["a"]}, timeout=30)
+        if probe.status_code == 429 and "(query_max_concurrent_per_caller)" in probe.text:
+            break
+        if not running.is_alive():
+            running.join()
+            running = heavy()
+        threading.Event().wait(0.05)
+    others = [threading.Thread(target=send, args=(name, "SELECT 42 AS answer")) for name in "bc"]
+    for thread in others:
+        thread.start()
+    assert requests.get(f"{queued.url}/api/3/action/status_show", timeout=10).ok, "other calls are answered"
+    for thread in [running, *others]:
+        thread.join(90)
+    assert answers["a"].status_code == 400 and "time limit" in answers["a"].text, answers["a"].text[:300]
+    waited, refused = sorted((answers["b"], answers["c"]), key=lambda r: r.status_code)
+    assert waited.status_code == 200 and waited.json()["result"]["records"] == [{"answer": 42}], waited.text[:300]
+    assert refused.status_code == 429 and refused.json()["error"]["message"] == (
+        "Too many queries at once: the site is running 1, its limit (query_max_concurrent); try again in a moment")

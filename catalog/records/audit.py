@@ -103,15 +103,17 @@ def record(session: Session, who: "Context | Actor | str | None", action: str, o
         # SQLite writers are serialised by BEGIN IMMEDIATE; on PostgreSQL take a lock so two
         # transactions never link to the same predecessor and fork the chain.
         session.execute(LOCK_CHAIN)
-    conn = session.connection()  # Core on the session's connection: same transaction, less overhead
-    last = conn.execute(select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)).first()
+    # Core on the session's connection (same transaction), with statements built once: building a
+    # select, an ORM object and an ORM insert for each event made 1,000 small actions (the tamper
+    # log's mix) take 3.4 s instead of 2.5 s.
+    conn = session.connection()
+    last = conn.execute(_LAST).first()
     seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
-    values: dict[str, Any] = {"id": new_id(), "ts": utcnow(), "action": action, "object_type": object_type,
-                              "object_id": object_id, "detail": detail or {}, "outcome": outcome,
-                              **envelope(who), **{k: v for k, v in refs.items() if v is not None}}
-    row = AuditEvent(**values)
-    digest = event_hash(prev, fields_of(row))
-    conn.execute(insert(AuditEvent).values(seq=seq, prev_hash=prev, hash=digest, **values))
+    values: dict[str, Any] = dict.fromkeys(_COLUMNS)
+    values.update({"id": new_id(), "ts": utcnow(), "action": action, "object_type": object_type,
+                   "object_id": object_id, "detail": detail or {}, "outcome": outcome, **envelope(who), **refs})
+    digest = event_hash(prev, fields_of(SimpleNamespace(**values)))
+    conn.execute(_INSERT, {**values, "seq": seq, "prev_hash": prev, "hash": digest})
     return digest
 
 

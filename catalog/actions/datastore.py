@@ -5,7 +5,6 @@ import csv
 import io
 import json
 import urllib.parse
-from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import select
@@ -16,11 +15,11 @@ from catalog.access.policy import Permission
 from catalog.actions import action
 from catalog.core import coltypes, validate
 from catalog.core.dictionary import DICTIONARY_KEY, field_info
-from catalog.datastore import exports, searchspec
+from catalog.datastore import answers, exports, searchspec
 from catalog.datastore.exports import neutralise
-from catalog.datastore.sandbox import QueryService, Result, json_value
+from catalog.datastore.sandbox import json_value
 from catalog.datastore.searchspec import ROW_ID
-from catalog.datastore.tablecache import scoped
+from catalog.datastore.tablecache import TableRef
 from catalog.db import dictize
 from catalog.db.models import ResourceVersion
 from catalog.records import audit
@@ -77,43 +76,6 @@ def _format_records(rows: list[list[Any]], names: list[str], fmt: str) -> Any:
     return out.getvalue()
 
 
-def _queried_page(query: QueryService, version: ResourceVersion, spec: searchspec.Spec,
-                  scope: frozenset[str] | None, ctx: Context) -> tuple[Result, int | None]:
-    """The page and total of ``spec`` computed by DuckDB over the version's (scoped) table."""
-    table = scoped(query.tables.table(version.parquet_key), scope)
-    duck_types = query.describe(table)  # the projection's: q searches the text columns that exist
-    sql, params, total_sql, total_params = searchspec.build(spec, duck_types)
-    result = query.run({"t": table}, sql, params, cancelled=ctx.disconnected)
-    total = query.count(version.parquet_key, table, total_sql, total_params) if spec.include_total else None
-    return result, total
-
-
-def _sorted_page(query: QueryService, version: ResourceVersion, spec: searchspec.Spec,
-                 scope: frozenset[str] | None, ctx: Context) -> tuple[Result, int | None] | None:
-    """A page sorted by one column, of every row or of the rows ``filters`` keep, taken from the
-    column's kept row order rather than sorted again (:meth:`QueryService.sorted_rows`); None when
-    that cannot answer it. The taken rows go through the same SELECT of ``fields`` and the same
-    rendering as :func:`_queried_page`'s, in the same order (nulls last, ties by ``_id``), so a page
-    is the same whichever answers it; a filtered total is remembered under the SQL path's key."""
-    if len(spec.sort) != 1 or spec.q or spec.distinct or not spec.limit:
-        return None
-    (column, descending), = spec.sort
-    found = query.sorted_rows(version.parquet_key, column, descending, spec.limit, spec.offset, scope,
-                              spec.filters or None)
-    if found is None:
-        return None
-    rows, matched = found
-    sql, params, _, _ = searchspec.build(replace(spec, sort=[], offset=0, filters={}), query.describe(rows))
-    result = query.run({"t": rows}, sql, params, cancelled=ctx.disconnected)  # rows kept in the order taken
-    if not spec.include_total:
-        return result, None
-    if not spec.filters:
-        return result, version.row_count
-    table = scoped(query.tables.table(version.parquet_key), scope)
-    _, _, total_sql, total_params = searchspec.build(spec, query.describe(table))
-    return result, query.count(version.parquet_key, table, total_sql, total_params, known=matched)
-
-
 @action
 def datastore_search(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     """Search the published rows of ``resource_id`` (CKAN's DataStore API).
@@ -137,9 +99,9 @@ def datastore_search(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     # A hidden column is not among the table's columns: naming it in fields, filters, q, sort or
     # distinct is refused as naming any unknown column is, and the default fields leave it out.
     spec = searchspec.parse(data, [ROW_ID, *names])
-    query = ctx.platform.query
+    query, ref = ctx.platform.query, TableRef(version.parquet_key, reading.columns)
     if spec.plain_page:
-        page = query.page(version.parquet_key, spec.limit, spec.offset, reading.columns)
+        page = answers.page(query, ref, spec.limit, spec.offset)
         types = {ROW_ID: "int", **{f["id"]: f["type"] for f in page.fields}}
         rows = [[spec.offset + i + 1 if f == ROW_ID else record.get(f) for f in spec.fields]
                 for i, record in enumerate(page.records)]
@@ -148,8 +110,7 @@ def datastore_search(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
         # A query, like datastore_search_sql's: it takes one of the caller's and the site's slots
         # (eight filtered searches at once left status_show unanswered for 90 s).
         with query.slots.acquire(ctx.caller):
-            result, total = _sorted_page(query, version, spec, reading.columns, ctx) or \
-                _queried_page(query, version, spec, reading.columns, ctx)
+            result, total = answers.search(query, ref, spec, ctx.disconnected)
         types = {f["id"]: f["type"] for f in result.fields}
         rows = [[json_value(v) for v in row] for row in result.rows]
     audit.record_read(ctx, "datastore_search", "resource", res.id,
@@ -220,10 +181,8 @@ def datastore_export(ctx: Context, data: dict[str, Any]) -> exports.Export:
     spec = searchspec.parse({**data, "include_total": False}, [ROW_ID, *names], default_limit=None,
                                  default_fields=names)
     query = ctx.platform.query
-    table = scoped(query.tables.table(version.parquet_key), reading.columns)
-    sql, params, _, _ = searchspec.build(spec, query.describe(table))
-    reader = query.stream({"t": table}, sql, params, cancelled=ctx.disconnected,
-                          slot=query.slots.acquire(ctx.caller))
+    reader = answers.export_search(query, TableRef(version.parquet_key, reading.columns), spec,
+                                   slot=query.slots.acquire(ctx.caller), cancelled=ctx.disconnected)
     refs = reading.refs(pkg, res.id)
     # A format that cannot hold a column is refused (400) before the read is recorded: nothing is read.
     export = exports.export(exports.file_stem(res.name, res.id, version.number), fmt, reader, (license_id,),

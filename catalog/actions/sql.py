@@ -4,7 +4,7 @@ Three layers, each enough on its own for what it guards: :mod:`catalog.datastore
 anything but one SELECT over resource ids (before any data is touched); authorization here
 admits only resources the caller may read, with one message for every refusal so that a
 private, deleted or unpublished resource cannot be told from one that never existed; and
-:meth:`catalog.datastore.sandbox.QueryService.run` runs the query in the locked DuckDB (no files, no
+:func:`catalog.datastore.answers.sql` runs the query in the locked DuckDB (no files, no
 network, no settings) on a cursor that sees only those tables, under time, memory and row
 limits. A reader whose grant covers some columns is given, under the resource's id, only the
 projection onto those columns: the hidden ones do not exist in their cursor, whatever the SQL
@@ -23,9 +23,9 @@ from catalog.access import policy
 from catalog.access.context import Context
 from catalog.actions import action
 from catalog.core.errors import NotAuthorized, NotFound
-from catalog.datastore import exports, resultcache, sqlcheck
-from catalog.datastore.sandbox import json_value, result_bytes
-from catalog.datastore.tablecache import scoped
+from catalog.datastore import answers, exports, resultcache, sqlcheck
+from catalog.datastore.sandbox import json_value
+from catalog.datastore.tablecache import TableRef
 from catalog.db import lookup
 from catalog.db.models import ResourceVersion
 from catalog.records import audit
@@ -65,12 +65,11 @@ def _readable_versions(ctx: Context, resource_ids: list[str]) -> dict[str, _Read
     return found
 
 
-def _tables(ctx: Context, readable: dict[str, _Readable]) -> dict[str, pa.Table]:
+def _tables(readable: dict[str, _Readable]) -> dict[str, TableRef]:
     """The tables the query's cursor sees, by resource id: for a column-scoped reader only the
     projection onto their columns is registered (never the whole table, under any name), so a hidden
     column does not exist for their SQL: naming it is an unknown column, ``*`` leaves it out."""
-    return {rid: scoped(ctx.platform.query.tables.table(r.version.parquet_key), r.reading.columns)
-            for rid, r in readable.items()}
+    return {rid: TableRef(r.version.parquet_key, r.reading.columns) for rid, r in readable.items()}
 
 
 def _reading(reading: policy.Reading) -> dict[str, Any]:
@@ -86,14 +85,14 @@ def _reading(reading: policy.Reading) -> dict[str, Any]:
 
 
 def _audit(checked: sqlcheck.CheckedQuery, readable: dict[str, _Readable],
-           tables: dict[str, pa.Table]) -> dict[str, Any]:
+           schemas: dict[str, pa.Schema]) -> dict[str, Any]:
     """What the audit event of a query records: its full text and hash, the resources and versions
     read, the columns of each that it reads (from DuckDB's plan: :func:`sqlcheck.columns_read`) and
     how the caller read each (grant, agreement version, column scope)."""
     rids = checked.resource_ids
     return {"sql": checked.sql, "sql_sha256": hashlib.sha256(checked.sql.encode()).hexdigest(),
             "resources": rids, "versions": [readable[r].version.id for r in rids],
-            "columns_read": sqlcheck.columns_read(checked.sql, {r: tables[r].schema for r in rids}),
+            "columns_read": sqlcheck.columns_read(checked.sql, {r: schemas[r] for r in rids}),
             "readings": {r: _reading(readable[r].reading) for r in rids}}
 
 
@@ -120,23 +119,20 @@ def datastore_search_sql(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     """
     checked = sqlcheck.check(data.get("sql"))
     readable = _readable_versions(ctx, checked.resource_ids)
-    tables = _tables(ctx, readable)
+    tables = _tables(readable)
     query, max_rows = ctx.platform.query, ctx.settings.query_max_rows
+    schemas = answers.schemas(query, tables)  # each version loaded into the table cache, before a slot is taken
     # An identical repeatable query over the same versions, read with the same column scopes: its kept
     # answer (authorization above and the audit event below are made on every call all the same, and
     # the call takes a query slot as any query does, so the 429 limits mean what they did).
     key = None if checked.normalized is None else resultcache.key_of(
         checked.normalized, max_rows, [(rid, r.version.id, r.reading.columns) for rid, r in readable.items()])
     with query.slots.acquire(ctx.caller):
-        result = None if key is None else query.results.get(key)
-        if result is None:
-            result = query.run(tables, checked.sql, max_rows=max_rows, cancelled=ctx.disconnected)
-            if key is not None:
-                query.results.put(key, result, result_bytes(result))
+        result = answers.sql(query, tables, checked.sql, max_rows=max_rows, cache_key=key, cancelled=ctx.disconnected)
     records = [{n: json_value(v) for n, v in zip(result.names, row)} for row in result.rows]
     audit.record_read(ctx, "datastore_search_sql", "resource",
                       checked.resource_ids[0] if checked.resource_ids else None,
-                      {**_audit(checked, readable, tables), "rows": len(records), "truncated": result.truncated},
+                      {**_audit(checked, readable, schemas), "rows": len(records), "truncated": result.truncated},
                       **_refs(readable))
     return {"sql": checked.sql, "fields": result.fields, "records": records,
             "records_truncated": result.truncated}
@@ -150,9 +146,10 @@ def datastore_sql_export(ctx: Context, data: dict[str, Any]) -> exports.Export:
     fmt = exports.requested_format(data)
     checked = sqlcheck.check(data.get("sql"))
     readable = _readable_versions(ctx, checked.resource_ids)
-    tables = _tables(ctx, readable)
-    reader = ctx.platform.query.stream(tables, checked.sql, cancelled=ctx.disconnected,
-                                       slot=ctx.platform.query.slots.acquire(ctx.caller))
+    tables, query = _tables(readable), ctx.platform.query
+    schemas = answers.schemas(query, tables)
+    reader = answers.export_sql(query, tables, checked.sql, slot=query.slots.acquire(ctx.caller),
+                                cancelled=ctx.disconnected)
     first = checked.resource_ids[0] if checked.resource_ids else None
     refs = _refs(readable)
     # A format that cannot hold a column is refused (400) before the read is recorded: nothing is read.
@@ -160,7 +157,7 @@ def datastore_sql_export(ctx: Context, data: dict[str, Any]) -> exports.Export:
                             ended=exports.Ended("datastore_sql_export_end", "resource", first, {"format": fmt}, refs))
     try:
         audit.record_read(ctx, "datastore_sql_export", "resource", first,
-                          {**_audit(checked, readable, tables), "format": fmt}, **refs)
+                          {**_audit(checked, readable, schemas), "format": fmt}, **refs)
     except BaseException:
         reader.close()  # its query slot and cursor go back now, not when the reader is collected
         raise

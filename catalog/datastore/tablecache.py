@@ -21,6 +21,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -49,6 +50,17 @@ def parquet_to_arrow(src: Path, dst: Path) -> None:
             ids = pa.array(range(start, start + batch.num_rows), type=pa.int64())
             writer.write_table(pa.Table.from_arrays([ids, *batch.columns], schema=schema))
             start += batch.num_rows
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """A published version as one reader sees it: its Parquet object and the reader's column scope
+    (``None``: every column). What a request for rows names instead of the rows themselves, so the
+    process that answers it (this one today, a query node over Arrow Flight) loads and scopes the
+    table where the cache is."""
+
+    key: str
+    columns: frozenset[str] | None = None
 
 
 def scoped(table: pa.Table, columns: frozenset[str] | None) -> pa.Table:

@@ -1,9 +1,10 @@
 """Query execution behind requests that name versions (issue 16's seam, :mod:`catalog.datastore.answers`),
 in-process over real SQLite, SeaweedFS, the worker and DuckDB.
 
-An export takes the caller's query slot before the version's table is loaded; when the table cannot
-be loaded (its object gone from storage), the caller gets the storage's error and the slot comes back,
-so they can still run as many queries at once as before. A search and a query name the version only
+A version whose Parquet object is gone from storage (removed behind the platform's back) is refused
+to every kind of read with one clear 503, nothing recorded as read; an export, which takes the
+caller's query slot before loading the version's table, gives the slot back, so they can still run as
+many queries at once as before. A search and a query name the version only
 by its key and the reader's column scope: a column-scoped reader's page, SQL and export never hold a
 hidden column.
 """
@@ -12,14 +13,15 @@ from __future__ import annotations
 import io
 
 import pytest
-from minio.error import S3Error
+from sqlalchemy import func, select
 
 from catalog.actions import call
 from catalog.actions.datastore import datastore_export
 from catalog.actions.sql import datastore_sql_export
+from catalog.core.errors import StoredDataMissing, http_status
 from catalog.datastore import answers, searchspec
 from catalog.datastore.tablecache import ROW_ID, TableRef
-from catalog.db.models import Resource, ResourceVersion
+from catalog.db.models import AuditEvent, Resource, ResourceVersion
 from catalog.platform import Platform
 from catalog.versions.uploads import Upload
 from ingest.worker import Worker
@@ -43,19 +45,29 @@ def world(s3, tmp_path):
     platform.close()
 
 
-def test_an_export_whose_table_cannot_be_loaded_gives_its_slot_back(world):
+def test_a_version_missing_from_storage_is_a_clear_503_and_gives_its_slot_back(world):
     platform, owner, rid = world["platform"], world["owner"], world["rid"]
     platform.store.remove(world["key"])  # never loaded into this process's table cache: it must be fetched
     slots = platform.query.slots
-    for export in (lambda: datastore_export(owner, {"resource_id": rid, "format": "csv"}),
-                   lambda: datastore_sql_export(owner, {"sql": f'SELECT city FROM "{rid}"', "format": "csv"})):
+    with platform.read() as s:
+        events = s.scalar(select(func.count()).select_from(AuditEvent))
+    reads = [lambda: datastore_export(owner, {"resource_id": rid, "format": "csv"}),
+             lambda: datastore_sql_export(owner, {"sql": f'SELECT city FROM "{rid}"', "format": "csv"}),
+             lambda: call(owner, "datastore_search_sql", {"sql": f'SELECT city FROM "{rid}"'}),
+             lambda: call(owner, "datastore_search", {"resource_id": rid, "limit": 5}),  # row groups, no cache
+             lambda: call(owner, "datastore_search", {"resource_id": rid, "sort": "city"})]
+    for read in reads:
         for _ in range(3):  # more times than the caller's two slots
-            with pytest.raises(S3Error) as failed:
-                export()
-            assert (failed.value.code, failed.value.object_name) == ("NoSuchKey", world["key"])
+            with pytest.raises(StoredDataMissing) as failed:
+                read()
+            assert http_status(failed.value) == (503, "Service Unavailable Error")
+            assert str(failed.value) == ("The stored data of this version is missing from object storage, so it "
+                                         "cannot be served; the site's operators have been told")
             assert slots.running == 0
     with slots.acquire(owner.caller), slots.acquire(owner.caller):
         assert slots.running == 2  # both of the caller's slots are free to take
+    with platform.read() as s:
+        assert s.scalar(select(func.count()).select_from(AuditEvent)) == events  # nothing was read
 
 
 def test_a_scoped_reference_never_reaches_a_hidden_column(world):

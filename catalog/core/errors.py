@@ -144,6 +144,12 @@ class StorageUnavailable(MosuError):
     succeed later (503; a worker retries the job with back-off)."""
 
 
+class StoredDataMissing(MosuError):
+    """An object the catalog records is not in object storage (removed behind the platform's back,
+    or the wrong bucket configured). Nothing is served; the operator is told in the log (503: the
+    platform cannot answer until the object is restored)."""
+
+
 class AuditUnavailable(MosuError):
     """The audit event of a read could not be written (database locked past its timeout, disk full,
     read-only file): the data is not served unrecorded (503; the same request may succeed later)."""
@@ -167,6 +173,7 @@ _HTTP: list[tuple[type[MosuError], int, str]] = [
     (QueryRejected, 400, "Validation Error"),
     (TooManyRequests, 429, "Rate Limit Error"),
     (StorageUnavailable, 503, "Service Unavailable Error"),
+    (StoredDataMissing, 503, "Service Unavailable Error"),
     (AuditUnavailable, 503, "Service Unavailable Error"),
     (CatalogUnavailable, 503, "Service Unavailable Error"),
     (SearchQueryError, 400, "Search Query Error"),

@@ -32,7 +32,7 @@ from catalog.datastore.searchspec import filter_params
 from catalog.datastore.slots import QuerySlots, Slot
 from catalog.datastore.sortcache import SortCache, filter_mask, filtered_order, mask_values, sortable, take_rows
 from catalog.datastore.tablecache import ROW_ID, TableCache, scoped
-from catalog.storage.objects import ObjectStore
+from catalog.storage.objects import ObjectStore, missing
 from quality.profile import json_value
 
 _CACHE_SIZE = 1024
@@ -186,8 +186,11 @@ class QueryService:
             if meta is not None:
                 self._footers.move_to_end(key)
                 return meta
-        with self._fs.open_input_file(self._store.arrow_path(key)) as fh:
-            meta = pq.ParquetFile(fh).metadata
+        try:
+            with self._fs.open_input_file(self._store.arrow_path(key)) as fh:
+                meta = pq.ParquetFile(fh).metadata
+        except FileNotFoundError as exc:
+            raise missing(key, exc) from None
         with self._lock:
             self._footers[key] = meta
             while len(self._footers) > _CACHE_SIZE:

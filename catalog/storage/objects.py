@@ -21,7 +21,7 @@ from minio.commonconfig import CopySource
 from minio.datatypes import Part
 from minio.error import S3Error
 
-from catalog.core.errors import PayloadTooLarge, StorageUnavailable
+from catalog.core.errors import PayloadTooLarge, StorageUnavailable, StoredDataMissing
 from catalog.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,16 @@ COPY_THREADS = 2
 """Part copies of one multipart copy in flight (server work: no faster than CopyObject on SeaweedFS)."""
 MIN_PART = 5 * MIB
 MAX_PARTS = 10_000
+MISSING = frozenset({"NoSuchKey", "NotFound", "NoSuchObject"})
+"""S3 error codes that say an object is not there."""
+
+
+def missing(key: str, cause: object) -> StoredDataMissing:
+    """The error for an object the catalog records and storage does not hold; the key (internal ids
+    only) goes to the operator's log, not to the caller."""
+    log.error("object storage does not hold %s, which the catalog records: %s", key, cause)
+    return StoredDataMissing("The stored data of this version is missing from object storage, so it cannot be "
+                             "served; the site's operators have been told")
 
 
 @dataclass(frozen=True)
@@ -148,7 +158,12 @@ class ObjectStore:
             self._download(key, path, threads or self.transfer_threads, range_size, read_size)
 
     def _download(self, key: str, path: str, threads: int, range_size: int, read_size: int) -> None:
-        stat = self.client.stat_object(self.bucket, key)
+        try:
+            stat = self.client.stat_object(self.bucket, key)
+        except S3Error as exc:
+            if exc.code in MISSING:
+                raise missing(key, exc) from None
+            raise
         size, etag = int(stat.size), stat.etag
         starts = list(range(0, size, range_size)) or [0]
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -238,7 +253,7 @@ class ObjectStore:
         try:
             return self.client.stat_object(self.bucket, key).size
         except S3Error as exc:
-            if exc.code in ("NoSuchKey", "NotFound", "NoSuchObject"):
+            if exc.code in MISSING:
                 return None
             raise
 

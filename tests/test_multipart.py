@@ -13,11 +13,11 @@ from urllib.parse import parse_qs, urlsplit
 import ckanapi
 import pytest
 import requests
-from minio.error import S3Error
 
 from catalog.cli.client import ApiError, Client, UploadInterrupted
 from catalog.cli.client import push as client_push
 from catalog.cli.resume import UploadState
+from catalog.core.errors import StoredDataMissing
 from catalog.storage.objects import MIB, ObjectStore
 from tests.conftest import RunningMosu, s3_settings, wait_for_ingest
 
@@ -357,7 +357,7 @@ def test_download_in_parallel_ranges_is_byte_exact(store, tmp_path):
 
 
 def test_download_of_a_missing_object_raises_and_leaves_no_file(store, tmp_path):
-    with pytest.raises(S3Error):
+    with pytest.raises(StoredDataMissing, match="^The stored data of this version is missing from object storage"):
         store.download("raw/none", str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
 

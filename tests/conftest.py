@@ -210,7 +210,26 @@ def kill_group(proc: subprocess.Popen) -> None:
 
 
 def start_mosu(data_dir: Path, env_extra: dict[str, str], settings: Settings,
-               args: tuple[str, ...] = ()) -> RunningMosu:
+               args: tuple[str, ...] = (), attempts: int = 3) -> RunningMosu:
+    """Start ``mosu up`` on a free port and wait until it answers. The port is found free by binding
+    port 0 and letting it go, so another process (a server of another test process) may take it
+    before ``mosu up`` binds it; ``mosu up`` then exits saying the address is in use, and it is
+    started again on another port, up to ``attempts`` times."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return _start_mosu_once(data_dir, env_extra, settings, args)
+        except PortTaken:
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
+
+
+class PortTaken(RuntimeError):
+    """``mosu up`` could not listen on the port it was given: another process took it first."""
+
+
+def _start_mosu_once(data_dir: Path, env_extra: dict[str, str], settings: Settings,
+                     args: tuple[str, ...]) -> RunningMosu:
     port = free_port()
     # MOSU_STATE_DIR: a `mosu push` run by a test remembers its uploads here, not in the runner's home.
     env = {**clean_env(), "MOSU_DATA_DIR": str(data_dir), "MOSU_STATE_DIR": str(data_dir.parent / "push-state"),
@@ -224,7 +243,14 @@ def start_mosu(data_dir: Path, env_extra: dict[str, str], settings: Settings,
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"mosu up exited with {proc.returncode}:\n{log.read_text()}")
+            said = log.read_text()
+            error = PortTaken if f"cannot listen on 127.0.0.1:{port}: Address already in use" in said else RuntimeError
+            raise error(f"mosu up exited with {proc.returncode}:\n{said}")
+        # Only once this server says it listens (it bound the port): before that, an answer on the
+        # port may come from another test process's server that took the port first.
+        if f"Mosu is running at {url}/" not in log.read_text(errors="replace"):
+            time.sleep(0.2)
+            continue
         try:
             if requests.get(url + "/api/3/action/status_show", timeout=2).ok:
                 return RunningMosu(url, settings, env, proc, log)

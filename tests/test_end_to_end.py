@@ -109,6 +109,48 @@ def test_up_refuses_a_port_in_use(tmp_path):
     assert _weed_processes(tmp_path / "d") == []
 
 
+def test_the_test_servers_start_again_when_their_port_is_taken_first(s3, tmp_path, monkeypatch):
+    """The suite's own helper: a port found free can be taken by another test process's server before
+    ``mosu up`` binds it. The server already there, which answers ``status_show`` too, is not taken
+    for the one started; the start is made again on another port."""
+    import http.server
+    import threading
+
+    import tests.conftest as conftest
+
+    class Impostor(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            body = b'{"success": true, "result": {"site_title": "another server"}}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Impostor)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    taken = other.server_address[1]
+    try:
+        ports = iter([taken, free_port()])
+        monkeypatch.setattr(conftest, "free_port", lambda: next(ports))
+        settings = conftest.s3_settings(s3, tmp_path / "data")
+        running = conftest.start_mosu(tmp_path / "data", {k: v for k, v in settings.to_env().items()
+                                                          if k != "MOSU_DATA_DIR"}, settings)
+    finally:
+        other.shutdown()
+        other.server_close()
+    try:
+        assert running.url != f"http://127.0.0.1:{taken}"
+        refused = (tmp_path / f"mosu-{taken}.log").read_text()
+        assert f"cannot listen on 127.0.0.1:{taken}: Address already in use" in refused
+        assert running.ckan().action.status_show()["site_title"] != "another server"
+    finally:
+        running.stop()
+
+
 def test_up_refuses_an_unwritable_data_dir(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")

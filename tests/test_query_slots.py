@@ -12,6 +12,7 @@ import requests
 
 from catalog.core.errors import TooManyRequests
 from catalog.datastore.slots import QuerySlots
+from tests.conftest import ENDLESS_SQL
 
 
 def _waiter(slots: QuerySlots, caller: str) -> tuple[threading.Thread, dict]:
@@ -109,8 +110,6 @@ def test_a_waiting_caller_whose_other_query_took_its_last_slot_is_refused():
 
 # -- over HTTP, against ``mosu up`` ----------------------------------------------------------------
 
-# Hours of work: only its time limit stops it (test_sql's ENDLESS).
-ENDLESS = "SELECT count(*) FROM range(1000000) a, range(10000000) b WHERE (a.range+b.range)%7=3"
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +130,7 @@ def test_over_http_a_query_waits_for_the_site_slot_and_one_past_the_queue_is_ref
         return answers[name]
 
     def heavy() -> threading.Thread:
-        thread = threading.Thread(target=send, args=("a", ENDLESS))
+        thread = threading.Thread(target=send, args=("a", ENDLESS_SQL))
         thread.start()
         return thread
 

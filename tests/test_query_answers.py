@@ -10,22 +10,24 @@ hidden column.
 """
 from __future__ import annotations
 
+import html
 import io
 
 import pytest
+import requests
 from sqlalchemy import func, select
 
 from catalog.actions import call
 from catalog.actions.datastore import datastore_export
 from catalog.actions.sql import datastore_sql_export
-from catalog.core.errors import StoredDataMissing, http_status
+from catalog.core.errors import QueryRejected, StoredDataMissing, http_status
 from catalog.datastore import answers, searchspec
 from catalog.datastore.tablecache import ROW_ID, TableRef
 from catalog.db.models import AuditEvent, Resource, ResourceVersion
 from catalog.platform import Platform
 from catalog.versions.uploads import Upload
 from ingest.worker import Worker
-from tests.conftest import restricted_dataset, s3_settings
+from tests.conftest import restricted_dataset, s3_settings, upload
 
 CSV = b"city,value,secret\n" + b"".join(f"{c},{i},s{i}\n".encode() for i, c in enumerate(["Oslo", "Lima", "Pune"] * 4))
 
@@ -79,13 +81,26 @@ def test_a_scoped_reference_never_reaches_a_hidden_column(world):
     result, total = answers.search(query, ref, spec)
     assert (result.names, total) == ([ROW_ID, "city"], 12)
     assert [row[1] for row in result.rows] == ["Pune", "Pune", "Pune"]
-    failed = None
-    try:
+    with pytest.raises(QueryRejected, match="secret") as failed:
         answers.sql(query, {"t": ref}, "SELECT secret FROM t", max_rows=10)
-    except Exception as exc:  # noqa: BLE001 - the message is what is checked
-        failed = exc
-    assert failed is not None and "secret" in str(failed) and "s1" not in str(failed)
+    assert "s1" not in str(failed.value)
     whole = answers.sql(query, {"t": TableRef(key)}, "SELECT count(DISTINCT secret) FROM t", max_rows=10)
     assert whole.rows == [(12,)]
     reader = answers.export_sql(query, {"t": ref}, "SELECT * FROM t", slot=None)
     assert reader.read_all().column_names == [ROW_ID, "city"]
+
+
+def test_over_http_a_missing_version_is_a_503_with_its_message_on_the_api_and_the_page(mosu):
+    admin = mosu.admin_with_dataset("qa-gone")
+    rid = upload(admin, CSV, "gone.csv", dataset="qa-gone")["id"]
+    platform = mosu.inspect()
+    with platform.read() as s:
+        key = s.get(ResourceVersion, s.get(Resource, rid).current_version_id).parquet_key
+    platform.store.remove(key)
+    message = "The stored data of this version is missing from object storage, so it cannot be served"
+    api = requests.get(f"{mosu.url}/api/3/action/datastore_search", params={"resource_id": rid}, timeout=30)
+    assert api.status_code == 503, api.text[:300]
+    assert api.json()["error"]["message"].startswith(message) and key not in api.text
+    page = requests.get(f"{mosu.url}/dataset/qa-gone/resource/{rid}", timeout=30)
+    assert page.status_code == 503, page.text[:300]
+    assert message in html.unescape(page.text) and key not in page.text and "Traceback" not in page.text
